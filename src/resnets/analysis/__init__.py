@@ -1,0 +1,1 @@
+"""The paper's analyses: figures, layer responses, gradient flow."""

@@ -1,0 +1,125 @@
+"""Figures in the style of the paper: training error thin, validation error bold, vs iterations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash; the checkpoint decides what counts
+    return rows
+
+
+def _draw(ax, rows: list[dict[str, Any]], label: str, color) -> None:
+    steps = [r["step"] for r in rows]
+    tr = [100 * r["train_err"] for r in rows]
+    ax.plot(steps, tr, color=color, lw=0.8, ls="--", alpha=0.9)
+    val = [(r["step"], 100 * r["val_err"]) for r in rows if r.get("val_err") is not None]
+    if val:
+        ax.plot(*zip(*val), color=color, lw=2.2, label=label)
+    else:
+        ax.plot([], [], color=color, lw=2.2, label=label)
+
+
+def plot_curves(runs: dict[str, list[dict[str, Any]]], out: str | Path, title: str = "") -> Path:
+    """One panel: each run's training error (dashed, thin) and validation error (bold)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    colors = plt.cm.tab10(np.arange(10))
+    for i, (label, rows) in enumerate(runs.items()):
+        _draw(ax, rows, label, colors[i % 10])
+    _style(ax, title)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_panels(
+    panels: Sequence[tuple[str, dict[str, list[dict[str, Any]]]]], out: str | Path
+) -> Path:
+    """Side-by-side panels (e.g. the paper's Fig. 6: plain left, residual right), shared y axis."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=120, sharey=True)
+    axes = np.atleast_1d(axes)
+    colors = plt.cm.tab10(np.arange(10))
+    for ax, (title, runs) in zip(axes, panels):
+        for i, (label, rows) in enumerate(runs.items()):
+            _draw(ax, rows, label, colors[i % 10])
+        _style(ax, title)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
+
+
+def _style(ax, title: str) -> None:
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("error (%)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(
+        loc="upper right", fontsize=8, title="bold: validation, dashed: training", title_fontsize=7
+    )
+    ax.set_ylim(bottom=0)
+
+
+def plot_confusion(
+    confusion: np.ndarray, classes: list[str], out: str | Path, title: str = ""
+) -> Path:
+    plt = _plt()
+    k = len(classes)
+    size = max(4.0, min(14.0, 0.45 * k + 2))
+    fig, ax = plt.subplots(figsize=(size, size), dpi=110)
+    totals = confusion.sum(1, keepdims=True)
+    norm = confusion / np.maximum(totals, 1)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if k <= 30:
+        ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), classes, fontsize=7)
+        if k <= 15:
+            for i in range(k):
+                for j in range(k):
+                    if confusion[i, j]:
+                        ax.text(
+                            j,
+                            i,
+                            int(confusion[i, j]),
+                            ha="center",
+                            va="center",
+                            fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black",
+                        )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (row-normalised colour, counts)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)

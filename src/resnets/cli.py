@@ -1,0 +1,389 @@
+"""The ``resnets`` command line: train, eval, predict, models, summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from .errors import ResnetsError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One ``--name`` option per TrainConfig field (any recipe field is overridable)."""
+    from .train.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    common = {
+        "model",
+        "data",
+        "recipe",
+        "epochs",
+        "iters",
+        "batch_size",
+        "lr",
+        "seed",
+        "device",
+        "workers",
+        "val_split",
+    }
+    g1 = p.add_argument_group("common options")
+    g2 = p.add_argument_group("every other config field (see docs/config.md)")
+    for f in fields(TrainConfig):
+        typ = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        group = g1 if f.name in common else g2
+        default = f.default if f.default is not f.default_factory else None  # type: ignore[comparison-overlap]
+        meta = (
+            "BOOL"
+            if typ is bool
+            else ("LIST" if typing.get_origin(typ) is list else f.name.split("_")[-1].upper())
+        )
+        group.add_argument(
+            flag,
+            dest=f"cfg_{f.name}",
+            default=None,
+            metavar=meta,
+            help=f"(recipe default; base {default!r})"
+            if f.name != "recipe"
+            else "named recipe: digits (default), he2015-cifar, he2015-imagenet, quick",
+        )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import build_config, train
+    from .train.config import parse_set, read_config_file
+    from .train.trainer import TrainingInterrupted
+
+    cli = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    file_values = read_config_file(args.config) if args.config else {}
+    recipe = cli.pop("recipe", None)
+    strings = dict(cli)
+    strings.update(parse_set(args.set or []))
+    # --epochs replaces the recipe's iteration count (and --iters the epochs)
+    cli_typed = {}
+    if "epochs" in strings and "iters" not in strings:
+        cli_typed["iters"] = 0
+    if "iters" in strings and "epochs" not in strings:
+        cli_typed["epochs"] = 0.0
+    cfg = build_config(recipe, file_values, cli_typed, strings)
+    command = "resnets " + " ".join(sys.argv[1:]) if sys.argv else None
+    try:
+        res = train(
+            cfg, args.out, resume=args.resume, progress=not args.no_progress, command=command
+        )
+    except TrainingInterrupted as e:
+        print(f"resnets: {e}", file=sys.stderr)
+        return e.exit_code
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_dir": str(res.run_dir),
+                    "val_err": res.final_val_err,
+                    "best_val_err": res.best_val_err,
+                    "train_err": res.final_train_err,
+                    "iters": res.iters,
+                    "wall_time": res.wall_time,
+                }
+            )
+        )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .analysis.plots import plot_confusion
+    from .eval import load_for_inference, score
+    from .train.trainer import pick_device, use_bf16
+
+    device = pick_device(args.device)
+    lm = load_for_inference(args.weights, model=args.model, device=device)
+    res, data = score(
+        lm,
+        args.data,
+        subset=args.subset,
+        ten_crop=args.ten_crop,
+        batch_size=args.batch_size,
+        device=device,
+        bf16=use_bf16(args.precision, device),
+        skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )
+    wdir = Path(args.weights)
+    out = (
+        Path(args.out)
+        if args.out
+        else (wdir if wdir.is_dir() else Path(".")) / f"eval-{Path(args.data.split(':')[0]).name}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    per_class = res.per_class()
+    png = plot_confusion(
+        res.confusion,
+        lm.classes,
+        out / "confusion.png",
+        title=f"{lm.meta.get('model')} on {args.data}: top-1 {res.top1:.2%}",
+    )
+    report = {
+        "top1": res.top1,
+        "top5": res.top5,
+        "n": res.n,
+        "loss": res.loss,
+        "ten_crop": bool(args.ten_crop),
+        "subset": args.subset,
+        "data": args.data,
+        "per_class": {c: (None if a != a else float(a)) for c, a in zip(lm.classes, per_class)},
+        "confusion_png": str(png),
+    }
+    (out / "eval.json").write_text(json.dumps(report, indent=2))
+    if not args.json or args.verbose:
+        print(
+            f"{lm.meta.get('model')} on {args.data} ({args.subset}, {res.n} images"
+            f"{', 10-crop' if args.ten_crop else ''}):"
+        )
+        print(f"  top-1 accuracy {res.top1:.2%}  (error {1 - res.top1:.2%})")
+        print(f"  top-5 accuracy {res.top5:.2%}")
+        width = max(len(c) for c in lm.classes)
+        for c, a in zip(lm.classes, per_class):
+            print(f"    {c:<{width}}  {'n/a' if a != a else f'{a:.2%}'}")
+        print(f"  confusion matrix: {png}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "top1": res.top1,
+                    "top5": res.top5,
+                    "n": res.n,
+                    "ten_crop": bool(args.ten_crop),
+                    "confusion_png": str(png),
+                }
+            )
+        )
+    del torch
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .eval import load_for_inference, predict
+    from .train.trainer import pick_device
+
+    lm = load_for_inference(args.weights, model=args.model, device=pick_device(args.device))
+    results = predict(lm, args.images, topk=args.topk)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for r in results:
+        print(r["image"])
+        for t in r["top"]:
+            print(f"  {t['prob']:7.2%}  {t['class']}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .models import count_macs, count_params, create_model, get_spec, list_models
+    from .models.summary import human
+
+    names = list_models(args.pattern)
+    rows = []
+    for n in names:
+        spec = get_spec(n)
+        if args.no_macs:
+            m = create_model(n)
+            rows.append(
+                (
+                    n,
+                    spec.family,
+                    spec.depth,
+                    "residual" if spec.residual else "plain",
+                    count_params(m),
+                    None,
+                )
+            )
+            continue
+        m = create_model(n)
+        s = spec.default_image_size
+        rows.append(
+            (
+                n,
+                spec.family,
+                spec.depth,
+                "residual" if spec.residual else "plain",
+                count_params(m),
+                count_macs(m, (1, 3, s, s)),
+            )
+        )
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    dict(name=r[0], family=r[1], depth=r[2], kind=r[3], params=r[4], macs=r[5])
+                    for r in rows
+                ]
+            )
+        )
+        return 0
+    print(
+        f"{'model':<12} {'family':<9} {'depth':>5} {'kind':<9} {'params':>12} {'MACs':>10}  input"
+    )
+    for n, fam, d, kind, p, macs in rows:
+        s = get_spec(n).default_image_size
+        print(
+            f"{n:<12} {fam:<9} {d:>5} {kind:<9} {p:>12,} {human(macs) if macs else '-':>10}  3x{s}x{s}"
+        )
+    print("\nAny CIFAR depth 6n+2 also works: resnet8, plain14, cifar_resnet50, ...")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from .models import create_model, format_summary, get_spec, summarize
+
+    spec = get_spec(args.model)
+    m = create_model(
+        args.model, num_classes=args.num_classes, in_chans=args.in_chans, shortcut=args.shortcut
+    )
+    size = args.image_size or spec.default_image_size
+    rows = summarize(m, size)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    dict(stage=r.name, output=list(r.output_shape), params=r.params, macs=r.macs)
+                    for r in rows
+                ]
+            )
+        )
+    else:
+        print(format_summary(spec.name, rows, size))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    ap = argparse.ArgumentParser(
+        prog="resnets",
+        description="Deep Residual Networks (He et al., 2015): train, evaluate, predict, analyse.",
+    )
+    ap.add_argument("--version", action="version", version=f"resnets {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        help="train a model (default: ResNet-20 on the bundled digits, ~15 s)",
+        description="Train a model. With no options: the 'digits' recipe.",
+    )
+    p.add_argument(
+        "--out", metavar="RUN_DIR", help="new run directory (default runs/<model>-<data>-<time>)"
+    )
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped"
+    )
+    p.add_argument("--config", metavar="FILE", help="JSON or TOML file of config keys")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_config_options(p)
+    p.set_defaults(fn=_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and a confusion matrix")
+    p.add_argument("--weights", required=True, metavar="RUN_DIR|FILE")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="SPEC",
+        help="digits | cifar10[:PATH] | cifar100[:PATH] | folder",
+    )
+    p.add_argument(
+        "--subset",
+        choices=("all", "val", "train"),
+        default="all",
+        help="all images (CIFAR: the test split), or the val/train split held out in training",
+    )
+    p.add_argument("--ten-crop", action="store_true", help="10-crop testing (paper section 3.4)")
+    p.add_argument(
+        "--model", help="architecture, for weights files without resnets metadata (torchvision's)"
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32")
+    p.add_argument(
+        "--skip-bad", action="store_true", help="skip unreadable images (listed) instead of failing"
+    )
+    p.add_argument("--out", metavar="DIR", help="where to write confusion.png and eval.json")
+    p.add_argument(
+        "--json", action="store_true", help="last line: one JSON object with top1, top5, n"
+    )
+    p.add_argument("--verbose", action="store_true", help="with --json, also print the table")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_eval)
+
+    p = sub.add_parser("predict", help="top-k classes of image files")
+    p.add_argument("--weights", required=True, metavar="RUN_DIR|FILE")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--model", help="architecture, for weights files without resnets metadata")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_predict)
+
+    p = sub.add_parser("models", help="list the models with parameters and MACs")
+    p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")
+    p.add_argument("--no-macs", action="store_true", help="skip counting MACs (faster)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_models)
+
+    p = sub.add_parser("summary", help="per-stage output shapes, parameters and MACs of a model")
+    p.add_argument("model")
+    p.add_argument("--image-size", type=int, default=0)
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--in-chans", type=int, default=3)
+    p.add_argument("--shortcut", choices=("A", "B", "C"), default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_summary)
+
+    _add_extra_commands(sub)
+    return ap
+
+
+def _add_extra_commands(sub) -> None:
+    """Commands of the analysis and deploy stages, registered by their modules."""
+    for mod in ("resnets.analysis.cli",):
+        try:
+            module = __import__(mod, fromlist=["register"])
+        except ImportError:
+            continue
+        module.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.fn(args) or 0)
+    except ResnetsError as e:
+        print(f"resnets: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("resnets: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `resnets models | head`
+        return 0
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

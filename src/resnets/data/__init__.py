@@ -1,0 +1,22 @@
+"""Data: sources (digits, CIFAR archives, image folders), decoded cache, splits, batches."""
+
+from .augment import center_crop, cifar_train, resized_crop_train, ten_crop
+from .images import decode_image
+from .pipeline import AugmentSpec, BatchStream, channel_stats, seed_for, stratified_split
+from .sources import ImageSet, load_dataset, parse_spec
+
+__all__ = [
+    "AugmentSpec",
+    "BatchStream",
+    "ImageSet",
+    "center_crop",
+    "channel_stats",
+    "cifar_train",
+    "decode_image",
+    "load_dataset",
+    "parse_spec",
+    "resized_crop_train",
+    "seed_for",
+    "stratified_split",
+    "ten_crop",
+]

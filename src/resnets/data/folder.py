@@ -1,0 +1,224 @@
+"""Class-folder data sets decoded once into a memory-mapped uint8 cache.
+
+The cache key is a SHA-256 over every file's relative path and bytes plus the decode settings,
+so a changed, added or removed image gives a new cache, and an unchanged folder is never decoded
+again. The cache lives in ``$RESNETS_CACHE`` (default ``~/.cache/resnets/decoded``) as
+``<key>/images.u8`` (raw ``N x H x W x 3``) and ``<key>/meta.json``; it is written to a temporary
+folder and renamed into place, so an interrupted build leaves no half cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .images import decode_image, resize_short_center_crop
+from .sources import ImageSet
+
+CACHE_ENV = "RESNETS_CACHE"
+CACHE_VERSION = 1
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "resnets" / "decoded"))
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Sorted class names and ``(path, label)`` of every non-hidden file below each class folder."""
+    if not root.exists():
+        raise DataError(f"{root}: no such data folder")
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: not a folder (expected ROOT/<class>/<image> or a known data set name)"
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class subfolders (expected ROOT/<class>/<image>)")
+    files: list[tuple[Path, int]] = []
+    for label, c in enumerate(classes):
+        found = sorted(
+            p
+            for p in (root / c).rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+        if not found:
+            raise DataError(f"{root / c}: empty class folder (class {c!r} has no files)")
+        files.extend((p, label) for p in found)
+    return classes, files
+
+
+def _decode_one(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+    path, size = args
+    try:
+        arr = decode_image(path)
+    except DataError as e:
+        return None, str(e)
+    if size:
+        arr = resize_short_center_crop(arr, size)
+    return arr, None
+
+
+def _hash_files(root: Path, files: list[tuple[Path, int]], settings: dict) -> str:
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for p, label in files:
+        h.update(f"{p.relative_to(root).as_posix()}\0{label}\0".encode())
+        try:
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+        except OSError as e:
+            raise DataError(f"{p}: cannot read file ({e.strerror or e})") from None
+    return h.hexdigest()
+
+
+def _probe_size(files: list[tuple[Path, int]], sample: int = 64) -> int:
+    """0 if the sampled images all have one square size (keep it), else 256 (resize)."""
+    from PIL import Image
+
+    sizes = Counter()
+    step = max(1, len(files) // sample)
+    for p, _ in files[::step]:
+        try:
+            with Image.open(p) as im:
+                sizes[im.size] += 1
+        except Exception:  # bad files are reported by the decode pass
+            continue
+    if len(sizes) == 1:
+        ((w, h),) = sizes
+        if w == h:
+            return 0
+    return 256
+
+
+def load_folder(
+    root: Path,
+    *,
+    image_size: int = 0,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    cache: bool = True,
+    progress: bool = True,
+) -> ImageSet:
+    """Decode a class-folder data set (through the cache) to uint8 RGB.
+
+    Args:
+        root: folder with one subfolder per class.
+        image_size: resize the shorter side to this and center-crop a square; 0 keeps the native
+            size when every image has the same square size, and uses 256 otherwise.
+        skip_bad: skip unreadable files (and list them in ``ImageSet.skipped``) instead of failing.
+        workers: decoding processes (default: all cores).
+        cache: read/write the decoded cache.
+    """
+    root = Path(root).expanduser().resolve()
+    classes, files = scan_folder(root)
+    size = image_size or _probe_size(files)
+    settings = {"v": CACHE_VERSION, "size": size, "skip_bad": skip_bad}
+    key = _hash_files(root, files, settings)
+    cdir = cache_root() / key
+    if cache and (cdir / "meta.json").is_file():
+        try:
+            return _open_cache(cdir, root)
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(cdir, ignore_errors=True)  # a damaged cache is rebuilt
+
+    n = len(files)
+    workers = max(1, workers or os.cpu_count() or 1)
+    decoded: list[np.ndarray | None] = [None] * n
+    errors: list[str] = []
+    jobs = [(str(p), size) for p, _ in files]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"decode {root.name}", unit="img", leave=False)
+    if workers > 1 and n > 256:
+        with ProcessPoolExecutor(workers) as ex:
+            results = ex.map(_decode_one, jobs, chunksize=256)
+            for i, (arr, err) in enumerate(results):
+                decoded[i] = arr
+                if err:
+                    errors.append(err)
+                if bar:
+                    bar.update(1)
+    else:
+        for i, job in enumerate(jobs):
+            decoded[i], err = _decode_one(job)
+            if err:
+                errors.append(err)
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    if errors and not skip_bad:
+        more = (
+            f" (and {len(errors) - 1} more bad files; --skip-bad skips them)"
+            if len(errors) > 1
+            else ""
+        )
+        raise DataError(errors[0] + more)
+    keep = [i for i in range(n) if decoded[i] is not None]
+    if not keep:
+        raise DataError(f"{root}: no readable images")
+    shapes = Counter(decoded[i].shape for i in keep)  # type: ignore[union-attr]
+    if len(shapes) > 1:
+        raise DataError(
+            f"{root}: images have different sizes {sorted(shapes)[:3]}; pass --image-size"
+        )
+    (shape,) = shapes
+    labels = np.array([files[i][1] for i in keep], dtype=np.int64)
+    counts = np.bincount(labels, minlength=len(classes))
+    for c, k in zip(classes, counts):
+        if k == 0:
+            raise DataError(f"{root / c}: no readable images in class {c!r}")
+    rel = [files[i][0].relative_to(root).as_posix() for i in keep]
+    skipped = [e for e in errors]
+    meta = {
+        "version": CACHE_VERSION,
+        "root": str(root),
+        "shape": [len(keep), *shape],
+        "classes": classes,
+        "labels": labels.tolist(),
+        "paths": rel,
+        "skipped": skipped,
+    }
+    if not cache:
+        images = np.stack([decoded[i] for i in keep])  # type: ignore[misc]
+        return ImageSet(images, labels, classes, root.name, key, rel, skipped)
+
+    cdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cdir.parent))
+    try:
+        mm = np.lib.format.open_memmap(
+            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *shape)
+        )
+        for j, i in enumerate(keep):
+            mm[j] = decoded[i]
+        mm.flush()
+        del mm
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, cdir)
+        except OSError:  # another process built the same cache first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _open_cache(cdir, root)
+
+
+def _open_cache(cdir: Path, root: Path) -> ImageSet:
+    meta = json.loads((cdir / "meta.json").read_text())
+    images = np.load(cdir / "images.npy", mmap_mode="r")
+    if list(images.shape) != meta["shape"]:
+        raise ValueError("cache shape mismatch")
+    labels = np.asarray(meta["labels"], dtype=np.int64)
+    return ImageSet(
+        images, labels, meta["classes"], root.name, cdir.name, meta["paths"], meta["skipped"]
+    )

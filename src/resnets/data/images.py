@@ -1,0 +1,115 @@
+"""Reading one image file into correct 8-bit RGB, or a :class:`DataError` naming the file.
+
+Handles what real folders contain: grayscale, palette and palette-with-transparency, RGBA and LA
+(composited over white, not just dropped), CMYK, 16-bit and 32-bit integer and float images, EXIF
+orientation, and rejects truncated, empty, non-image files and decompression bombs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DataError
+
+#: Images with more pixels than this are refused as possible decompression bombs.
+MAX_PIXELS = 64_000_000
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 257.0  # 0..65535 -> 0..255
+        elif mode == "I":
+            hi = arr.max() if arr.size else 0
+            arr = arr / 257.0 if hi > 255 else arr
+        else:  # float images: 0..1 or 0..255
+            hi = arr.max() if arr.size else 0
+            arr = arr * 255.0 if hi <= 1.0 else arr
+        g = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    if mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return np.asarray(img)
+
+
+def decode_image(data: bytes | str | os.PathLike, name: str | None = None) -> np.ndarray:
+    """Decode an image (a path or its bytes) to an ``(H, W, 3)`` uint8 RGB array.
+
+    Raises:
+        DataError: for an empty, truncated, corrupt or non-image input, or a decompression bomb.
+    """
+    label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
+    if not isinstance(data, bytes):
+        try:
+            data = Path(data).read_bytes()
+        except OSError as e:
+            raise DataError(f"{label}: cannot read file ({e.strerror or e})") from None
+    if len(data) == 0:
+        raise DataError(f"{label}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise DataError(
+                        f"{label}: {w}x{h} pixels exceeds the limit of {MAX_PIXELS:,} "
+                        "(possible decompression bomb)"
+                    )
+                if w == 0 or h == 0:
+                    raise DataError(f"{label}: image has zero size")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                arr = _to_rgb(img)
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        raise DataError(f"{label}: not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{label}: refused as a possible decompression bomb ({e})") from None
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        TypeError,
+        KeyError,
+        struct.error,
+        MemoryError,
+        ZeroDivisionError,
+        RuntimeError,
+    ) as e:
+        msg = str(e) or type(e).__name__
+        raise DataError(f"{label}: corrupt or truncated image ({msg})") from None
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise DataError(f"{label}: could not convert to 8-bit RGB (got {arr.dtype} {arr.shape})")
+    return np.ascontiguousarray(arr)
+
+
+def resize_short_center_crop(arr: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the shorter side is ``size`` (bilinear, antialiased), then center-crop square."""
+    h, w = arr.shape[:2]
+    if (h, w) == (size, size):
+        return arr
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    img = Image.fromarray(arr).resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.asarray(img)[top : top + size, left : left + size]

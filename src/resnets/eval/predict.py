@@ -1,0 +1,177 @@
+"""Scoring a data set and predicting single images with a trained model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import augment as A
+from ..data.images import decode_image, resize_short_center_crop
+from ..data.pipeline import stratified_split
+from ..data.sources import ImageSet, load_dataset, parse_spec
+from ..errors import DataError, WeightsError
+from ..models.weights import load_model
+from .metrics import EvalResult, evaluate
+
+# torchvision's ImageNet normalisation, for weights that carry none (0..255 units)
+IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    meta: dict[str, Any]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    image_size: int
+    eval_size: int
+    in_chans: int
+    pad: int = 4
+
+
+def load_for_inference(
+    weights: str | os.PathLike, *, model: str | None = None, device: torch.device | str = "cpu"
+) -> LoadedModel:
+    net, meta = load_model(weights, model=model)
+    net = net.to(device).eval()
+    k = net.num_classes
+    classes = list(meta.get("classes") or [str(i) for i in range(k)])
+    if len(classes) != k:
+        raise WeightsError(
+            f"{weights}: metadata lists {len(classes)} classes but the model has {k} outputs"
+        )
+    foreign = "mean" not in meta
+    return LoadedModel(
+        model=net,
+        meta=meta,
+        classes=classes,
+        mean=list(meta.get("mean") or IMAGENET_MEAN),
+        std=list(meta.get("std") or IMAGENET_STD),
+        image_size=int(meta.get("image_size") or (256 if foreign else 0)),
+        eval_size=int(meta.get("eval_size") or (224 if foreign else 0)),
+        in_chans=net.in_chans,
+        pad=int(meta.get("pad", 4)),
+    )
+
+
+def check_classes(data: ImageSet, classes: list[str], label: str) -> None:
+    """The data's classes must be the model's, in the same order."""
+    if list(data.classes) == list(classes):
+        return
+    only_data = [c for c in data.classes if c not in classes]
+    only_model = [c for c in classes if c not in data.classes]
+    if not only_data and not only_model:
+        raise DataError(f"{label}: classes are the model's but in another order")
+    parts = []
+    if only_data:
+        parts.append(f"in the data only: {only_data[:10]}")
+    if only_model:
+        parts.append(f"in the model only: {only_model[:10]}")
+    raise DataError(
+        f"{label}: class lists differ between the model and the data ({'; '.join(parts)})"
+    )
+
+
+def score(
+    lm: LoadedModel,
+    data_spec: str,
+    *,
+    subset: str = "all",
+    ten_crop: bool = False,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    bf16: bool = False,
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> tuple[EvalResult, ImageSet]:
+    """Evaluate a loaded model on a data spec.
+
+    ``subset``: ``all`` (every image; for CIFAR the official test split), or ``val``/``train``:
+    the split held out during training, recomputed from the seed stored with the weights (the
+    data must be the one trained on).
+    """
+    kind, _ = parse_spec(data_spec)
+    split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
+    data = load_dataset(
+        data_spec, split, image_size=lm.image_size, skip_bad=skip_bad, progress=progress
+    )
+    if data.channels != lm.in_chans:
+        raise DataError(
+            f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
+        )
+    check_classes(data, lm.classes, data_spec)
+    if subset == "all":
+        idx = np.arange(len(data))
+    else:
+        sp = lm.meta.get("split")
+        if not sp:
+            raise WeightsError(
+                "--subset val/train needs weights trained by resnets (they record the split)"
+            )
+        if lm.meta.get("data_fingerprint") and lm.meta["data_fingerprint"] != data.fingerprint:
+            raise DataError(
+                f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
+            )
+        tr, va = stratified_split(data.labels, sp["val_split"], sp["seed"])
+        idx = va if subset == "val" else tr
+    res = evaluate(
+        lm.model,
+        data.images,
+        data.labels,
+        idx,
+        mean=lm.mean,
+        std=lm.std,
+        num_classes=len(lm.classes),
+        batch_size=batch_size,
+        device=device,
+        bf16=bf16,
+        eval_size=lm.eval_size,
+        ten_crop=ten_crop,
+        pad=lm.pad,
+        progress=progress,
+    )
+    return res, data
+
+
+def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
+    """One image file -> the normalised ``(1, C, H, W)`` tensor the model was trained on."""
+    arr = decode_image(path)
+    if lm.image_size:
+        arr = resize_short_center_crop(arr, lm.image_size)
+    if lm.in_chans == 1:  # luminance (ITU-R BT.601), as Pillow's "L"
+        gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        arr = np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None]
+    x = torch.from_numpy(np.ascontiguousarray(arr))[None]
+    xf = A.to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
+    if lm.eval_size:
+        xf = A.center_crop(xf, lm.eval_size)
+    return xf.contiguous()
+
+
+@torch.no_grad()
+def predict(lm: LoadedModel, paths: list[str], topk: int = 5) -> list[dict[str, Any]]:
+    """Top-k classes with probabilities for each image."""
+    out = []
+    dev = next(lm.model.parameters()).device
+    for p in paths:
+        x = preprocess(lm, p).to(dev)
+        probs = lm.model(x).float().softmax(1)[0]
+        k = min(topk, probs.numel())
+        vals, idx = probs.topk(k)
+        out.append(
+            {
+                "image": str(p),
+                "top": [
+                    {"class": lm.classes[i], "index": int(i), "prob": float(v)}
+                    for v, i in zip(vals.tolist(), idx.tolist())
+                ],
+            }
+        )
+    return out

@@ -1,0 +1,80 @@
+"""Per-stage shapes, parameters and multiply-accumulates of a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .resnet import ResNet
+
+
+@dataclass
+class StageInfo:
+    name: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and linear layers).
+
+    ``torch.utils.flop_counter`` counts 2 FLOPs per multiply-accumulate; we report MACs, the unit
+    of the paper's and torchvision's "FLOPs" (ResNet-50 at 224x224: 4.09 G).
+    """
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(input_shape)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def summarize(model: ResNet, image_size: int, batch: int = 1) -> list[StageInfo]:
+    """Shape, parameters and MACs of the stem, each stage and the head, for one input."""
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(batch, model.in_chans, image_size, image_size)
+    rows: list[StageInfo] = []
+
+    def run(name: str, modules: list[nn.Module], fn) -> None:
+        nonlocal x
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            x = fn(x)
+        params = sum(count_params(m) for m in modules)
+        rows.append(StageInfo(name, tuple(x.shape), params, counter.get_total_flops() // 2))
+
+    run("stem", [model.conv1, model.bn1], model.forward_stem)
+    for name, stage in zip(model.stage_names, model.stages()):
+        run(name, [stage], stage)
+    run("head", [model.fc], model.forward_head)
+    model.train(was_training)
+    return rows
+
+
+def format_summary(name: str, rows: list[StageInfo], image_size: int) -> str:
+    lines = [
+        f"{name} at {image_size}x{image_size}",
+        f"{'stage':<8} {'output':<20} {'params':>12} {'MACs':>14}",
+    ]
+    for r in rows:
+        lines.append(f"{r.name:<8} {str(list(r.output_shape)):<20} {r.params:>12,} {r.macs:>14,}")
+    total_p = sum(r.params for r in rows)
+    total_m = sum(r.macs for r in rows)
+    lines.append(f"{'total':<8} {'':<20} {total_p:>12,} {total_m:>14,}  ({human(total_m)}MACs)")
+    return "\n".join(lines)
+
+
+def human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} "

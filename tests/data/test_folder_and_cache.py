@@ -1,0 +1,77 @@
+"""Class folders, the decoded cache, bad files and skipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import resnets.data.folder as folder
+from resnets.data import load_dataset
+from resnets.errors import DataError
+from tests.conftest import make_image_folder
+
+
+def test_folder_loads_sorted_classes(image_folder):
+    d = load_dataset(str(image_folder), progress=False)
+    assert d.classes == ["cat", "dog", "frog"]
+    assert d.images.shape == (36, 16, 16, 3) and d.images.dtype == np.uint8
+    assert np.bincount(d.labels).tolist() == [12, 12, 12]
+    # the colour encodes the class: the right channel is bright
+    assert d.images[d.labels == 1][..., 1].mean() > 150
+
+
+def test_cache_is_reused_and_keyed_by_content(image_folder, monkeypatch):
+    first = load_dataset(str(image_folder), progress=False)
+    calls = []
+    real = folder._decode_one
+    monkeypatch.setattr(folder, "_decode_one", lambda a: calls.append(a) or real(a))
+    second = load_dataset(str(image_folder), progress=False)
+    assert calls == [] and second.fingerprint == first.fingerprint
+    assert isinstance(second.images, np.memmap)
+    np.testing.assert_array_equal(np.asarray(second.images), np.asarray(first.images))
+    # change one image's bytes: a new key, a new decode
+    Image.new("RGB", (16, 16), (0, 0, 0)).save(image_folder / "cat" / "000.jpg")
+    third = load_dataset(str(image_folder), progress=False)
+    assert third.fingerprint != first.fingerprint and len(calls) == 36
+
+
+def test_mixed_sizes_are_resized(tmp_path):
+    root = tmp_path / "mixed"
+    for c, size in (("a", (40, 30)), ("b", (20, 50))):
+        (root / c).mkdir(parents=True)
+        Image.new("RGB", size, (200, 10, 10)).save(root / c / "x.png")
+    d = load_dataset(str(root), image_size=24, progress=False)
+    assert d.images.shape == (2, 24, 24, 3)
+    d = load_dataset(str(root), progress=False)  # non-uniform -> 256 default
+    assert d.images.shape[1:] == (256, 256, 3)
+
+
+def test_bad_files_error_or_skip(image_folder):
+    (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (image_folder / "frog" / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"broken\.jpg.*\(and 1 more bad files"):
+        load_dataset(str(image_folder), progress=False)
+    d = load_dataset(str(image_folder), skip_bad=True, progress=False)
+    assert len(d) == 36 and len(d.skipped) == 2
+    assert any("empty.png" in s for s in d.skipped)
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(DataError, match="no such data folder"):
+        load_dataset(str(tmp_path / "nope"), progress=False)
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"")
+    with pytest.raises(DataError, match="no class subfolders"):
+        load_dataset(str(tmp_path / "flat"), progress=False)
+    root = make_image_folder(tmp_path / "ds", classes=("a", "b"), per_class=2)
+    (root / "c").mkdir()
+    with pytest.raises(DataError, match="empty class folder"):
+        load_dataset(str(root), progress=False)
+
+
+def test_parallel_decode_matches_serial(tmp_path):
+    root = make_image_folder(tmp_path / "big", classes=("a", "b"), per_class=150, size=8)
+    par = load_dataset(str(root), workers=2, cache=False, progress=False)
+    ser = load_dataset(str(root), workers=1, cache=False, progress=False)
+    np.testing.assert_array_equal(par.images, ser.images)

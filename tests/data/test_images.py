@@ -1,0 +1,126 @@
+"""Image decoding: every mode becomes correct RGB; bad files are clear errors naming the file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from resnets.data.images import decode_image, resize_short_center_crop
+from resnets.errors import DataError
+
+
+def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_grayscale_and_bilevel():
+    g = Image.fromarray(np.full((4, 5), 77, np.uint8), "L")
+    out = decode_image(_png(g))
+    assert out.shape == (4, 5, 3) and (out == 77).all()
+    b = Image.new("1", (3, 3), 1)
+    assert (decode_image(_png(b)) == 255).all()
+
+
+def test_palette_with_and_without_transparency():
+    p = Image.new("P", (2, 2))
+    p.putpalette([10, 20, 30] + [0] * 765)
+    assert (decode_image(_png(p)) == [10, 20, 30]).all()
+    t = Image.new("P", (2, 2))
+    t.putpalette([10, 20, 30] + [0] * 765)
+    data = _png(t, transparency=0)  # index 0 fully transparent -> white background
+    assert (decode_image(data) == 255).all()
+
+
+def test_rgba_is_composited_over_white():
+    a = np.zeros((2, 2, 4), np.uint8)
+    a[..., 0] = 200  # red
+    a[..., 3] = 128  # half transparent
+    out = decode_image(_png(Image.fromarray(a, "RGBA")))
+    # 200*a + 255*(1-a), a = 128/255
+    assert abs(int(out[0, 0, 0]) - 227) <= 1 and abs(int(out[0, 0, 1]) - 127) <= 1
+    la = Image.fromarray(
+        np.stack([np.full((2, 2), 0, np.uint8), np.zeros((2, 2), np.uint8)], -1), "LA"
+    )
+    assert (decode_image(_png(la)) == 255).all()  # fully transparent black -> white
+
+
+def test_cmyk_and_16_bit():
+    c = Image.new("CMYK", (2, 2), (0, 255, 255, 0))  # pure red in CMYK
+    out = decode_image(_png(c, "JPEG", quality=95))
+    assert out[0, 0, 0] > 200 and out[0, 0, 1] < 60
+    i16 = Image.fromarray(np.full((3, 3), 65535, np.uint16))
+    assert i16.mode.startswith("I;16")
+    assert (decode_image(_png(i16)) == 255).all()
+    half = Image.fromarray(np.full((3, 3), 32896, np.uint16))
+    assert (decode_image(_png(half)) == 128).all()
+
+
+def test_exif_orientation_is_applied():
+    arr = np.zeros((2, 4, 3), np.uint8)
+    arr[:, 0] = 255  # white left column
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    out = decode_image(_png(img, "JPEG", exif=exif.tobytes(), quality=100))
+    assert out.shape == (4, 2, 3)
+    assert out[0].mean() > 200  # the white column became the top row
+
+
+def test_bad_inputs_name_the_file(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty.jpg: empty file"):
+        decode_image(empty)
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    with pytest.raises(DataError, match="notes.jpg: not an image"):
+        decode_image(text)
+    good = _png(Image.new("RGB", (64, 64), (1, 2, 3)), "JPEG")
+    trunc = tmp_path / "trunc.jpg"
+    trunc.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match="trunc.jpg: corrupt or truncated"):
+        decode_image(trunc)
+    with pytest.raises(DataError, match="missing.png: cannot read"):
+        decode_image(tmp_path / "missing.png")
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    import resnets.data.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    with pytest.raises(DataError, match="decompression bomb"):
+        decode_image(_png(Image.new("L", (20, 20))), name="bomb.png")
+
+
+def test_resize_short_center_crop():
+    a = np.zeros((40, 80, 3), np.uint8)
+    out = resize_short_center_crop(a, 20)
+    assert out.shape == (20, 20, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2048))
+def test_fuzz_random_bytes_only_raise_data_error(data):
+    try:
+        out = decode_image(data, name="fuzz")
+    except DataError:
+        return
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(0, 400))
+def test_fuzz_corrupted_real_images(noise, where):
+    base = bytearray(_png(Image.new("RGB", (16, 16), (9, 99, 199)), "PNG"))
+    base[where % len(base) : where % len(base) + len(noise)] = noise
+    try:
+        decode_image(bytes(base), name="fuzz.png")
+    except DataError:
+        pass

@@ -1,0 +1,106 @@
+"""Splits, statistics, batch augmentations and the seeded batch stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from resnets.data import AugmentSpec, BatchStream, channel_stats, stratified_split
+from resnets.data import augment as A
+from resnets.errors import ConfigError
+
+
+def test_stratified_split_is_exact_seeded_and_disjoint():
+    labels = np.repeat(np.arange(10), 500)
+    tr, va = stratified_split(labels, 500, seed=3)
+    assert len(va) == 500 and len(tr) == 4500
+    assert np.bincount(labels[va]).tolist() == [50] * 10
+    assert not set(tr) & set(va)
+    tr2, va2 = stratified_split(labels, 500, seed=3)
+    np.testing.assert_array_equal(va, va2)
+    _, va3 = stratified_split(labels, 500, seed=4)
+    assert not np.array_equal(va, va3)
+    _, frac = stratified_split(labels, 0.1, seed=0)
+    assert len(frac) == 500
+    with pytest.raises(ConfigError):
+        stratified_split(labels, 5000, seed=0)
+
+
+def test_channel_stats():
+    imgs = np.zeros((4, 2, 2, 3), np.uint8)
+    imgs[..., 0] = [[[0]], [[0]], [[255]], [[255]]]  # type: ignore[index]
+    mean, std = channel_stats(imgs, np.arange(4))
+    assert mean[0] == pytest.approx(127.5) and std[0] == pytest.approx(127.5)
+    assert std[1] == 1.0  # constant channel: clamped, never divide by ~0
+
+
+def test_cifar_augment_is_a_shifted_flipped_copy():
+    x = (
+        torch.arange(32 * 32, dtype=torch.int32)
+        .view(1, 32, 32, 1)
+        .to(torch.uint8)
+        .repeat(64, 1, 1, 3)
+    )
+    g = torch.Generator().manual_seed(0)
+    y = A.cifar_train(x, g)
+    assert y.shape == x.shape and y.dtype == torch.uint8
+    # every output row equals a (possibly flipped) window of the zero-padded input
+    pad = torch.nn.functional.pad(x, (0, 0, 4, 4, 4, 4))
+    for i in range(8):
+        found = False
+        for oy in range(9):
+            for ox in range(9):
+                win = pad[i, oy : oy + 32, ox : ox + 32]
+                if torch.equal(win, y[i]) or torch.equal(win.flip(1), y[i]):
+                    found = True
+        assert found
+
+
+def test_resized_crop_and_ten_crop_shapes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 64, 64)
+    assert A.resized_crop_train(x, g, 48, mode="rrc").shape == (3, 3, 48, 48)
+    assert A.resized_crop_train(x, g, 48, mode="scale", short_side=(64, 96)).shape == (3, 3, 48, 48)
+    assert A.ten_crop(x, 56).shape == (10, 3, 3, 56, 56)
+    v = A.ten_crop(torch.rand(2, 3, 32, 32), 32)
+    assert v.shape == (10, 2, 3, 32, 32)
+    assert torch.equal(v[5], v[0].flip(-1))
+
+
+def _stream(workers: int) -> BatchStream:
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, 5, 300)
+    return BatchStream(
+        imgs,
+        labels,
+        np.arange(20, 300),
+        32,
+        seed=7,
+        mean=[100.0] * 3,
+        std=[50.0] * 3,
+        augment=AugmentSpec("cifar", pad=2),
+        workers=workers,
+    )
+
+
+def test_batches_are_a_pure_function_of_seed_epoch_step():
+    s0, s2 = _stream(0), _stream(2)
+    e0 = list(s0.epoch(1))
+    e2 = list(s2.epoch(1))
+    assert len(e0) == len(s0) == 280 // 32
+    for (a, ya), (b, yb) in zip(e0, e2):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+    # resuming in the middle of an epoch gives the same remaining batches
+    tail = list(s0.epoch(1, start_step=5))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(tail, e0[5:]))
+    # another epoch: another order
+    assert not torch.equal(next(iter(s0.epoch(2)))[1], e0[0][1])
+
+
+def test_epoch_order_never_touches_global_rng():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    list(_stream(0).epoch(0))
+    assert torch.equal(before, torch.get_rng_state())

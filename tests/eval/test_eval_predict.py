@@ -1,0 +1,108 @@
+"""Evaluation, 10-crop, prediction, and weights loading on a real trained run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnets.cli import main
+from resnets.data import load_dataset
+from resnets.errors import DataError, WeightsError
+from resnets.eval import load_for_inference, predict, score
+from resnets.models import create_model
+from resnets.models.weights import load_model, read_weights
+
+
+def test_eval_val_subset_matches_training_log(digits_run):
+    lm = load_for_inference(digits_run)
+    res, _ = score(lm, "digits", subset="val")
+    last = json.loads((digits_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert res.n == 359
+    assert res.err == pytest.approx(last["val_err"], abs=1.5 / 359)  # same data, same split
+    assert res.top5 >= res.top1
+    assert res.confusion.sum() == 359 and res.confusion.shape == (10, 10)
+
+
+def test_ten_crop_is_close_to_single_crop(digits_run):
+    lm = load_for_inference(digits_run)
+    one, _ = score(lm, "digits", subset="val")
+    ten, _ = score(lm, "digits", subset="val", ten_crop=True)
+    assert abs(one.top1 - ten.top1) < 0.1
+
+
+def test_eval_cli_json_last_line_and_confusion_png(digits_run, tmp_path, capsys):
+    rc = main(
+        [
+            "eval",
+            "--weights",
+            str(digits_run),
+            "--data",
+            "digits",
+            "--json",
+            "--out",
+            str(tmp_path / "e"),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(last) >= {"top1", "top5", "n"} and last["n"] == 1797
+    assert (tmp_path / "e" / "confusion.png").stat().st_size > 1000
+
+
+def test_predict_cli(digits_run, tmp_path, capsys):
+    d = load_dataset("digits")
+    i = int(np.flatnonzero(d.labels == 3)[0])
+    img = tmp_path / "three.png"
+    Image.fromarray(d.images[i, :, :, 0]).resize((32, 32)).save(img)
+    assert main(["predict", "--weights", str(digits_run), str(img), "--topk", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out[0]["top"]) == 3
+    assert sum(t["prob"] for t in out[0]["top"]) <= 1.0 + 1e-6
+    lm = load_for_inference(digits_run)
+    assert predict(lm, [str(img)])[0]["top"][0]["class"] in lm.classes
+
+
+def test_class_mismatch_is_an_error(digits_run, image_folder):
+    lm = load_for_inference(digits_run)
+    with pytest.raises(DataError, match="channels|class lists differ"):
+        score(lm, str(image_folder))
+
+
+def test_torchvision_style_pth_loads_strict_and_gives_same_outputs(tmp_path):
+    """A plain state_dict .pth (torchvision's file format) loads with weights_only=True."""
+    torch.manual_seed(0)
+    src = create_model("resnet18").eval()
+    torch.save(src.state_dict(), tmp_path / "resnet18-test.pth")
+    net, meta = load_model(tmp_path / "resnet18-test.pth", model="resnet18")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), src(x))
+    assert meta["model"] == "resnet18"
+
+
+def test_wrong_architecture_lists_mismatched_keys(tmp_path):
+    torch.save(create_model("resnet18").state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(WeightsError, match="missing keys: .*layer1.0.conv3"):
+        load_model(tmp_path / "r18.pth", model="resnet50")
+    with pytest.raises(WeightsError, match="shape mismatch.*fc.weight"):
+        load_model(tmp_path / "r18.pth", model="resnet18", num_classes=10)
+
+
+def test_weights_that_would_run_code_are_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"conv1.weight": torch.zeros(1), "x": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError, match="refused to load"):
+        read_weights(tmp_path / "evil.pth")
+    with pytest.raises(WeightsError, match="no such weights file"):
+        read_weights(tmp_path / "nope.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(WeightsError, match="not a valid safetensors"):
+        read_weights(tmp_path / "junk.safetensors")

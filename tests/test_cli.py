@@ -1,0 +1,62 @@
+"""The command line: the default job, listings, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from resnets.cli import main
+
+
+def test_default_train_job_reaches_97_percent(tmp_path, monkeypatch, capsys):
+    """`resnets train` with no arguments: digits, a ResNet-20, >= 97% validation accuracy."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--no-progress", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["val_err"] <= 0.03, out
+    run = tmp_path / out["run_dir"]
+    assert (run / "model.safetensors").is_file() and (run / "curves.png").is_file()
+
+
+def test_models_and_summary(capsys):
+    assert main(["models", "resnet5*", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    r50 = next(r for r in rows if r["name"] == "resnet50")
+    assert r50["params"] == 25_557_032 and round(r50["macs"] / 1e9, 2) == 4.09
+    assert main(["summary", "resnet20"]) == 0
+    text = capsys.readouterr().out
+    assert "layer3" in text and "[1, 64, 8, 8]" in text and "269,722" in text
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--lr", "0"], "lr=0.0: must be > 0"),
+        (["train", "--batch-size", "0"], "batch_size=0"),
+        (["train", "--model", "resnet51"], "unknown model 'resnet51'; did you mean"),
+        (["train", "--data", "/no/such/folder"], "/no/such/folder: no such data folder"),
+        (["train", "--set", "colour=red"], "unknown config key 'colour'"),
+        (["train", "--recipe", "he2016"], "unknown recipe"),
+        (["eval", "--weights", "/no/such.safetensors", "--data", "digits"], "no such weights file"),
+        (["train", "--resume", "/no/such/run"], "nothing to resume"),
+    ],
+)
+def test_bad_input_is_one_line_error(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + (["--no-progress"] if argv[0] == "train" else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("resnets: error:") and match.split(":")[0] in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    import re
+
+    assert re.search(match, err), err
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run(
+        [sys.executable, "-m", "resnets", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and r.stdout.startswith("resnets ")

@@ -1,0 +1,121 @@
+"""Config: recipes, precedence, strict keys/types/ranges, config files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resnets.errors import ConfigError
+from resnets.train.config import (
+    RECIPES,
+    TrainConfig,
+    build_config,
+    field_names,
+    parse_set,
+    read_config_file,
+)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_is_valid(name):
+    cfg = build_config(name)
+    assert cfg.recipe == name
+
+
+def test_he2015_cifar_is_the_paper():
+    c = build_config("he2015-cifar")
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (c.iters, c.milestones, c.lr_decay, c.val_split) == (64000, [32000, 48000], 0.1, 5000)
+    assert (c.augment, c.pad, c.warmup, c.warmup_lr, c.warmup_until_err) == (
+        "cifar",
+        4,
+        "auto",
+        0.01,
+        0.8,
+    )
+
+
+def test_precedence_recipe_file_cli():
+    c = build_config("he2015-cifar", {"lr": 0.05, "seed": 3}, {"seed": 4})
+    assert (c.lr, c.seed) == (0.05, 4)
+    c = build_config("he2015-cifar", cli_values={"epochs": 2.0})
+    assert c.iters == 0 and c.epochs == 2.0  # --epochs replaces the recipe's iteration count
+    c = build_config(
+        None, string_values={"milestones": "100,200", "nesterov": "true", "lr": "1e-2"}
+    )
+    assert c.milestones == [100.0, 200.0] and c.nesterov is True and c.lr == 0.01
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"lrr": 0.1}, "unknown config key 'lrr'; did you mean lr"),
+        ({"lr": "fast"}, "lr: expected a number"),
+        ({"batch_size": 1.5}, "batch_size: expected an integer"),
+        ({"batch_size": True}, "batch_size: expected an integer"),
+        ({"nesterov": "maybe"}, "nesterov: expected true or false"),
+        ({"lr": 0}, "lr=0.0: must be > 0"),
+        ({"lr": -1}, "must be > 0"),
+        ({"batch_size": 0}, "batch_size=0: must be >= 1"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"model": "resnet21"}, "6n\\+2"),
+        ({"model": "resnet5O"}, "did you mean"),
+        ({"schedule": "linear"}, "schedule="),
+        ({"device": "tpu"}, "device="),
+        ({"milestones": "a,b"}, "milestones: expected a number"),
+    ],
+)
+def test_bad_values_are_one_line_errors(values, match):
+    strings = {k: v for k, v in values.items() if isinstance(v, str)}
+    typed = {k: v for k, v in values.items() if not isinstance(v, str)}
+    with pytest.raises(ConfigError, match=match) as e:
+        build_config("digits", typed, None, strings)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_recipe_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        build_config("he2016")
+    (tmp_path / "c.json").write_text(json.dumps({"recipe": "quick", "lr": 0.2}))
+    c = build_config(None, read_config_file(tmp_path / "c.json"))
+    assert c.recipe == "quick" and c.lr == 0.2
+    (tmp_path / "c.toml").write_text('recipe = "he2015-cifar"\nseed = 5\nmilestones = [10, 20]\n')
+    c = build_config(None, read_config_file(tmp_path / "c.toml"))
+    assert c.seed == 5 and c.milestones == [10.0, 20.0]
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        read_config_file(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set(["lr"])
+
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(field_names() + ["bogus", "lr_"]), values, max_size=4))
+def test_fuzz_config_only_raises_config_error(d):
+    try:
+        cfg = build_config("digits", d)
+    except ConfigError:
+        return
+    assert isinstance(cfg, TrainConfig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(field_names()), st.text(max_size=10), max_size=3))
+def test_fuzz_string_overrides_only_raise_config_error(d):
+    try:
+        build_config("digits", string_values=d)
+    except ConfigError:
+        pass

@@ -1,0 +1,170 @@
+"""End-to-end training on digits: outputs, schedule, warm-up, non-finite loss, run directories."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from resnets.errors import ConfigError, TrainingDiverged
+from resnets.train import build_config, train
+from resnets.train.config import TrainConfig
+from resnets.train.trainer import RunState, lr_at
+
+
+def small(**kw) -> TrainConfig:
+    cli = {"epochs": 2.0, "iters": 0}
+    cli.update(kw)
+    return build_config("digits", cli_values=cli)
+
+
+def test_run_directory_contents(digits_run):
+    for f in (
+        "config.json",
+        "metrics.jsonl",
+        "last.ckpt",
+        "best.ckpt",
+        "model.safetensors",
+        "curves.png",
+        "train.log",
+        "summary.json",
+    ):
+        assert (digits_run / f).is_file(), f
+    rows = [json.loads(x) for x in (digits_run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4  # one evaluation per epoch
+    for k in ("epoch", "step", "train_loss", "train_err", "val_err", "lr", "images_per_sec"):
+        assert k in rows[-1]
+    assert rows[-1]["epoch"] == 4 and rows[-1]["val_err"] < 0.2  # 4 epochs already learn digits
+    cfg = json.loads((digits_run / "config.json").read_text())
+    assert cfg["config"]["recipe"] == "digits" and cfg["resolved"]["val_size"] == 359
+    from resnets.models.weights import read_weights
+
+    _, meta = read_weights(digits_run / "model.safetensors")
+    assert meta["classes"] == [str(i) for i in range(10)] and meta["model"] == "resnet20"
+    assert len(meta["mean"]) == 1  # one grey channel
+
+
+def test_existing_run_directory_is_never_overwritten(digits_run):
+    before = (digits_run / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(small(), digits_run, progress=False, echo=False)
+    assert (digits_run / "model.safetensors").read_bytes() == before
+
+
+def test_step_schedule_and_paper_warmup():
+    cfg = build_config("he2015-cifar", cli_values={"model": "resnet110"})
+    st = RunState()
+    assert lr_at(cfg, 0, 64000, st, warmup=True) == 0.01
+    st.warmup_done = True
+    assert lr_at(cfg, 0, 64000, st, True) == 0.1
+    assert lr_at(cfg, 31999, 64000, st, True) == pytest.approx(0.1)
+    assert lr_at(cfg, 32000, 64000, st, True) == pytest.approx(0.01)
+    assert lr_at(cfg, 48000, 64000, st, True) == pytest.approx(0.001)
+    c = build_config("digits")
+    assert lr_at(c, 10**6, 10**6, RunState(), False) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_warmup_ends_when_training_error_drops(tmp_path):
+    cfg = small(
+        warmup="on",
+        warmup_until_err=0.9,
+        warmup_window=5,
+        epochs=1.0,
+        schedule="constant",
+        ramp_iters=0,
+    )
+    train(cfg, tmp_path / "w", progress=False, echo=False)
+    log = (tmp_path / "w" / "train.log").read_text()
+    assert "warm-up done at iteration 5" in log or "warm-up done at iteration 10" in log
+    rows = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["lr"] == pytest.approx(0.1)  # back at the full rate
+
+
+def test_warmup_always_ends_at_its_cap(tmp_path):
+    # an impossible threshold: warm-up must still end (at warmup_max_iters), not last forever
+    cfg = small(
+        warmup="on", warmup_until_err=1e-9, warmup_window=5, warmup_max_iters=12, epochs=1.0
+    )
+    train(cfg, tmp_path / "cap", progress=False, echo=False)
+    assert "warm-up done at iteration 12" in (tmp_path / "cap" / "train.log").read_text()
+
+
+def test_nonfinite_loss_stops_with_clear_message(tmp_path):
+    cfg = small(lr=1e12, ramp_iters=0, epochs=1.0, log_every=2)
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        train(cfg, tmp_path / "nan", progress=False, echo=False)
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+    assert not (tmp_path / "nan" / "best.ckpt").exists()  # NaN weights are never saved as best
+
+
+def test_nonfinite_loss_rollback(tmp_path):
+    # first a good checkpoint, then an lr that explodes: roll back with the lr halved each time
+    cfg = small(
+        lr=1e12,
+        ramp_iters=0,
+        epochs=1.0,
+        log_every=2,
+        on_nonfinite="rollback",
+        max_rollbacks=2,
+        checkpoint_every=2,
+    )
+    with pytest.raises(TrainingDiverged):
+        train(cfg, tmp_path / "rb", progress=False, echo=False)
+    log = (tmp_path / "rb" / "train.log").read_text()
+    assert log.count("rolled back") == 2
+
+
+def test_resume_is_bit_identical_in_process(tmp_path):
+    cfg = small(epochs=2.0, checkpoint_every=7)
+    full = train(cfg, tmp_path / "full", progress=False, echo=False)
+    part = train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=17)  # mid-epoch 1
+    assert part.extras["stopped"] and part.iters == 17
+    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ra = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["train_loss"], r["val_err"]) for r in ra] == [
+        (r["step"], r["train_loss"], r["val_err"]) for r in rb
+    ]
+    assert full.final_val_err == rb[-1]["val_err"]
+
+
+def test_resume_negative_control_detects_a_wrong_data_position(tmp_path):
+    """If the data position were not restored, the weights would differ: the check has teeth."""
+    from resnets.train.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = small(epochs=2.0)
+    train(cfg, tmp_path / "ref", progress=False, echo=False)
+    train(cfg, tmp_path / "bad", progress=False, echo=False, stop_after=17)
+    state = load_checkpoint(tmp_path / "bad" / "last.ckpt")
+    state["run_state"]["epoch_step"] = 0  # forget where in the epoch we were
+    save_checkpoint(tmp_path / "bad" / "last.ckpt", state)
+    train(cfg, resume=tmp_path / "bad", progress=False, echo=False)
+    a = load_file(tmp_path / "ref" / "model.safetensors")
+    b = load_file(tmp_path / "bad" / "model.safetensors")
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_image_folder_training_and_shortcut_option(tmp_path, image_folder):
+    cfg = build_config(
+        "digits",
+        cli_values={
+            "data": str(image_folder),
+            "epochs": 2.0,
+            "iters": 0,
+            "val_split": 6,
+            "batch_size": 8,
+            "shortcut": "B",
+            "augment": "cifar",
+            "pad": 2,
+        },
+    )
+    res = train(cfg, tmp_path / "f", progress=False, echo=False)
+    assert res.final_val_err is not None and math.isfinite(res.final_train_err)
+    sd = load_file(tmp_path / "f" / "model.safetensors")
+    assert "layer2.0.downsample.0.weight" in sd
