@@ -263,6 +263,49 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from . import bench
+    from .train.trainer import pick_device
+
+    dev = str(pick_device(args.device))
+    if args.what == "train":
+        r = bench.bench_train(
+            args.model,
+            args.batch_size,
+            dev,
+            args.image_size,
+            args.steps,
+            args.rounds,
+            compile=args.compile,
+        ).to_dict()
+        for name, v in r["results"].items():
+            print(
+                f"{name:<12} {v['images_per_sec']:9.1f} img/s  {v['tflops']:.3f} TFLOP/s "
+                f"({v['fraction_of_peak']:.1%} of measured peak)"
+            )
+        print(
+            f"speed-up {r['speedup']:.2f}x; peak {r['peak_tflops']}; peak memory {r['peak_memory_mb']:.0f} MB"
+        )
+    elif args.what == "infer":
+        r = bench.bench_infer(
+            args.model, args.batch_size, dev, args.image_size, args.steps, args.rounds
+        )
+        for name, v in r["results"].items():
+            print(f"{name:<12} {v:9.1f} img/s")
+        print(f"speed-up {r['speedup']:.2f}x")
+    else:
+        folder = args.data or str(Path("..") / "shared" / "data" / "cifar10-jpeg" / "train")
+        r = bench.bench_data(folder, args.batch_size, steps=args.steps * 20)
+        print(
+            f"decoded cache of {r['images']} images built in {r['decode_cache_build_s']:.1f}s "
+            f"({r['decode_images_per_sec_per_core']:.0f} img/s per core); reopened in {r['cache_reopen_s']:.1f}s; "
+            f"batches from the cache at {r['batches_images_per_sec']:.0f} img/s"
+        )
+    if args.json:
+        print(json.dumps(r))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -348,6 +391,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shortcut", choices=("A", "B", "C"), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_summary)
+
+    p = sub.add_parser(
+        "benchmark", help="images/s against a plain fp32 loop, fraction of peak, memory"
+    )
+    p.add_argument("what", choices=("train", "infer", "data"))
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--image-size", type=int, default=0)
+    p.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast variant")
+    p.add_argument(
+        "--data", default=None, help="for 'data': a class folder (default: the shared CIFAR JPEGs)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="last line: one JSON object with images_per_sec"
+    )
+    p.set_defaults(fn=_benchmark)
 
     _add_extra_commands(sub)
     return ap

@@ -128,6 +128,7 @@ class BatchStream:
         workers: int = 0,
         eval_size: int = 0,
         dtype: torch.dtype = torch.float32,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.device = torch.device(device)
         # numpy (possibly memory-mapped) images stay numpy: fancy indexing reads only those rows
@@ -143,6 +144,14 @@ class BatchStream:
         self.workers = int(workers)
         self.eval_size = eval_size
         self.dtype = dtype
+        # distributed training: this process's rank and the world size. Every rank computes the
+        # same global batch (same order, same augmentation draws) and keeps its own equal slice,
+        # so a run means the same thing, sample for sample, on any number of processes.
+        self.rank, self.world = shard
+        if self.batch_size % self.world:
+            raise ConfigError(
+                f"batch_size={batch_size} must be divisible by the {self.world} processes"
+            )
 
     def __len__(self) -> int:
         n = len(self.indices)
@@ -185,6 +194,12 @@ class BatchStream:
         xf = A.to_float_nchw(x, self.mean, self.std, self.dtype)
         if aug.kind in ("scale", "rrc"):
             xf = A.resized_crop_train(xf, g, aug.crop_size or xf.shape[-1], mode=aug.kind)
+        if self.world > 1:
+            per = xf.shape[0] // self.world
+            xf, y = (
+                xf[self.rank * per : (self.rank + 1) * per],
+                y[self.rank * per : (self.rank + 1) * per],
+            )
         return xf.contiguous(memory_format=torch.channels_last), y
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:

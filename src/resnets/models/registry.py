@@ -59,6 +59,7 @@ def _imagenet_builder(depth: int, residual: bool) -> Callable[..., ResNet]:
         shortcut: str = "B",
         zero_init_residual: bool = False,
         stride_in_1x1: bool = False,
+        batchnorm: bool = True,
     ) -> ResNet:
         return ResNet(
             block,
@@ -71,6 +72,7 @@ def _imagenet_builder(depth: int, residual: bool) -> Callable[..., ResNet]:
             residual=residual,
             zero_init_residual=zero_init_residual,
             stride_in_1x1=stride_in_1x1,
+            batchnorm=batchnorm,
         )
 
     kind = "ResNet" if residual else "Plain net"
@@ -90,6 +92,7 @@ def _cifar_builder(depth: int, residual: bool) -> Callable[..., ResNet]:
         shortcut: str = "A",
         zero_init_residual: bool = False,
         stride_in_1x1: bool = False,
+        batchnorm: bool = True,
     ) -> ResNet:
         return ResNet(
             "basic",
@@ -101,6 +104,7 @@ def _cifar_builder(depth: int, residual: bool) -> Callable[..., ResNet]:
             shortcut=shortcut,  # type: ignore[arg-type]
             residual=residual,
             zero_init_residual=zero_init_residual,
+            batchnorm=batchnorm,
         )
 
     kind = "ResNet" if residual else "Plain net"
@@ -156,6 +160,7 @@ def create_model(
     shortcut: str | None = None,
     zero_init_residual: bool = False,
     stride_in_1x1: bool = False,
+    batchnorm: bool = True,
 ) -> ResNet:
     """Build a registered model by name.
 
@@ -167,6 +172,7 @@ def create_model(
             Ignored (must be None or the default) for plain nets, which have no shortcuts.
         zero_init_residual: zero-init the last BN of each block.
         stride_in_1x1: put the bottleneck stride in the first 1x1 (the original paper).
+        batchnorm: False builds the variant without BatchNorm (for gradient-flow studies).
     """
     spec = get_spec(name)
     kwargs: dict[str, Any] = dict(
@@ -175,6 +181,8 @@ def create_model(
         zero_init_residual=zero_init_residual,
         stride_in_1x1=stride_in_1x1,
     )
+    if not batchnorm:
+        kwargs["batchnorm"] = False
     if shortcut is not None:
         kwargs["shortcut"] = str(shortcut).upper()
     model = spec.builder(**kwargs)

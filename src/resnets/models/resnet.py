@@ -56,8 +56,13 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_ch}->{self.out_ch}, stride={self.stride}"
 
 
+def norm2d(channels: int, batchnorm: bool = True) -> nn.Module:
+    """BatchNorm, or an identity for the no-BN variants used to study gradient flow."""
+    return nn.BatchNorm2d(channels) if batchnorm else nn.Identity()
+
+
 def make_shortcut(
-    option: str, residual: bool, in_ch: int, out_ch: int, stride: int
+    option: str, residual: bool, in_ch: int, out_ch: int, stride: int, batchnorm: bool = True
 ) -> nn.Module | None:
     """The shortcut module of one block, or None for an identity (or no) shortcut."""
     if not residual:
@@ -66,7 +71,7 @@ def make_shortcut(
     if option == "A":
         return ZeroPadShortcut(in_ch, out_ch, stride) if shape_changes else None
     if option == "C" or (option == "B" and shape_changes):
-        return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+        return nn.Sequential(conv1x1(in_ch, out_ch, stride), norm2d(out_ch, batchnorm))
     return None
 
 
@@ -84,22 +89,23 @@ class BasicBlock(nn.Module):
         shortcut: str = "B",
         residual: bool = True,
         stride_in_1x1: bool = False,
+        batchnorm: bool = True,
     ) -> None:
         super().__init__()
         out_ch = width * self.expansion
         self.residual = residual
         self.conv1 = conv3x3(in_ch, width, stride)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = norm2d(width, batchnorm)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(width, out_ch)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.downsample = make_shortcut(shortcut, residual, in_ch, out_ch, stride)
+        self.bn2 = norm2d(out_ch, batchnorm)
+        self.downsample = make_shortcut(shortcut, residual, in_ch, out_ch, stride, batchnorm)
 
-    def last_bn(self) -> nn.BatchNorm2d:
+    def last_bn(self) -> nn.Module:
         return self.bn2
 
-    def response_bns(self) -> list[nn.BatchNorm2d]:
-        """BN layers that follow a 3x3 convolution (the responses of the paper's Fig. 7)."""
+    def response_layers(self) -> list[nn.Module]:
+        """The BN (or identity) after each 3x3 convolution: the responses of the paper's Fig. 7."""
         return [self.bn1, self.bn2]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -128,24 +134,25 @@ class Bottleneck(nn.Module):
         shortcut: str = "B",
         residual: bool = True,
         stride_in_1x1: bool = False,
+        batchnorm: bool = True,
     ) -> None:
         super().__init__()
         out_ch = width * self.expansion
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.residual = residual
         self.conv1 = conv1x1(in_ch, width, s1)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = norm2d(width, batchnorm)
         self.conv2 = conv3x3(width, width, s3)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = norm2d(width, batchnorm)
         self.conv3 = conv1x1(width, out_ch)
-        self.bn3 = nn.BatchNorm2d(out_ch)
+        self.bn3 = norm2d(out_ch, batchnorm)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = make_shortcut(shortcut, residual, in_ch, out_ch, stride)
+        self.downsample = make_shortcut(shortcut, residual, in_ch, out_ch, stride, batchnorm)
 
-    def last_bn(self) -> nn.BatchNorm2d:
+    def last_bn(self) -> nn.Module:
         return self.bn3
 
-    def response_bns(self) -> list[nn.BatchNorm2d]:
+    def response_layers(self) -> list[nn.Module]:
         return [self.bn2]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -178,6 +185,8 @@ class ResNet(nn.Module):
         zero_init_residual: start every block's last BN at gamma = 0, so each block is an identity
             at initialisation (Goyal et al., 2017).
         stride_in_1x1: bottleneck stride placement (see :class:`Bottleneck`).
+        batchnorm: False replaces every BatchNorm by an identity (to study gradient flow
+            without normalisation; not a training configuration of the paper).
     """
 
     def __init__(
@@ -193,6 +202,7 @@ class ResNet(nn.Module):
         residual: bool = True,
         zero_init_residual: bool = False,
         stride_in_1x1: bool = False,
+        batchnorm: bool = True,
     ) -> None:
         super().__init__()
         if block not in BLOCKS:
@@ -222,7 +232,7 @@ class ResNet(nn.Module):
             self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
         else:
             self.conv1 = conv3x3(in_chans, stem_width)
-        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.bn1 = norm2d(stem_width, batchnorm)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
 
@@ -240,6 +250,7 @@ class ResNet(nn.Module):
                         shortcut=shortcut,
                         residual=residual,
                         stride_in_1x1=stride_in_1x1,
+                        batchnorm=batchnorm,
                     )
                 )
                 in_ch = width * block_cls.expansion
@@ -262,7 +273,9 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if zero_init_residual:
             for m in self.modules():
-                if isinstance(m, (BasicBlock, Bottleneck)):
+                if isinstance(m, (BasicBlock, Bottleneck)) and isinstance(
+                    m.last_bn(), nn.BatchNorm2d
+                ):
                     nn.init.zeros_(m.last_bn().weight)
 
     def stages(self) -> list[nn.Sequential]:

@@ -29,11 +29,10 @@ class TrainConfig:
     model: str = "resnet20"  # registered name (see `resnets models`)
     data: str = "digits"  # digits | cifar10[:PATH] | cifar100[:PATH] | folder of class folders
     recipe: str = "digits"  # the named recipe these values started from
-    shortcut: str = (
-        ""  # A | B | C; "" = the model's default (A for CIFAR nets, B for ImageNet nets)
-    )
-    zero_init_residual: bool = False
+    shortcut: str = ""  # A, B or C ("": A for CIFAR nets, B for ImageNet nets)
+    zero_init_residual: bool = False  # start each block's last BN at gamma = 0
     stride_in_1x1: bool = False  # bottleneck stride in the first 1x1 (the paper) instead of the 3x3
+    batchnorm: bool = True  # False: the no-BN variant (gradient-flow studies only)
 
     # --- data
     val_split: float = 0.2  # held-out validation samples: a count (>= 1) or a fraction (< 1)
@@ -48,16 +47,15 @@ class TrainConfig:
     # --- optimisation (SGD with momentum, paper section 3.4)
     batch_size: int = 128  # images per step
     lr: float = 0.1  # learning rate after warm-up
-    momentum: float = 0.9
-    nesterov: bool = False
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = False  # Nesterov momentum (modern recipes)
     weight_decay: float = 1e-4  # L2 on every parameter, as the paper
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # cross-entropy label smoothing (0 = off, as the paper)
     iters: int = 0  # total training iterations (steps); 0 = derived from epochs
     epochs: float = 0.0  # total epochs, used when iters == 0
     schedule: str = "step"  # step | cosine | plateau | constant
-    milestones: list[float] = field(
-        default_factory=lambda: [0.5, 0.75]
-    )  # step: iterations, or fractions of iters if < 1
+    # step schedule: lr x lr_decay at these iterations (values < 1: fractions of iters)
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # iterations or fractions
     lr_decay: float = 0.1  # step/plateau: multiply lr by this at each milestone/plateau
     ramp_iters: int = 0  # linear ramp of lr from 0 over these iterations (modern recipes)
     plateau_patience: int = 3  # plateau: evaluations without validation improvement
@@ -73,6 +71,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 autocast where the hardware has it)
     channels_last: bool = True
     compile: bool = False  # torch.compile the model
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch
     eval_every: int = 0  # iterations between evaluations; 0 = once per epoch
     checkpoint_every: int = 0  # iterations between checkpoints; 0 = at every evaluation
     log_every: int = 10  # iterations between progress-bar updates (each costs a host sync)

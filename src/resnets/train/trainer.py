@@ -26,6 +26,7 @@ import platform
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,54 @@ class RunState:
 
 # ------------------------------------------------------------------------------------------
 # helpers
+
+
+@dataclass
+class Dist:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    initialized_here: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            torch.distributed.all_reduce(t)
+        return t
+
+    def share(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        if self.world == 1:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group that ``torchrun`` describes in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    dist = torch.distributed
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    created = False
+    if not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        created = True
+    return Dist(dist.get_rank(), dist.get_world_size(), local, created)
 
 
 def pick_device(name: str) -> torch.device:
@@ -187,10 +236,12 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 class _Log:
-    def __init__(self, path: Path, echo: bool) -> None:
-        self.path, self.echo = path, echo
+    def __init__(self, path: Path, echo: bool, enabled: bool = True) -> None:
+        self.path, self.echo, self.enabled = path, echo, enabled
 
     def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
         with open(self.path, "a") as f:
             f.write(line + "\n")
@@ -225,16 +276,21 @@ def train(
     echo: bool = True,
     stop_after: int | None = None,
     command: str | None = None,
+    on_backward: Callable[[torch.nn.Module, int], None] | None = None,
 ) -> TrainResult:
     """Train ``cfg`` into a new run directory ``out``, or continue the run in ``resume``.
 
     ``stop_after`` (iterations) ends this session early with a checkpoint, as an interruption
     would (used by tests and by time-sliced jobs); the run can then be resumed.
+    ``on_backward(model, step)`` is called after each backward pass, before the SGD step, with
+    the gradients in place (used by ``resnets analyze gradients``).
     """
     t_start = time.perf_counter()
 
     # 1. The run directory: a new one, or the one to resume (its config wins over ``cfg``,
     #    except where to run and how many data threads).
+    #    Under torchrun, rank 0 claims the folder and alone writes files; all ranks read.
+    dist = init_distributed(cfg.device)
     if resume is not None:
         run_dir = Path(resume)
         ckpt_path = run_dir / "last.ckpt"
@@ -246,16 +302,35 @@ def train(
         cfg = TrainConfig(**saved).validate()
     else:
         ckpt = None
-        run_dir = make_run_dir(Path(out) if out is not None else default_run_dir(cfg))
-    log = _Log(run_dir / "train.log", echo)
+        claimed: Any = None
+        if dist.main:
+            try:
+                claimed = make_run_dir(Path(out) if out is not None else default_run_dir(cfg))
+            except ConfigError as e:
+                claimed = e
+        claimed = dist.share(claimed)
+        if isinstance(claimed, Exception):
+            raise claimed
+        run_dir = Path(claimed)
+    log = _Log(run_dir / "train.log", echo and dist.main, enabled=dist.main)
 
     # 2. Data: decode once (cached), hold out a stratified validation split, and compute the
     #    normalisation from the training split only (paper section 4.2: per-pixel mean
     #    subtraction; we use per-channel mean and std).
     device = pick_device(cfg.device)
+    if dist.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    if not dist.main:
+        dist.barrier()  # rank 0 builds the decoded cache first
     data = load_dataset(
-        cfg.data, "train", image_size=cfg.image_size, skip_bad=cfg.skip_bad, progress=progress
+        cfg.data,
+        "train",
+        image_size=cfg.image_size,
+        skip_bad=cfg.skip_bad,
+        progress=progress and dist.main,
     )
+    if dist.main:
+        dist.barrier()
     if data.skipped:
         log(f"skipped {len(data.skipped)} unreadable files:\n  " + "\n  ".join(data.skipped))
     train_idx, val_idx = stratified_split(data.labels, cfg.val_split, cfg.seed)
@@ -283,6 +358,7 @@ def train(
         device,
         drop_last=True,
         workers=cfg.workers if device.type == "cpu" else 0,
+        shard=(dist.rank, dist.world),
     )
     steps_per_epoch = len(stream)
     total = total_iters(cfg, steps_per_epoch)
@@ -296,6 +372,8 @@ def train(
     )
     if cfg.shortcut:
         model_kwargs["shortcut"] = cfg.shortcut
+    if not cfg.batchnorm:
+        model_kwargs["batchnorm"] = False
     torch.manual_seed(cfg.seed)  # the only use of global RNG: weight initialisation
     model = create_model(cfg.model, **model_kwargs).to(device)
     if cfg.channels_last:
@@ -307,7 +385,16 @@ def train(
         nesterov=cfg.nesterov,
         weight_decay=cfg.weight_decay,
     )
-    forward = torch.compile(model) if cfg.compile else model
+    if cfg.sync_bn and dist.world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    core = torch.compile(model) if cfg.compile else model  # evaluation runs this, on every rank
+    forward = core
+    if dist.world > 1:
+        # gradients are averaged over ranks: with equal shards, the mean of the shards' mean
+        # losses is the global batch's mean loss, so the step equals the one-process step
+        forward = torch.nn.parallel.DistributedDataParallel(
+            core, device_ids=[device.index] if device.type == "cuda" else None
+        )
     warmup = warmup_enabled(cfg)
     st = RunState()
 
@@ -321,7 +408,8 @@ def train(
 
     if ckpt is not None:
         restore(ckpt)
-        _truncate_metrics(run_dir / "metrics.jsonl", st.step)
+        if dist.main:
+            _truncate_metrics(run_dir / "metrics.jsonl", st.step)
         log(f"resumed {run_dir} at iteration {st.step} (epoch {st.epoch}, batch {st.epoch_step})")
 
     n_params = count_params(model)
@@ -346,9 +434,9 @@ def train(
         "params": n_params,
     }
     if ckpt is None:
-        macs = count_macs(model.float().cpu(), (1, data.channels, size, size))
-        model.to(device)
-        meta["macs"] = macs
+        meta["macs"] = count_macs(
+            create_model(cfg.model, **model_kwargs), (1, data.channels, size, size)
+        )
         resolved = {
             "config": cfg.to_dict(),
             "command": command or " ".join(sys.argv),
@@ -368,7 +456,9 @@ def train(
             "meta": meta,
             "versions": _versions(),
         }
-        (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
+        if dist.main:
+            (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
+        dist.barrier()
         log(
             f"run {run_dir}: {cfg.model} ({n_params:,} params) on {cfg.data} "
             f"[{len(train_idx)} train / {len(val_idx)} val, {num_classes} classes], "
@@ -379,6 +469,17 @@ def train(
 
     # 5. Checkpointing, and the signals that ask for one.
     def checkpoint(name: str = "last.ckpt") -> None:
+        if not dist.main:
+            return
+        try:
+            _save(name)
+        except OSError as e:  # full disk, I/O error: the previous checkpoint is still intact
+            raise CheckpointError(
+                f"could not write {run_dir / name} ({e.strerror or e}); the previous checkpoint is "
+                f"intact: free space, then resume with --resume {run_dir}"
+            ) from None
+
+    def _save(name: str) -> None:
         save_checkpoint(
             run_dir / name,
             {
@@ -402,7 +503,7 @@ def train(
             old_handlers[s] = signal.signal(s, on_signal)
 
     bar = None
-    if progress:
+    if progress and dist.main:
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=st.step, desc=cfg.model, unit="it", dynamic_ncols=True)
@@ -412,7 +513,7 @@ def train(
         val = None
         if len(val_idx):
             val = evaluate(
-                forward,
+                core,
                 images,
                 labels,
                 val_idx,
@@ -437,8 +538,9 @@ def train(
             "data_wait": st.interval_wait / max(st.interval_time, 1e-9),
             "time": round(st.elapsed, 3),
         }
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if dist.main:
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
         if val is not None:
             if cfg.schedule == "plateau":
                 if val.err < st.plateau_best - 1e-4:
@@ -490,6 +592,8 @@ def train(
                     loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if on_backward is not None:
+                    on_backward(model, st.step)
                 optimizer.step()
                 with torch.no_grad():
                     nb = y.shape[0]
@@ -507,7 +611,17 @@ def train(
                 if warmup and not st.warmup_done:
                     st.warmup_n += nb
                     if st.step % cfg.warmup_window == 0 or st.step >= cfg.warmup_max_iters:
-                        st.warmup_err_sum = float(win_err)
+                        w = dist.all_sum(
+                            torch.stack(
+                                [
+                                    win_err,
+                                    torch.tensor(
+                                        float(st.warmup_n), dtype=torch.float64, device=device
+                                    ),
+                                ]
+                            )
+                        )
+                        st.warmup_err_sum, st.warmup_n = float(w[0]), int(w[1])
                         win_err.zero_()
                         mean_err = st.warmup_err_sum / max(st.warmup_n, 1)
                         st.warmup_n = 0
@@ -521,12 +635,26 @@ def train(
                 do_ckpt = (
                     do_eval
                     or st.step % ckpt_every == 0
-                    or bool(stop_signal)
+                    or (bool(stop_signal) and dist.world == 1)
                     or (stop_after is not None and st.step - session_start_step >= stop_after)
                 )
                 if do_eval or do_ckpt or st.step % cfg.log_every == 0:
-                    # host sync: fold the device sums into the run state
-                    loss_sum = float(dev_loss)
+                    # host sync: fold the device sums (of every rank) into the run state. Under
+                    # torchrun, a signal is acted on here, at a step all ranks agree on.
+                    f64 = dict(dtype=torch.float64, device=device)
+                    sums = torch.stack(
+                        [
+                            dev_loss,
+                            dev_err,
+                            torch.tensor(float(n_since), **f64),
+                            torch.tensor(float(bool(stop_signal)), **f64),
+                        ]
+                    )
+                    loss_sum, err_sum, n_since_f, stop_any = dist.all_sum(sums).tolist()
+                    n_since = int(n_since_f)
+                    if stop_any and not stop_signal:
+                        stop_signal.append(signal.SIGTERM)
+                    do_ckpt = do_ckpt or bool(stop_any)
                     now = time.perf_counter()
                     if not math.isfinite(loss_sum):
                         if (
@@ -547,7 +675,7 @@ def train(
                             f"Lower --lr, or set on_nonfinite=rollback. Last good checkpoint: {run_dir / 'last.ckpt'}"
                         )
                     st.interval_loss += loss_sum
-                    st.interval_err += float(dev_err)
+                    st.interval_err += err_sum
                     st.interval_n += n_since
                     st.interval_time += now - t_sync
                     st.interval_wait += wait
@@ -556,7 +684,7 @@ def train(
                         bar.update(st.step - bar.n)
                         bar.set_postfix(
                             loss=f"{loss_sum / max(n_since, 1):.3f}",
-                            err=f"{float(dev_err) / max(n_since, 1):.1%}",
+                            err=f"{err_sum / max(n_since, 1):.1%}",
                             lr=f"{lr:.3g}",
                             ips=f"{n_since / max(now - t_sync, 1e-9):.0f}",
                         )
@@ -606,14 +734,17 @@ def train(
         "train_err": row["train_err"] if row else None,
         "iters": st.step,
     }
-    save_weights(model, run_dir / "model.safetensors", meta)
-    from ..analysis.plots import plot_curves, read_metrics
+    if dist.main:
+        save_weights(model, run_dir / "model.safetensors", meta)
+        from ..analysis.plots import plot_curves, read_metrics
 
-    rows = read_metrics(run_dir / "metrics.jsonl")
-    try:
-        plot_curves({cfg.model: rows}, run_dir / "curves.png", title=f"{cfg.model} on {cfg.data}")
-    except Exception as e:  # a plotting problem must not lose a finished run
-        log(f"could not draw curves.png: {e}")
+        rows = read_metrics(run_dir / "metrics.jsonl")
+        try:
+            plot_curves(
+                {cfg.model: rows}, run_dir / "curves.png", title=f"{cfg.model} on {cfg.data}"
+            )
+        except Exception as e:  # a plotting problem must not lose a finished run
+            log(f"could not draw curves.png: {e}")
     wall = time.perf_counter() - t_start
     done_imgs = (st.step - session_start_step) * cfg.batch_size
     ips = done_imgs / max(st.elapsed, 1e-9) if st.elapsed else 0.0
@@ -629,8 +760,13 @@ def train(
     summary = dataclasses.asdict(result)
     summary["run_dir"] = str(run_dir)
     summary["train_time"] = st.elapsed
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    (run_dir / ".lock").unlink(missing_ok=True)
+    summary["world_size"] = dist.world
+    if dist.main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (run_dir / ".lock").unlink(missing_ok=True)
+    dist.barrier()
+    if dist.initialized_here:
+        torch.distributed.destroy_process_group()
     log(
         f"done in {wall:.1f}s: final val err {_pct(result.final_val_err)}, best {_pct(result.best_val_err)}"
     )

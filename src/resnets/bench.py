@@ -1,0 +1,287 @@
+"""Measurements: training/inference throughput against a reference loop in the same process,
+achieved FLOP/s against the peak measured in the same run, and the data pipeline.
+
+Every figure is a ratio against a reference run side by side (alternating rounds, so a noisy
+machine slows both alike), as BENCHMARKS.md reports them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .models import count_macs, create_model, get_spec
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_peak_tflops(
+    device: torch.device, dtype: torch.dtype, n: int | None = None, seconds: float = 1.0
+) -> float:
+    """Achieved TFLOP/s of a large square matmul: the practical peak of this device and dtype."""
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        a @ b
+        reps += 1
+        _sync(device)
+        el = time.perf_counter() - t0
+        if el >= seconds and reps >= 3:
+            break
+    return 2 * n**3 * reps / el / 1e12
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+@dataclass
+class Variant:
+    """One way to run the same training step."""
+
+    name: str
+    bf16: bool
+    channels_last: bool
+    compile: bool = False
+
+
+@dataclass
+class TrainBench:
+    model: str
+    batch_size: int
+    image_size: int
+    device: str
+    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    peak_tflops: dict[str, float] = field(default_factory=dict)
+    speedup: float = 0.0
+    images_per_sec: float = 0.0
+    flops_per_image: float = 0.0
+    peak_memory_mb: float = 0.0
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _train_step_fn(
+    model_name: str, v: Variant, bs: int, size: int, classes: int, device: torch.device
+):
+    torch.manual_seed(0)
+    m = create_model(model_name, num_classes=classes).to(device)
+    x = torch.randn(bs, 3, size, size, device=device)
+    y = torch.randint(0, classes, (bs,), device=device)
+    if v.channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    fwd = torch.compile(m) if v.compile else m
+    ctx = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+        if v.bf16
+        else contextlib.nullcontext
+    )
+
+    def step() -> None:
+        with ctx():
+            loss = F.cross_entropy(fwd(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_train(
+    model: str = "resnet20",
+    batch_size: int = 128,
+    device: str = "cpu",
+    image_size: int = 0,
+    steps: int = 10,
+    rounds: int = 3,
+    compile: bool = False,
+    variants: list[Variant] | None = None,
+) -> TrainBench:
+    """Training images/s of the fast path against a plain fp32 eager loop, alternating rounds."""
+    dev = torch.device(device)
+    spec = get_spec(model)
+    size = image_size or spec.default_image_size
+    classes = spec.default_num_classes
+    from .train.trainer import use_bf16
+
+    bf16_ok = use_bf16("auto", dev)
+    if variants is None:
+        variants = [Variant("fp32-eager", False, False), Variant("fast", bf16_ok, True, compile)]
+    fns = {v.name: _train_step_fn(model, v, batch_size, size, classes, dev) for v in variants}
+    for fn in fns.values():  # warm-up (and compilation)
+        for _ in range(2 if not compile else 3):
+            fn()
+    _sync(dev)
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            _sync(dev)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            _sync(dev)
+            times[name].append((time.perf_counter() - t0) / steps)
+    macs = count_macs(create_model(model, num_classes=classes), (1, 3, size, size))
+    flops_img = 3 * 2 * macs  # forward + backward (about twice the forward)
+    peak = {"fp32": measure_peak_tflops(dev, torch.float32)}
+    if bf16_ok:
+        peak["bf16"] = measure_peak_tflops(dev, torch.bfloat16)
+    out = TrainBench(
+        model,
+        batch_size,
+        size,
+        str(dev),
+        flops_per_image=flops_img,
+        threads=torch.get_num_threads(),
+    )
+    for v in variants:
+        t = statistics.median(times[v.name])
+        ips = batch_size / t
+        tfl = ips * flops_img / 1e12
+        pk = peak["bf16" if v.bf16 else "fp32"]
+        out.results[v.name] = {
+            "images_per_sec": ips,
+            "step_ms": 1000 * t,
+            "tflops": tfl,
+            "fraction_of_peak": tfl / pk,
+            "bf16": v.bf16,
+            "channels_last": v.channels_last,
+            "compile": v.compile,
+        }
+    out.peak_tflops = peak
+    names = [v.name for v in variants]
+    out.speedup = out.results[names[-1]]["images_per_sec"] / out.results[names[0]]["images_per_sec"]
+    out.images_per_sec = out.results[names[-1]]["images_per_sec"]
+    out.peak_memory_mb = peak_memory_mb(dev)
+    return out
+
+
+def bench_infer(
+    model: str = "resnet50",
+    batch_size: int = 32,
+    device: str = "cpu",
+    image_size: int = 0,
+    steps: int = 10,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Inference images/s: fp32 eager against bf16 + channels_last, alternating rounds."""
+    dev = torch.device(device)
+    spec = get_spec(model)
+    size = image_size or spec.default_image_size
+    from .train.trainer import use_bf16
+
+    bf16_ok = use_bf16("auto", dev)
+    m = create_model(model).to(dev).eval()
+    m_cl = create_model(model).to(dev).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(batch_size, 3, size, size, device=dev)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+
+    def ref():
+        with torch.inference_mode():
+            m(x)
+
+    def fast():
+        with (
+            torch.inference_mode(),
+            torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16_ok),
+        ):
+            m_cl(x_cl)
+
+    res = {}
+    fns = {"fp32-eager": ref, "fast": fast}
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            _sync(dev)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            _sync(dev)
+            times[k].append((time.perf_counter() - t0) / steps)
+    for k in fns:
+        res[k] = batch_size / statistics.median(times[k])
+    return {
+        "model": model,
+        "batch_size": batch_size,
+        "image_size": size,
+        "device": str(dev),
+        "results": res,
+        "speedup": res["fast"] / res["fp32-eager"],
+        "images_per_sec": res["fast"],
+        "bf16": bf16_ok,
+        "peak_memory_mb": peak_memory_mb(dev),
+    }
+
+
+def bench_data(
+    folder: str, batch_size: int = 128, steps: int = 200, workers: int | None = None
+) -> dict[str, Any]:
+    """Decoded-cache build time (fresh cache) and batch-production rate from the cache."""
+    from .data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
+    from .data.folder import CACHE_ENV
+
+    tmp = tempfile.mkdtemp(prefix="resnets-bench-cache-")
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = tmp
+    try:
+        t0 = time.perf_counter()
+        d = load_dataset(folder, workers=workers, progress=False)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        d = load_dataset(folder, workers=workers, progress=False)
+        reopen = time.perf_counter() - t0
+    finally:
+        if old is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = old
+        shutil.rmtree(tmp, ignore_errors=True)
+    tr, _ = stratified_split(d.labels, min(5000, len(d) // 10), 0)
+    import numpy as np
+
+    mean, std = channel_stats(d.images, tr)
+    images = torch.from_numpy(np.array(d.images))
+    s = BatchStream(images, d.labels, tr, batch_size, 0, mean, std, AugmentSpec("cifar"))
+    t0 = time.perf_counter()
+    n = 0
+    for i, (x, _) in enumerate(s.epoch(0)):
+        n += x.shape[0]
+        if i + 1 >= steps:
+            break
+    el = time.perf_counter() - t0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "images": len(d),
+        "decode_cache_build_s": build,
+        "cache_reopen_s": reopen,
+        "decode_images_per_sec": len(d) / build,
+        "cores": cores,
+        "decode_images_per_sec_per_core": len(d) / build / max(cores or 1, 1),
+        "batches_images_per_sec": n / el,
+        "images_per_sec": n / el,
+    }

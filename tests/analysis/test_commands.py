@@ -1,0 +1,140 @@
+"""The paper's experiments and analyses as commands, at a tiny budget on the digits data."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from resnets.analysis.layers import response_stds, shattered_correlation
+from resnets.cli import main
+from resnets.models import create_model
+
+TINY = ["--data", "digits", "--budget", "0.0003", "--no-progress"]
+
+
+def test_degradation_command_and_rerun_skips(tmp_path, capsys):
+    out = tmp_path / "deg"
+    assert (
+        main(
+            [
+                "reproduce",
+                "degradation",
+                "--depths",
+                "8,14",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    text = (out / "RESULTS.md").read_text()
+    assert "| plain-14 |" in text and "| resnet-8 |" in text and "±" in text
+    assert "Verdict" in text and "Command: `resnets" in text and "torch:" in text
+    assert (out / "degradation.png").stat().st_size > 10_000
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
+    for r in rows:
+        assert (
+            json.loads((out / "runs" / r["name"] / "config.json").read_text())["config"]["iters"]
+            == 19
+        )
+    capsys.readouterr()
+    # re-running skips every finished run
+    assert (
+        main(
+            [
+                "reproduce",
+                "degradation",
+                "--depths",
+                "8,14",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().err.count("finished earlier, skipped") == 8
+
+
+def test_interrupted_reproduction_resumes_the_run(tmp_path, capsys):
+    from resnets.analysis import experiments as X
+    from resnets.train import train
+
+    out = tmp_path / "table"
+    cfg = X.budget_config("resnet8", "digits", 0.0003, 0)
+    train(
+        cfg, out / "runs" / "resnet8-s0", progress=False, echo=False, stop_after=7
+    )  # as if killed
+    assert main(["reproduce", "cifar-table", "--depths", "8,14", "--out", str(out), *TINY]) == 0
+    assert "resnet8-s0: resuming" in capsys.readouterr().err
+    text = (out / "RESULTS.md").read_text()
+    assert "| ResNet-8 |" in text and "Ordering" in text
+
+
+def test_shortcuts_command(tmp_path):
+    out = tmp_path / "sc"
+    assert main(["reproduce", "shortcuts", "--model", "resnet8", "--out", str(out), *TINY]) == 0
+    text = (out / "RESULTS.md").read_text()
+    for opt in ("| A |", "| B |", "| C |", "| none |"):
+        assert opt in text
+    assert "25.03" in text  # the paper's Table 3 beside ours
+
+
+def test_responses_command(tmp_path):
+    out = tmp_path / "resp"
+    assert main(["analyze", "responses", "--depths", "8,14", "--out", str(out), *TINY]) == 0
+    rows = list(csv.DictReader(open(out / "responses.csv")))
+    # 3x3 layers: 2 per block, 3n blocks: 6 for depth 8 and 12 for depth 14, for plain and residual
+    assert len(rows) == 2 * (6 + 12)
+    assert (out / "responses.png").is_file() and "Verdict" in (out / "RESULTS.md").read_text()
+
+
+def test_gradients_command(tmp_path):
+    out = tmp_path / "grad"
+    assert main(["analyze", "gradients", "--depths", "8", "--out", str(out), *TINY]) == 0
+    rows = list(csv.DictReader(open(out / "gradients.csv")))
+    phases = {r["phase"] for r in rows}
+    assert "init" in phases and any(p.startswith("iter") for p in phases)
+    assert {r["batchnorm"] for r in rows} == {"True", "False"}
+    text = (out / "RESULTS.md").read_text()
+    assert "first layer's gradient is" in text and "shattered" in text
+    assert list(csv.DictReader(open(out / "shattered.csv")))
+
+
+def test_response_stds_follow_bn_outputs():
+    torch.manual_seed(0)
+    m = create_model("resnet8").eval()
+    stds = response_stds(m, [torch.randn(16, 3, 32, 32)])
+    assert len(stds) == 6 and all(s > 0 for _, s in stds)
+    assert stds[0][0] == "layer1.0.bn1"
+
+
+def test_shattered_correlation_bounds():
+    torch.manual_seed(0)
+    m = create_model("resnet8").eval()
+    c = shattered_correlation(m, torch.randn(3, 32, 32), n_points=16)
+    assert -1 <= c["lag8"] <= c["lag1"] <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("argv", [["--budget", "0"], ["--seeds", "0"], ["--depths", "8,x"]])
+def test_bad_experiment_options(argv, tmp_path, capsys):
+    base = [
+        "reproduce",
+        "degradation",
+        "--data",
+        "digits",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert main(base + argv) == 2
+    assert capsys.readouterr().err.startswith("resnets: error:")

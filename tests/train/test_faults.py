@@ -1,0 +1,245 @@
+"""Nothing lost: kill -9, SIGTERM/SIGINT, failing disks, corrupt checkpoints, concurrent runs.
+
+The training subprocesses run the real CLI (`python -m resnets train`) on the digits data.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from resnets.errors import CheckpointError
+from resnets.train import build_config, train
+from resnets.train import checkpoint as ck
+from resnets.train.checkpoint import load_checkpoint, save_checkpoint
+
+ARGS = ["--epochs", "6", "--checkpoint-every", "5", "--log-every", "1", "--no-progress"]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "resnets", "train", "--out", str(out), *ARGS, *extra]
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model.safetensors")
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, torch.Tensor]:
+    out = tmp_path_factory.mktemp("ref") / "run"
+    r = _run(_cmd(out))
+    assert r.returncode == 0, r.stderr
+    return _weights(out)
+
+
+def _start_and_wait_for_checkpoint(out: Path, *extra: str) -> subprocess.Popen:
+    p = subprocess.Popen(
+        _cmd(out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while not (out / "last.ckpt").exists():
+        if p.poll() is not None or time.time() > deadline:
+            raise AssertionError(f"no checkpoint appeared: {p.communicate()[1]}")
+        time.sleep(0.02)
+    return p
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_kill_9_mid_epoch_then_resume_is_bit_identical(reference, tmp_path, workers):
+    out = tmp_path / "run"
+    p = _start_and_wait_for_checkpoint(out, "--workers", workers)
+    time.sleep(0.05 + 0.1 * int(workers))  # some steps past the checkpoint: their work is lost
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL
+    assert not (out / "model.safetensors").exists(), "the run finished before the kill"
+    step = load_checkpoint(out / "last.ckpt")["run_state"]["step"]
+    assert 0 < step < 6 * 22
+    r = _run(
+        [
+            sys.executable,
+            "-m",
+            "resnets",
+            "train",
+            "--resume",
+            str(out),
+            "--workers",
+            workers,
+            "--no-progress",
+        ]
+    )
+    assert r.returncode == 0, r.stderr
+    assert _same(_weights(out), reference)
+
+
+def test_negative_control_other_seed_differs(reference, tmp_path):
+    r = _run(_cmd(tmp_path / "s1", "--seed", "1"))
+    assert r.returncode == 0, r.stderr
+    assert not _same(_weights(tmp_path / "s1"), reference)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path, sig, code):
+    out = tmp_path / "run"
+    p = _start_and_wait_for_checkpoint(out)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == code, err
+    assert "resume with" in err and "Traceback" not in err
+    state = load_checkpoint(out / "last.ckpt")
+    assert 0 < state["run_state"]["step"] < 6 * 22
+    r = _run([sys.executable, "-m", "resnets", "train", "--resume", str(out), "--no-progress"])
+    assert r.returncode == 0, r.stderr
+    assert _same(_weights(out), reference)
+
+
+def test_concurrent_runs_do_not_interfere(reference, tmp_path):
+    procs = [
+        subprocess.Popen(
+            _cmd(tmp_path / f"c{i}"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert _same(_weights(tmp_path / "c0"), reference) and _same(
+        _weights(tmp_path / "c1"), reference
+    )
+
+
+def test_two_runs_into_one_directory_one_refused(tmp_path):
+    out = tmp_path / "same"
+    procs = [
+        subprocess.Popen(
+            _cmd(out, "--epochs", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    codes = sorted(p.wait(timeout=300) for p in procs)
+    assert codes == [0, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint files
+
+
+def _state() -> dict:
+    return {"model": {"w": torch.arange(10.0)}, "run_state": {"step": 3}}
+
+
+def test_flipped_byte_and_truncation_are_detected(tmp_path):
+    p = tmp_path / "a.ckpt"
+    save_checkpoint(p, _state())
+    raw = bytearray(p.read_bytes())
+    raw[-20] ^= 0x01
+    p.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(p)
+    save_checkpoint(p, _state())
+    p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(p)
+    p.write_bytes(b"PK\x03\x04 not ours")
+    with pytest.raises(CheckpointError, match="not a resnets checkpoint"):
+        load_checkpoint(p)
+
+
+@pytest.mark.parametrize("where", ["write", "fsync", "replace"])
+def test_failure_during_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, where):
+    p = tmp_path / "last.ckpt"
+    save_checkpoint(p, _state())
+    good = p.read_bytes()
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "write":
+        real_open = open
+
+        class HalfFile:
+            def __init__(self, f):
+                self.f = f
+
+            def write(self, data):
+                self.f.write(data[: len(data) // 2])
+                raise full
+
+            def __getattr__(self, k):
+                return getattr(self.f, k)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                self.f.close()
+
+        monkeypatch.setattr(
+            "builtins.open",
+            lambda f, m="r", *a, **k: (
+                HalfFile(real_open(f, m, *a, **k)) if "w" in m else real_open(f, m, *a, **k)
+            ),
+        )
+    elif where == "fsync":
+        monkeypatch.setattr(ck.os, "fsync", lambda fd: (_ for _ in ()).throw(full))
+    else:
+        monkeypatch.setattr(ck.os, "replace", lambda a, b: (_ for _ in ()).throw(full))
+    with pytest.raises(OSError):
+        save_checkpoint(p, {"model": {"w": torch.zeros(10)}, "run_state": {"step": 4}})
+    monkeypatch.undo()
+    assert p.read_bytes() == good
+    assert load_checkpoint(p)["run_state"]["step"] == 3
+    assert [x.name for x in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left behind
+
+
+def test_full_disk_during_training_then_resume(tmp_path, monkeypatch):
+    cfg = build_config("digits", cli_values={"epochs": 2.0, "iters": 0, "checkpoint_every": 5})
+    ref = train(cfg, tmp_path / "ref", progress=False, echo=False)
+    assert ref.iters == 44
+    calls = {"n": 0}
+    real = ck.atomic_write_bytes
+
+    def flaky(path, data):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(ck, "atomic_write_bytes", flaky)
+    with pytest.raises(
+        CheckpointError, match="No space left on device.*previous checkpoint is intact"
+    ):
+        train(cfg, tmp_path / "run", progress=False, echo=False)
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path / "run" / "last.ckpt")
+    assert state["run_state"]["step"] > 0
+    train(cfg, resume=tmp_path / "run", progress=False, echo=False)
+    assert _same(_weights(tmp_path / "run"), _weights(tmp_path / "ref"))
+
+
+def test_resume_of_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    cfg = build_config("digits", cli_values={"epochs": 1.0, "iters": 0})
+    train(cfg, tmp_path / "r", progress=False, echo=False, stop_after=5)
+    p = tmp_path / "r" / "last.ckpt"
+    raw = bytearray(p.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    r = _run(
+        [sys.executable, "-m", "resnets", "train", "--resume", str(tmp_path / "r"), "--no-progress"]
+    )
+    assert r.returncode == 2 and "checksum mismatch" in r.stderr and "Traceback" not in r.stderr
+    assert os.environ.get("RESNETS_CACHE")  # the isolated cache is inherited by subprocesses
