@@ -110,10 +110,22 @@ def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path, sig
     assert _same(_weights(out), reference)
 
 
-def test_concurrent_runs_do_not_interfere(reference, tmp_path):
+def _passive_env() -> dict[str, str]:
+    # two processes on 2 cores: one thread each, so neither waits on a descheduled OpenMP thread
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_concurrent_runs_do_not_interfere(tmp_path):
+    r = _run(_cmd(tmp_path / "alone"), env=_passive_env())
+    assert r.returncode == 0, r.stderr
+    reference = _weights(tmp_path / "alone")
     procs = [
         subprocess.Popen(
-            _cmd(tmp_path / f"c{i}"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            _cmd(tmp_path / f"c{i}"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_passive_env(),
         )
         for i in range(2)
     ]
@@ -128,7 +140,11 @@ def test_two_runs_into_one_directory_one_refused(tmp_path):
     out = tmp_path / "same"
     procs = [
         subprocess.Popen(
-            _cmd(out, "--epochs", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            _cmd(out, "--epochs", "1"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_passive_env(),
         )
         for _ in range(2)
     ]
