@@ -74,12 +74,25 @@ def _train(args: argparse.Namespace) -> int:
     cfg = build_config(recipe, file_values, cli_typed, strings)
     command = "resnets " + " ".join(sys.argv[1:]) if sys.argv else None
     try:
+        if args.stop_after is not None and args.stop_after < 1:
+            raise ConfigError(f"--stop-after {args.stop_after}: must be >= 1")
         res = train(
-            cfg, args.out, resume=args.resume, progress=not args.no_progress, command=command
+            cfg,
+            args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            command=command,
+            stop_after=args.stop_after,
         )
     except TrainingInterrupted as e:
         print(f"resnets: {e}", file=sys.stderr)
         return e.exit_code
+    if res.extras.get("stopped"):
+        print(
+            f"resnets: stopped at iteration {res.iters} as asked; resume with: resnets train --resume {res.run_dir}",
+            file=sys.stderr,
+        )
+        return 0
     if args.json:
         print(
             json.dumps(
@@ -332,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="ITERS",
+        help="end this session after ITERS iterations with a checkpoint (time-sliced jobs); resume later",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     _add_config_options(p)
     p.set_defaults(fn=_train)

@@ -49,6 +49,10 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument(
+        "--runs-from",
+        help="folder whose runs/ to use and add to (share trained runs between commands)",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -70,6 +74,10 @@ def _check(args: argparse.Namespace) -> Path:
         )
     )
     return out
+
+
+def _runs_root(args: argparse.Namespace, out: Path) -> Path:
+    return Path(args.runs_from) if args.runs_from else out
 
 
 def _spec(model: str, seed: int, args: argparse.Namespace, tag: str = "", **kw: Any) -> X.RunSpec:
@@ -155,7 +163,7 @@ def _degradation(args: argparse.Namespace) -> int:
         for s in range(args.seeds)
     ]
     t0 = time.perf_counter()
-    records = X.run_all(specs, out, progress=not args.no_progress)
+    records = X.run_all(specs, _runs_root(args, out), progress=not args.no_progress)
     wall = time.perf_counter() - t0
     groups = _group(records, lambda r: r["model"])
     panels = []
@@ -230,7 +238,7 @@ def _cifar_table(args: argparse.Namespace) -> int:
     depths = _ints(args.depths, "depths") + ([1202] if args.with_1202 else [])
     specs = [_spec(f"resnet{d}", s, args) for d in depths for s in range(args.seeds)]
     t0 = time.perf_counter()
-    records = X.run_all(specs, out, progress=not args.no_progress)
+    records = X.run_all(specs, _runs_root(args, out), progress=not args.no_progress)
     wall = time.perf_counter() - t0
     groups = _group(records, lambda r: r["model"])
     plot_curves(
@@ -295,7 +303,7 @@ def _shortcuts(args: argparse.Namespace) -> int:
     plain = args.model.replace("resnet", "plain")
     specs += [_spec(plain, s, args) for s in range(args.seeds)]
     t0 = time.perf_counter()
-    records = X.run_all(specs, out, progress=not args.no_progress)
+    records = X.run_all(specs, _runs_root(args, out), progress=not args.no_progress)
     wall = time.perf_counter() - t0
     groups = _group(records, lambda r: (r["model"], r["tag"]))
     table = [
@@ -355,7 +363,7 @@ def _responses(args: argparse.Namespace) -> int:
     out = _check(args)
     depths = _ints(args.depths, "depths")
     specs = [_spec(f"{kind}{d}", 0, args) for kind in ("plain", "resnet") for d in depths]
-    root = Path(args.runs_from) if args.runs_from else out
+    root = _runs_root(args, out)
     t0 = time.perf_counter()
     X.run_all(specs, root, progress=not args.no_progress)
     rows, curves = [], {}
@@ -490,7 +498,7 @@ def _gradients(args: argparse.Namespace) -> int:
             cfg = X.budget_config(
                 name, args.data, args.budget, 0, args.device, workers=args.workers
             )
-            rd = out / "runs" / f"grad-{name}"
+            rd = _runs_root(args, out) / "runs" / f"grad-{name}"
             rec_path = rd / "gradients.json"
             if rec_path.is_file():
                 rec = {int(k): v for k, v in json.loads(rec_path.read_text()).items()}
@@ -665,10 +673,6 @@ def register(sub) -> None:
     p = asub.add_parser("responses", help="std of every 3x3 layer's response (Fig. 7)")
     _common(p, "results/responses")
     p.add_argument("--depths", default="20,56")
-    p.add_argument(
-        "--runs-from",
-        help="reuse the trained runs of another results folder (e.g. results/degradation)",
-    )
     p.set_defaults(fn=_responses)
     p = asub.add_parser(
         "gradients", help="per-layer gradient norms and shattered gradients, plain vs residual"

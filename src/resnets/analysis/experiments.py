@@ -98,6 +98,8 @@ def run_all(
     records = []
     for i, spec in enumerate(specs):
         rd = runs / spec.name
+        if (rd / "config.json").is_file():
+            _check_same_config(rd, spec.cfg)
         if (rd / "summary.json").is_file():
             if echo:
                 print(
@@ -116,6 +118,22 @@ def run_all(
             train(spec.cfg, rd, progress=progress, echo=False)
         records.append(load_record(rd, spec))
     return records
+
+
+_RUNTIME_KEYS = {"device", "workers", "log_every", "compile", "precision"}
+
+
+def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
+    """A finished or interrupted run is reused only if it was trained with this very config."""
+    saved = json.loads((rd / "config.json").read_text())["config"]
+    want = cfg.to_dict()
+    diff = [k for k in want if k not in _RUNTIME_KEYS and saved.get(k) != want[k]]
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"{rd} was trained with {k}={saved.get(k)!r}, this experiment needs {want[k]!r} "
+            f"(and {len(diff) - 1} more differences): use another --out / --runs-from"
+        )
 
 
 def load_record(rd: Path, spec: RunSpec) -> dict[str, Any]:
