@@ -9,7 +9,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from .errors import ResnetsError
+from .errors import ConfigError, ResnetsError
 
 EXIT_USER_ERROR = 2
 
