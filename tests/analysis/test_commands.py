@@ -138,3 +138,22 @@ def test_bad_experiment_options(argv, tmp_path, capsys):
     ]
     assert main(base + argv) == 2
     assert capsys.readouterr().err.startswith("resnets: error:")
+
+
+def test_shared_runs_must_have_the_same_config(tmp_path, capsys):
+    runs = tmp_path / "pool"
+    args = [
+        "reproduce",
+        "cifar-table",
+        "--depths",
+        "8",
+        "--runs-from",
+        str(runs),
+        "--no-progress",
+        "--data",
+        "digits",
+    ]
+    assert main([*args, "--budget", "0.0003", "--out", str(tmp_path / "a")]) == 0
+    # another budget must not silently reuse the run trained for the first one
+    assert main([*args, "--budget", "0.0005", "--out", str(tmp_path / "b")]) == 2
+    assert "was trained with iters=19, this experiment needs 32" in capsys.readouterr().err

@@ -73,6 +73,36 @@ def test_class_mismatch_is_an_error(digits_run, image_folder):
         score(lm, str(image_folder))
 
 
+def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path):
+    """A test folder lacking a class, in its own order, is scored against the model's classes."""
+    from resnets.eval.predict import map_classes
+    from resnets.train import build_config, train
+    from tests.conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "tr", classes=("a", "b", "c"), per_class=8)
+    cfg = build_config(
+        "digits",
+        cli_values={
+            "data": str(root),
+            "epochs": 1.0,
+            "iters": 0,
+            "val_split": 3,
+            "batch_size": 7,
+            "augment": "none",
+        },
+    )
+    train(cfg, tmp_path / "run", progress=False, echo=False)
+    lm = load_for_inference(tmp_path / "run")
+    sub = make_image_folder(tmp_path / "te", classes=("c", "a"), per_class=3)
+    res, data = score(lm, str(sub))
+    assert res.n == 6 and res.confusion[1].sum() == 0  # no "b" images
+    assert res.confusion[0].sum() == 3 and res.confusion[2].sum() == 3
+    np.testing.assert_array_equal(map_classes(data, ["a", "b", "c"], "x"), [0, 2])
+    bad = make_image_folder(tmp_path / "bad", classes=("a", "zebra"), per_class=2)
+    with pytest.raises(DataError, match=r"in the data only: \['zebra'\]"):
+        score(lm, str(bad))
+
+
 def test_torchvision_style_pth_loads_strict_and_gives_same_outputs(tmp_path):
     """A plain state_dict .pth (torchvision's file format) loads with weights_only=True."""
     torch.manual_seed(0)

@@ -61,22 +61,25 @@ def load_for_inference(
     )
 
 
-def check_classes(data: ImageSet, classes: list[str], label: str) -> None:
-    """The data's classes must be the model's, in the same order."""
+def map_classes(data: ImageSet, classes: list[str], label: str) -> np.ndarray:
+    """Model class index of each data class, matched by name.
+
+    A data set may hold all of the model's classes or some of them, in any folder order (a test
+    folder without one class is still scored); a class the model does not know is an error.
+    """
     if list(data.classes) == list(classes):
-        return
-    only_data = [c for c in data.classes if c not in classes]
-    only_model = [c for c in classes if c not in data.classes]
-    if not only_data and not only_model:
-        raise DataError(f"{label}: classes are the model's but in another order")
-    parts = []
-    if only_data:
-        parts.append(f"in the data only: {only_data[:10]}")
-    if only_model:
-        parts.append(f"in the model only: {only_model[:10]}")
-    raise DataError(
-        f"{label}: class lists differ between the model and the data ({'; '.join(parts)})"
-    )
+        return np.arange(len(classes))
+    unknown = [c for c in data.classes if c not in classes]
+    if unknown:
+        missing = [c for c in classes if c not in data.classes]
+        parts = [f"in the data only: {unknown[:10]}"]
+        if missing:
+            parts.append(f"in the model only: {missing[:10]}")
+        raise DataError(
+            f"{label}: class lists differ between the model and the data ({'; '.join(parts)})"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[c] for c in data.classes], dtype=np.int64)
 
 
 def score(
@@ -106,7 +109,8 @@ def score(
         raise DataError(
             f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
         )
-    check_classes(data, lm.classes, data_spec)
+    to_model = map_classes(data, lm.classes, data_spec)
+    labels = to_model[data.labels]
     if subset == "all":
         idx = np.arange(len(data))
     else:
@@ -124,7 +128,7 @@ def score(
     res = evaluate(
         lm.model,
         data.images,
-        data.labels,
+        labels,
         idx,
         mean=lm.mean,
         std=lm.std,
