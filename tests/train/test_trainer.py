@@ -168,3 +168,30 @@ def test_image_folder_training_and_shortcut_option(tmp_path, image_folder):
     assert res.final_val_err is not None and math.isfinite(res.final_train_err)
     sd = load_file(tmp_path / "f" / "model.safetensors")
     assert "layer2.0.downsample.0.weight" in sd
+
+
+@pytest.mark.parametrize("recipe", ["he2015-imagenet", "imagenet-modern"])
+def test_imagenet_recipes_run_on_a_folder(recipe, tmp_path, image_folder):
+    cfg = build_config(
+        recipe,
+        cli_values={
+            "data": str(image_folder),
+            "model": "resnet18",
+            "iters": 3,
+            "epochs": 0.0,
+            "image_size": 40,
+            "crop_size": 32,
+            "eval_size": 32,
+            "batch_size": 8,
+            "val_split": 6,
+            "eval_every": 3,
+        },
+    )
+    res = train(cfg, tmp_path / recipe, progress=False, echo=False)
+    assert res.iters == 3 and res.final_val_err is not None
+    from resnets.eval import load_for_inference, score
+
+    lm = load_for_inference(tmp_path / recipe)
+    assert (lm.image_size, lm.eval_size) == (40, 32)
+    r, _ = score(lm, str(image_folder), ten_crop=True)
+    assert r.n == 36

@@ -58,6 +58,7 @@ class TrainConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # iterations or fractions
     lr_decay: float = 0.1  # step/plateau: multiply lr by this at each milestone/plateau
     ramp_iters: int = 0  # linear ramp of lr from 0 over these iterations (modern recipes)
+    ramp_epochs: float = 0.0  # the same ramp in epochs (used when ramp_iters == 0)
     plateau_patience: int = 3  # plateau: evaluations without validation improvement
     warmup: str = "auto"  # paper's ResNet-110 warm-up: auto (depth >= 110) | on | off
     warmup_lr: float = 0.01  # lr during warm-up
@@ -118,6 +119,7 @@ class TrainConfig:
         need(0 < self.lr_decay <= 1, f"lr_decay={self.lr_decay}: must be in (0, 1]")
         need(self.iters >= 0, f"iters={self.iters}: must be >= 0")
         need(math.isfinite(self.epochs) and self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
+        need(math.isfinite(self.ramp_epochs) and self.ramp_epochs >= 0, f"ramp_epochs={self.ramp_epochs}: must be >= 0")
         need(self.iters > 0 or self.epochs > 0, "set iters or epochs (> 0)")
         need(
             all(math.isfinite(m) and m > 0 for m in self.milestones),
@@ -211,6 +213,15 @@ RECIPES: dict[str, dict[str, Any]] = {
         plateau_patience=3,
         eval_every=5000,
         warmup="off",
+    ),
+    # A modern ImageNet recipe (Goyal et al. 2017; He et al. 2019 "Bag of tricks"): random-resized
+    # crops, lr 0.1 per 256 images with a 5-epoch linear ramp, cosine decay, label smoothing 0.1,
+    # zero-initialised last BN of each block, Nesterov momentum, 90 epochs.
+    "imagenet-modern": dict(
+        model="resnet50", val_split=10000, image_size=256, augment="rrc", crop_size=224,
+        eval_size=224, batch_size=256, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-5,
+        label_smoothing=0.1, zero_init_residual=True, epochs=90, iters=0, schedule="cosine",
+        ramp_epochs=5, warmup="off", eval_every=5000,
     ),
     # A short CIFAR schedule for CPUs: the paper's network and augmentation, 15 epochs, cosine.
     "quick": dict(

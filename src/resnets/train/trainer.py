@@ -362,6 +362,8 @@ def train(
     )
     steps_per_epoch = len(stream)
     total = total_iters(cfg, steps_per_epoch)
+    if cfg.ramp_epochs and not cfg.ramp_iters:
+        cfg = dataclasses.replace(cfg, ramp_iters=max(1, round(cfg.ramp_epochs * steps_per_epoch)))
 
     # 3. Model and optimizer: SGD with momentum and weight decay on every parameter (section 3.4).
     model_kwargs: dict[str, Any] = dict(
