@@ -76,6 +76,12 @@ def _check(args: argparse.Namespace) -> Path:
     return out
 
 
+def _finish(
+    out: Path, title: str, args: argparse.Namespace, sections: list[str], wall: float
+) -> Path:
+    return X.write_results(out, title, _command(), args.budget, sections, wall, args.data)
+
+
 def _runs_root(args: argparse.Namespace, out: Path) -> Path:
     return Path(args.runs_from) if args.runs_from else out
 
@@ -218,15 +224,7 @@ def _degradation(args: argparse.Namespace) -> int:
         "ResNet-56 is better than ResNet-20 (test error 6.97% vs 8.75%, Table 6).",
     ]
     _per_run_csv(out, records)
-    p = X.write_results(
-        out,
-        "Plain vs residual networks: the degradation problem",
-        _command(),
-        args.budget,
-        sections,
-        wall,
-        args.data,
-    )
+    p = _finish(out, "Plain vs residual networks: the degradation problem", args, sections, wall)
     print(f"results: {p}\nfigure:  {out / 'degradation.png'}")
     return 0
 
@@ -280,15 +278,7 @@ def _cifar_table(args: argparse.Namespace) -> int:
         "![curves](curves.png)",
     ]
     _per_run_csv(out, records)
-    p = X.write_results(
-        out,
-        "CIFAR-10 ResNets of increasing depth",
-        _command(),
-        args.budget,
-        sections,
-        wall,
-        args.data,
-    )
+    p = _finish(out, "CIFAR-10 ResNets of increasing depth", args, sections, wall)
     print(f"results: {p}")
     return 0
 
@@ -327,9 +317,7 @@ def _shortcuts(args: argparse.Namespace) -> int:
         "C marginally better than B. The paper concludes projections are not essential.",
     ]
     _per_run_csv(out, records)
-    p = X.write_results(
-        out, f"Shortcut options on {args.model}", _command(), args.budget, sections, wall, args.data
-    )
+    p = _finish(out, f"Shortcut options on {args.model}", args, sections, wall)
     print(f"results: {p}")
     return 0
 
@@ -434,9 +422,7 @@ def _responses(args: argparse.Namespace) -> int:
         "ResNets smaller ones still, supporting residual functions that are closer to zero than "
         "non-residual ones.",
     ]
-    p = X.write_results(
-        out, "Layer response statistics", _command(), args.budget, sections, wall, args.data
-    )
+    p = _finish(out, "Layer response statistics", args, sections, wall)
     print(f"results: {p}")
     return 0
 
@@ -636,15 +622,7 @@ def _gradients(args: argparse.Namespace) -> int:
         "gradients. Balduzzi et al. (2017) measure instead how *shattered* (decorrelated) gradients become "
         "with depth, which shortcuts prevent. Judge from the rows above.",
     ]
-    p = X.write_results(
-        out,
-        "Gradient flow in plain and residual networks",
-        _command(),
-        args.budget,
-        sections,
-        wall,
-        args.data,
-    )
+    p = _finish(out, "Gradient flow in plain and residual networks", args, sections, wall)
     print(f"results: {p}")
     return 0
 

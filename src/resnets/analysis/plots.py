@@ -47,24 +47,19 @@ def _draw(ax, rows: list[dict[str, Any]], label: str, color) -> None:
 
 def plot_curves(runs: dict[str, list[dict[str, Any]]], out: str | Path, title: str = "") -> Path:
     """One panel: each run's training error (dashed, thin) and validation error (bold)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    colors = plt.cm.tab10(np.arange(10))
-    for i, (label, rows) in enumerate(runs.items()):
-        _draw(ax, rows, label, colors[i % 10])
-    _style(ax, title)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return Path(out)
+    return plot_panels([(title, runs)], out, width=6.4)
 
 
 def plot_panels(
-    panels: Sequence[tuple[str, dict[str, list[dict[str, Any]]]]], out: str | Path
+    panels: Sequence[tuple[str, dict[str, list[dict[str, Any]]]]],
+    out: str | Path,
+    width: float = 5.2,
 ) -> Path:
     """Side-by-side panels (e.g. the paper's Fig. 6: plain left, residual right), shared y axis."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=120, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(width * len(panels), 4.2), dpi=120, sharey=True
+    )
     axes = np.atleast_1d(axes)
     colors = plt.cm.tab10(np.arange(10))
     for ax, (title, runs) in zip(axes, panels):

@@ -119,7 +119,10 @@ class TrainConfig:
         need(0 < self.lr_decay <= 1, f"lr_decay={self.lr_decay}: must be in (0, 1]")
         need(self.iters >= 0, f"iters={self.iters}: must be >= 0")
         need(math.isfinite(self.epochs) and self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
-        need(math.isfinite(self.ramp_epochs) and self.ramp_epochs >= 0, f"ramp_epochs={self.ramp_epochs}: must be >= 0")
+        need(
+            math.isfinite(self.ramp_epochs) and self.ramp_epochs >= 0,
+            f"ramp_epochs={self.ramp_epochs}: must be >= 0",
+        )
         need(self.iters > 0 or self.epochs > 0, "set iters or epochs (> 0)")
         need(
             all(math.isfinite(m) and m > 0 for m in self.milestones),
@@ -218,10 +221,25 @@ RECIPES: dict[str, dict[str, Any]] = {
     # crops, lr 0.1 per 256 images with a 5-epoch linear ramp, cosine decay, label smoothing 0.1,
     # zero-initialised last BN of each block, Nesterov momentum, 90 epochs.
     "imagenet-modern": dict(
-        model="resnet50", val_split=10000, image_size=256, augment="rrc", crop_size=224,
-        eval_size=224, batch_size=256, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-5,
-        label_smoothing=0.1, zero_init_residual=True, epochs=90, iters=0, schedule="cosine",
-        ramp_epochs=5, warmup="off", eval_every=5000,
+        model="resnet50",
+        val_split=10000,
+        image_size=256,
+        augment="rrc",
+        crop_size=224,
+        eval_size=224,
+        batch_size=256,
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-5,
+        label_smoothing=0.1,
+        zero_init_residual=True,
+        epochs=90,
+        iters=0,
+        schedule="cosine",
+        ramp_epochs=5,
+        warmup="off",
+        eval_every=5000,
     ),
     # A short CIFAR schedule for CPUs: the paper's network and augmentation, 15 epochs, cosine.
     "quick": dict(
