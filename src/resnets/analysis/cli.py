@@ -77,9 +77,15 @@ def _check(args: argparse.Namespace) -> Path:
 
 
 def _finish(
-    out: Path, title: str, args: argparse.Namespace, sections: list[str], wall: float
+    out: Path,
+    title: str,
+    args: argparse.Namespace,
+    sections: list[str],
+    wall: float,
+    records: list[dict[str, Any]] | None = None,
 ) -> Path:
-    return X.write_results(out, title, _command(), args.budget, sections, wall, args.data)
+    train_s = sum(r.get("train_time") or 0 for r in records) if records else None
+    return X.write_results(out, title, _command(), args.budget, sections, wall, args.data, train_s)
 
 
 def _runs_root(args: argparse.Namespace, out: Path) -> Path:
@@ -224,7 +230,9 @@ def _degradation(args: argparse.Namespace) -> int:
         "ResNet-56 is better than ResNet-20 (test error 6.97% vs 8.75%, Table 6).",
     ]
     _per_run_csv(out, records)
-    p = _finish(out, "Plain vs residual networks: the degradation problem", args, sections, wall)
+    p = _finish(
+        out, "Plain vs residual networks: the degradation problem", args, sections, wall, records
+    )
     print(f"results: {p}\nfigure:  {out / 'degradation.png'}")
     return 0
 
@@ -278,7 +286,7 @@ def _cifar_table(args: argparse.Namespace) -> int:
         "![curves](curves.png)",
     ]
     _per_run_csv(out, records)
-    p = _finish(out, "CIFAR-10 ResNets of increasing depth", args, sections, wall)
+    p = _finish(out, "CIFAR-10 ResNets of increasing depth", args, sections, wall, records)
     print(f"results: {p}")
     return 0
 
@@ -317,7 +325,7 @@ def _shortcuts(args: argparse.Namespace) -> int:
         "C marginally better than B. The paper concludes projections are not essential.",
     ]
     _per_run_csv(out, records)
-    p = _finish(out, f"Shortcut options on {args.model}", args, sections, wall)
+    p = _finish(out, f"Shortcut options on {args.model}", args, sections, wall, records)
     print(f"results: {p}")
     return 0
 
@@ -353,7 +361,7 @@ def _responses(args: argparse.Namespace) -> int:
     specs = [_spec(f"{kind}{d}", 0, args) for kind in ("plain", "resnet") for d in depths]
     root = _runs_root(args, out)
     t0 = time.perf_counter()
-    X.run_all(specs, root, progress=not args.no_progress)
+    records = X.run_all(specs, root, progress=not args.no_progress)
     rows, curves = [], {}
     for sp in specs:
         model, batches = _val_batches(root / "runs" / sp.name)
@@ -422,7 +430,7 @@ def _responses(args: argparse.Namespace) -> int:
         "ResNets smaller ones still, supporting residual functions that are closer to zero than "
         "non-residual ones.",
     ]
-    p = _finish(out, "Layer response statistics", args, sections, wall)
+    p = _finish(out, "Layer response statistics", args, sections, wall, records)
     print(f"results: {p}")
     return 0
 

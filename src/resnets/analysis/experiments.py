@@ -125,7 +125,8 @@ _RUNTIME_KEYS = {"device", "workers", "log_every", "compile", "precision"}
 
 def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
     """A finished or interrupted run is reused only if it was trained with this very config."""
-    saved = json.loads((rd / "config.json").read_text())["config"]
+    # fields added to TrainConfig after a run was made have their default value there
+    saved = {**TrainConfig().to_dict(), **json.loads((rd / "config.json").read_text())["config"]}
     want = cfg.to_dict()
     diff = [k for k in want if k not in _RUNTIME_KEYS and saved.get(k) != want[k]]
     if diff:
@@ -200,6 +201,7 @@ def write_results(
     sections: list[str],
     wall: float,
     data: str,
+    train_seconds: float | None = None,
 ) -> Path:
     """RESULTS.md: the tables and figures, the paper's numbers beside ours, and how they were made."""
     env = environment()
@@ -211,7 +213,13 @@ def write_results(
         "",
         f"Budget {budget:g} of the paper's schedule: {iters:,} iterations of batch 128 "
         f"(lr /10 at {max(1, round(32000 * budget)):,} and {max(1, round(48000 * budget)):,}).",
-        f"Data: `{data}`. Wall time of this command (runs trained now, not skipped): {wall / 60:.1f} min.",
+        f"Data: `{data}`. "
+        + (
+            f"Training time of the runs behind these numbers: {train_seconds / 60:.1f} min; "
+            if train_seconds is not None
+            else ""
+        )
+        + f"this invocation took {wall / 60:.1f} min (a re-run skips finished runs).",
         "",
     ]
     if "cifar10-jpeg" in data or data.endswith(".jpg"):

@@ -79,7 +79,7 @@ def _style(ax, title: str) -> None:
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(
-        loc="upper right", fontsize=8, title="bold: validation, dashed: training", title_fontsize=7
+        loc="lower left", fontsize=8, title="bold: validation, dashed: training", title_fontsize=7
     )
     ax.set_ylim(bottom=0)
 
