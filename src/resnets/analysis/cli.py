@@ -580,15 +580,18 @@ def _gradients(args: argparse.Namespace) -> int:
         return norms[0] / norms[-1] if norms and norms[-1] > 0 else math.nan
 
     table = [
-        "| network | BatchNorm | first/last layer gradient norm at init | lag-1 gradient correlation at init |",
-        "| --- | :---: | ---: | ---: |",
+        "| network | BatchNorm | first/last layer gradient norm at init | median layer gradient norm at init "
+        "| lag-1 gradient correlation at init |",
+        "| --- | :---: | ---: | ---: | ---: |",
     ]
     shat = {(r["model"], r["batchnorm"], r["phase"]): r for r in shat_rows}
     verdict = []
     for (name, bn), norms in init_curves.items():
         r = ratio(norms)
         c = shat[(name, bn, "init")]["lag1"]
-        table.append(f"| {name} | {'yes' if bn else 'no'} | {r:.3g} | {c:.3f} |")
+        table.append(
+            f"| {name} | {'yes' if bn else 'no'} | {r:.3g} | {float(np.median(norms)):.3g} | {c:.3f} |"
+        )
     for dep in depths:
         for bn in (True, False):
             rp, rr = (
@@ -600,9 +603,12 @@ def _gradients(args: argparse.Namespace) -> int:
                 if rp < 0.01
                 else ("explode towards the input" if rp > 100 else "neither vanish nor explode")
             )
+            mp = float(np.median(init_curves[(f"plain{dep}", bn)]))
+            mr = float(np.median(init_curves[(f"resnet{dep}", bn)]))
             verdict.append(
                 f"- {'with' if bn else 'without'} BN, depth {dep}: in the plain net the first layer's "
-                f"gradient is {rp:.3g}x the last layer's (gradients {state}); in the ResNet {rr:.3g}x."
+                f"gradient is {rp:.3g}x the last layer's (gradients {state}); in the ResNet {rr:.3g}x. "
+                f"Median layer gradient norm: plain {mp:.3g}, ResNet {mr:.3g} ({mr / mp:.3g}x)."
             )
         cp, cr = (
             shat[(f"plain{dep}", True, "init")]["lag1"],
