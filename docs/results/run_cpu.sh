@@ -6,7 +6,7 @@
 set -euo pipefail
 D=${DATA:-../shared/data/cifar10-jpeg/train}
 B=${BUDGET:-0.01}         # cifar-table and shortcuts
-BD=${BUDGET_DEG:-0.02}    # degradation and layer responses (the runs they share)
+BD=${BUDGET_DEG:-0.01}    # degradation and layer responses (the runs they share)
 BG=${BUDGET_GRAD:-0.005}  # gradient recordings
 common=(--data "$D" --device cpu --no-progress)
 resnets reproduce shortcuts "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/shortcuts
