@@ -60,3 +60,29 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "resnets", "--version"], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0 and r.stdout.startswith("resnets ")
+
+
+@pytest.mark.parametrize("what", ["train", "infer", "data"])
+def test_benchmark_json_last_line(what, capsys, image_folder):
+    argv = [
+        "benchmark",
+        what,
+        "--model",
+        "resnet8",
+        "--batch-size",
+        "8",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    if what == "data":
+        argv += ["--data", str(image_folder)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["images_per_sec"] > 0
+    if what == "train":
+        assert out["results"]["fp32-eager"]["fraction_of_peak"] > 0 and out["speedup"] > 0

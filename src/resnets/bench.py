@@ -54,6 +54,27 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def alternate(
+    fns: dict[str, Any], steps: int, rounds: int, device: torch.device, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, timed in alternating rounds of ``steps`` calls, so
+    that a noisy machine slows every variant alike."""
+    for fn in fns.values():  # warm-up (and compilation)
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            _sync(device)
+            times[k].append((time.perf_counter() - t0) / steps)
+    return times
+
+
 @dataclass
 class Variant:
     """One way to run the same training step."""
@@ -131,19 +152,7 @@ def bench_train(
     if variants is None:
         variants = [Variant("fp32-eager", False, False), Variant("fast", bf16_ok, True, compile)]
     fns = {v.name: _train_step_fn(model, v, batch_size, size, classes, dev) for v in variants}
-    for fn in fns.values():  # warm-up (and compilation)
-        for _ in range(2 if not compile else 3):
-            fn()
-    _sync(dev)
-    times: dict[str, list[float]] = {v.name: [] for v in variants}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            _sync(dev)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            _sync(dev)
-            times[name].append((time.perf_counter() - t0) / steps)
+    times = alternate(fns, steps, rounds, dev, warmup=3 if compile else 2)
     macs = count_macs(create_model(model, num_classes=classes), (1, 3, size, size))
     flops_img = 3 * 2 * macs  # forward + backward (about twice the forward)
     peak = {"fp32": measure_peak_tflops(dev, torch.float32)}
@@ -210,21 +219,8 @@ def bench_infer(
         ):
             m_cl(x_cl)
 
-    res = {}
-    fns = {"fp32-eager": ref, "fast": fast}
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            _sync(dev)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            _sync(dev)
-            times[k].append((time.perf_counter() - t0) / steps)
-    for k in fns:
-        res[k] = batch_size / statistics.median(times[k])
+    times = alternate({"fp32-eager": ref, "fast": fast}, steps, rounds, dev, warmup=1)
+    res = {k: batch_size / statistics.median(v) for k, v in times.items()}
     return {
         "model": model,
         "batch_size": batch_size,
