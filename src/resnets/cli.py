@@ -16,9 +16,10 @@ EXIT_USER_ERROR = 2
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One ``--name`` option per TrainConfig field (any recipe field is overridable)."""
-    from .train.config import TrainConfig
+    from .train.config import RECIPES, TrainConfig, field_docs
 
     hints = typing.get_type_hints(TrainConfig)
+    docs = field_docs()
     common = {
         "model",
         "data",
@@ -38,7 +39,6 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         typ = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         group = g1 if f.name in common else g2
-        default = f.default if f.default is not f.default_factory else None  # type: ignore[comparison-overlap]
         meta = (
             "BOOL"
             if typ is bool
@@ -49,9 +49,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             dest=f"cfg_{f.name}",
             default=None,
             metavar=meta,
-            help=f"(recipe default; base {default!r})"
+            help=docs.get(f.name, "") + " (default: from the recipe)"
             if f.name != "recipe"
-            else "named recipe: digits (default), he2015-cifar, he2015-imagenet, quick",
+            else f"named recipe: {', '.join(RECIPES)} (default digits)",
         )
 
 

@@ -67,7 +67,7 @@ class TrainConfig:
     warmup_max_iters: int = 2000  # warm-up ends after this many iterations regardless
 
     # --- run
-    seed: int = 0
+    seed: int = 0  # seeds the weight init, the split, the data order and every augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 autocast where the hardware has it)
     channels_last: bool = True
@@ -328,6 +328,19 @@ def _coerce(name: str, typ: Any, value: Any, from_string: bool) -> Any:
             raise ConfigError(f"{name}: expected a string, got {value!r}")
         return value
     raise ConfigError(f"{name}: unsupported type {typ}")  # pragma: no cover
+
+
+def field_docs() -> dict[str, str]:
+    """Each field's trailing comment in the TrainConfig source: its meaning and unit."""
+    import inspect
+
+    docs = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        code, _, comment = line.partition("  # ")
+        name = code.strip().split(":", 1)[0]
+        if comment and name.isidentifier() and ":" in code:
+            docs[name] = comment.strip()
+    return docs
 
 
 def field_names() -> list[str]:
