@@ -12,5 +12,5 @@ common=(--data "$D" --device cpu --no-progress)
 resnets reproduce shortcuts "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/shortcuts
 resnets reproduce cifar-table "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/cifar-table
 resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-b$BG-grad" --out docs/results/gradients
-resnets reproduce degradation "${common[@]}" --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/degradation
+resnets reproduce degradation "${common[@]}" --seeds 2 --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/degradation
 resnets analyze responses "${common[@]}" --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/responses
