@@ -708,7 +708,15 @@ def train(
                         raise _StopAfter
             if not rolled_back:
                 break
+    except TrainingInterrupted:
+        dist.barrier()  # after rank 0's checkpoint; a rank leaving early aborts its peers' gloo
+        if dist.initialized_here:
+            torch.distributed.destroy_process_group()
+        raise
     except _StopAfter:
+        dist.barrier()  # every rank leaves together, after rank 0 has written the checkpoint
+        if dist.initialized_here:
+            torch.distributed.destroy_process_group()
         log(
             f"stopped after {stop_after} iterations at iteration {st.step}; resume with --resume {run_dir}"
         )
