@@ -65,13 +65,8 @@ def _train(args: argparse.Namespace) -> int:
     recipe = cli.pop("recipe", None)
     strings = dict(cli)
     strings.update(parse_set(args.set or []))
-    # --epochs replaces the recipe's iteration count (and --iters the epochs)
-    cli_typed = {}
-    if "epochs" in strings and "iters" not in strings:
-        cli_typed["iters"] = 0
-    if "iters" in strings and "epochs" not in strings:
-        cli_typed["epochs"] = 0.0
-    cfg = build_config(recipe, file_values, cli_typed, strings)
+    # (build_config: --epochs replaces the recipe's iteration count, and --iters the epochs)
+    cfg = build_config(recipe, file_values, None, strings)
     command = "resnets " + " ".join(sys.argv[1:]) if sys.argv else None
     try:
         if args.stop_after is not None and args.stop_after < 1:

@@ -386,9 +386,10 @@ def build_config(
     cli = dict(cli_values or {})
     cli.pop("recipe", None)
     # --epochs on the command line replaces the recipe's iteration count, and vice versa
-    if "epochs" in cli and "iters" not in cli:
+    given = set(cli) | set(string_values or {})
+    if "epochs" in given and "iters" not in given:
         values["iters"] = 0
-    if "iters" in cli and "epochs" not in cli:
+    if "iters" in given and "epochs" not in given:
         values["epochs"] = 0.0
     values = apply_overrides(values, cli)
     values = apply_overrides(values, string_values or {}, from_string=True)
