@@ -24,13 +24,26 @@ def main() -> None:
     a = ap.parse_args()
     data = bench_data(a.data, steps=100)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_config("he2015-cifar", cli_values={"data": a.data, "iters": a.iters, "eval_every": 100,
-                                                       "workers": a.workers})
+        cfg = build_config(
+            "he2015-cifar",
+            cli_values={"data": a.data, "iters": a.iters, "eval_every": 100, "workers": a.workers},
+        )
         train(cfg, Path(tmp) / "run", progress=False, echo=False)
-        rows = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()
+        ]
     waits = [r["data_wait"] for r in rows]
-    print(json.dumps({**data, "data_wait_fraction": sum(waits) / len(waits), "data_wait_per_eval": waits,
-                      "train_images_per_sec": [r["images_per_sec"] for r in rows], "workers": a.workers}))
+    print(
+        json.dumps(
+            {
+                **data,
+                "data_wait_fraction": sum(waits) / len(waits),
+                "data_wait_per_eval": waits,
+                "train_images_per_sec": [r["images_per_sec"] for r in rows],
+                "workers": a.workers,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -96,9 +96,18 @@ def main() -> None:
                 fn()
             times[name].append((time.perf_counter() - t0) / a.steps)
     ips = {k: bs / statistics.median(v) for k, v in times.items()}
-    print(json.dumps({"images_per_sec": ips["resnets"], "reference_images_per_sec": ips["fp32-eager"],
-                      "speedup": ips["resnets"] / ips["fp32-eager"], "bf16": bf16,
-                      "threads": torch.get_num_threads(), "batch_size": bs}))
+    print(
+        json.dumps(
+            {
+                "images_per_sec": ips["resnets"],
+                "reference_images_per_sec": ips["fp32-eager"],
+                "speedup": ips["resnets"] / ips["fp32-eager"],
+                "bf16": bf16,
+                "threads": torch.get_num_threads(),
+                "batch_size": bs,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ class Variant:
     bf16: bool
     channels_last: bool
     compile: bool = False
+    fused: bool = False  # the fused SGD kernel instead of the multi-tensor ("foreach") one
+    compile_mode: str = "default"  # torch.compile mode (reduce-overhead: CUDA graphs)
 
 
 @dataclass
@@ -113,8 +115,10 @@ def _train_step_fn(
     if v.channels_last:
         m = m.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    fwd = torch.compile(m) if v.compile else m
+    opt = torch.optim.SGD(
+        m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=v.fused or None
+    )
+    fwd = torch.compile(m, mode=v.compile_mode) if v.compile else m
     ctx = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
         if v.bf16
@@ -140,6 +144,8 @@ def bench_train(
     rounds: int = 3,
     compile: bool = False,
     variants: list[Variant] | None = None,
+    fused: bool = False,
+    compile_mode: str = "default",
 ) -> TrainBench:
     """Training images/s of the fast path against a plain fp32 eager loop, alternating rounds."""
     dev = torch.device(device)
@@ -150,7 +156,10 @@ def bench_train(
 
     bf16_ok = use_bf16("auto", dev)
     if variants is None:
-        variants = [Variant("fp32-eager", False, False), Variant("fast", bf16_ok, True, compile)]
+        variants = [
+            Variant("fp32-eager", False, False),
+            Variant("fast", bf16_ok, True, compile, fused, compile_mode),
+        ]
     fns = {v.name: _train_step_fn(model, v, batch_size, size, classes, dev) for v in variants}
     times = alternate(fns, steps, rounds, dev, warmup=3 if compile else 2)
     macs = count_macs(create_model(model, num_classes=classes), (1, 3, size, size))
@@ -179,6 +188,8 @@ def bench_train(
             "bf16": v.bf16,
             "channels_last": v.channels_last,
             "compile": v.compile,
+            "compile_mode": v.compile_mode if v.compile else None,
+            "fused_sgd": v.fused,
         }
     out.peak_tflops = peak
     names = [v.name for v in variants]
@@ -279,5 +290,61 @@ def bench_data(
         "cores": cores,
         "decode_images_per_sec_per_core": len(d) / build / max(cores or 1, 1),
         "batches_images_per_sec": n / el,
+        "images_per_sec": n / el,
+    }
+
+
+def bench_stream(
+    data: str, images: int = 2000, batch_size: int = 256, processes: int | None = None
+) -> dict[str, Any]:
+    """Streaming decode rates, side by side in one run: Pillow vs the fast JPEG decoder on one
+    core, then the streaming loader (``LazyImages``) with one process per core.
+
+    ``data`` is a class folder or a folder of WebDataset tar shards. Images/s per core is the
+    number that sizes a multi-node job: cores needed = training img/s / per-core rate.
+    """
+    import numpy as np
+
+    from .data.images import decode_image, resize_short_center_crop
+    from .data.stream import decode_bytes, is_shard_dir, jpeg_decoder, stream_folder, stream_shards
+
+    ds = (stream_shards if is_shard_dir(data) else stream_folder)(data, processes=processes or 0)
+    lazy = ds.images
+    n = min(images, len(lazy))
+    pick = np.random.default_rng(0).permutation(len(lazy))[:n]
+    recs = [lazy.records[int(i)] for i in pick]
+    blobs = [r.read() for r in recs]  # bytes in memory: time the decoding, not the disk
+    size = lazy.size
+
+    def pillow():
+        for b, r in zip(blobs, recs):
+            a = decode_image(b, r.name)
+            if a.shape[0] != size or a.shape[1] != size:
+                resize_short_center_crop(a, size)
+
+    def fast():
+        for b, r in zip(blobs, recs):
+            decode_bytes(b, r.name, size)
+
+    times = alternate({"pillow": pillow, "fast": fast}, 1, 3, torch.device("cpu"), warmup=1)
+    one = {k: n / statistics.median(t) for k, t in times.items()}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lazy[pick[: min(64, n)]]  # start the worker processes outside the timing
+    t0 = time.perf_counter()
+    for i in range(0, n, batch_size):
+        lazy[np.sort(pick[i : i + batch_size])]
+    el = time.perf_counter() - t0
+    lazy.close()
+    return {
+        "data": data,
+        "images": n,
+        "image_size": size,
+        "decoder": jpeg_decoder(),
+        "one_core_images_per_sec": one,
+        "fast_vs_pillow": one["fast"] / one["pillow"],
+        "processes": lazy.processes,
+        "cores": cores,
+        "stream_images_per_sec": n / el,
+        "stream_images_per_sec_per_core": n / el / max(cores or 1, 1),
         "images_per_sec": n / el,
     }

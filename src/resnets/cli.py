@@ -113,11 +113,13 @@ def _eval(args: argparse.Namespace) -> int:
 
     device = pick_device(args.device)
     lm = load_for_inference(args.weights, model=args.model, device=device)
+    tta = lm.meta.get("tta", "none") if args.tta == "auto" else args.tta
     res, data = score(
         lm,
         args.data,
         subset=args.subset,
         ten_crop=args.ten_crop,
+        tta=tta,
         batch_size=args.batch_size,
         device=device,
         bf16=use_bf16(args.precision, device),
@@ -144,6 +146,7 @@ def _eval(args: argparse.Namespace) -> int:
         "n": res.n,
         "loss": res.loss,
         "ten_crop": bool(args.ten_crop),
+        "tta": tta,
         "subset": args.subset,
         "data": args.data,
         "per_class": {c: (None if a != a else float(a)) for c, a in zip(lm.classes, per_class)},
@@ -153,7 +156,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.json or args.verbose:
         print(
             f"{lm.meta.get('model')} on {args.data} ({args.subset}, {res.n} images"
-            f"{', 10-crop' if args.ten_crop else ''}):"
+            f"{', 10-crop' if args.ten_crop else ''}{', flip TTA' if tta == 'flip' else ''}):"
         )
         print(f"  top-1 accuracy {res.top1:.2%}  (error {1 - res.top1:.2%})")
         print(f"  top-5 accuracy {res.top5:.2%}")
@@ -169,6 +172,7 @@ def _eval(args: argparse.Namespace) -> int:
                     "top5": res.top5,
                     "n": res.n,
                     "ten_crop": bool(args.ten_crop),
+                    "tta": tta,
                     "confusion_png": str(png),
                 }
             )
@@ -285,6 +289,8 @@ def _benchmark(args: argparse.Namespace) -> int:
             args.steps,
             args.rounds,
             compile=args.compile,
+            fused=args.fused,
+            compile_mode=args.compile_mode,
         ).to_dict()
         for name, v in r["results"].items():
             print(
@@ -302,13 +308,31 @@ def _benchmark(args: argparse.Namespace) -> int:
             print(f"{name:<12} {v:9.1f} img/s")
         print(f"speed-up {r['speedup']:.2f}x")
     else:
+        from .data.stream import is_shard_dir
+
         folder = args.data or str(Path("..") / "shared" / "data" / "cifar10-jpeg" / "train")
-        r = bench.bench_data(folder, args.batch_size, steps=args.steps * 20)
-        print(
-            f"decoded cache of {r['images']} images built in {r['decode_cache_build_s']:.1f}s "
-            f"({r['decode_images_per_sec_per_core']:.0f} img/s per core); reopened in {r['cache_reopen_s']:.1f}s; "
-            f"batches from the cache at {r['batches_images_per_sec']:.0f} img/s"
-        )
+        mode = args.mode
+        if mode == "auto":
+            mode = "stream" if is_shard_dir(folder) else "both"
+        r = {}
+        if mode in ("cache", "both"):
+            c = bench.bench_data(folder, args.batch_size, steps=args.steps * 20)
+            print(
+                f"decoded cache of {c['images']} images built in {c['decode_cache_build_s']:.1f}s "
+                f"({c['decode_images_per_sec_per_core']:.0f} img/s per core); reopened in {c['cache_reopen_s']:.1f}s; "
+                f"batches from the cache at {c['batches_images_per_sec']:.0f} img/s"
+            )
+            r = {"cache": c, **c}
+        if mode in ("stream", "both"):
+            s = bench.bench_stream(folder, images=args.images)
+            one = s["one_core_images_per_sec"]
+            print(
+                f"streaming {s['images']} images at {s['image_size']}px: one core decodes "
+                f"{one['fast']:.0f} img/s with {s['decoder']} vs {one['pillow']:.0f} with Pillow "
+                f"({s['fast_vs_pillow']:.2f}x); {s['processes']} processes: "
+                f"{s['stream_images_per_sec']:.0f} img/s ({s['stream_images_per_sec_per_core']:.0f} per core)"
+            )
+            r = {**r, "stream": s, "images_per_sec": s["images_per_sec"]}
     if args.json:
         print(json.dumps(r))
     return 0
@@ -366,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ten-crop", action="store_true", help="10-crop testing (paper section 3.4)")
     p.add_argument(
+        "--tta",
+        choices=("auto", "none", "flip"),
+        default="auto",
+        help="test-time augmentation: flip averages each image's and its mirror's logits; "
+        "auto: what the weights were validated with in training (their metadata)",
+    )
+    p.add_argument(
         "--model", help="architecture, for weights files without resnets metadata (torchvision's)"
     )
     p.add_argument("--batch-size", type=int, default=256)
@@ -418,15 +449,119 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast variant")
     p.add_argument(
-        "--data", default=None, help="for 'data': a class folder (default: the shared CIFAR JPEGs)"
+        "--compile-mode",
+        default="default",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+        help="torch.compile mode (reduce-overhead uses CUDA graphs on a GPU)",
+    )
+    p.add_argument("--fused", action="store_true", help="fused SGD kernel in the fast variant")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="for 'data': a class folder or a folder of tar shards (default: the shared CIFAR JPEGs)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("auto", "cache", "stream", "both"),
+        default="auto",
+        help="for 'data': the decoded cache, the streaming decoders, or both (auto: both for "
+        "folders, stream for shards)",
+    )
+    p.add_argument(
+        "--images", type=int, default=2000, help="for 'data --mode stream': images to decode"
     )
     p.add_argument(
         "--json", action="store_true", help="last line: one JSON object with images_per_sec"
     )
     p.set_defaults(fn=_benchmark)
 
+    p = sub.add_parser(
+        "data",
+        help="data sets: info, pack a folder into WebDataset tar shards, verify shards",
+        description="Inspect a data set, pack a class folder into WebDataset-layout tar shards "
+        "(for streaming and multi-node training), or verify shards against their checksums.",
+    )
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("info", help="classes, counts, image size and how it would be loaded")
+    q.add_argument("data", metavar="SPEC", help="digits, cifar10[:PATH], a folder or shard folder")
+    q.add_argument("--mode", choices=("auto", "memory", "stream"), default="auto")
+    q.add_argument("--image-size", type=int, default=0)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=_data_info)
+    q = dsub.add_parser("shard", help="pack a class folder into tar shards (WebDataset layout)")
+    q.add_argument("src", metavar="FOLDER", help="ROOT/<class>/<image>")
+    q.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+    q.add_argument("--shard-size", type=int, default=10000, help="samples per shard")
+    q.add_argument("--seed", type=int, default=0, help="shuffle seed (-1: keep folder order)")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(fn=_data_shard)
+    q = dsub.add_parser("verify", help="check every shard against dataset.json's SHA-256")
+    q.add_argument("out", metavar="SHARD_DIR")
+    q.set_defaults(fn=_data_verify)
+
     _add_extra_commands(sub)
     return ap
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import load_dataset
+
+    d = load_dataset(args.data, image_size=args.image_size, mode=args.mode, progress=False)
+    counts = np.bincount(d.labels, minlength=len(d.classes)).tolist()
+    info = {
+        "data": args.data,
+        "images": len(d),
+        "classes": len(d.classes),
+        "image_size": d.image_size,
+        "channels": d.channels,
+        "streamed": bool(getattr(d.images, "lazy", False)),
+        "fingerprint": d.fingerprint,
+        "per_class": dict(zip(d.classes, counts)),
+    }
+    if not args.json:
+        print(
+            f"{args.data}: {info['images']} images, {info['classes']} classes, "
+            f"{info['image_size']}x{info['image_size']}x{info['channels']}, "
+            f"{'streamed (decoded per batch)' if info['streamed'] else 'decoded in memory/cache'}"
+        )
+        for c, k in info["per_class"].items():
+            print(f"  {c}: {k}")
+    else:
+        print(json.dumps(info))
+    return 0
+
+
+def _data_shard(args: argparse.Namespace) -> int:
+    from .data.stream import write_shards
+
+    meta = write_shards(
+        args.src,
+        args.out,
+        shard_size=args.shard_size,
+        seed=None if args.seed < 0 else args.seed,
+        progress=not args.no_progress,
+    )
+    print(
+        f"wrote {meta['samples']} samples of {len(meta['classes'])} classes into "
+        f"{len(meta['shards'])} shards in {args.out} (dataset.json lists their SHA-256)"
+    )
+    return 0
+
+
+def _data_verify(args: argparse.Namespace) -> int:
+    from .data.stream import SHARD_META, verify_shards
+    from .errors import DataError
+
+    if not (Path(args.out) / SHARD_META).is_file():
+        raise DataError(f"{args.out}: no {SHARD_META} (not written by `resnets data shard`)")
+    bad = verify_shards(args.out)
+    if bad:
+        print(f"{len(bad)} damaged or missing shards: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: every shard matches its SHA-256")
+    return 0
 
 
 def _add_extra_commands(sub) -> None:

@@ -194,7 +194,7 @@ def test_any_6n_plus_2_depth_and_name_errors():
         ResNet("basic", (1, 1), widths=(16, 32, 64))
 
 
-@pytest.mark.parametrize("name", ["resnet20", "resnet18", "plain20"])
+@pytest.mark.parametrize("name", ["resnet20", "resnet18", "plain20", "fast_resnet8"])
 def test_torch_export_roundtrip(name):
     m = create_model(name).eval()
     x = _input(name, 1)

@@ -195,3 +195,52 @@ def test_imagenet_recipes_run_on_a_folder(recipe, tmp_path, image_folder):
     assert (lm.image_size, lm.eval_size) == (40, 32)
     r, _ = score(lm, str(image_folder), ten_crop=True)
     assert r.n == 36
+
+
+def test_linear_schedule_and_time_to_accuracy():
+    cfg = small(schedule="linear", ramp_iters=10, lr=0.4)
+    st = RunState()
+    lrs = [lr_at(cfg, s, 100, st, False) for s in range(100)]
+    assert lrs[0] == 0.4 * 0.1 and max(lrs) < 0.4 and lrs[-1] < 0.005
+    assert all(a > b for a, b in zip(lrs[10:], lrs[11:]))  # decays linearly to 0 after the ramp
+    from resnets.train.trainer import time_to_accuracy
+
+    rows = [
+        {"step": 10, "epoch": 1.0, "time": 3.0, "val_err": 0.3},
+        {"step": 20, "epoch": 2.0, "time": 6.0, "val_err": 0.09},
+        {"step": 30, "epoch": 3.0, "time": 9.0, "val_err": 0.05},
+    ]
+    t = time_to_accuracy(rows)
+    assert t["0.80"] is None or t["0.80"]["step"] == 20
+    assert t["0.90"] == {"seconds": 6.0, "step": 20, "epoch": 2.0}
+    assert t["0.94"]["step"] == 30 and time_to_accuracy(rows[:1])["0.90"] is None
+
+
+def test_fast_cifar_recipe_on_digits_resumes_bit_identically(tmp_path):
+    """The fast recipe end to end: data-initialised stem, flip TTA, resume restores the stem."""
+    cli = {"data": "digits", "val_split": 0.2, "pad": 1, "batch_size": 64, "epochs": 2.0}
+    cfg = build_config("fast-cifar", cli_values=cli)
+    assert cfg.model == "fast_resnet8" and cfg.tta == "flip" and cfg.schedule == "linear"
+    full = train(cfg, tmp_path / "full", progress=False, echo=False)
+    assert full.final_val_err < 0.2
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert summary["time_to_accuracy"]["0.80"] is not None
+    train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=9)
+    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    from resnets.models import create_model
+
+    torch.manual_seed(cfg.seed)
+    fresh = create_model("fast_resnet8", num_classes=10, in_chans=1)
+    assert not torch.allclose(a["stem.weight"], fresh.stem.weight)  # set from the data
+    from resnets.eval import load_for_inference, score
+
+    lm = load_for_inference(tmp_path / "full")
+    assert lm.meta["tta"] == "flip"
+    r_flip, _ = score(lm, "digits", subset="val")
+    r_none, _ = score(lm, "digits", subset="val", tta="none")
+    n_val = json.loads((tmp_path / "full" / "config.json").read_text())["resolved"]["val_size"]
+    assert r_flip.n == r_none.n == n_val
+    assert abs(r_flip.top1 - (1 - full.final_val_err)) < 1e-9  # auto = the TTA used in training

@@ -38,29 +38,46 @@ def normalize_nchw(
     return (x.to(dtype) - m) / s
 
 
-def cifar_train(x: Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> Tensor:
+def _rows(t: Tensor, start: int, n: int) -> Tensor:
+    return t[start : start + n]
+
+
+def cifar_train(
+    x: Tensor,
+    gen: torch.Generator,
+    pad: int = 4,
+    flip: bool = True,
+    *,
+    total: int | None = None,
+    start: int = 0,
+) -> Tensor:
     """Pad ``pad`` zero pixels, random crop back to the original size, random horizontal flip.
 
-    ``x`` is uint8 ``(N, H, W, C)``; returns the same shape and dtype.
+    ``x`` is uint8 ``(N, H, W, C)``; returns the same shape and dtype. ``x`` may be rows
+    ``start .. start + N`` of a batch of ``total`` (one rank's slice under torchrun): the random
+    draws are made for the whole batch, so each row is augmented as in the one-process run.
     """
     n, h, w, _ = x.shape
+    total = n if total is None else total
     dev = x.device
     if pad > 0:
         x = F.pad(x, (0, 0, pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
+    oy = _rows(torch.randint(0, 2 * pad + 1, (total,), generator=gen), start, n).to(dev)
+    ox = _rows(torch.randint(0, 2 * pad + 1, (total,), generator=gen), start, n).to(dev)
     rows = oy[:, None] + torch.arange(h, device=dev)[None]
     cols = torch.arange(w, device=dev)[None].expand(n, w)
     if flip:
-        flipped = (torch.rand(n, generator=gen) < 0.5).to(dev)
+        flipped = _rows(torch.rand(total, generator=gen) < 0.5, start, n).to(dev)
         cols = torch.where(flipped[:, None], w - 1 - cols, cols)
     cols = ox[:, None] + cols
     idx = torch.arange(n, device=dev)[:, None, None]
     return x[idx, rows[:, :, None], cols[:, None, :]]
 
 
-def flip_only(x: Tensor, gen: torch.Generator) -> Tensor:
-    return cifar_train(x, gen, pad=0, flip=True)
+def flip_only(
+    x: Tensor, gen: torch.Generator, *, total: int | None = None, start: int = 0
+) -> Tensor:
+    return cifar_train(x, gen, pad=0, flip=True, total=total, start=start)
 
 
 def resized_crop_train(
@@ -72,6 +89,9 @@ def resized_crop_train(
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     short_side: tuple[int, int] = (256, 480),
     flip: bool = True,
+    *,
+    total: int | None = None,
+    start: int = 0,
 ) -> Tensor:
     """Random crops resized to ``out_size`` with random flips, one ``grid_sample`` per batch.
 
@@ -79,25 +99,28 @@ def resized_crop_train(
     ``mode="scale"``: the paper's scale augmentation: the image is (virtually) resized so its side
     is ``S ~ U[short_side]`` and an ``out_size`` crop is taken at a random place, i.e. a crop of
     fraction ``out_size / S`` of the side. ``mode="rrc"``: random-resized crop.
+    ``total``/``start``: ``x`` is a slice of a larger batch (see :func:`cifar_train`).
     """
-    n, _, h, w = x.shape
+    n = x.shape[0]
+    m = n if total is None else total  # draws for the whole batch, then this slice's rows
     if mode == "scale":
-        s = torch.randint(short_side[0], short_side[1] + 1, (n,), generator=gen).float()
+        s = torch.randint(short_side[0], short_side[1] + 1, (m,), generator=gen).float()
         frac_w = frac_h = (out_size / s).clamp(max=1.0)
     elif mode == "rrc":
-        area = torch.empty(n).uniform_(scale[0], scale[1], generator=gen)
-        logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
+        area = torch.empty(m).uniform_(scale[0], scale[1], generator=gen)
+        logr = torch.empty(m).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
         r = torch.exp(logr)
         frac_w = torch.sqrt(area * r).clamp(max=1.0)
         frac_h = torch.sqrt(area / r).clamp(max=1.0)
     else:
         raise ValueError(f"unknown crop mode {mode!r}")
     # centre of the crop, in [-1, 1] normalised coordinates, so that the crop stays inside
-    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - frac_w)
-    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - frac_h)
+    cx = (torch.rand(m, generator=gen) * 2 - 1) * (1 - frac_w)
+    cy = (torch.rand(m, generator=gen) * 2 - 1) * (1 - frac_h)
     sx = frac_w.clone()
     if flip:
-        sx = torch.where(torch.rand(n, generator=gen) < 0.5, -sx, sx)
+        sx = torch.where(torch.rand(m, generator=gen) < 0.5, -sx, sx)
+    sx, cx, cy, frac_h = (_rows(t, start, n) for t in (sx, cx, cy, frac_h))
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = sx, cx
     theta[:, 1, 1], theta[:, 1, 2] = frac_h, cy

@@ -174,9 +174,19 @@ class BatchStream:
     def make_batch(
         self, epoch: int, step: int, order: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Normalised float NCHW batch and labels of ``(epoch, step)``."""
+        """Normalised float NCHW batch and labels of ``(epoch, step)``.
+
+        Under torchrun only this rank's slice of the global batch is read (and, for streamed
+        data, decoded); augmentation draws are made for the global batch, so every sample is
+        transformed exactly as in a one-process run.
+        """
         order = self.order(epoch) if order is None else order
         idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+        total, start = len(idx), 0
+        if self.world > 1 and self.augment is not None:
+            per = total // self.world
+            start = self.rank * per
+            idx = idx[start : start + per]
         x, y = self._gather(idx)
         aug = self.augment
         if aug is None:
@@ -185,21 +195,16 @@ class BatchStream:
                 xf = A.center_crop(xf, self.eval_size)
             return xf.contiguous(memory_format=torch.channels_last), y
         g = torch.Generator().manual_seed(seed_for(self.seed, epoch, step))
+        rows = dict(total=total, start=start)
         if aug.kind == "cifar":
-            x = A.cifar_train(x, g, pad=aug.pad, flip=True)
+            x = A.cifar_train(x, g, pad=aug.pad, flip=True, **rows)
         elif aug.kind == "crop":
-            x = A.cifar_train(x, g, pad=aug.pad, flip=False)
+            x = A.cifar_train(x, g, pad=aug.pad, flip=False, **rows)
         elif aug.kind == "flip":
-            x = A.flip_only(x, g)
+            x = A.flip_only(x, g, **rows)
         xf = A.to_float_nchw(x, self.mean, self.std, self.dtype)
         if aug.kind in ("scale", "rrc"):
-            xf = A.resized_crop_train(xf, g, aug.crop_size or xf.shape[-1], mode=aug.kind)
-        if self.world > 1:
-            per = xf.shape[0] // self.world
-            xf, y = (
-                xf[self.rank * per : (self.rank + 1) * per],
-                y[self.rank * per : (self.rank + 1) * per],
-            )
+            xf = A.resized_crop_train(xf, g, aug.crop_size or xf.shape[-1], mode=aug.kind, **rows)
         return xf.contiguous(memory_format=torch.channels_last), y
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:

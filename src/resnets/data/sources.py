@@ -7,7 +7,8 @@
   ``.tar.gz`` archive or its extracted folder. Without a path, the archive is looked for in the
   data root (``$RESNETS_DATA`` or ``~/.cache/resnets/data``) and downloaded there when missing,
   its MD5 checked. ``split`` picks ``train`` (the 50,000 training images) or ``test``.
-* any other value: a folder of class subfolders (``ROOT/<class>/<image>``).
+* any other value: a folder of class subfolders (``ROOT/<class>/<image>``), or a folder of tar
+  shards in the WebDataset layout (see :mod:`resnets.data.stream`).
 
 Folder images are decoded once into a memory-mapped uint8 cache keyed by the files' contents
 (see :mod:`resnets.data.cache`), so epochs never decode JPEGs again.
@@ -149,12 +150,17 @@ def _unpickle(data: bytes, label: str) -> dict:
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
-def md5sum(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file, read in chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
+
+
+def md5sum(path: Path) -> str:
+    return file_digest(path, "md5")
 
 
 def download(
@@ -294,14 +300,36 @@ def load_dataset(
     workers: int | None = None,
     cache: bool = True,
     progress: bool = True,
+    mode: str = "auto",
 ) -> ImageSet:
-    """Load a data set by spec (see module docstring) as decoded uint8 images."""
+    """Load a data set by spec (see module docstring) as uint8 images.
+
+    ``mode``: ``memory`` decodes everything once (through the on-disk cache for folders);
+    ``stream`` decodes per batch in worker processes (``images`` is then a
+    :class:`~resnets.data.stream.LazyImages`); ``auto`` streams tar shards, and folders whose
+    decoded size would exceed ``$RESNETS_STREAM_ABOVE_GB`` (default 32 GiB).
+    """
+    if mode not in ("auto", "memory", "stream"):
+        raise DataError(f"data mode {mode!r}: must be auto, memory or stream")
     kind, path = parse_spec(spec)
     if kind == "digits":
         return load_digits()
     if kind in CIFAR_ARCHIVES:
         return load_cifar(kind, path, split)
+    from . import stream as S
     from .folder import load_folder
+
+    root = Path(path or spec)
+    procs = workers or 0
+    if S.is_shard_dir(root):
+        data = S.stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
+        if mode == "memory":
+            data.images = data.images[np.arange(len(data))]  # type: ignore[assignment]
+        return data
+    if mode == "stream" or (
+        mode == "auto" and S.estimated_decoded_bytes(root, image_size) > S.STREAM_ABOVE_BYTES
+    ):
+        return S.stream_folder(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
 
     return load_folder(
         Path(path or spec),

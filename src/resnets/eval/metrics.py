@@ -98,6 +98,7 @@ def evaluate(
     eval_size: int = 0,
     ten_crop: bool = False,
     pad: int = 4,
+    tta: str = "none",
     progress: bool = False,
 ) -> EvalResult:
     """Score ``model`` on ``images[indices]`` (uint8 NHWC) in eval mode.
@@ -105,7 +106,11 @@ def evaluate(
     With ``ten_crop`` the softmax outputs of the ten views (paper section 3.4/4.2 "10-crop
     testing") are averaged; otherwise one centre view of ``eval_size`` (0: the stored size).
     Images no larger than the view are padded by ``pad`` first (the training translation).
+    ``tta="flip"`` averages the logits of the centre view and its mirror image (10-crop has
+    the mirrors already).
     """
+    if tta not in ("none", "flip"):
+        raise ValueError(f"tta={tta!r}: must be 'none' or 'flip'")
     from ..data.pipeline import BatchStream
 
     device = torch.device(device)
@@ -140,6 +145,8 @@ def evaluate(
             xf = A.center_crop(xf, size).contiguous(memory_format=torch.channels_last)
             with autocast_ctx(device, bf16):
                 logits = model(xf)
+                if tta == "flip":
+                    logits = 0.5 * (logits.float() + model(xf.flip(3)).float())
         acc.update(logits, y)
         if bar:
             bar.update(len(idx))

@@ -88,6 +88,7 @@ def score(
     *,
     subset: str = "all",
     ten_crop: bool = False,
+    tta: str = "auto",
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     bf16: bool = False,
@@ -98,8 +99,11 @@ def score(
 
     ``subset``: ``all`` (every image; for CIFAR the official test split), or ``val``/``train``:
     the split held out during training, recomputed from the seed stored with the weights (the
-    data must be the one trained on).
+    data must be the one trained on). ``tta``: none | flip | auto (what the weights were
+    validated with during training, recorded in their metadata).
     """
+    if tta == "auto":
+        tta = lm.meta.get("tta", "none")
     kind, _ = parse_spec(data_spec)
     split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
     data = load_dataset(
@@ -139,6 +143,7 @@ def score(
         eval_size=lm.eval_size,
         ten_crop=ten_crop,
         pad=lm.pad,
+        tta=tta,
         progress=progress,
     )
     return res, data

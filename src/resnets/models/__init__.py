@@ -1,5 +1,6 @@
 """Models: one configurable :class:`ResNet`, a registry of named builders, summaries."""
 
+from .fast import FastResNet
 from .registry import (
     CIFAR_DEPTHS,
     IMAGENET_LAYERS,
@@ -16,6 +17,7 @@ __all__ = [
     "CIFAR_DEPTHS",
     "IMAGENET_LAYERS",
     "BasicBlock",
+    "FastResNet",
     "Bottleneck",
     "ModelSpec",
     "ResNet",

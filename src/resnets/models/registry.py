@@ -9,6 +9,9 @@ Registered names:
 
 Any other 6n+2 depth builds a CIFAR net: ``resnet8``, ``plain14``, ``cifar_resnet50`` (the
 ``cifar_`` prefix resolves depths that collide with an ImageNet name, 50 and 152).
+
+* Fast CIFAR training: ``fast_resnet8`` (a compact, wide residual net with a whitening stem, see
+  :mod:`resnets.models.fast`) and its plain twin ``fast_plain8``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 from ..errors import ConfigError
+from .fast import FastResNet
 from .resnet import ResNet
 
 IMAGENET_LAYERS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -38,10 +44,10 @@ class ModelSpec:
     """What a registered name builds, with the defaults it passes to :class:`ResNet`."""
 
     name: str
-    family: str  # "imagenet" or "cifar"
+    family: str  # "imagenet", "cifar" or "fast"
     depth: int
     residual: bool
-    builder: Callable[..., ResNet]
+    builder: Callable[..., nn.Module]
     default_num_classes: int
     default_image_size: int
 
@@ -127,6 +133,36 @@ for _d in CIFAR_DEPTHS:
     for _res, _prefix in ((True, "resnet"), (False, "plain")):
         _register(ModelSpec(f"{_prefix}{_d}", "cifar", _d, _res, _cifar_builder(_d, _res), 10, 32))
 
+
+def _fast_builder(residual: bool) -> Callable[..., FastResNet]:
+    def build(
+        *,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        shortcut: str = "A",
+        zero_init_residual: bool = False,
+        stride_in_1x1: bool = False,
+        batchnorm: bool = True,
+    ) -> FastResNet:
+        if stride_in_1x1:
+            raise ConfigError("stride_in_1x1 applies to bottleneck nets, not fast_resnet8")
+        return FastResNet(
+            num_classes=num_classes,
+            in_chans=in_chans,
+            residual=residual,
+            shortcut=shortcut,
+            zero_init_residual=zero_init_residual,
+            batchnorm=batchnorm,
+        )
+
+    kind = "Residual" if residual else "Plain"
+    build.__doc__ = f"{kind} compact 8-layer CIFAR net with a whitening stem (fast-cifar recipe)."
+    return build
+
+
+for _res, _prefix in ((True, "fast_resnet"), (False, "fast_plain")):
+    _register(ModelSpec(f"{_prefix}8", "fast", 8, _res, _fast_builder(_res), 10, 32))
+
 _CIFAR_NAME = re.compile(r"^(?:cifar_)?(resnet|plain)(\d+)$")
 
 
@@ -161,8 +197,8 @@ def create_model(
     zero_init_residual: bool = False,
     stride_in_1x1: bool = False,
     batchnorm: bool = True,
-) -> ResNet:
-    """Build a registered model by name.
+) -> nn.Module:
+    """Build a registered model by name (a :class:`ResNet`, or a :class:`FastResNet`).
 
     Args:
         name: e.g. ``"resnet50"``, ``"plain56"``, ``"resnet20"``, ``"cifar_resnet50"``.

@@ -52,10 +52,12 @@ def summarize(model: ResNet, image_size: int, batch: int = 1) -> list[StageInfo]
         params = sum(count_params(m) for m in modules)
         rows.append(StageInfo(name, tuple(x.shape), params, counter.get_total_flops() // 2))
 
-    run("stem", [model.conv1, model.bn1], model.forward_stem)
+    run("stem", [], model.forward_stem)
     for name, stage in zip(model.stage_names, model.stages()):
         run(name, [stage], stage)
     run("head", [model.fc], model.forward_head)
+    # the stem: every parameter not in a stage or the head (conv1 + bn1, or a whitening stem)
+    rows[0].params = count_params(model) - sum(r.params for r in rows[1:])
     model.train(was_training)
     return rows
 
