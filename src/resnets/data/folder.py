@@ -105,8 +105,11 @@ def load_folder(
     workers: int | None = None,
     cache: bool = True,
     progress: bool = True,
+    scanned: tuple[list[str], list[tuple[Path, int]]] | None = None,
 ) -> ImageSet:
     """Decode a class-folder data set (through the cache) to uint8 RGB.
+
+    ``scanned``: the folder's ``scan_folder`` result, when the caller has it already.
 
     Args:
         root: folder with one subfolder per class.
@@ -117,7 +120,7 @@ def load_folder(
         cache: read/write the decoded cache.
     """
     root = Path(root).expanduser().resolve()
-    classes, files = scan_folder(root)
+    classes, files = scanned or scan_folder(root)
     size = image_size or _probe_size(files)
     settings = {"v": CACHE_VERSION, "size": size, "skip_bad": skip_bad}
     key = _hash_files(root, files, settings)

@@ -317,7 +317,7 @@ def load_dataset(
     if kind in CIFAR_ARCHIVES:
         return load_cifar(kind, path, split)
     from . import stream as S
-    from .folder import load_folder
+    from .folder import load_folder, scan_folder
 
     root = Path(path or spec)
     procs = workers or 0
@@ -326,10 +326,13 @@ def load_dataset(
         if mode == "memory":
             data.images = data.images[np.arange(len(data))]  # type: ignore[assignment]
         return data
+    scanned = scan_folder(root.expanduser().resolve())  # once, for the choice and the loader
     if mode == "stream" or (
-        mode == "auto" and S.estimated_decoded_bytes(root, image_size) > S.STREAM_ABOVE_BYTES
+        mode == "auto" and S.estimated_decoded_bytes(scanned[1], image_size) > S.STREAM_ABOVE_BYTES
     ):
-        return S.stream_folder(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
+        return S.stream_folder(
+            root, image_size=image_size, skip_bad=skip_bad, processes=procs, scanned=scanned
+        )
 
     return load_folder(
         Path(path or spec),
@@ -338,4 +341,5 @@ def load_dataset(
         workers=workers,
         cache=cache,
         progress=progress,
+        scanned=scanned,
     )

@@ -260,7 +260,12 @@ class LazyImages:
 
 
 def stream_folder(
-    root: str | Path, *, image_size: int = 0, skip_bad: bool = False, processes: int = 0
+    root: str | Path,
+    *,
+    image_size: int = 0,
+    skip_bad: bool = False,
+    processes: int = 0,
+    scanned: tuple[list[str], list[tuple[Path, int]]] | None = None,
 ) -> ImageSet:
     """A class-folder data set whose images are decoded per batch (nothing decoded up front).
 
@@ -270,7 +275,7 @@ def stream_folder(
     from .folder import _probe_size, scan_folder
 
     root = Path(root).expanduser().resolve()
-    classes, files = scan_folder(root)
+    classes, files = scanned or scan_folder(root)
     size = image_size or _probe_size(files)
     if size == 0:  # uniform square images: their native size
         from PIL import Image
@@ -290,11 +295,10 @@ def stream_folder(
     return ImageSet(images, labels, classes, root.name, h.hexdigest(), rel, [])  # type: ignore[arg-type]
 
 
-def estimated_decoded_bytes(root: str | Path, image_size: int) -> int:
-    """Bytes the decoded cache of a folder would take (file count x size x size x 3)."""
-    from .folder import _probe_size, scan_folder
+def estimated_decoded_bytes(files: list[tuple[Path, int]], image_size: int) -> int:
+    """Bytes the decoded cache of scanned folder files would take (count x size x size x 3)."""
+    from .folder import _probe_size
 
-    _, files = scan_folder(Path(root))
     size = image_size or _probe_size(files) or 256
     return len(files) * size * size * 3
 

@@ -45,7 +45,6 @@ from ..data import (
     stratified_split,
 )
 from ..data.augment import to_float_nchw
-from ..data.stream import jpeg_decoder
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..eval.metrics import autocast_ctx, evaluate
 from ..models import count_macs, count_params, create_model, get_spec
@@ -363,7 +362,7 @@ def train(
         log(
             f"streaming {len(data)} images from {cfg.data}: decoded per batch at "
             f"{data.image_size}px by {images.processes} processes "
-            f"({jpeg_decoder()} for JPEG)"
+            f"({images.decoder} for JPEG)"
         )
     elif len(data) * images[0].size <= 4 << 30:  # small enough: hold decoded data in memory
         images = torch.from_numpy(np.array(images))  # a writable in-memory copy of the cache
