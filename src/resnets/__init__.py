@@ -1,9 +1,9 @@
 """resnets: Deep Residual Networks (He, Zhang, Ren, Sun, 2015) on PyTorch."""
 
-from .errors import CheckpointError, ConfigError, DataError, ResnetsError, WeightsError
-from .models import ResNet, create_model, list_models
+__version__ = "0.1.0"  # before the imports: modules below read it
 
-__version__ = "0.1.0"
+from .errors import CheckpointError, ConfigError, DataError, ResnetsError, WeightsError  # noqa: E402
+from .models import ResNet, create_model, list_models  # noqa: E402
 
 __all__ = [
     "CheckpointError",

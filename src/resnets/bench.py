@@ -7,7 +7,6 @@ machine slows both alike), as BENCHMARKS.md reports them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import shutil
@@ -17,10 +16,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
+from .data.folder import CACHE_ENV
+from .data.images import decode_image, resize_short_center_crop
+from .data.stream import decode_bytes, is_shard_dir, jpeg_decoder, stream_folder, stream_shards
 from .models import count_macs, create_model, get_spec
+from .runtime import use_bf16
+from .train.config import TrainConfig, build_config
+from .train.step import TrainStep, build_for_training
 
 
 def _sync(device: torch.device) -> None:
@@ -76,24 +83,13 @@ def alternate(
 
 
 @dataclass
-class Variant:
-    """One way to run the same training step."""
-
-    name: str
-    bf16: bool
-    channels_last: bool
-    compile: bool = False
-    fused: bool = False  # the fused SGD kernel instead of the multi-tensor ("foreach") one
-    compile_mode: str = "default"  # torch.compile mode (reduce-overhead: CUDA graphs)
-
-
-@dataclass
 class TrainBench:
     model: str
     batch_size: int
     image_size: int
     device: str
-    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    recipe: str = ""
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
     peak_tflops: dict[str, float] = field(default_factory=dict)
     speedup: float = 0.0
     images_per_sec: float = 0.0
@@ -105,34 +101,41 @@ class TrainBench:
         return asdict(self)
 
 
-def _train_step_fn(
-    model_name: str, v: Variant, bs: int, size: int, classes: int, device: torch.device
-):
+def reference_step(model_name: str, bs: int, size: int, classes: int, device: torch.device):
+    """The plain loop a user would write: fp32, eager, NCHW, foreach SGD."""
     torch.manual_seed(0)
     m = create_model(model_name, num_classes=classes).to(device)
     x = torch.randn(bs, 3, size, size, device=device)
     y = torch.randint(0, classes, (bs,), device=device)
-    if v.channels_last:
-        m = m.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(
-        m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, fused=v.fused or None
-    )
-    fwd = torch.compile(m, mode=v.compile_mode) if v.compile else m
-    ctx = (
-        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-        if v.bf16
-        else contextlib.nullcontext
-    )
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
     def step() -> None:
-        with ctx():
-            loss = F.cross_entropy(fwd(x), y)
+        loss = F.cross_entropy(m(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     return step
+
+
+def trainer_step(cfg: TrainConfig, size: int, classes: int, device: torch.device, total: int):
+    """The trainer's own step (``resnets.train.step``), built exactly as ``resnets train``
+    builds it for ``cfg`` and a job of ``total`` iterations, on a fixed synthetic batch."""
+    trainee = build_for_training(
+        cfg, num_classes=classes, in_chans=3, device=device, total_iters=total
+    )
+    step = TrainStep(
+        trainee,
+        device=device,
+        bf16=use_bf16(cfg.precision, device),
+        label_smoothing=cfg.label_smoothing,
+    )
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(cfg.batch_size, 3, size, size, generator=g).to(device)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, classes, (cfg.batch_size,), generator=g).to(device)
+    return (lambda: step(x, y)), trainee.compiled
 
 
 def bench_train(
@@ -142,59 +145,50 @@ def bench_train(
     image_size: int = 0,
     steps: int = 10,
     rounds: int = 3,
-    compile: bool = False,
-    variants: list[Variant] | None = None,
-    fused: bool = False,
-    compile_mode: str = "default",
+    *,
+    recipe: str = "he2015-cifar",
+    overrides: dict[str, str] | None = None,
 ) -> TrainBench:
-    """Training images/s of the fast path against a plain fp32 eager loop, alternating rounds."""
+    """Training images/s of the trainer's step (config from ``recipe`` with ``model``,
+    ``batch_size`` and string ``overrides``, as on the command line; its compile decision
+    is the one for the recipe's length) against a plain fp32 eager loop, alternating rounds."""
     dev = torch.device(device)
     spec = get_spec(model)
     size = image_size or spec.default_image_size
     classes = spec.default_num_classes
-    from .train.trainer import use_bf16
-
-    bf16_ok = use_bf16("auto", dev)
-    if variants is None:
-        variants = [
-            Variant("fp32-eager", False, False),
-            Variant("fast", bf16_ok, True, compile, fused, compile_mode),
-        ]
-    fns = {v.name: _train_step_fn(model, v, batch_size, size, classes, dev) for v in variants}
-    times = alternate(fns, steps, rounds, dev, warmup=3 if compile else 2)
+    strings = {"model": model, "batch_size": str(batch_size), "device": device, **(overrides or {})}
+    cfg = build_config(recipe, string_values=strings)
+    total = cfg.iters or 10**9  # an epoch-based recipe: long enough for any compile decision
+    train_fn, compiled = trainer_step(cfg, size, classes, dev, total)
+    fns = {"fp32-eager": reference_step(model, batch_size, size, classes, dev), "trainer": train_fn}
+    times = alternate(fns, steps, rounds, dev, warmup=3 if compiled else 2)
     macs = count_macs(create_model(model, num_classes=classes), (1, 3, size, size))
     flops_img = 3 * 2 * macs  # forward + backward (about twice the forward)
+    bf16 = use_bf16(cfg.precision, dev)
     peak = {"fp32": measure_peak_tflops(dev, torch.float32)}
-    if bf16_ok:
+    if bf16:
         peak["bf16"] = measure_peak_tflops(dev, torch.bfloat16)
-    out = TrainBench(
-        model,
-        batch_size,
-        size,
-        str(dev),
-        flops_per_image=flops_img,
-        threads=torch.get_num_threads(),
-    )
-    for v in variants:
-        t = statistics.median(times[v.name])
+    out = TrainBench(model, batch_size, size, str(dev), recipe, flops_per_image=flops_img,
+                     threads=torch.get_num_threads())  # fmt: skip
+    settings = {
+        "fp32-eager": dict(bf16=False, channels_last=False, compile=False, fused_sgd=False),
+        "trainer": dict(bf16=bf16, channels_last=cfg.channels_last, compile=compiled,
+                        compile_mode=cfg.compile_mode if compiled else None,
+                        fused_sgd=cfg.fused_optimizer == "on"
+                        or (cfg.fused_optimizer == "auto" and dev.type == "cuda")),
+    }  # fmt: skip
+    for name, t_list in times.items():
+        t = statistics.median(t_list)
         ips = batch_size / t
         tfl = ips * flops_img / 1e12
-        pk = peak["bf16" if v.bf16 else "fp32"]
-        out.results[v.name] = {
-            "images_per_sec": ips,
-            "step_ms": 1000 * t,
-            "tflops": tfl,
-            "fraction_of_peak": tfl / pk,
-            "bf16": v.bf16,
-            "channels_last": v.channels_last,
-            "compile": v.compile,
-            "compile_mode": v.compile_mode if v.compile else None,
-            "fused_sgd": v.fused,
-        }
+        pk = peak["bf16" if settings[name]["bf16"] else "fp32"]
+        out.results[name] = {"images_per_sec": ips, "step_ms": 1000 * t, "tflops": tfl,
+                             "fraction_of_peak": tfl / pk, **settings[name]}  # fmt: skip
     out.peak_tflops = peak
-    names = [v.name for v in variants]
-    out.speedup = out.results[names[-1]]["images_per_sec"] / out.results[names[0]]["images_per_sec"]
-    out.images_per_sec = out.results[names[-1]]["images_per_sec"]
+    out.speedup = (
+        out.results["trainer"]["images_per_sec"] / out.results["fp32-eager"]["images_per_sec"]
+    )
+    out.images_per_sec = out.results["trainer"]["images_per_sec"]
     out.peak_memory_mb = peak_memory_mb(dev)
     return out
 
@@ -211,8 +205,6 @@ def bench_infer(
     dev = torch.device(device)
     spec = get_spec(model)
     size = image_size or spec.default_image_size
-    from .train.trainer import use_bf16
-
     bf16_ok = use_bf16("auto", dev)
     m = create_model(model).to(dev).eval()
     m_cl = create_model(model).to(dev).eval().to(memory_format=torch.channels_last)
@@ -249,9 +241,6 @@ def bench_data(
     folder: str, batch_size: int = 128, steps: int = 200, workers: int | None = None
 ) -> dict[str, Any]:
     """Decoded-cache build time (fresh cache) and batch-production rate from the cache."""
-    from .data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
-    from .data.folder import CACHE_ENV
-
     tmp = tempfile.mkdtemp(prefix="resnets-bench-cache-")
     old = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = tmp
@@ -269,8 +258,6 @@ def bench_data(
             os.environ[CACHE_ENV] = old
         shutil.rmtree(tmp, ignore_errors=True)
     tr, _ = stratified_split(d.labels, min(5000, len(d) // 10), 0)
-    import numpy as np
-
     mean, std = channel_stats(d.images, tr)
     images = torch.from_numpy(np.array(d.images))
     s = BatchStream(images, d.labels, tr, batch_size, 0, mean, std, AugmentSpec("cifar"))
@@ -303,11 +290,6 @@ def bench_stream(
     ``data`` is a class folder or a folder of WebDataset tar shards. Images/s per core is the
     number that sizes a multi-node job: cores needed = training img/s / per-core rate.
     """
-    import numpy as np
-
-    from .data.images import decode_image, resize_short_center_crop
-    from .data.stream import decode_bytes, is_shard_dir, jpeg_decoder, stream_folder, stream_shards
-
     ds = (stream_shards if is_shard_dir(data) else stream_folder)(data, processes=processes or 0)
     lazy = ds.images
     n = min(images, len(lazy))

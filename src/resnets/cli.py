@@ -9,14 +9,41 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from .errors import ConfigError, ResnetsError
+import numpy as np
+
+from . import __version__, bench
+from .analysis import cli as analysis_cli
+from .data import load_dataset
+from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
+from .errors import ConfigError, DataError, ResnetsError
+from .eval import load_for_inference, predict, score
+from .models import (
+    count_macs,
+    count_params,
+    create_model,
+    format_summary,
+    get_spec,
+    list_models,
+    summarize,
+)
+from .models.summary import human
+from .plots import plot_confusion
+from .runtime import pick_device, use_bf16
+from .train import TrainingInterrupted, build_config, train
+from .train.config import (
+    RECIPES,
+    TrainConfig,
+    choices_of,
+    field_docs,
+    parse_set,
+    read_config_file,
+)
 
 EXIT_USER_ERROR = 2
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One ``--name`` option per TrainConfig field (any recipe field is overridable)."""
-    from .train.config import RECIPES, TrainConfig, field_docs
 
     hints = typing.get_type_hints(TrainConfig)
     docs = field_docs()
@@ -39,9 +66,12 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         typ = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         group = g1 if f.name in common else g2
+        choices = choices_of(f.name)
         meta = (
             "BOOL"
             if typ is bool
+            else "{" + ",".join(c for c in choices if c) + "}"
+            if choices
             else ("LIST" if typing.get_origin(typ) is list else f.name.split("_")[-1].upper())
         )
         group.add_argument(
@@ -56,10 +86,6 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import build_config, train
-    from .train.config import parse_set, read_config_file
-    from .train.trainer import TrainingInterrupted
-
     cli = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     file_values = read_config_file(args.config) if args.config else {}
     recipe = cli.pop("recipe", None)
@@ -68,21 +94,23 @@ def _train(args: argparse.Namespace) -> int:
     # (build_config: --epochs replaces the recipe's iteration count, and --iters the epochs)
     cfg = build_config(recipe, file_values, None, strings)
     command = "resnets " + " ".join(sys.argv[1:]) if sys.argv else None
-    try:
-        if args.stop_after is not None and args.stop_after < 1:
-            raise ConfigError(f"--stop-after {args.stop_after}: must be >= 1")
-        res = train(
-            cfg,
-            args.out,
-            resume=args.resume,
-            progress=not args.no_progress,
-            command=command,
-            stop_after=args.stop_after,
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ConfigError(f"--stop-after {args.stop_after}: must be >= 1")
+    res = train(
+        cfg,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        command=command,
+        stop_after=args.stop_after,
+    )
+    if res.stopped == "signal":
+        print(
+            f"resnets: interrupted; resume with: resnets train --resume {res.run_dir}",
+            file=sys.stderr,
         )
-    except TrainingInterrupted as e:
-        print(f"resnets: {e}", file=sys.stderr)
-        return e.exit_code
-    if res.extras.get("stopped"):
+        return res.exit_code
+    if res.stopped:
         print(
             f"resnets: stopped at iteration {res.iters} as asked; resume with: resnets train --resume {res.run_dir}",
             file=sys.stderr,
@@ -105,11 +133,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from .analysis.plots import plot_confusion
-    from .eval import load_for_inference, score
-    from .train.trainer import pick_device, use_bf16
 
     device = pick_device(args.device)
     lm = load_for_inference(args.weights, model=args.model, device=device)
@@ -177,13 +200,10 @@ def _eval(args: argparse.Namespace) -> int:
                 }
             )
         )
-    del torch
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .eval import load_for_inference, predict
-    from .train.trainer import pick_device
 
     lm = load_for_inference(args.weights, model=args.model, device=pick_device(args.device))
     results = predict(lm, args.images, topk=args.topk)
@@ -198,8 +218,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .models import count_macs, count_params, create_model, get_spec, list_models
-    from .models.summary import human
 
     names = list_models(args.pattern)
     rows = []
@@ -253,7 +271,6 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from .models import create_model, format_summary, get_spec, summarize
 
     spec = get_spec(args.model)
     m = create_model(
@@ -276,9 +293,6 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from . import bench
-    from .train.trainer import pick_device
-
     dev = str(pick_device(args.device))
     if args.what == "train":
         r = bench.bench_train(
@@ -288,10 +302,14 @@ def _benchmark(args: argparse.Namespace) -> int:
             args.image_size,
             args.steps,
             args.rounds,
-            compile=args.compile,
-            fused=args.fused,
-            compile_mode=args.compile_mode,
+            recipe=args.recipe,
+            overrides=parse_set(args.set or []),
         ).to_dict()
+        t = r["results"]["trainer"]
+        print(
+            f"trainer step of recipe {args.recipe}: bf16 {t['bf16']}, channels_last "
+            f"{t['channels_last']}, compiled {t['compile']}, fused SGD {t['fused_sgd']}"
+        )
         for name, v in r["results"].items():
             print(
                 f"{name:<12} {v['images_per_sec']:9.1f} img/s  {v['tflops']:.3f} TFLOP/s "
@@ -308,8 +326,6 @@ def _benchmark(args: argparse.Namespace) -> int:
             print(f"{name:<12} {v:9.1f} img/s")
         print(f"speed-up {r['speedup']:.2f}x")
     else:
-        from .data.stream import is_shard_dir
-
         folder = args.data or str(Path("..") / "shared" / "data" / "cifar10-jpeg" / "train")
         mode = args.mode
         if mode == "auto":
@@ -339,7 +355,6 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
 
     ap = argparse.ArgumentParser(
         prog="resnets",
@@ -447,14 +462,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=0)
     p.add_argument("--steps", type=int, default=10, help="steps per timed round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the fast variant")
     p.add_argument(
-        "--compile-mode",
-        default="default",
-        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
-        help="torch.compile mode (reduce-overhead uses CUDA graphs on a GPU)",
+        "--recipe",
+        default="he2015-cifar",
+        help="for 'train': the trainer's step is built from this recipe's config (with --model, "
+        "--batch-size, --set), its compile decision the one for the recipe's length",
     )
-    p.add_argument("--fused", action="store_true", help="fused SGD kernel in the fast variant")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="for 'train': override a config key of the trainer's step, e.g. compile=off, "
+        "fused_optimizer=on, compile_mode=reduce-overhead, precision=fp32 (repeatable)",
+    )
     p.add_argument(
         "--data",
         default=None,
@@ -499,15 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("out", metavar="SHARD_DIR")
     q.set_defaults(fn=_data_verify)
 
-    _add_extra_commands(sub)
+    analysis_cli.register(sub)  # reproduce, analyze
     return ap
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .data import load_dataset
-
     d = load_dataset(args.data, image_size=args.image_size, mode=args.mode, progress=False)
     counts = np.bincount(d.labels, minlength=len(d.classes)).tolist()
     info = {
@@ -534,7 +550,6 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _data_shard(args: argparse.Namespace) -> int:
-    from .data.stream import write_shards
 
     meta = write_shards(
         args.src,
@@ -551,8 +566,6 @@ def _data_shard(args: argparse.Namespace) -> int:
 
 
 def _data_verify(args: argparse.Namespace) -> int:
-    from .data.stream import SHARD_META, verify_shards
-    from .errors import DataError
 
     if not (Path(args.out) / SHARD_META).is_file():
         raise DataError(f"{args.out}: no {SHARD_META} (not written by `resnets data shard`)")
@@ -562,16 +575,6 @@ def _data_verify(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.out}: every shard matches its SHA-256")
     return 0
-
-
-def _add_extra_commands(sub) -> None:
-    """Commands of the analysis and deploy stages, registered by their modules."""
-    for mod in ("resnets.analysis.cli",):
-        try:
-            module = __import__(mod, fromlist=["register"])
-        except ImportError:
-            continue
-        module.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -585,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     except ResnetsError as e:
         print(f"resnets: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except TrainingInterrupted as e:  # an experiment's training run was interrupted
+        print(f"resnets: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("resnets: interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from resnets.data import load_dataset, sources
+from resnets.data import cifar as sources
+from resnets.data import load_dataset
 from resnets.errors import DataError
 from tests.conftest import make_cifar_archive
 

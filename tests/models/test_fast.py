@@ -57,7 +57,8 @@ def test_small_inputs_and_features():
     x = torch.randn(2, 1, 8, 8)  # digits-sized: the ceil-mode pools keep a 1x1 map
     with torch.no_grad():
         assert m(x).shape == (2, 3)
-        feats = m.forward_features(x)
+        feats = m.forward_intermediates(x, indices=(1, 2, 3), intermediates_only=True)
+        assert torch.equal(m.forward_features(x), feats[-1])
     assert [f.shape[1] for f in feats] == [64, 256, 256] and feats[-1].shape[1] == m.num_features
     m.reset_classifier(5)
     assert m(x).shape == (2, 5)

@@ -94,10 +94,19 @@ def test_in_chans_num_classes_and_features(name):
     size = 32 if spec.family == "cifar" else 64
     x = torch.randn(1, 1, size, size)
     with torch.no_grad():
-        assert m(x).shape == (1, 3)
-        feats = m.forward_features(x)
-    assert len(feats) == len(m.stage_names)
-    assert feats[-1].shape[1] == m.num_features
+        logits = m(x)
+        assert logits.shape == (1, 3)
+        final, feats = m.forward_intermediates(x)
+        # timm's meanings: forward_features is the final map, forward_head pools + classifies
+        # (resnet1202 in eval mode at init overflows to NaN: compare NaN as equal)
+        torch.testing.assert_close(m.forward_features(x), final, equal_nan=True, rtol=0, atol=0)
+        torch.testing.assert_close(m.forward_head(final), logits, equal_nan=True)
+        pooled = m.forward_head(final, pre_logits=True)
+        assert pooled.shape == (1, m.num_features)
+        only = m.forward_intermediates(x, indices=2, intermediates_only=True)
+    assert len(feats) == len(m.stage_names) + 1  # the stem, then every stage
+    assert feats[-1].shape[1] == m.num_features and feats[-1] is final
+    assert [t.shape for t in only] == [t.shape for t in feats[-2:]]
     m.reset_classifier(5)
     assert m(x).shape == (1, 5)
 

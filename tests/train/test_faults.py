@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 
 from resnets.errors import CheckpointError
 from resnets.train import build_config, train
-from resnets.train import checkpoint as ck
-from resnets.train.checkpoint import load_checkpoint, save_checkpoint
+from resnets import io as ck
+from resnets.io import load_checkpoint, save_checkpoint
 
 ARGS = ["--epochs", "6", "--checkpoint-every", "5", "--log-every", "1", "--no-progress"]
 

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from resnets.errors import ConfigError, TrainingDiverged
 from resnets.train import build_config, train
 from resnets.train.config import TrainConfig
-from resnets.train.trainer import RunState, lr_at
+from resnets.train.schedule import lr_at
+from resnets.train.state import RunState
 
 
 def small(**kw) -> TrainConfig:
@@ -121,7 +122,7 @@ def test_resume_is_bit_identical_in_process(tmp_path):
     cfg = small(epochs=2.0, checkpoint_every=7)
     full = train(cfg, tmp_path / "full", progress=False, echo=False)
     part = train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=17)  # mid-epoch 1
-    assert part.extras["stopped"] and part.iters == 17
+    assert part.stopped == "stop_after" and part.iters == 17
     train(cfg, resume=tmp_path / "part", progress=False, echo=False)
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "part" / "model.safetensors")
@@ -136,7 +137,7 @@ def test_resume_is_bit_identical_in_process(tmp_path):
 
 def test_resume_negative_control_detects_a_wrong_data_position(tmp_path):
     """If the data position were not restored, the weights would differ: the check has teeth."""
-    from resnets.train.checkpoint import load_checkpoint, save_checkpoint
+    from resnets.io import load_checkpoint, save_checkpoint
 
     cfg = small(epochs=2.0)
     train(cfg, tmp_path / "ref", progress=False, echo=False)
@@ -203,7 +204,7 @@ def test_linear_schedule_and_time_to_accuracy():
     lrs = [lr_at(cfg, s, 100, st, False) for s in range(100)]
     assert lrs[0] == 0.4 * 0.1 and max(lrs) < 0.4 and lrs[-1] < 0.005
     assert all(a > b for a, b in zip(lrs[10:], lrs[11:]))  # decays linearly to 0 after the ramp
-    from resnets.train.trainer import time_to_accuracy
+    from resnets.train.run_dir import time_to_accuracy
 
     rows = [
         {"step": 10, "epoch": 1.0, "time": 3.0, "val_err": 0.3},

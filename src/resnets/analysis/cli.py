@@ -19,8 +19,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
+from ..errors import ConfigError, TrainingDiverged
+from ..models import create_model
+from ..models.weights import load_model
+from ..plots import _plt, plot_curves, plot_panels
+from ..train import TrainingInterrupted, train
 from . import experiments as X
+from .layers import (
+    calibrate_bn,
+    gradient_norms,
+    gradient_norms_at,
+    response_stds,
+    shattered_correlation,
+)
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -164,7 +176,6 @@ def _group(records: list[dict[str, Any]], key) -> dict[Any, list[dict[str, Any]]
 
 
 def _degradation(args: argparse.Namespace) -> int:
-    from .plots import plot_panels
 
     out = _check(args)
     depths = _ints(args.depths, "depths")
@@ -238,7 +249,6 @@ def _degradation(args: argparse.Namespace) -> int:
 
 
 def _cifar_table(args: argparse.Namespace) -> int:
-    from .plots import plot_curves
 
     out = _check(args)
     depths = _ints(args.depths, "depths") + ([1202] if args.with_1202 else [])
@@ -336,8 +346,6 @@ def _shortcuts(args: argparse.Namespace) -> int:
 
 def _val_batches(run_dir: Path, limit: int | None = None):
     """The validation split of a finished run, as normalised batches, and the loaded model."""
-    from ..data import BatchStream, load_dataset, stratified_split
-    from ..models.weights import load_model
 
     conf = json.loads((run_dir / "config.json").read_text())
     cfg = conf["config"]
@@ -353,8 +361,6 @@ def _val_batches(run_dir: Path, limit: int | None = None):
 
 
 def _responses(args: argparse.Namespace) -> int:
-    from .layers import response_stds
-    from .plots import _plt
 
     out = _check(args)
     depths = _ints(args.depths, "depths")
@@ -436,12 +442,6 @@ def _responses(args: argparse.Namespace) -> int:
 
 
 def _gradients(args: argparse.Namespace) -> int:
-    from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
-    from ..errors import TrainingDiverged
-    from ..models import create_model
-    from ..train.trainer import train
-    from .layers import calibrate_bn, gradient_norms, gradient_norms_at, shattered_correlation
-    from .plots import _plt
 
     out = _check(args)
     depths = _ints(args.depths, "depths")
@@ -507,9 +507,13 @@ def _gradients(args: argparse.Namespace) -> int:
                         rec[step] = [v for _, v in gradient_norms(model)]
 
                 try:
-                    train(cfg, rd, progress=not args.no_progress, echo=False, on_backward=hook)
+                    res = train(
+                        cfg, rd, progress=not args.no_progress, echo=False, on_backward=hook
+                    )
                 except TrainingDiverged:
-                    pass
+                    res = None
+                if res is not None and res.stopped:
+                    raise TrainingInterrupted(res)
                 rec_path.write_text(json.dumps(rec))
             train_curves[name] = rec
             for step, norms in rec.items():
@@ -525,8 +529,6 @@ def _gradients(args: argparse.Namespace) -> int:
                         }
                     )
             if (rd / "model.safetensors").is_file():
-                from ..models.weights import load_model
-
                 m, _ = load_model(rd / "model.safetensors")
                 shat_rows.append(
                     {

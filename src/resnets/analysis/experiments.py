@@ -25,8 +25,9 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..train import TrainingInterrupted, train
 from ..train.config import TrainConfig, build_config
-from ..train.trainer import train
+from ..train.run_dir import read_metrics
 
 PAPER_ITERS = 64000
 PAPER_MILESTONES = (32000, 48000)
@@ -100,6 +101,7 @@ def run_all(
         rd = runs / spec.name
         if (rd / "config.json").is_file():
             _check_same_config(rd, spec.cfg)
+        res = None
         if (rd / "summary.json").is_file():
             if echo:
                 print(
@@ -109,13 +111,15 @@ def run_all(
         elif (rd / "last.ckpt").is_file():
             if echo:
                 print(f"[{i + 1}/{len(specs)}] {spec.name}: resuming", file=sys.stderr)
-            train(spec.cfg, resume=rd, progress=progress, echo=False)
+            res = train(spec.cfg, resume=rd, progress=progress, echo=False)
         else:
             if rd.exists():  # started but never checkpointed: nothing to keep
                 shutil.rmtree(rd)
             if echo:
                 print(f"[{i + 1}/{len(specs)}] {spec.name}: training", file=sys.stderr)
-            train(spec.cfg, rd, progress=progress, echo=False)
+            res = train(spec.cfg, rd, progress=progress, echo=False)
+        if res is not None and res.stopped:
+            raise TrainingInterrupted(res)
         records.append(load_record(rd, spec))
     return records
 
@@ -138,8 +142,6 @@ def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
 
 
 def load_record(rd: Path, spec: RunSpec) -> dict[str, Any]:
-    from .plots import read_metrics
-
     summary = json.loads((rd / "summary.json").read_text())
     conf = json.loads((rd / "config.json").read_text())
     rows = read_metrics(rd / "metrics.jsonl")

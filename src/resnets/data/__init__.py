@@ -1,9 +1,10 @@
-"""Data: sources (digits, CIFAR archives, image folders), decoded cache, splits, batches."""
+"""Data: loaders (digits, CIFAR archives, image folders, tar shards), decoded cache, splits, batches."""
 
 from .augment import center_crop, cifar_train, resized_crop_train, ten_crop
 from .images import decode_image
+from .imageset import ImageSet
+from .load import load_dataset, parse_spec
 from .pipeline import AugmentSpec, BatchStream, channel_stats, seed_for, stratified_split
-from .sources import ImageSet, load_dataset, parse_spec
 
 __all__ = [
     "AugmentSpec",

@@ -19,10 +19,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from ..errors import DataError
 from .images import decode_image, resize_short_center_crop
-from .sources import ImageSet
+from .imageset import ImageSet
 
 CACHE_ENV = "RESNETS_CACHE"
 CACHE_VERSION = 1
@@ -80,8 +82,6 @@ def _hash_files(root: Path, files: list[tuple[Path, int]], settings: dict) -> st
 
 def _probe_size(files: list[tuple[Path, int]], sample: int = 64) -> int:
     """0 if the sampled images all have one square size (keep it), else 256 (resize)."""
-    from PIL import Image
-
     sizes = Counter()
     step = max(1, len(files) // sample)
     for p, _ in files[::step]:
@@ -138,8 +138,6 @@ def load_folder(
     jobs = [(str(p), size) for p, _ in files]
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=n, desc=f"decode {root.name}", unit="img", leave=False)
     if workers > 1 and n > 256:
         with ProcessPoolExecutor(workers) as ex:

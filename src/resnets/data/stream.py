@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing as mp
 import os
 import tarfile
 import tempfile
@@ -34,10 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from ..errors import DataError
+from ..io import atomic_write_bytes, file_digest
+from .folder import _probe_size, scan_folder
 from .images import decode_image, resize_short_center_crop
-from .sources import ImageSet, file_digest
+from .imageset import ImageSet
 
 #: Folders whose decoded size would exceed this are streamed by ``data_mode=auto``.
 STREAM_ABOVE_BYTES = int(os.environ.get("RESNETS_STREAM_ABOVE_GB", "32")) << 30
@@ -210,8 +215,6 @@ class LazyImages:
             return [_decode_record(j) for j in jobs]
         with self._lock:
             if self._pool is None:
-                import multiprocessing as mp
-
                 # forkserver/spawn: safe with the training process's threads (fork is not)
                 ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
                 self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
@@ -272,14 +275,11 @@ def stream_folder(
     The fingerprint covers the relative paths, sizes and modification times (not the bytes:
     reading every byte is what streaming avoids).
     """
-    from .folder import _probe_size, scan_folder
 
     root = Path(root).expanduser().resolve()
     classes, files = scanned or scan_folder(root)
     size = image_size or _probe_size(files)
     if size == 0:  # uniform square images: their native size
-        from PIL import Image
-
         with Image.open(files[0][0]) as im:
             size = im.size[0]
     h = hashlib.sha256(f"stream\0{size}".encode())
@@ -297,7 +297,6 @@ def stream_folder(
 
 def estimated_decoded_bytes(files: list[tuple[Path, int]], image_size: int) -> int:
     """Bytes the decoded cache of scanned folder files would take (count x size x size x 3)."""
-    from .folder import _probe_size
 
     size = image_size or _probe_size(files) or 256
     return len(files) * size * size * 3
@@ -415,7 +414,6 @@ def write_shards(
     ``dataset.json`` (classes, counts, each shard's SHA-256) is written last: a folder with a
     ``dataset.json`` is complete.
     """
-    from .folder import scan_folder
 
     src = Path(src).expanduser().resolve()
     out = Path(out)
@@ -431,8 +429,6 @@ def write_shards(
     shard_info = []
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(files), desc=f"shard {src.name}", unit="img", leave=False)
     for s, start in enumerate(range(0, len(files), shard_size)):
         name = f"shard-{s:06d}.tar"
@@ -474,7 +470,6 @@ def write_shards(
         "shards": shard_info,
         "seed": seed,
     }
-    from ..train.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(out / SHARD_META, json.dumps(meta, indent=2).encode())
     return meta

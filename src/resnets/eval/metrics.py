@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from ..data import augment as A
+from ..data.pipeline import BatchStream
+from ..runtime import autocast_ctx
 
 
 @dataclass
@@ -42,12 +44,6 @@ class EvalResult:
     def per_class(self) -> np.ndarray:
         totals = self.confusion.sum(1)
         return np.where(totals > 0, np.diag(self.confusion) / np.maximum(totals, 1), np.nan)
-
-
-def autocast_ctx(device: torch.device, bf16: bool):
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 class Accumulator:
@@ -111,8 +107,6 @@ def evaluate(
     """
     if tta not in ("none", "flip"):
         raise ValueError(f"tta={tta!r}: must be 'none' or 'flip'")
-    from ..data.pipeline import BatchStream
-
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -123,8 +117,6 @@ def evaluate(
     size = eval_size or int(images.shape[1])
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(indices), desc="eval", unit="img", leave=False)
     order = stream.order(0)
     for step in range(len(stream)):

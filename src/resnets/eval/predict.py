@@ -12,8 +12,9 @@ import torch
 
 from ..data import augment as A
 from ..data.images import decode_image, resize_short_center_crop
+from ..data.imageset import ImageSet
+from ..data.load import load_dataset, parse_spec
 from ..data.pipeline import stratified_split
-from ..data.sources import ImageSet, load_dataset, parse_spec
 from ..errors import DataError, WeightsError
 from ..models.weights import load_model
 from .metrics import EvalResult, evaluate

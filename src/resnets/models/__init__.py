@@ -1,33 +1,42 @@
-"""Models: one configurable :class:`ResNet`, a registry of named builders, summaries."""
+"""Models: one configurable :class:`ResNet`, a registry of named builders, summaries.
 
+Importing this package registers every builder (``resnet.py``, ``fast.py``).
+"""
+
+from .base import StagedNet
 from .fast import FastResNet
-from .registry import (
+from .registry import ModelSpec, create_model, get_spec, is_model, list_models, register_model
+from .resnet import (
     CIFAR_DEPTHS,
     IMAGENET_LAYERS,
-    ModelSpec,
-    create_model,
-    get_spec,
-    is_model,
-    list_models,
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    ZeroPadShortcut,
+    cifar_resnet,
+    imagenet_resnet,
 )
-from .resnet import BasicBlock, Bottleneck, ResNet, ZeroPadShortcut
 from .summary import count_macs, count_params, format_summary, summarize
 
 __all__ = [
     "CIFAR_DEPTHS",
     "IMAGENET_LAYERS",
     "BasicBlock",
-    "FastResNet",
     "Bottleneck",
+    "FastResNet",
     "ModelSpec",
     "ResNet",
+    "StagedNet",
     "ZeroPadShortcut",
+    "cifar_resnet",
     "count_macs",
     "count_params",
     "create_model",
     "format_summary",
     "get_spec",
+    "imagenet_resnet",
     "is_model",
     "list_models",
+    "register_model",
     "summarize",
 ]

@@ -20,12 +20,15 @@ layers. ``fast_resnet8`` is such a net built from the paper's ingredients, 8 wei
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .base import StagedNet
+from .registry import register_model
 from .resnet import conv1x1, conv3x3, norm2d
 
 
@@ -98,11 +101,10 @@ class ConvGroup(nn.Module):
         return self.act(out)
 
 
-class FastResNet(nn.Module):
+class FastResNet(StagedNet):
     """The compact residual network of the ``fast-cifar`` recipe (see the module docstring).
 
-    Exposes the same interface as :class:`~resnets.models.ResNet`: ``stage_names``, ``stages()``,
-    ``blocks()``, ``forward_features``, ``forward_head``, ``fc``, ``reset_classifier``.
+    Shares :class:`~resnets.models.base.StagedNet` with :class:`~resnets.models.ResNet`.
     """
 
     def __init__(
@@ -115,9 +117,12 @@ class FastResNet(nn.Module):
         shortcut: str = "A",
         zero_init_residual: bool = False,
         batchnorm: bool = True,
+        stride_in_1x1: bool = False,
         logit_scale: float = 1 / 8,
     ) -> None:
         super().__init__()
+        if stride_in_1x1:
+            raise ConfigError("stride_in_1x1 applies to bottleneck nets, not fast_resnet8")
         if shortcut not in ("A", "B", "C"):
             raise ConfigError(f"shortcut must be 'A', 'B' or 'C', got {shortcut!r}")
         if not isinstance(in_chans, int) or in_chans < 1:
@@ -141,10 +146,8 @@ class FastResNet(nn.Module):
             self.stage_names.append(name)
             in_ch = w
         self.num_features = in_ch
-        self.pool = nn.AdaptiveMaxPool2d(1)
-        self.fc: nn.Module = (
-            nn.Linear(in_ch, num_classes, bias=False) if num_classes > 0 else nn.Identity()
-        )
+        self.max_pool = nn.AdaptiveMaxPool2d(1)
+        self.fc: nn.Module = self.new_classifier(num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -157,37 +160,30 @@ class FastResNet(nn.Module):
         """Data-dependent initialisation: the whitening stem from training images."""
         self.stem.init_from_data(x)
 
-    def stages(self) -> list[ConvGroup]:
-        return [getattr(self, n) for n in self.stage_names]
-
-    def blocks(self) -> list[ConvGroup]:
-        return self.stages()
-
     def forward_stem(self, x: Tensor) -> Tensor:
         return self.act(self.stem(x))
 
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        x = self.forward_stem(x)
-        feats = []
-        for s in self.stages():
-            x = s(x)
-            feats.append(x)
-        return feats
+    def pool_features(self, x: Tensor) -> Tensor:
+        return self.max_pool(x)
 
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = torch.flatten(self.pool(x), 1)
-        return x if pre_logits else self.fc(x) * self.logit_scale
+    def classify(self, pooled: Tensor) -> Tensor:
+        return self.fc(pooled) * self.logit_scale
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.forward_stem(x)
-        for s in self.stages():
-            x = s(x)
-        return self.forward_head(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = (
+    def new_classifier(self, num_classes: int) -> nn.Module:
+        return (
             nn.Linear(self.num_features, num_classes, bias=False)
             if num_classes > 0
             else nn.Identity()
         )
+
+
+@register_model(family="fast", depth=8)
+def fast_resnet8(**kwargs: Any) -> FastResNet:
+    """Residual compact 8-layer CIFAR net with a whitening stem (fast-cifar recipe)."""
+    return FastResNet(**kwargs)
+
+
+@register_model(family="fast", depth=8, residual=False)
+def fast_plain8(**kwargs: Any) -> FastResNet:
+    """Plain twin of fast_resnet8 (the same layers, no shortcuts)."""
+    return FastResNet(residual=False, **kwargs)

@@ -1,17 +1,14 @@
-"""The model registry: ``create_model(name, ...)`` and ``list_models()``.
+"""The one model registry: ``@register_model`` builders, ``create_model`` and ``list_models``.
 
-Registered names:
+A builder is a plain function named after the model, taking keyword options only::
 
-* ImageNet (paper Table 1): ``resnet18/34/50/101/152`` and plain twins ``plain18/34/50/101/152``.
-  Default shortcut B, as torchvision.
-* CIFAR (paper section 4.2, 6n+2 layers, 16/32/64 filters): ``resnet20/32/44/56/110/1202`` and
-  ``plain20/32/44/56/110/1202``. Default shortcut A, as the paper's CIFAR experiments.
+    @register_model(family="imagenet", depth=50)
+    def resnet50(**kwargs) -> ResNet: ...
 
-Any other 6n+2 depth builds a CIFAR net: ``resnet8``, ``plain14``, ``cifar_resnet50`` (the
-``cifar_`` prefix resolves depths that collide with an ImageNet name, 50 and 152).
-
-* Fast CIFAR training: ``fast_resnet8`` (a compact, wide residual net with a whitening stem, see
-  :mod:`resnets.models.fast`) and its plain twin ``fast_plain8``.
+Parametric families (the CIFAR nets take any depth 6n+2) register a name pattern with
+:func:`register_pattern`; ``create_model`` and ``list_models`` accept those names too.
+This module imports no model: the builders register themselves when their module is imported
+(``resnets.models`` imports them all).
 """
 
 from __future__ import annotations
@@ -21,153 +18,64 @@ import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
 from ..errors import ConfigError
-from .fast import FastResNet
-from .resnet import ResNet
 
-IMAGENET_LAYERS: dict[int, tuple[str, tuple[int, ...]]] = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
+Family = Literal["imagenet", "cifar", "fast"]
+
+# default classes and input size of each family
+FAMILY_DEFAULTS: dict[str, tuple[int, int]] = {
+    "imagenet": (1000, 224),
+    "cifar": (10, 32),
+    "fast": (10, 32),
 }
-CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a registered name builds, with the defaults it passes to :class:`ResNet`."""
+    """What a registered name builds."""
 
     name: str
-    family: str  # "imagenet", "cifar" or "fast"
+    family: str
     depth: int
     residual: bool
     builder: Callable[..., nn.Module]
     default_num_classes: int
     default_image_size: int
 
+    @property
+    def doc(self) -> str:
+        return (self.builder.__doc__ or "").strip().splitlines()[0] if self.builder.__doc__ else ""
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ModelSpec]]] = []
 
 
-def _imagenet_builder(depth: int, residual: bool) -> Callable[..., ResNet]:
-    block, layers = IMAGENET_LAYERS[depth]
+def register_model(
+    *, family: Family, depth: int, residual: bool = True
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register the decorated builder under its function name."""
 
-    def build(
-        *,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        shortcut: str = "B",
-        zero_init_residual: bool = False,
-        stride_in_1x1: bool = False,
-        batchnorm: bool = True,
-    ) -> ResNet:
-        return ResNet(
-            block,
-            layers,
-            widths=(64, 128, 256, 512),
-            stem="imagenet",
-            num_classes=num_classes,
-            in_chans=in_chans,
-            shortcut=shortcut,  # type: ignore[arg-type]
-            residual=residual,
-            zero_init_residual=zero_init_residual,
-            stride_in_1x1=stride_in_1x1,
-            batchnorm=batchnorm,
-        )
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        classes, size = FAMILY_DEFAULTS[family]
+        _REGISTRY[fn.__name__] = ModelSpec(fn.__name__, family, depth, residual, fn, classes, size)
+        return fn
 
-    kind = "ResNet" if residual else "Plain net"
-    build.__doc__ = f"{kind}-{depth} for ImageNet-sized inputs (paper Table 1)."
-    return build
+    return deco
 
 
-def _cifar_builder(depth: int, residual: bool) -> Callable[..., ResNet]:
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"a CIFAR network has 6n+2 layers (8, 14, 20, ...); got depth {depth}")
-    n = (depth - 2) // 6
-
-    def build(
-        *,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        shortcut: str = "A",
-        zero_init_residual: bool = False,
-        stride_in_1x1: bool = False,
-        batchnorm: bool = True,
-    ) -> ResNet:
-        return ResNet(
-            "basic",
-            (n, n, n),
-            widths=(16, 32, 64),
-            stem="cifar",
-            num_classes=num_classes,
-            in_chans=in_chans,
-            shortcut=shortcut,  # type: ignore[arg-type]
-            residual=residual,
-            zero_init_residual=zero_init_residual,
-            batchnorm=batchnorm,
-        )
-
-    kind = "ResNet" if residual else "Plain net"
-    build.__doc__ = f"{kind}-{depth} for CIFAR (paper section 4.2: 6n+2 layers, n={n})."
-    return build
-
-
-def _register(spec: ModelSpec) -> None:
-    _REGISTRY[spec.name] = spec
-
-
-for _d in IMAGENET_LAYERS:
-    for _res, _prefix in ((True, "resnet"), (False, "plain")):
-        _register(
-            ModelSpec(
-                f"{_prefix}{_d}", "imagenet", _d, _res, _imagenet_builder(_d, _res), 1000, 224
-            )
-        )
-for _d in CIFAR_DEPTHS:
-    for _res, _prefix in ((True, "resnet"), (False, "plain")):
-        _register(ModelSpec(f"{_prefix}{_d}", "cifar", _d, _res, _cifar_builder(_d, _res), 10, 32))
-
-
-def _fast_builder(residual: bool) -> Callable[..., FastResNet]:
-    def build(
-        *,
-        num_classes: int = 10,
-        in_chans: int = 3,
-        shortcut: str = "A",
-        zero_init_residual: bool = False,
-        stride_in_1x1: bool = False,
-        batchnorm: bool = True,
-    ) -> FastResNet:
-        if stride_in_1x1:
-            raise ConfigError("stride_in_1x1 applies to bottleneck nets, not fast_resnet8")
-        return FastResNet(
-            num_classes=num_classes,
-            in_chans=in_chans,
-            residual=residual,
-            shortcut=shortcut,
-            zero_init_residual=zero_init_residual,
-            batchnorm=batchnorm,
-        )
-
-    kind = "Residual" if residual else "Plain"
-    build.__doc__ = f"{kind} compact 8-layer CIFAR net with a whitening stem (fast-cifar recipe)."
-    return build
-
-
-for _res, _prefix in ((True, "fast_resnet"), (False, "fast_plain")):
-    _register(ModelSpec(f"{_prefix}8", "fast", 8, _res, _fast_builder(_res), 10, 32))
-
-_CIFAR_NAME = re.compile(r"^(?:cifar_)?(resnet|plain)(\d+)$")
+def register_pattern(pattern: str, resolve: Callable[[re.Match[str]], ModelSpec]) -> None:
+    """Names matching ``pattern`` (a full-match regex) resolve to ``resolve(match)``, which
+    returns a spec or raises :class:`ConfigError` (e.g. a depth that is not 6n+2)."""
+    _PATTERNS.append((re.compile(pattern), resolve))
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a registered name or of any 6n+2 CIFAR depth; ConfigError otherwise."""
+    """The spec of a registered name or of a name a pattern accepts; ConfigError otherwise."""
     if not isinstance(name, str):
         raise ConfigError(f"model name must be a string, got {name!r}")
     key = name.strip().lower()
@@ -175,53 +83,37 @@ def get_spec(name: str) -> ModelSpec:
         return _REGISTRY[key]
     close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see `resnets models`"
-    m = _CIFAR_NAME.match(key)
-    if m and (key.startswith("cifar_") or int(m.group(2)) not in IMAGENET_LAYERS):
-        depth = int(m.group(2))
-        residual = m.group(1) == "resnet"
-        if depth >= 8 and (depth - 2) % 6 == 0:
-            return ModelSpec(key, "cifar", depth, residual, _cifar_builder(depth, residual), 10, 32)
-        raise ConfigError(
-            f"unknown model {name!r}{hint} (CIFAR networks have 6n+2 layers: 8, 14, 20, 26, ...; "
-            f"ImageNet ones {sorted(IMAGENET_LAYERS)})"
-        )
+    for rx, resolve in _PATTERNS:
+        m = rx.fullmatch(key)
+        if m:
+            try:
+                return resolve(m)
+            except ConfigError as e:
+                raise ConfigError(f"unknown model {name!r}{hint} ({e})") from None
     raise ConfigError(f"unknown model {name!r}{hint}")
 
 
-def create_model(
-    name: str,
-    *,
-    num_classes: int | None = None,
-    in_chans: int = 3,
-    shortcut: str | None = None,
-    zero_init_residual: bool = False,
-    stride_in_1x1: bool = False,
-    batchnorm: bool = True,
-) -> nn.Module:
-    """Build a registered model by name (a :class:`ResNet`, or a :class:`FastResNet`).
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
 
     Args:
         name: e.g. ``"resnet50"``, ``"plain56"``, ``"resnet20"``, ``"cifar_resnet50"``.
-        num_classes: classifier outputs (default 1000 for ImageNet nets, 10 for CIFAR ones).
-        in_chans: input channels.
-        shortcut: ``"A"``, ``"B"`` or ``"C"``; default B for ImageNet nets, A for CIFAR nets.
-            Ignored (must be None or the default) for plain nets, which have no shortcuts.
-        zero_init_residual: zero-init the last BN of each block.
-        stride_in_1x1: put the bottleneck stride in the first 1x1 (the original paper).
-        batchnorm: False builds the variant without BatchNorm (for gradient-flow studies).
+        **kwargs: the builder's options, passed through once: ``num_classes`` (None: the
+            family's default, 1000 or 10), ``in_chans``, ``shortcut`` (``"A"``/``"B"``/``"C"``;
+            default B for ImageNet nets, A for CIFAR ones), ``zero_init_residual``,
+            ``stride_in_1x1``, ``batchnorm``. An option the model does not take is an error.
     """
     spec = get_spec(name)
-    kwargs: dict[str, Any] = dict(
-        num_classes=spec.default_num_classes if num_classes is None else num_classes,
-        in_chans=in_chans,
-        zero_init_residual=zero_init_residual,
-        stride_in_1x1=stride_in_1x1,
-    )
-    if not batchnorm:
-        kwargs["batchnorm"] = False
-    if shortcut is not None:
-        kwargs["shortcut"] = str(shortcut).upper()
-    model = spec.builder(**kwargs)
+    if kwargs.get("num_classes", 0) is None:
+        del kwargs["num_classes"]
+    if kwargs.get("shortcut") is None:
+        kwargs.pop("shortcut", None)
+    else:
+        kwargs["shortcut"] = str(kwargs["shortcut"]).upper()
+    try:
+        model = spec.builder(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{spec.name}: {e}") from None
     model.model_name = spec.name  # type: ignore[attr-defined]
     return model
 
@@ -229,16 +121,26 @@ def create_model(
 def list_models(
     pattern: str = "*", *, family: str | None = None, plain: bool | None = None
 ) -> list[str]:
-    """Registered model names matching a glob ``pattern``, optionally one family or kind."""
+    """Registered names matching a glob ``pattern``, optionally of one family or kind.
+
+    A pattern without wildcards that a parametric family accepts (``resnet8``) is listed too,
+    so every name ``list_models`` returns builds, and every name that builds can be listed.
+    """
+    specs = list(_REGISTRY.values())
+    if not any(c in pattern for c in "*?[") and pattern.lower() not in _REGISTRY:
+        try:
+            specs = [get_spec(pattern)]
+        except ConfigError:
+            specs = []
     out = []
-    for name, spec in _REGISTRY.items():
-        if not fnmatch.fnmatch(name, pattern):
+    for spec in specs:
+        if not fnmatch.fnmatch(spec.name, pattern.lower()):
             continue
         if family is not None and spec.family != family:
             continue
         if plain is not None and spec.residual == plain:
             continue
-        out.append(name)
+        out.append(spec.name)
     return out
 
 

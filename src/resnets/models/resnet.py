@@ -16,14 +16,16 @@ paper's baseline that shows the degradation problem (Fig. 1, Fig. 4, Fig. 6).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .base import StagedNet
+from .registry import FAMILY_DEFAULTS, ModelSpec, register_model, register_pattern
 
 Shortcut = Literal["A", "B", "C"]
 Stem = Literal["imagenet", "cifar"]
@@ -170,7 +172,7 @@ BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
 }
 
 
-class ResNet(nn.Module):
+class ResNet(StagedNet):
     """A residual (or plain) network.
 
     Args:
@@ -260,7 +262,7 @@ class ResNet(nn.Module):
 
         self.num_features = in_ch
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc: nn.Module = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc: nn.Module = self.new_classifier(num_classes)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
@@ -278,35 +280,193 @@ class ResNet(nn.Module):
                 ):
                     nn.init.zeros_(m.last_bn().weight)
 
-    def stages(self) -> list[nn.Sequential]:
-        return [getattr(self, n) for n in self.stage_names]
-
-    def blocks(self) -> list[BasicBlock | Bottleneck]:
-        return [b for s in self.stages() for b in s]
-
     def forward_stem(self, x: Tensor) -> Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """The output of every stage (for detection/segmentation backbones and analysis)."""
-        x = self.forward_stem(x)
-        feats = []
-        for stage in self.stages():
-            x = stage(x)
-            feats.append(x)
-        return feats
+    def pool_features(self, x: Tensor) -> Tensor:
+        return self.avgpool(x)
 
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.forward_stem(x)
-        for stage in self.stages():
-            x = stage(x)
-        return self.forward_head(x)
+# ------------------------------------------------------------------------------------------
+# Registered builders. Options pass through once, to ResNet (see its docstring).
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final layer, e.g. for transfer learning to ``num_classes`` classes."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+IMAGENET_LAYERS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+
+
+def imagenet_resnet(depth: int, *, residual: bool = True, **kwargs: Any) -> ResNet:
+    """The ImageNet network of paper Table 1 of ``depth`` layers; shortcut B by default."""
+    block, layers = IMAGENET_LAYERS[depth]
+    kwargs.setdefault("shortcut", "B")
+    return ResNet(
+        block, layers, widths=(64, 128, 256, 512), stem="imagenet", residual=residual, **kwargs
+    )
+
+
+def cifar_resnet(depth: int, *, residual: bool = True, **kwargs: Any) -> ResNet:
+    """The CIFAR network of paper section 4.2: 6n+2 layers, 16/32/64 filters; shortcut A."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"a CIFAR network has 6n+2 layers (8, 14, 20, ...); got depth {depth}")
+    n = (depth - 2) // 6
+    kwargs.setdefault("shortcut", "A")
+    kwargs.setdefault("num_classes", 10)
+    return ResNet(
+        "basic", (n, n, n), widths=(16, 32, 64), stem="cifar", residual=residual, **kwargs
+    )
+
+
+@register_model(family="imagenet", depth=18)
+def resnet18(**kwargs: Any) -> ResNet:
+    """ResNet-18 (paper Table 1): basic blocks 2-2-2-2, 11.7 M parameters."""
+    return imagenet_resnet(18, **kwargs)
+
+
+@register_model(family="imagenet", depth=34)
+def resnet34(**kwargs: Any) -> ResNet:
+    """ResNet-34 (paper Table 1): basic blocks 3-4-6-3, 21.8 M parameters."""
+    return imagenet_resnet(34, **kwargs)
+
+
+@register_model(family="imagenet", depth=50)
+def resnet50(**kwargs: Any) -> ResNet:
+    """ResNet-50 (paper Table 1): bottleneck blocks 3-4-6-3, 25.6 M parameters."""
+    return imagenet_resnet(50, **kwargs)
+
+
+@register_model(family="imagenet", depth=101)
+def resnet101(**kwargs: Any) -> ResNet:
+    """ResNet-101 (paper Table 1): bottleneck blocks 3-4-23-3, 44.5 M parameters."""
+    return imagenet_resnet(101, **kwargs)
+
+
+@register_model(family="imagenet", depth=152)
+def resnet152(**kwargs: Any) -> ResNet:
+    """ResNet-152 (paper Table 1): bottleneck blocks 3-8-36-3, 60.2 M parameters."""
+    return imagenet_resnet(152, **kwargs)
+
+
+@register_model(family="imagenet", depth=18, residual=False)
+def plain18(**kwargs: Any) -> ResNet:
+    """Plain-18: ResNet-18's layers without shortcuts (paper Fig. 4, left)."""
+    return imagenet_resnet(18, residual=False, **kwargs)
+
+
+@register_model(family="imagenet", depth=34, residual=False)
+def plain34(**kwargs: Any) -> ResNet:
+    """Plain-34: ResNet-34's layers without shortcuts (paper Fig. 3 middle, Fig. 4)."""
+    return imagenet_resnet(34, residual=False, **kwargs)
+
+
+@register_model(family="imagenet", depth=50, residual=False)
+def plain50(**kwargs: Any) -> ResNet:
+    """Plain-50: ResNet-50's layers without shortcuts."""
+    return imagenet_resnet(50, residual=False, **kwargs)
+
+
+@register_model(family="imagenet", depth=101, residual=False)
+def plain101(**kwargs: Any) -> ResNet:
+    """Plain-101: ResNet-101's layers without shortcuts."""
+    return imagenet_resnet(101, residual=False, **kwargs)
+
+
+@register_model(family="imagenet", depth=152, residual=False)
+def plain152(**kwargs: Any) -> ResNet:
+    """Plain-152: ResNet-152's layers without shortcuts."""
+    return imagenet_resnet(152, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=20)
+def resnet20(**kwargs: Any) -> ResNet:
+    """ResNet-20 for CIFAR (paper section 4.2, n=3): 0.27 M parameters."""
+    return cifar_resnet(20, **kwargs)
+
+
+@register_model(family="cifar", depth=32)
+def resnet32(**kwargs: Any) -> ResNet:
+    """ResNet-32 for CIFAR (n=5): 0.46 M parameters."""
+    return cifar_resnet(32, **kwargs)
+
+
+@register_model(family="cifar", depth=44)
+def resnet44(**kwargs: Any) -> ResNet:
+    """ResNet-44 for CIFAR (n=7): 0.66 M parameters."""
+    return cifar_resnet(44, **kwargs)
+
+
+@register_model(family="cifar", depth=56)
+def resnet56(**kwargs: Any) -> ResNet:
+    """ResNet-56 for CIFAR (n=9): 0.85 M parameters."""
+    return cifar_resnet(56, **kwargs)
+
+
+@register_model(family="cifar", depth=110)
+def resnet110(**kwargs: Any) -> ResNet:
+    """ResNet-110 for CIFAR (n=18): 1.7 M parameters; trained with the lr-0.01 warm-up."""
+    return cifar_resnet(110, **kwargs)
+
+
+@register_model(family="cifar", depth=1202)
+def resnet1202(**kwargs: Any) -> ResNet:
+    """ResNet-1202 for CIFAR (n=200): 19.4 M parameters."""
+    return cifar_resnet(1202, **kwargs)
+
+
+@register_model(family="cifar", depth=20, residual=False)
+def plain20(**kwargs: Any) -> ResNet:
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts (paper Fig. 6, left)."""
+    return cifar_resnet(20, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=32, residual=False)
+def plain32(**kwargs: Any) -> ResNet:
+    """Plain-32 for CIFAR."""
+    return cifar_resnet(32, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=44, residual=False)
+def plain44(**kwargs: Any) -> ResNet:
+    """Plain-44 for CIFAR."""
+    return cifar_resnet(44, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=56, residual=False)
+def plain56(**kwargs: Any) -> ResNet:
+    """Plain-56 for CIFAR: deeper than Plain-20 and worse (the degradation problem, Fig. 6)."""
+    return cifar_resnet(56, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=110, residual=False)
+def plain110(**kwargs: Any) -> ResNet:
+    """Plain-110 for CIFAR."""
+    return cifar_resnet(110, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=1202, residual=False)
+def plain1202(**kwargs: Any) -> ResNet:
+    """Plain-1202 for CIFAR."""
+    return cifar_resnet(1202, residual=False, **kwargs)
+
+
+def _resolve_cifar_name(m: re.Match[str]) -> ModelSpec:
+    """``resnet8``, ``plain14``, ``cifar_resnet50``: any CIFAR depth 6n+2 (the ``cifar_``
+    prefix reaches the depths whose plain name is an ImageNet net, 50 and 152)."""
+    kind, depth = m.group(1), int(m.group(2))
+    if depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"CIFAR networks have 6n+2 layers: 8, 14, 20, 26, ...; got {depth}")
+    residual = kind == "resnet"
+
+    def build(**kwargs: Any) -> ResNet:
+        return cifar_resnet(depth, residual=residual, **kwargs)
+
+    build.__doc__ = f"{'ResNet' if residual else 'Plain net'}-{depth} for CIFAR (6n+2 layers)."
+    classes, size = FAMILY_DEFAULTS["cifar"]
+    return ModelSpec(m.group(0), "cifar", depth, residual, build, classes, size)
+
+
+register_pattern(r"(?:cifar_)?(resnet|plain)(\d+)", _resolve_cifar_name)

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
 from torch import nn
 
 from ..errors import WeightsError
+from ..io import MAGIC, atomic_write_bytes, load_checkpoint, safe_torch_load
 from .registry import create_model
 
 META_KEY = "resnets"
@@ -29,10 +32,6 @@ def save_weights(
     model: nn.Module, path: str | os.PathLike, meta: dict[str, Any] | None = None
 ) -> None:
     """Write ``model``'s state_dict to a ``.safetensors`` file atomically, with ``meta``."""
-    from safetensors.torch import save as st_save
-
-    from ..train.checkpoint import atomic_write_bytes
-
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {META_KEY: json.dumps(meta or {}, sort_keys=True)}
     atomic_write_bytes(path, st_save(sd, metadata=metadata))
@@ -44,8 +43,6 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta_raw = (f.metadata() or {}).get(META_KEY)
@@ -57,8 +54,6 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         except json.JSONDecodeError:
             raise WeightsError(f"{path}: malformed resnets metadata") from None
         return sd, meta
-    from ..train.checkpoint import MAGIC, load_checkpoint, safe_torch_load
-
     with open(path, "rb") as fh:
         head = fh.read(len(MAGIC))
     if head == MAGIC:

@@ -1,17 +1,17 @@
-"""Training: config and recipes, the trainer, checkpoints."""
+"""Training: config and recipes, the step, the loop, run directories and checkpoints."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RECIPES, TrainConfig, build_config, list_recipes
-from .trainer import TrainingInterrupted, TrainResult, train
+from .loop import train
+from .report import TrainingInterrupted, TrainResult
+from .state import RunState
 
 __all__ = [
     "RECIPES",
+    "RunState",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
     "build_config",
     "list_recipes",
-    "load_checkpoint",
-    "save_checkpoint",
     "train",
 ]

@@ -10,114 +10,193 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import types
 import typing
+
+try:
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..models import get_spec
+
+Shortcut = Literal["", "A", "B", "C"]
+Augment = Literal["cifar", "crop", "flip", "none", "scale", "rrc"]
+Schedule = Literal["step", "cosine", "linear", "plateau", "constant"]
+DataMode = Literal["auto", "memory", "stream"]
+Switch = Literal["auto", "on", "off"]
+Precision = Literal["auto", "bf16", "fp32"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+TTA = Literal["none", "flip"]
+OnNonfinite = Literal["stop", "rollback"]
+
+# the largest integer any count or seed may take (torch seeds and numpy indices are 64-bit)
+INT_MAX = 2**63 - 1
+
+
+def opt(default: Any, help: str, *, unit: str = "", group: str = "") -> Any:
+    """A config field with its meaning and unit in the field's metadata: the one source of
+    the CLI help, ``docs/config.md`` and the error messages. ``group`` starts a new section."""
+    meta = {"help": help, "unit": unit, "group": group}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    """All settings of one training run. Units in the comments."""
+    """All settings of one training run; each field's help and unit are in its metadata."""
 
-    # --- what to train on what
-    model: str = "resnet20"  # registered name (see `resnets models`)
-    data: str = "digits"  # digits | cifar10[:PATH] | cifar100[:PATH] | folder of class folders
-    recipe: str = "digits"  # the named recipe these values started from
-    shortcut: str = ""  # A, B or C ("": A for CIFAR nets, B for ImageNet nets)
-    zero_init_residual: bool = False  # start each block's last BN at gamma = 0
-    stride_in_1x1: bool = False  # bottleneck stride in the first 1x1 (the paper) instead of the 3x3
-    batchnorm: bool = True  # False: the no-BN variant (gradient-flow studies only)
-
-    # --- data
-    val_split: float = 0.2  # held-out validation samples: a count (>= 1) or a fraction (< 1)
-    image_size: int = 0  # decoded size (short side, square crop); 0 = native when uniform
-    augment: str = "cifar"  # cifar | crop | flip | none | scale | rrc
-    pad: int = 4  # pixels of padding for the cifar/crop augmentation
-    crop_size: int = 0  # training crop for scale/rrc (pixels); 0 = the decoded size
-    eval_size: int = 0  # evaluation centre crop (pixels); 0 = the decoded size
-    skip_bad: bool = False  # skip (and list) unreadable images instead of failing
-    workers: int = 0  # data threads preparing the next batches (0 = in the training loop)
-    data_mode: str = "auto"  # memory (decode once, cached) | stream (decode per batch) | auto
-    decode_workers: int = 0  # streaming: JPEG-decoding processes (0 = one per core)
-
-    # --- optimisation (SGD with momentum, paper section 3.4)
-    batch_size: int = 128  # images per step
-    lr: float = 0.1  # learning rate after warm-up
-    momentum: float = 0.9  # SGD momentum
-    nesterov: bool = False  # Nesterov momentum (modern recipes)
-    weight_decay: float = 1e-4  # L2 on every parameter, as the paper
-    label_smoothing: float = 0.0  # cross-entropy label smoothing (0 = off, as the paper)
-    iters: int = 0  # total training iterations (steps); 0 = derived from epochs
-    epochs: float = 0.0  # total epochs, used when iters == 0
-    schedule: str = "step"  # step | cosine | linear (to 0 at the end) | plateau | constant
-    # step schedule: lr x lr_decay at these iterations (values < 1: fractions of iters)
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # iterations or fractions
-    lr_decay: float = 0.1  # step/plateau: multiply lr by this at each milestone/plateau
-    ramp_iters: int = 0  # linear ramp of lr from 0 over these iterations (modern recipes)
-    ramp_epochs: float = 0.0  # the same ramp in epochs (used when ramp_iters == 0)
-    plateau_patience: int = 3  # plateau: evaluations without validation improvement
-    warmup: str = "auto"  # paper's ResNet-110 warm-up: auto (depth >= 110) | on | off
-    warmup_lr: float = 0.01  # lr during warm-up
-    warmup_until_err: float = 0.8  # warm-up ends once the training error falls below this
-    warmup_window: int = 50  # iterations over which that training error is averaged
-    warmup_max_iters: int = 2000  # warm-up ends after this many iterations regardless
-
-    # --- run
-    seed: int = 0  # seeds the weight init, the split, the data order and every augmentation
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 autocast where the hardware has it)
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the model
-    compile_mode: str = (
-        "default"  # default | reduce-overhead (CUDA graphs) | max-autotune[-no-cudagraphs]
+    model: str = opt(
+        "resnet20", "registered name (see `resnets models`)", group="what to train on what"
     )
-    fused_optimizer: str = "auto"  # SGD kernel: on (fused) | off (foreach) | auto (fused on CUDA)
-    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch
-    eval_every: int = 0  # iterations between evaluations; 0 = once per epoch
-    tta: str = "none"  # test-time augmentation in evaluations: none | flip (mean of both logits)
-    checkpoint_every: int = 0  # iterations between checkpoints; 0 = at every evaluation
-    log_every: int = 10  # iterations between progress-bar updates (each costs a host sync)
-    on_nonfinite: str = "stop"  # stop | rollback (to the last checkpoint, with lr halved)
-    max_rollbacks: int = 3
+    data: str = opt(
+        "digits",
+        "digits / cifar10[:PATH] / cifar100[:PATH] / folder of class folders / folder of tar shards",
+    )
+    recipe: str = opt("digits", "the named recipe these values started from")
+    shortcut: Shortcut = opt(
+        "",
+        "A (zero-padding), B (projection where the shape changes) or C (all projections); empty: A for CIFAR nets, B for ImageNet nets",
+    )
+    zero_init_residual: bool = opt(False, "start each block's last BN at gamma = 0")
+    stride_in_1x1: bool = opt(
+        False, "bottleneck stride in the first 1x1 (the paper) instead of the 3x3"
+    )
+    batchnorm: bool = opt(True, "False: the no-BN variant (gradient-flow studies only)")
+
+    val_split: float = opt(
+        0.2,
+        "held-out validation samples: a count (>= 1) or a fraction (< 1)",
+        unit="images or fraction",
+        group="data",
+    )
+    image_size: int = opt(
+        0, "decoded size (short side, square crop); 0 = native when uniform", unit="pixels"
+    )
+    augment: Augment = opt(
+        "cifar",
+        "training augmentation: cifar (pad + crop + flip), crop, flip, none, scale (short side 256-480 + crop + flip), rrc (random-resized crop + flip)",
+    )
+    pad: int = opt(4, "padding for the cifar/crop augmentation", unit="pixels")
+    crop_size: int = opt(0, "training crop for scale/rrc; 0 = the decoded size", unit="pixels")
+    eval_size: int = opt(0, "evaluation centre crop; 0 = the decoded size", unit="pixels")
+    skip_bad: bool = opt(False, "skip (and list) unreadable images instead of failing")
+    workers: int = opt(
+        0, "threads preparing the next batches (0 = in the training loop)", unit="threads"
+    )
+    data_mode: DataMode = opt(
+        "auto", "memory (decode once, cached), stream (decode per batch) or auto"
+    )
+    decode_workers: int = opt(
+        0, "streaming: JPEG-decoding processes (0 = one per core)", unit="processes"
+    )
+
+    batch_size: int = opt(
+        128,
+        "images per step (the global batch under torchrun)",
+        unit="images",
+        group="optimisation (SGD with momentum, paper section 3.4)",
+    )
+    lr: float = opt(0.1, "learning rate after warm-up")
+    momentum: float = opt(0.9, "SGD momentum")
+    nesterov: bool = opt(False, "Nesterov momentum (modern recipes)")
+    weight_decay: float = opt(1e-4, "L2 penalty on every parameter, as the paper")
+    label_smoothing: float = opt(0.0, "cross-entropy label smoothing (0 = off, as the paper)")
+    iters: int = opt(0, "total training iterations; 0 = derived from epochs", unit="iterations")
+    epochs: float = opt(0.0, "total epochs, used when iters == 0", unit="epochs")
+    schedule: Schedule = opt(
+        "step",
+        "step (x lr_decay at milestones), cosine, linear (to 0 at the end), plateau (x lr_decay when validation stalls) or constant",
+    )
+    milestones: list[float] = opt(
+        [0.5, 0.75],
+        "step schedule: iterations where lr is multiplied by lr_decay (values < 1: fractions of the total)",
+        unit="iterations or fractions",
+    )
+    lr_decay: float = opt(0.1, "step/plateau: factor applied to lr at each milestone or plateau")
+    ramp_iters: int = opt(
+        0, "linear ramp of lr from 0 over these iterations (modern recipes)", unit="iterations"
+    )
+    ramp_epochs: float = opt(
+        0.0, "the same ramp in epochs (used when ramp_iters == 0)", unit="epochs"
+    )
+    plateau_patience: int = opt(
+        3, "plateau: evaluations without validation improvement before lr drops", unit="evaluations"
+    )
+    warmup: Switch = opt(
+        "auto", "the paper's ResNet-110 warm-up at warmup_lr: auto (CIFAR depth >= 110), on or off"
+    )
+    warmup_lr: float = opt(0.01, "learning rate during warm-up")
+    warmup_until_err: float = opt(
+        0.8, "warm-up ends once the training error falls below this", unit="fraction"
+    )
+    warmup_window: int = opt(
+        50, "iterations over which that training error is averaged", unit="iterations"
+    )
+    warmup_max_iters: int = opt(
+        2000, "warm-up ends after this many iterations regardless", unit="iterations"
+    )
+
+    seed: int = opt(
+        0, "seeds the weight init, the split, the data order and every augmentation", group="run"
+    )
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    precision: Precision = opt(
+        "auto", "auto (bf16 autocast where the hardware has it), bf16 or fp32"
+    )
+    channels_last: bool = opt(
+        True,
+        "NHWC memory layout for the model and batches (faster convolutions on CPUs and tensor cores)",
+    )
+    compile: Switch = opt(
+        "auto",
+        "torch.compile the model: on, off, or auto (on for jobs of >= 5,000 iterations, where the compile time pays back)",
+    )
+    compile_mode: CompileMode = opt(
+        "default",
+        "torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune or max-autotune-no-cudagraphs",
+    )
+    fused_optimizer: Switch = opt(
+        "auto", "SGD kernel: on (fused), off (foreach) or auto (fused on CUDA)"
+    )
+    sync_bn: bool = opt(False, "under torchrun: BatchNorm statistics over the global batch")
+    eval_every: int = opt(
+        0, "iterations between evaluations; 0 = once per epoch", unit="iterations"
+    )
+    tta: TTA = opt(
+        "none", "test-time augmentation in evaluations: none or flip (mean of both logits)"
+    )
+    checkpoint_every: int = opt(
+        0, "iterations between checkpoints; 0 = at every evaluation", unit="iterations"
+    )
+    log_every: int = opt(
+        10, "iterations between progress-bar updates (each costs a host sync)", unit="iterations"
+    )
+    on_nonfinite: OnNonfinite = opt(
+        "stop", "on a non-finite loss: stop, or rollback (to the last checkpoint, with lr halved)"
+    )
+    max_rollbacks: int = opt(
+        3, "roll-backs allowed before a non-finite loss stops the run", unit="roll-backs"
+    )
 
     def validate(self) -> TrainConfig:
-        """Check ranges and choices; raises :class:`ConfigError`. Returns self."""
-        from ..models import get_spec
-
+        """Check types, choices and ranges; raises :class:`ConfigError`. Returns self."""
         get_spec(self.model)
+        for f in fields(self):  # types and Literal choices, from the annotations alone
+            setattr(self, f.name, _coerce(f.name, _hints()[f.name], getattr(self, f.name), False))
 
         def need(cond: bool, msg: str) -> None:
             if not cond:
                 raise ConfigError(msg)
 
-        choice = {
-            "shortcut": ("", "A", "B", "C"),
-            "augment": ("cifar", "crop", "flip", "none", "scale", "rrc"),
-            "schedule": ("step", "cosine", "linear", "plateau", "constant"),
-            "tta": ("none", "flip"),
-            "data_mode": ("auto", "memory", "stream"),
-            "compile_mode": (
-                "default",
-                "reduce-overhead",
-                "max-autotune",
-                "max-autotune-no-cudagraphs",
-            ),
-            "fused_optimizer": ("auto", "on", "off"),
-            "warmup": ("auto", "on", "off"),
-            "precision": ("auto", "bf16", "fp32"),
-            "on_nonfinite": ("stop", "rollback"),
-        }
-        for k, allowed in choice.items():
-            need(
-                getattr(self, k) in allowed,
-                f"{k}={getattr(self, k)!r}: must be one of {list(allowed)}",
-            )
         need(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             f"device={self.device!r}: must be auto, cpu, cuda or cuda:N",
@@ -127,13 +206,15 @@ class TrainConfig:
             v = getattr(self, k)
             need(math.isfinite(v) and v > 0, f"{k}={v}: must be > 0")
         need(0 <= self.momentum < 1, f"momentum={self.momentum}: must be in [0, 1)")
-        need(self.weight_decay >= 0, f"weight_decay={self.weight_decay}: must be >= 0")
+        need(
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay={self.weight_decay}: must be >= 0",
+        )
         need(
             0 <= self.label_smoothing < 1,
             f"label_smoothing={self.label_smoothing}: must be in [0, 1)",
         )
         need(0 < self.lr_decay <= 1, f"lr_decay={self.lr_decay}: must be in (0, 1]")
-        need(self.iters >= 0, f"iters={self.iters}: must be >= 0")
         need(math.isfinite(self.epochs) and self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
         need(
             math.isfinite(self.ramp_epochs) and self.ramp_epochs >= 0,
@@ -144,22 +225,14 @@ class TrainConfig:
             all(math.isfinite(m) and m > 0 for m in self.milestones),
             f"milestones={self.milestones}: must be > 0",
         )
-        need(self.val_split >= 0, f"val_split={self.val_split}: must be >= 0")
-        for k in (
-            "image_size",
-            "pad",
-            "crop_size",
-            "eval_size",
-            "workers",
-            "decode_workers",
-            "eval_every",
-            "checkpoint_every",
-            "ramp_iters",
-            "warmup_window",
-            "warmup_max_iters",
-            "max_rollbacks",
-        ):
-            need(getattr(self, k) >= 0, f"{k}={getattr(self, k)}: must be >= 0")
+        need(
+            math.isfinite(self.val_split) and self.val_split >= 0,
+            f"val_split={self.val_split}: must be >= 0",
+        )
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if _hints()[f.name] is int:
+                need(0 <= v <= INT_MAX, f"{f.name}={v}: must be between 0 and {INT_MAX}")
         need(self.log_every >= 1, f"log_every={self.log_every}: must be >= 1")
         need(self.plateau_patience >= 1, f"plateau_patience={self.plateau_patience}: must be >= 1")
         need(
@@ -310,14 +383,36 @@ def list_recipes() -> list[str]:
     return list(RECIPES)
 
 
-def _type_of(f: dataclasses.Field) -> Any:
-    hints = typing.get_type_hints(TrainConfig)
-    return hints[f.name]
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def choices_of(name: str) -> tuple[str, ...] | None:
+    """The allowed values of a field typed with ``Literal``, else None."""
+    typ = _hints()[name]
+    return typing.get_args(typ) if typing.get_origin(typ) is Literal else None
 
 
 def _coerce(name: str, typ: Any, value: Any, from_string: bool) -> Any:
     """Check (or, for command-line strings, parse) ``value`` as ``typ``."""
     origin = typing.get_origin(typ)
+    if origin is Literal:
+        allowed = typing.get_args(typ)
+        if isinstance(value, bool) and "on" in allowed:  # configs written when this was a bool
+            value = "on" if value else "off"
+        if from_string and isinstance(value, str):
+            low = value.strip().lower()
+            value = (
+                {"true": "on", "false": "off"}.get(low, value.strip())
+                if "on" in allowed
+                else value.strip()
+            )
+            if value.lower() in allowed:
+                value = value.lower()
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r}: must be one of {list(allowed)}")
+        return value
     if origin in (list, tuple):
         (inner,) = typing.get_args(typ)[:1]
         if from_string and isinstance(value, str):
@@ -374,17 +469,57 @@ def _coerce(name: str, typ: Any, value: Any, from_string: bool) -> Any:
     raise ConfigError(f"{name}: unsupported type {typ}")  # pragma: no cover
 
 
-def field_docs() -> dict[str, str]:
-    """Each field's trailing comment in the TrainConfig source: its meaning and unit."""
-    import inspect
+def field_help(name: str) -> str:
+    """A field's meaning, unit and (for fixed choices) allowed values, from its metadata."""
+    meta = next(f.metadata for f in fields(TrainConfig) if f.name == name)
+    text = meta["help"]
+    if meta["unit"]:
+        text += f" [{meta['unit']}]"
+    return text
 
-    docs = {}
-    for line in inspect.getsource(TrainConfig).splitlines():
-        code, _, comment = line.partition("  # ")
-        name = code.strip().split(":", 1)[0]
-        if comment and name.isidentifier() and ":" in code:
-            docs[name] = comment.strip()
-    return docs
+
+def field_docs() -> dict[str, str]:
+    """Every field's help text (see :func:`field_help`)."""
+    return {f.name: field_help(f.name) for f in fields(TrainConfig)}
+
+
+def config_markdown() -> str:
+    """``docs/config.md``: every field with its type, default, meaning and unit, then the
+    recipes. Generated from the metadata; a test fails when the file differs."""
+    lines = [
+        "# Training configuration",
+        "",
+        "<!-- generated by `python -m resnets.train.config > docs/config.md`; do not edit -->",
+        "",
+        "Every field of `resnets.train.TrainConfig`, settable from a recipe, a `--config` JSON/TOML file,",
+        "`--set KEY=VALUE`, or its own flag (`--batch-size 64`). Precedence: defaults < recipe < file <",
+        "command line. Unknown keys, wrong types and out-of-range values are errors before any work starts.",
+        "",
+        "| field | type | default | meaning | unit |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.metadata["group"]:
+            lines.append(f"| **{f.metadata['group']}** | | | | |")
+        choices = choices_of(f.name)
+        typ = (
+            " / ".join(f"`{c}`" for c in choices if c) if choices else _type_name(_hints()[f.name])
+        )
+        help_ = f.metadata["help"].replace("|", "/")
+        lines.append(
+            f"| `{f.name}` | {typ} | `{getattr(defaults, f.name)!r}` | {help_} | {f.metadata['unit']} |"
+        )
+    lines += ["", "## Recipes", ""]
+    for k, v in RECIPES.items():
+        lines.append(f"- `{k}`: " + ", ".join(f"`{a}={b!r}`" for a, b in v.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _type_name(typ: Any) -> str:
+    if typing.get_origin(typ) is list:
+        return f"list[{typing.get_args(typ)[0].__name__}]"
+    return typ.__name__
 
 
 def field_names() -> list[str]:
@@ -403,7 +538,7 @@ def apply_overrides(
             close = difflib.get_close_matches(key, list(known), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown config key {k!r}{hint}")
-        out[key] = _coerce(key, _type_of(known[key]), v, from_string)
+        out[key] = _coerce(key, _hints()[key], v, from_string)
     return out
 
 
@@ -444,23 +579,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or TOML file of config keys (a resolved ``config.json`` of a run works too)."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {e.start}); save the config as UTF-8"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
-    if p.suffix == ".toml":
-        try:
-            import tomllib
-        except ImportError:  # pragma: no cover - Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: invalid TOML ({e})") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{p}: invalid JSON ({e})") from None
+    try:
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{p}: invalid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a table/object of config keys")
     if "config" in data and isinstance(data["config"], dict):  # a run's config.json
@@ -477,3 +608,16 @@ def parse_set(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {it!r}: expected KEY=VALUE")
         out[k.strip()] = v.strip()
     return out
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A validated config from a saved dict (a run's ``config.json`` or checkpoint): unknown
+    keys and wrong types are errors, as for any other source."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a table of keys, got {type(values).__name__}")
+    merged = apply_overrides(dataclasses.asdict(TrainConfig()), values)
+    return TrainConfig(**merged).validate()
+
+
+if __name__ == "__main__":  # python -m resnets.train.config > docs/config.md
+    print(config_markdown(), end="")

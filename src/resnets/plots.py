@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    rows = []
-    p = Path(path)
-    if not p.is_file():
-        return rows
-    for line in p.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash; the checkpoint decides what counts
-    return rows
 
 
 def _draw(ax, rows: list[dict[str, Any]], label: str, color) -> None:

@@ -1,6 +1,7 @@
-"""Atomic, checksummed checkpoints that load without executing code.
+"""The bottom of the package: files written atomically, file digests, checkpoints that load
+without executing code. Imports nothing of resnets but its error types.
 
-File layout: one header line ``RESNETS-CKPT 1 <sha256 of payload>\\n`` followed by the payload, a
+Checkpoint file layout: one header line ``RESNETS-CKPT 1 <sha256 of payload>\\n`` followed by the payload, a
 ``torch.save`` archive holding only tensors and plain Python values, read back with
 ``torch.load(weights_only=True)``. Writes go to a temporary file in the same folder, are flushed
 and fsync'ed, then renamed over the old file (and the folder fsync'ed), so a crash or a full disk
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, WeightsError
+from .errors import CheckpointError, WeightsError
 
 MAGIC = b"RESNETS-CKPT 1 "
 
@@ -41,6 +43,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """An indented JSON file, written atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file, read in chunks of ``chunk`` bytes (never the whole file at once)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:

@@ -1,17 +1,9 @@
-"""Datasets as decoded uint8 arrays: scikit-learn digits, CIFAR-10/100 archives, image folders.
+"""CIFAR-10/100 from the official python archives: found in the data root or downloaded there
+(MD5 checked, written atomically), unpickled without running code.
 
-``load_dataset(spec, split)`` understands:
-
-* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download).
-* ``cifar10`` / ``cifar100``, or ``cifar10:PATH``: the official python-archive layout, from a
-  ``.tar.gz`` archive or its extracted folder. Without a path, the archive is looked for in the
-  data root (``$RESNETS_DATA`` or ``~/.cache/resnets/data``) and downloaded there when missing,
-  its MD5 checked. ``split`` picks ``train`` (the 50,000 training images) or ``test``.
-* any other value: a folder of class subfolders (``ROOT/<class>/<image>``), or a folder of tar
-  shards in the WebDataset layout (see :mod:`resnets.data.stream`).
-
-Folder images are decoded once into a memory-mapped uint8 cache keyed by the files' contents
-(see :mod:`resnets.data.cache`), so epochs never decode JPEGs again.
+Without a path, the archive is looked for in the data root (``$RESNETS_DATA`` or
+``~/.cache/resnets/data``) and downloaded there when missing. ``split`` picks ``train`` (the
+50,000 training images) or ``test``.
 """
 
 from __future__ import annotations
@@ -23,59 +15,21 @@ import pickle
 import tarfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import DataError
+from ..io import file_digest
+from .imageset import ImageSet
 
 DATA_ROOT_ENV = "RESNETS_DATA"
 
 
-@dataclass
-class ImageSet:
-    """Images as one ``(N, H, W, C)`` uint8 array (possibly memory-mapped) with integer labels."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    name: str
-    fingerprint: str
-    paths: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def channels(self) -> int:
-        return int(self.images.shape[3])
-
-
 def data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, Path.home() / ".cache" / "resnets" / "data"))
-
-
-# --------------------------------------------------------------------------------------------
-# digits
-
-
-def load_digits() -> ImageSet:
-    """scikit-learn's digits: 8x8 grayscale, pixel values 0..16 scaled to 0..255."""
-    try:
-        from sklearn.datasets import load_digits as _load
-    except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
-        raise DataError("the digits data set needs scikit-learn: pip install scikit-learn") from e
-    d = _load()
-    imgs = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)[..., None]
-    labels = d.target.astype(np.int64)
-    fp = hashlib.sha256(imgs.tobytes() + labels.tobytes()).hexdigest()
-    return ImageSet(imgs, labels, [str(i) for i in range(10)], "digits", fp)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,19 +104,6 @@ def _unpickle(data: bytes, label: str) -> dict:
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
-def file_digest(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    """Hex digest of a file, read in chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
-
-
-def md5sum(path: Path) -> str:
-    return file_digest(path, "md5")
-
-
 def download(
     url: str, dest: Path, md5: str, *, timeout: float = 30.0, progress: bool = True
 ) -> Path:
@@ -174,8 +115,6 @@ def download(
             total = int(r.headers.get("Content-Length") or 0)
             bar = None
             if progress:
-                from tqdm import tqdm
-
                 bar = tqdm(
                     total=total or None, unit="B", unit_scale=True, desc=f"download {dest.name}"
                 )
@@ -193,7 +132,7 @@ def download(
             f"could not download {url} ({getattr(e, 'reason', e)}). Offline? Put {dest.name} "
             f"in {dest.parent} (or pass --data NAME:/path/to/{dest.name})"
         ) from None
-    got = md5sum(tmp)
+    got = file_digest(tmp, "md5")
     if got != md5:
         tmp.unlink(missing_ok=True)
         raise DataError(f"downloaded {url}: MD5 {got} does not match the expected {md5}")
@@ -273,73 +212,3 @@ def load_cifar(name: str, path: str | None, split: str, *, download_ok: bool = T
         raise DataError(f"{src}: labels out of range for {len(classes)} classes")
     fp = hashlib.sha256(b"".join(raw[n] for n in names)).hexdigest()
     return ImageSet(images, labels_arr, classes, f"{name}-{split}", fp)
-
-
-# --------------------------------------------------------------------------------------------
-# dispatch
-
-
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``"cifar10:/p"`` -> ``("cifar10", "/p")``; ``"digits"``; anything else is a folder."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise DataError(f"--data must name a data set or a folder, got {spec!r}")
-    head, sep, tail = spec.partition(":")
-    if head.lower() in CIFAR_ARCHIVES:
-        return head.lower(), (tail or None) if sep else None
-    if spec.lower() == "digits":
-        return "digits", None
-    return "folder", spec
-
-
-def load_dataset(
-    spec: str,
-    split: str = "train",
-    *,
-    image_size: int = 0,
-    skip_bad: bool = False,
-    workers: int | None = None,
-    cache: bool = True,
-    progress: bool = True,
-    mode: str = "auto",
-) -> ImageSet:
-    """Load a data set by spec (see module docstring) as uint8 images.
-
-    ``mode``: ``memory`` decodes everything once (through the on-disk cache for folders);
-    ``stream`` decodes per batch in worker processes (``images`` is then a
-    :class:`~resnets.data.stream.LazyImages`); ``auto`` streams tar shards, and folders whose
-    decoded size would exceed ``$RESNETS_STREAM_ABOVE_GB`` (default 32 GiB).
-    """
-    if mode not in ("auto", "memory", "stream"):
-        raise DataError(f"data mode {mode!r}: must be auto, memory or stream")
-    kind, path = parse_spec(spec)
-    if kind == "digits":
-        return load_digits()
-    if kind in CIFAR_ARCHIVES:
-        return load_cifar(kind, path, split)
-    from . import stream as S
-    from .folder import load_folder, scan_folder
-
-    root = Path(path or spec)
-    procs = workers or 0
-    if S.is_shard_dir(root):
-        data = S.stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
-        if mode == "memory":
-            data.images = data.images[np.arange(len(data))]  # type: ignore[assignment]
-        return data
-    scanned = scan_folder(root.expanduser().resolve())  # once, for the choice and the loader
-    if mode == "stream" or (
-        mode == "auto" and S.estimated_decoded_bytes(scanned[1], image_size) > S.STREAM_ABOVE_BYTES
-    ):
-        return S.stream_folder(
-            root, image_size=image_size, skip_bad=skip_bad, processes=procs, scanned=scanned
-        )
-
-    return load_folder(
-        Path(path or spec),
-        image_size=image_size,
-        skip_bad=skip_bad,
-        workers=workers,
-        cache=cache,
-        progress=progress,
-        scanned=scanned,
-    )

@@ -1,0 +1,31 @@
+"""The in-memory data set every loader returns. Imports nothing of resnets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ImageSet:
+    """Images as one ``(N, H, W, C)`` uint8 array (possibly memory-mapped) with integer labels."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    name: str
+    fingerprint: str
+    paths: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[3])

@@ -1,0 +1,102 @@
+"""The one dispatcher from a data spec to an :class:`ImageSet`.
+
+``load_dataset(spec, split)`` understands:
+
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download).
+* ``cifar10`` / ``cifar100``, or ``cifar10:PATH``: the official python-archive layout, from a
+  ``.tar.gz`` archive or its extracted folder (see :mod:`resnets.data.cifar`).
+* any other value: a folder of class subfolders (``ROOT/<class>/<image>``), or a folder of tar
+  shards in the WebDataset layout (see :mod:`resnets.data.stream`).
+
+Folder images are decoded once into a memory-mapped uint8 cache keyed by the files' contents
+(see :mod:`resnets.data.folder`), so epochs never decode JPEGs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from . import stream as S
+from .cifar import CIFAR_ARCHIVES, load_cifar
+from .folder import load_folder, scan_folder
+from .imageset import ImageSet
+
+
+def load_digits() -> ImageSet:
+    """scikit-learn's digits: 8x8 grayscale, pixel values 0..16 scaled to 0..255."""
+    try:
+        from sklearn.datasets import load_digits as _load
+    except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
+        raise DataError("the digits data set needs scikit-learn: pip install scikit-learn") from e
+    d = _load()
+    imgs = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)[..., None]
+    labels = d.target.astype(np.int64)
+    fp = hashlib.sha256(imgs.tobytes() + labels.tobytes()).hexdigest()
+    return ImageSet(imgs, labels, [str(i) for i in range(10)], "digits", fp)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"cifar10:/p"`` -> ``("cifar10", "/p")``; ``"digits"``; anything else is a folder."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"--data must name a data set or a folder, got {spec!r}")
+    head, sep, tail = spec.partition(":")
+    if head.lower() in CIFAR_ARCHIVES:
+        return head.lower(), (tail or None) if sep else None
+    if spec.lower() == "digits":
+        return "digits", None
+    return "folder", spec
+
+
+def load_dataset(
+    spec: str,
+    split: str = "train",
+    *,
+    image_size: int = 0,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    cache: bool = True,
+    progress: bool = True,
+    mode: str = "auto",
+) -> ImageSet:
+    """Load a data set by spec (see module docstring) as uint8 images.
+
+    ``mode``: ``memory`` decodes everything once (through the on-disk cache for folders);
+    ``stream`` decodes per batch in worker processes (``images`` is then a
+    :class:`~resnets.data.stream.LazyImages`); ``auto`` streams tar shards, and folders whose
+    decoded size would exceed ``$RESNETS_STREAM_ABOVE_GB`` (default 32 GiB).
+    """
+    if mode not in ("auto", "memory", "stream"):
+        raise DataError(f"data mode {mode!r}: must be auto, memory or stream")
+    kind, path = parse_spec(spec)
+    if kind == "digits":
+        return load_digits()
+    if kind in CIFAR_ARCHIVES:
+        return load_cifar(kind, path, split)
+    root = Path(path or spec)
+    procs = workers or 0
+    if S.is_shard_dir(root):
+        data = S.stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
+        if mode == "memory":
+            data.images = data.images[np.arange(len(data))]  # type: ignore[assignment]
+        return data
+    scanned = scan_folder(root.expanduser().resolve())  # once, for the choice and the loader
+    if mode == "stream" or (
+        mode == "auto" and S.estimated_decoded_bytes(scanned[1], image_size) > S.STREAM_ABOVE_BYTES
+    ):
+        return S.stream_folder(
+            root, image_size=image_size, skip_bad=skip_bad, processes=procs, scanned=scanned
+        )
+
+    return load_folder(
+        Path(path or spec),
+        image_size=image_size,
+        skip_bad=skip_bad,
+        workers=workers,
+        cache=cache,
+        progress=progress,
+        scanned=scanned,
+    )

@@ -1,0 +1,79 @@
+"""What the loop reports: the metrics line of each evaluation, its log message, and the result
+of a call of :func:`~resnets.train.train`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..eval.metrics import evaluate
+from .config import TrainConfig
+from .schedule import lr_at
+from .state import RunState
+
+
+@dataclass
+class TrainResult:
+    """How a call of :func:`train` ended. ``stopped`` is None for a finished run, else
+    ``"signal"`` (``exit_code`` 130/143) or ``"stop_after"``; the run can be resumed."""
+
+    run_dir: Path
+    final_val_err: float | None
+    best_val_err: float | None
+    final_train_err: float
+    iters: int
+    wall_time: float
+    images_per_sec: float
+    stopped: str | None = None
+    exit_code: int = 0
+
+
+class TrainingInterrupted(Exception):
+    """Raised by callers that run several trainings (experiments) when one was interrupted."""
+
+    def __init__(self, result: TrainResult) -> None:
+        self.result, self.exit_code = result, result.exit_code
+        super().__init__(f"interrupted; resume with: resnets train --resume {result.run_dir}")
+
+
+def evaluation_row(cfg: TrainConfig, td: Any, forward: Any, st: RunState, total: int,
+                   warmup: bool, steps_per_epoch: int, device: torch.device, bf16: bool) -> dict[str, Any]:  # fmt: skip
+    """One ``metrics.jsonl`` line: the interval's training numbers and a validation pass."""
+    val = None
+    if len(td.val_idx):
+        val = evaluate(forward, td.images, td.labels, td.val_idx, mean=td.mean, std=td.std,
+                       num_classes=td.num_classes, batch_size=max(256, cfg.batch_size),
+                       device=device, bf16=bf16, eval_size=cfg.eval_size or cfg.crop_size,
+                       tta=cfg.tta)  # fmt: skip
+    return {
+        "epoch": round(st.step / steps_per_epoch, 4),
+        "step": st.step,
+        "train_loss": st.interval_loss / max(st.interval_n, 1),
+        "train_err": st.interval_err / max(st.interval_n, 1),
+        "val_loss": val.loss if val else None,
+        "val_err": val.err if val else None,
+        "val_top5_err": (1 - val.top5) if val else None,
+        "lr": lr_at(cfg, max(st.step - 1, 0), total, st, warmup),
+        "images_per_sec": st.interval_n / max(st.interval_time, 1e-9),
+        "data_wait": st.interval_wait / max(st.interval_time, 1e-9),
+        "time": round(st.elapsed, 3),
+    }
+
+
+def eval_message(row: dict[str, Any], total: int) -> str:
+    msg = f"iter {row['step']}/{total} epoch {row['epoch']:.2f}: train err {row['train_err']:.2%}"
+    if row["val_err"] is not None:
+        msg += f", val err {row['val_err']:.2%}"
+    return msg + f", lr {row['lr']:.3g}, {row['images_per_sec']:.0f} img/s"
+
+
+def params_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2%}"

@@ -1,0 +1,188 @@
+"""The run directory: claiming it, its lock, its log, ``metrics.jsonl``, ``config.json`` and
+``summary.json``.
+
+::
+
+    RUN_DIR/config.json       the resolved config (+ command, versions, data split)
+    RUN_DIR/metrics.jsonl     one JSON line per evaluation
+    RUN_DIR/last.ckpt         everything needed to resume (atomic, SHA-256 checked)
+    RUN_DIR/best.ckpt         the best weights by validation error
+    RUN_DIR/model.safetensors the final weights with metadata (classes, normalisation, ...)
+    RUN_DIR/curves.png        training (thin dashed) and validation (bold) error vs iterations
+    RUN_DIR/summary.json      final numbers, training time, time to accuracy
+    RUN_DIR/train.log         the log
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy
+import PIL
+import torch
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import ConfigError
+from ..io import atomic_write_bytes, atomic_write_json
+
+LOCK = ".lock"
+
+
+def make_run_dir(out: Path) -> Path:
+    """Claim a new run directory; never reuse one that holds files (use --resume for that)."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"--out {out}: exists and is not a folder")
+        if any(out.iterdir()):
+            raise ConfigError(
+                f"--out {out}: already holds a run; resume it with --resume {out} or pick another --out"
+            )
+    else:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir()  # atomic: of two runs started into one folder, one fails here
+        except FileExistsError:
+            raise ConfigError(f"--out {out}: created by another process just now") from None
+        except OSError as e:
+            raise ConfigError(
+                f"--out {out}: cannot create the folder ({e.strerror or e})"
+            ) from None
+    # a lock file, created exclusively, so two processes never share a run directory
+    try:
+        fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+    except FileExistsError:
+        raise ConfigError(f"--out {out}: in use by another process") from None
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    return out
+
+
+def release(run_dir: Path) -> None:
+    """Remove this process's lock (the run is finished)."""
+    (run_dir / LOCK).unlink(missing_ok=True)
+
+
+def default_run_dir(model: str, data: str) -> Path:
+    """``runs/<model>-<data>-<time>``, with a suffix where that exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(data.split(":")[0]).name or "data"
+    base = Path("runs") / f"{model}-{name}-{stamp}"
+    p, i = base, 1
+    while p.exists():
+        i += 1
+        p = base.with_name(f"{base.name}-{i}")
+    return p
+
+
+class RunLog:
+    """Timestamped lines into ``train.log`` (and stderr, above the progress bar)."""
+
+    def __init__(self, path: Path, echo: bool, enabled: bool = True) -> None:
+        self.path, self.echo, self.enabled = path, echo, enabled
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        if self.echo:
+            tqdm.write(msg, file=sys.stderr)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` (a line cut by a crash is skipped)."""
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash; the checkpoint decides what counts
+    return rows
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop metrics lines written after the checkpoint we resume from (they will be redone)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+def write_json(run_dir: Path, name: str, obj: dict[str, Any]) -> None:
+    atomic_write_json(run_dir / name, obj)
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's ``config.json``; a missing or corrupt one is a one-line error."""
+    p = run_dir / "config.json"
+    try:
+        obj = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: missing (is {run_dir} a resnets run directory?)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{p}: unreadable ({e})") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{p}: not a JSON object")
+    return obj
+
+
+def time_to_accuracy(
+    rows: list[dict[str, Any]], targets: tuple[float, ...] = (0.8, 0.9, 0.93, 0.94)
+) -> dict[str, dict[str, float] | None]:
+    """For each validation-accuracy target, the first evaluation reaching it: its training time
+    in seconds (evaluations excluded), iteration and epoch; None where never reached."""
+    out: dict[str, dict[str, float] | None] = {}
+    for t in targets:
+        hit = next(
+            (r for r in rows if r.get("val_err") is not None and 1 - r["val_err"] >= t - 1e-12),
+            None,
+        )
+        out[f"{t:.2f}"] = (
+            None
+            if hit is None
+            else {"seconds": hit["time"], "step": hit["step"], "epoch": hit["epoch"]}
+        )
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    """Software and machine, for ``config.json``."""
+    return {
+        "resnets": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "threads": str(torch.get_num_threads()),
+    }

@@ -1,0 +1,184 @@
+"""Everything the training loop needs before its first step: the run directory (new or
+resumed), the data with its split, normalisation and batch stream, and the weights metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, seed_for, stratified_split
+from ..data.augment import to_float_nchw
+from ..data.imageset import ImageSet
+from ..errors import CheckpointError, ConfigError
+from ..io import load_checkpoint
+from ..models import count_macs, count_params, create_model, get_spec
+from ..runtime import Dist
+from .config import TrainConfig, config_from_dict
+from .run_dir import RunLog, default_run_dir, make_run_dir
+
+
+def open_run(
+    cfg: TrainConfig, out: str | Path | None, resume: str | Path | None, dist: Dist
+) -> tuple[Path, TrainConfig, dict[str, Any] | None]:
+    """The run directory and the config to train with, plus the checkpoint when resuming.
+
+    A resumed run keeps its own config except where to run and how many data threads. Under
+    torchrun, rank 0 claims a new folder and alone writes files; all ranks read.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt_path = run_dir / "last.ckpt"
+        if not ckpt_path.is_file():
+            raise CheckpointError(f"--resume {run_dir}: no last.ckpt there (nothing to resume)")
+        ckpt = load_checkpoint(ckpt_path)
+        saved = ckpt.get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{ckpt_path}: holds no training config")
+        saved = dict(saved, device=cfg.device, workers=cfg.workers, log_every=cfg.log_every)
+        return run_dir, config_from_dict(saved), ckpt
+    claimed: Any = None
+    if dist.main:
+        try:
+            claimed = make_run_dir(
+                Path(out) if out is not None else default_run_dir(cfg.model, cfg.data)
+            )
+        except ConfigError as e:
+            claimed = e
+    claimed = dist.share(claimed)
+    if isinstance(claimed, Exception):
+        raise claimed
+    return Path(claimed), cfg, None
+
+
+@dataclass
+class TrainData:
+    """The decoded data, its split, the normalisation and the training batch stream."""
+
+    data: ImageSet
+    images: Any  # uint8 NHWC: a tensor in memory (on the GPU there), or a lazy streamed set
+    labels: torch.Tensor
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    mean: list[float]
+    std: list[float]
+    stream: BatchStream
+    streamed: bool
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.data.classes)
+
+
+def load_train_data(
+    cfg: TrainConfig, dist: Dist, device: torch.device, progress: bool, log: RunLog
+) -> TrainData:
+    """Decode once (cached), hold out a stratified validation split, and compute the
+    normalisation from the training split only (paper section 4.2: per-pixel mean
+    subtraction; we use per-channel mean and std)."""
+    if not dist.main:
+        dist.barrier()  # rank 0 builds the decoded cache first
+    data = load_dataset(
+        cfg.data,
+        "train",
+        image_size=cfg.image_size,
+        skip_bad=cfg.skip_bad,
+        progress=progress and dist.main,
+        mode=cfg.data_mode,
+        workers=cfg.decode_workers or None,
+    )
+    streamed = bool(getattr(data.images, "lazy", False))
+    if dist.main:
+        dist.barrier()
+    if data.skipped:
+        log(f"skipped {len(data.skipped)} unreadable files:\n  " + "\n  ".join(data.skipped))
+    train_idx, val_idx = stratified_split(data.labels, cfg.val_split, cfg.seed)
+    if len(train_idx) == 0:
+        raise ConfigError("no training samples left after the validation split")
+    stats_idx = train_idx
+    if streamed and len(train_idx) > 10000:
+        # decoding a whole streamed training set for two numbers is too dear: 10,000 samples
+        g = torch.Generator().manual_seed(seed_for(cfg.seed, 0x57A7))
+        stats_idx = train_idx[torch.randperm(len(train_idx), generator=g)[:10000].numpy()]
+    mean, std = channel_stats(data.images, stats_idx)
+    images = data.images
+    if streamed:
+        log(
+            f"streaming {len(data)} images from {cfg.data}: decoded per batch at "
+            f"{data.image_size}px by {images.processes} processes ({images.decoder} for JPEG)"
+        )
+    elif len(data) * images[0].size <= 4 << 30:  # small enough: hold decoded data in memory
+        images = torch.from_numpy(np.array(images))  # a writable in-memory copy of the cache
+        if device.type == "cuda":
+            images = images.to(device)  # GPU-resident uint8 data; augmentation runs there too
+    labels = torch.from_numpy(data.labels).to(device if device.type == "cuda" else "cpu")
+    stream = BatchStream(
+        images,
+        labels,
+        train_idx,
+        cfg.batch_size,
+        cfg.seed,
+        mean,
+        std,
+        AugmentSpec(cfg.augment, cfg.pad, cfg.crop_size),
+        device,
+        drop_last=True,
+        # streamed data: threads overlap the decoding processes with the training step
+        workers=max(cfg.workers, 2 if streamed else 0) if device.type == "cpu" or streamed else 0,
+        shard=(dist.rank, dist.world),
+    )
+    return TrainData(data, images, labels, train_idx, val_idx, mean, std, stream, streamed)
+
+
+def init_from_data(raw_model: nn.Module, td: TrainData, seed: int, device: torch.device) -> None:
+    """Data-dependent initialisation (the whitening stem of fast_resnet8) from up to 5,000
+    training images chosen by the seed; a resumed run restores it from the checkpoint."""
+    if not hasattr(raw_model, "init_from_data"):
+        return
+    g = torch.Generator().manual_seed(seed_for(seed, 0x1D17))
+    pick = td.train_idx[torch.randperm(len(td.train_idx), generator=g)[:5000].numpy()]
+    if isinstance(td.images, torch.Tensor):
+        sample = td.images[torch.as_tensor(pick, device=td.images.device)]
+    else:
+        sample = torch.from_numpy(np.asarray(td.images[np.sort(pick)]))
+    raw_model.init_from_data(
+        to_float_nchw(sample, torch.tensor(td.mean), torch.tensor(td.std)).to(device)
+    )
+
+
+def weights_meta(
+    cfg: TrainConfig, td: TrainData, raw_model: nn.Module, model_opts: dict[str, Any], macs: Any
+) -> dict[str, Any]:
+    """What ``model.safetensors`` and the checkpoints carry to rebuild and use the model."""
+    return {
+        "model": get_spec(cfg.model).name,
+        "model_kwargs": model_opts,
+        "classes": td.data.classes,
+        "mean": td.mean,
+        "std": td.std,
+        "image_size": td.data.image_size,
+        "eval_size": cfg.eval_size or (cfg.crop_size or 0),
+        "pad": cfg.pad if cfg.augment in ("cifar", "crop") else 0,
+        "tta": cfg.tta,
+        "data": cfg.data,
+        "data_fingerprint": td.data.fingerprint,
+        "split": {
+            "val_split": cfg.val_split,
+            "seed": cfg.seed,
+            "n_train": len(td.train_idx),
+            "n_val": len(td.val_idx),
+        },
+        "params": count_params(raw_model),
+        "macs": macs,
+    }
+
+
+def count_model_macs(cfg: TrainConfig, model_opts: dict[str, Any], td: TrainData) -> int:
+    """Multiply-accumulates of one image at the training size (a fresh model: the counter
+    must not touch the trained one)."""
+    size = cfg.crop_size or td.data.image_size
+    return count_macs(create_model(cfg.model, **model_opts), (1, td.data.channels, size, size))

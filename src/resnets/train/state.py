@@ -1,0 +1,126 @@
+"""What a training run carries from step to step, and the checkpoint that holds all of it.
+
+A checkpoint (``last.ckpt``, ``best.ckpt``) is one atomic, checksummed file (see
+:mod:`resnets.io`) holding ``model``, ``optimizer``, ``run_state`` (this module's
+:class:`RunState`), ``torch_rng``, ``config`` and ``meta``: everything a resumed run needs to
+continue bit-identically on the CPU, since batches are a pure function of (seed, epoch, step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, TrainingDiverged
+from ..io import load_checkpoint, save_checkpoint
+from ..models.weights import load_state_dict_checked
+from .config import TrainConfig
+from .run_dir import RunLog
+
+
+@dataclass
+class RunState:
+    """Everything that changes during training besides model and optimizer tensors."""
+
+    step: int = 0  # iterations done
+    epoch: int = 0
+    epoch_step: int = 0  # next batch within the epoch
+    warmup_done: bool = False
+    warmup_err_sum: float = 0.0  # wrong predictions in the current warm-up window
+    warmup_n: int = 0  # images in the current warm-up window
+    lr_scale: float = 1.0  # halved at each roll-back after a non-finite loss
+    rollbacks: int = 0
+    plateau_factor: float = 1.0
+    plateau_best: float = math.inf
+    plateau_bad: int = 0
+    best_val_err: float = math.inf
+    best_step: int = -1
+    interval_loss: float = 0.0  # sums since the last evaluation
+    interval_err: float = 0.0
+    interval_n: int = 0
+    interval_time: float = 0.0
+    interval_wait: float = 0.0
+    elapsed: float = 0.0  # training seconds, over all sessions of this run
+
+    def add_interval(
+        self, loss_sum: float, err_sum: float, n: int, seconds: float, wait: float
+    ) -> None:
+        """Fold the sums of the steps since the last host sync into the interval."""
+        self.interval_loss += loss_sum
+        self.interval_err += err_sum
+        self.interval_n += n
+        self.interval_time += seconds
+        self.interval_wait += wait
+        self.elapsed += seconds
+
+    def reset_interval(self) -> None:
+        self.interval_loss = self.interval_err = 0.0
+        self.interval_n = 0
+        self.interval_time = self.interval_wait = 0.0
+
+
+def save_train_state(
+    path: Path,
+    raw_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    st: RunState,
+    config: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
+    """Write a checkpoint; an OS error (full disk, I/O) leaves the previous one intact and is
+    reported as a :class:`CheckpointError` that says how to go on."""
+    state = {
+        "model": raw_model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "run_state": dataclasses.asdict(st),
+        "torch_rng": torch.get_rng_state(),
+        "config": config,
+        "meta": meta,
+    }
+    try:
+        save_checkpoint(path, state)
+    except OSError as e:
+        raise CheckpointError(
+            f"could not write {path} ({e.strerror or e}); the previous checkpoint is intact: "
+            f"free space, then resume with --resume {path.parent}"
+        ) from None
+
+
+def restore_train_state(
+    path: Path, raw_model: nn.Module, optimizer: torch.optim.Optimizer, state: dict | None = None
+) -> RunState:
+    """Load a checkpoint (or the already-read ``state``) into the model and optimizer, restore
+    the global RNG and return the run state."""
+    state = load_checkpoint(path) if state is None else state
+    try:
+        load_state_dict_checked(raw_model, state["model"], str(path))
+        optimizer.load_state_dict(state["optimizer"])
+        st = RunState(**state["run_state"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a training checkpoint of this run ({e})") from None
+    return st
+
+
+def roll_back(cfg: TrainConfig, st: RunState, run_dir: Path, raw_model: nn.Module,
+              optimizer: torch.optim.Optimizer, loss_sum: float, lr: float, log: RunLog) -> RunState:  # fmt: skip
+    """After a non-finite loss: the last checkpoint's state with lr halved, when
+    ``on_nonfinite=rollback`` allows another roll-back; otherwise TrainingDiverged."""
+    last = run_dir / "last.ckpt"
+    if cfg.on_nonfinite != "rollback" or st.rollbacks >= cfg.max_rollbacks or not last.is_file():
+        raise TrainingDiverged(
+            f"loss became {loss_sum} before iteration {st.step} (lr {lr:g}); stopped. Lower --lr, "
+            f"or set on_nonfinite=rollback. Last good checkpoint: {last}"
+        )
+    rb, scale, at = st.rollbacks + 1, st.lr_scale * 0.5, st.step
+    new = restore_train_state(last, raw_model, optimizer, load_checkpoint(last))
+    new.rollbacks, new.lr_scale = rb, scale
+    log(f"non-finite loss near iteration {at}: rolled back to iteration {new.step}, "
+        f"lr x{scale:g} (roll-back {rb})")  # fmt: skip
+    return new

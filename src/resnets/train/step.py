@@ -1,0 +1,156 @@
+"""One training step, and the model and optimizer it runs on.
+
+:func:`build_for_training` and :class:`TrainStep` are what ``resnets train`` runs and what
+``resnets benchmark train`` times, so the benchmark measures the trainer's own step.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..models import create_model
+from ..runtime import Dist, autocast_ctx
+from .config import TrainConfig
+
+# torch.compile costs tens of seconds up front; below this many iterations it does not pay back
+COMPILE_MIN_ITERS = 5000
+
+
+def model_options(cfg: TrainConfig, num_classes: int, in_chans: int) -> dict[str, Any]:
+    """The builder options a config asks for: the one place they are spelled out."""
+    opts: dict[str, Any] = dict(num_classes=num_classes, in_chans=in_chans)
+    if cfg.zero_init_residual:
+        opts["zero_init_residual"] = True
+    if cfg.stride_in_1x1:
+        opts["stride_in_1x1"] = True
+    if cfg.shortcut:
+        opts["shortcut"] = cfg.shortcut
+    if not cfg.batchnorm:
+        opts["batchnorm"] = False
+    return opts
+
+
+def compile_enabled(cfg: TrainConfig, total_iters: int, device: torch.device) -> bool:
+    """``compile``: on, off, or auto = on for long jobs where a compiler is at hand (CPU
+    compilation needs a C++ compiler), so short jobs never wait for it."""
+    if cfg.compile != "auto":
+        return cfg.compile == "on"
+    if total_iters < COMPILE_MIN_ITERS:
+        return False
+    return device.type == "cuda" or shutil.which("g++") is not None
+
+
+@dataclass
+class Trainee:
+    """The network of a training run under its three names: ``raw_model`` (the module whose
+    state_dict is saved), ``forward`` (what the step calls: compiled and/or DDP-wrapped) and
+    ``optimizer``."""
+
+    raw_model: nn.Module
+    forward: nn.Module | Callable[[Tensor], Tensor]
+    optimizer: torch.optim.SGD
+    compiled: bool
+
+    @property
+    def local_forward(self) -> nn.Module | Callable[[Tensor], Tensor]:
+        """``forward`` without the DDP wrapper: what evaluation calls on each rank."""
+        f = self.forward
+        return f.module if isinstance(f, nn.parallel.DistributedDataParallel) else f
+
+
+def build_for_training(
+    cfg: TrainConfig,
+    *,
+    num_classes: int,
+    in_chans: int,
+    device: torch.device,
+    total_iters: int,
+    dist: Dist | None = None,
+) -> Trainee:
+    """Model and SGD optimizer as the config asks: SGD with momentum and weight decay on every
+    parameter (paper section 3.4); weights initialised from the global seed ``cfg.seed``."""
+    dist = dist or Dist()
+    torch.manual_seed(cfg.seed)  # the only use of global RNG: weight initialisation
+    raw_model = create_model(cfg.model, **model_options(cfg, num_classes, in_chans)).to(device)
+    if cfg.channels_last:
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    # one fused kernel for the whole SGD update where it pays (CUDA: fewer launches per step)
+    fused = cfg.fused_optimizer == "on" or (cfg.fused_optimizer == "auto" and device.type == "cuda")
+    optimizer = torch.optim.SGD(
+        raw_model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        fused=fused or None,
+    )
+    if cfg.sync_bn and dist.world > 1:
+        raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
+    compiled = compile_enabled(cfg, total_iters, device)
+    # reduce-overhead captures CUDA graphs: one launch per step instead of one per kernel
+    forward: Any = torch.compile(raw_model, mode=cfg.compile_mode) if compiled else raw_model
+    if dist.world > 1:
+        # gradients are averaged over ranks: with equal shards, the mean of the shards' mean
+        # losses is the global batch's mean loss, so the step equals the one-process step
+        forward = nn.parallel.DistributedDataParallel(
+            forward, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return Trainee(raw_model, forward, optimizer, compiled)
+
+
+class TrainStep:
+    """forward under autocast, cross-entropy, backward, SGD step. Loss and error are summed on
+    the device; :meth:`take` reads (and resets) them, the only host synchronisation."""
+
+    def __init__(
+        self,
+        trainee: Trainee,
+        *,
+        device: torch.device,
+        bf16: bool,
+        label_smoothing: float = 0.0,
+        on_backward: Callable[[nn.Module, int], None] | None = None,
+    ) -> None:
+        self.t, self.device, self.bf16 = trainee, device, bf16
+        self.label_smoothing = label_smoothing
+        self.on_backward = on_backward
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.err_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.n = 0
+
+    def __call__(self, x: Tensor, y: Tensor, step: int = 0) -> None:
+        with autocast_ctx(self.device, self.bf16):
+            logits = self.t.forward(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        self.t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.on_backward is not None:
+            self.on_backward(self.t.raw_model, step)
+        self.t.optimizer.step()
+        with torch.no_grad():
+            nb = y.shape[0]
+            self.loss_sum += loss.detach().double() * nb
+            self.err_sum += (logits.argmax(1) != y).sum().double()
+            self.n += nb
+
+    def sums(self) -> Tensor:
+        """(loss sum, error count, images) since the last :meth:`reset`, on the device."""
+        return torch.stack(
+            [
+                self.loss_sum,
+                self.err_sum,
+                torch.tensor(float(self.n), dtype=torch.float64, device=self.device),
+            ]
+        )
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.err_sum.zero_()
+        self.n = 0
