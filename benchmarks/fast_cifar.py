@@ -36,7 +36,7 @@ def main() -> None:
         if a.epochs:
             cli["epochs"] = a.epochs
         if a.compile:
-            cli["compile"] = True
+            cli["compile"] = "on"
         cfg = build_config("fast-cifar", cli_values=cli)
         run_dir = Path(a.out) / f"seed{seed}"
         if (run_dir / "summary.json").is_file():

@@ -14,8 +14,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.t
 case "${1:-all}" in
   bench)  # issue 5 sections 1 and 4: fast paths vs fp32 eager, resnet50 bf16 vs NVIDIA's 2,470 img/s
     for args in "--model resnet20 --batch-size 512" "--model resnet50 --batch-size 256 --steps 20" \
-                "--model resnet50 --batch-size 256 --steps 20 --compile --fused" \
-                "--model fast_resnet8 --batch-size 1024 --compile --compile-mode max-autotune-no-cudagraphs --fused"; do
+                "--model resnet50 --batch-size 256 --steps 20 --set compile=on --set fused_optimizer=on" \
+                "--model fast_resnet8 --batch-size 1024 --recipe fast-cifar --set compile=on --set compile_mode=max-autotune-no-cudagraphs --set fused_optimizer=on"; do
       resnets benchmark train $args --device cuda --json | tail -1 >> "$OUT/bench_train.jsonl"
     done ;;
   fast-cifar)  # issue 5 section 2: >= 94% on the 5k split, time over 5 seeds

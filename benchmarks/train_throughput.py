@@ -20,7 +20,7 @@ from PIL import Image
 
 from resnets import create_model
 from resnets.data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
-from resnets.train.trainer import use_bf16
+from resnets.runtime import use_bf16
 
 
 def main() -> None:

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from resnets.cli import main
 
 
+@pytest.mark.slow
 def test_default_train_job_reaches_97_percent(tmp_path, monkeypatch, capsys):
     """`resnets train` with no arguments: digits, a ResNet-20, >= 97% validation accuracy."""
     monkeypatch.chdir(tmp_path)
@@ -63,7 +65,7 @@ def test_python_dash_m_entry_point():
 
 
 @pytest.mark.parametrize("what", ["train", "infer", "data"])
-def test_benchmark_json_last_line(what, capsys, image_folder):
+def test_benchmark_json_last_line(what, capsys, image_folder, monkeypatch):
     argv = [
         "benchmark",
         what,
@@ -81,8 +83,25 @@ def test_benchmark_json_last_line(what, capsys, image_folder):
     ]
     if what == "data":
         argv += ["--data", str(image_folder)]
+    calls = []
+    if what == "train":  # the benchmark must time the trainer's own step
+        from resnets.train.step import TrainStep
+
+        real = TrainStep.__call__
+        monkeypatch.setattr(TrainStep, "__call__", lambda s, *a: calls.append(1) or real(s, *a))
+        argv += ["--set", "compile=off"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["images_per_sec"] > 0
     if what == "train":
-        assert out["results"]["fp32-eager"]["fraction_of_peak"] > 0 and out["speedup"] > 0
+        from resnets.runtime import use_bf16
+
+        res = out["results"]
+        assert len(calls) == 2 + 1  # warm-up steps + one timed round of one step
+        assert res["trainer"]["bf16"] == use_bf16("auto", torch.device("cpu"))
+        assert res["trainer"]["channels_last"] and not res["trainer"]["compile"]
+        assert not res["fp32-eager"]["bf16"] and not res["fp32-eager"]["channels_last"]
+        assert out["images_per_sec"] == res["trainer"]["images_per_sec"]
+        ratio = res["trainer"]["images_per_sec"] / res["fp32-eager"]["images_per_sec"]
+        assert out["speedup"] == pytest.approx(ratio)
+        assert 0 < res["fp32-eager"]["fraction_of_peak"] < 1.5

@@ -34,6 +34,7 @@ from .train.config import (
     RECIPES,
     TrainConfig,
     choices_of,
+    config_markdown,
     field_docs,
     parse_set,
     read_config_file,
@@ -214,6 +215,16 @@ def _predict(args: argparse.Namespace) -> int:
         print(r["image"])
         for t in r["top"]:
             print(f"  {t['prob']:7.2%}  {t['class']}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(config_markdown(), end="")
+        return 0
+    file_values = read_config_file(args.config) if args.config else {}
+    cfg = build_config(args.recipe, file_values, None, parse_set(args.set or []))
+    print(json.dumps(cfg.to_dict(), indent=2))
     return 0
 
 
@@ -436,6 +447,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_predict)
+
+    p = sub.add_parser(
+        "config",
+        help="print a resolved training config (JSON), or every field's documentation",
+        description="Resolve a recipe, a config file and --set overrides as `resnets train` "
+        "would, and print the result; --markdown prints docs/config.md.",
+    )
+    p.add_argument("--recipe", default=None, help=f"named recipe: {', '.join(RECIPES)}")
+    p.add_argument("--config", metavar="FILE", help="JSON or TOML file of config keys")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    p.add_argument(
+        "--markdown", action="store_true", help="every field's type, default, meaning and unit"
+    )
+    p.set_defaults(fn=_config)
 
     p = sub.add_parser("models", help="list the models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")

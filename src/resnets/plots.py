@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, dpi=None, **kw) -> tuple[Figure, Any]:
+    """A figure and its axes, without pyplot: no global state, no GUI backend, safe in threads
+    and servers (``fig.savefig`` renders with Agg)."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def _draw(ax, rows: list[dict[str, Any]], label: str, color) -> None:
@@ -40,19 +40,15 @@ def plot_panels(
     width: float = 5.2,
 ) -> Path:
     """Side-by-side panels (e.g. the paper's Fig. 6: plain left, residual right), shared y axis."""
-    plt = _plt()
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(width * len(panels), 4.2), dpi=120, sharey=True
-    )
+    fig, axes = subplots(1, len(panels), figsize=(width * len(panels), 4.2), dpi=120, sharey=True)
     axes = np.atleast_1d(axes)
-    colors = plt.cm.tab10(np.arange(10))
+    colors = colormaps["tab10"](np.arange(10))
     for ax, (title, runs) in zip(axes, panels):
         for i, (label, rows) in enumerate(runs.items()):
             _draw(ax, rows, label, colors[i % 10])
         _style(ax, title)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
     return Path(out)
 
 
@@ -71,10 +67,9 @@ def _style(ax, title: str) -> None:
 def plot_confusion(
     confusion: np.ndarray, classes: list[str], out: str | Path, title: str = ""
 ) -> Path:
-    plt = _plt()
     k = len(classes)
     size = max(4.0, min(14.0, 0.45 * k + 2))
-    fig, ax = plt.subplots(figsize=(size, size), dpi=110)
+    fig, ax = subplots(figsize=(size, size), dpi=110)
     totals = confusion.sum(1, keepdims=True)
     norm = confusion / np.maximum(totals, 1)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -100,5 +95,4 @@ def plot_confusion(
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
     return Path(out)

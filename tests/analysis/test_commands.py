@@ -12,6 +12,8 @@ from resnets.analysis.layers import response_stds, shattered_correlation
 from resnets.cli import main
 from resnets.models import create_model
 
+pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
+
 TINY = ["--data", "digits", "--budget", "0.0003", "--no-progress"]
 
 

@@ -57,6 +57,46 @@ def test_cifar_augment_is_a_shifted_flipped_copy():
         assert found
 
 
+def _coordinate_images(n: int, size: int) -> torch.Tensor:
+    """Channel 0 holds each pixel's column (0..1), channel 1 its row: a crop's output then
+    shows which part of the image it took, and whether it was mirrored."""
+    ramp = torch.linspace(0, 1, size)
+    col = ramp.view(1, 1, 1, size).expand(n, 1, size, size)
+    row = ramp.view(1, 1, size, 1).expand(n, 1, size, size)
+    return torch.cat([col, row], 1).contiguous()
+
+
+def _spans(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed width and height of each crop, as fractions of the image side."""
+    w = (out[:, 0, :, -1] - out[:, 0, :, 0]).mean(1)
+    h = (out[:, 1, -1, :] - out[:, 1, 0, :]).mean(1)
+    return w, h
+
+
+def test_scale_augmentation_takes_square_crops_of_the_paper_scales():
+    # paper 3.4: resize the short side to S ~ U[S0, S1], take an out_size crop: a square crop of
+    # fraction out_size / S of the side (48/96 .. 48/64 here), mirrored half of the time
+    g = torch.Generator().manual_seed(0)
+    out = A.resized_crop_train(
+        _coordinate_images(400, 64), g, 48, mode="scale", short_side=(64, 96)
+    )
+    w, h = _spans(out)
+    assert torch.allclose(w.abs(), h, atol=0.01)  # square crops
+    assert h.min() > 0.48 and h.max() < 0.76  # 48/96 .. 48/64 of the side
+    assert 0.4 < (w < 0).float().mean() < 0.6  # about half mirrored
+
+
+def test_rrc_takes_crops_of_random_area_and_aspect():
+    g = torch.Generator().manual_seed(0)
+    out = A.resized_crop_train(_coordinate_images(400, 64), g, 48, mode="rrc")
+    w, h = _spans(out)
+    aspect = w.abs() / h
+    assert aspect.min() < 0.8 and aspect.max() > 1.25  # ratios of 3/4 .. 4/3, unlike scale
+    assert aspect.min() > 0.74 and aspect.max() < 1.34
+    assert (w.abs() * h).min() < 0.12 and (w.abs() * h).max() > 0.8  # areas 8% .. 100%
+    assert 0.4 < (w < 0).float().mean() < 0.6
+
+
 def test_resized_crop_and_ten_crop_shapes():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 64, 64)

@@ -147,6 +147,7 @@ def test_bad_shards_are_named(tmp_path):
         d.images[np.array([0])]
 
 
+@pytest.mark.slow
 def test_streamed_folder_trains_bit_identically_to_the_decoded_one(tmp_path, folder, monkeypatch):
     """Same images (Pillow decodes both), same batches, same weights: streaming changes only
     when images are decoded. Batches of 8 go through the process pool."""

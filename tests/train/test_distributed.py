@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from resnets import create_model
+
+pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
 ARGS = [
     "--model",

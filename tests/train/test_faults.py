@@ -17,10 +17,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from resnets.errors import CheckpointError
-from resnets.train import build_config, train
 from resnets import io as ck
+from resnets.errors import CheckpointError
 from resnets.io import load_checkpoint, save_checkpoint
+from resnets.train import build_config, train
+
+pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
 ARGS = ["--epochs", "6", "--checkpoint-every", "5", "--log-every", "1", "--no-progress"]
 

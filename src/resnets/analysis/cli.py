@@ -23,7 +23,7 @@ from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, strati
 from ..errors import ConfigError, TrainingDiverged
 from ..models import create_model
 from ..models.weights import load_model
-from ..plots import _plt, plot_curves, plot_panels
+from ..plots import plot_curves, plot_panels, subplots
 from ..train import TrainingInterrupted, train
 from . import experiments as X
 from .layers import (
@@ -386,8 +386,7 @@ def _responses(args: argparse.Namespace) -> int:
             )
     wall = time.perf_counter() - t0
     _write_csv(out / "responses.csv", rows)
-    plt = _plt()
-    fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), dpi=120)
+    fig, axes = subplots(2, 1, figsize=(7, 6.5), dpi=120)
     for name, (layer_order, sorted_order) in curves.items():
         ls = "--" if name.startswith("plain") else "-"
         axes[0].plot(range(1, len(layer_order) + 1), layer_order, ls=ls, label=name)
@@ -401,7 +400,6 @@ def _responses(args: argparse.Namespace) -> int:
     fig.suptitle("Std of 3x3 layer responses (after BN, before addition/ReLU), validation set")
     fig.tight_layout()
     fig.savefig(out / "responses.png")
-    plt.close(fig)
     table = ["| network | layers | mean std | median std |", "| --- | ---: | ---: | ---: |"]
     means = {}
     for name, (lo, _) in curves.items():
@@ -541,9 +539,7 @@ def _gradients(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     _write_csv(out / "gradients.csv", grad_rows)
     _write_csv(out / "shattered.csv", shat_rows)
-
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), dpi=110)
+    fig, axes = subplots(1, 3, figsize=(16, 4.4), dpi=110)
     for (name, bn), norms in init_curves.items():
         ax = axes[0] if bn else axes[1]
         ax.semilogy(
@@ -576,7 +572,6 @@ def _gradients(args: argparse.Namespace) -> int:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "gradients.png")
-    plt.close(fig)
 
     def ratio(norms: list[float]) -> float:
         return norms[0] / norms[-1] if norms and norms[-1] > 0 else math.nan

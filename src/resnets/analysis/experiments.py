@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
 
+from .. import __version__
 from ..errors import ConfigError
 from ..train import TrainingInterrupted, train
 from ..train.config import TrainConfig, build_config
@@ -173,10 +175,6 @@ def fmt_pct(m: float, s: float, n: int) -> str:
 
 
 def environment() -> dict[str, str]:
-    import numpy
-
-    from .. import __version__
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

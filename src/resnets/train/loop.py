@@ -21,12 +21,11 @@ from tqdm import tqdm
 
 from ..errors import TrainingDiverged
 from ..models.weights import save_weights
-from ..plots import plot_curves
 from ..runtime import StopSignals, init_distributed, pick_device, use_bf16
 from . import run_dir as R
 from . import schedule as S
 from .config import TrainConfig
-from .report import TrainResult, eval_message, evaluation_row, params_finite, pct
+from .report import TrainResult, draw_curves, eval_message, evaluation_row, params_finite, pct
 from .setup import count_model_macs, init_from_data, load_train_data, open_run, weights_meta
 from .state import RunState, restore_train_state, roll_back, save_train_state
 from .step import TrainStep, build_for_training, model_options
@@ -161,8 +160,8 @@ def train(
 
             # evaluate (metrics line, best checkpoint), checkpoint
             if do_eval:
-                row = evaluation_row(cfg, td, tr.local_forward, st, total, warmup, steps_per_epoch,
-                                     device, bf16)  # fmt: skip
+                row = evaluation_row(cfg, td, tr.local_forward, st, lr, steps_per_epoch, device,
+                                     bf16)  # fmt: skip
                 if dist.main:
                     R.append_metrics(run_dir, row)
                 if row["val_err"] is not None and S.plateau_update(cfg, st, row["val_err"]):
@@ -206,12 +205,7 @@ def train(
     if dist.main:
         save_weights(raw_model, run_dir / "model.safetensors", {**meta, "final": final})
         rows = R.read_metrics(run_dir / "metrics.jsonl")
-        try:
-            plot_curves(
-                {cfg.model: rows}, run_dir / "curves.png", title=f"{cfg.model} on {cfg.data}"
-            )
-        except Exception as e:  # a plotting problem must not lose a finished run
-            log(f"could not draw curves.png: {e}")
+        draw_curves(run_dir, cfg, rows, log)
         summary = {**dataclasses.asdict(result), "run_dir": str(run_dir), "train_time": st.elapsed,
                    "world_size": dist.world, "time_to_accuracy": R.time_to_accuracy(rows)}  # fmt: skip
         R.write_json(run_dir, "summary.json", summary)

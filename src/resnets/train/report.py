@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from ..eval.metrics import evaluate
+from ..plots import plot_curves
 from .config import TrainConfig
-from .schedule import lr_at
+from .run_dir import RunLog
 from .state import RunState
 
 
@@ -40,9 +41,10 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted; resume with: resnets train --resume {result.run_dir}")
 
 
-def evaluation_row(cfg: TrainConfig, td: Any, forward: Any, st: RunState, total: int,
-                   warmup: bool, steps_per_epoch: int, device: torch.device, bf16: bool) -> dict[str, Any]:  # fmt: skip
-    """One ``metrics.jsonl`` line: the interval's training numbers and a validation pass."""
+def evaluation_row(cfg: TrainConfig, td: Any, forward: Any, st: RunState, lr: float,
+                   steps_per_epoch: int, device: torch.device, bf16: bool) -> dict[str, Any]:  # fmt: skip
+    """One ``metrics.jsonl`` line: the interval's training numbers, the learning rate of its
+    last iteration, and a validation pass."""
     val = None
     if len(td.val_idx):
         val = evaluate(forward, td.images, td.labels, td.val_idx, mean=td.mean, std=td.std,
@@ -57,7 +59,7 @@ def evaluation_row(cfg: TrainConfig, td: Any, forward: Any, st: RunState, total:
         "val_loss": val.loss if val else None,
         "val_err": val.err if val else None,
         "val_top5_err": (1 - val.top5) if val else None,
-        "lr": lr_at(cfg, max(st.step - 1, 0), total, st, warmup),
+        "lr": lr,
         "images_per_sec": st.interval_n / max(st.interval_time, 1e-9),
         "data_wait": st.interval_wait / max(st.interval_time, 1e-9),
         "time": round(st.elapsed, 3),
@@ -77,3 +79,11 @@ def params_finite(model: nn.Module) -> bool:
 
 def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
+
+
+def draw_curves(run_dir: Path, cfg: TrainConfig, rows: list[dict[str, Any]], log: RunLog) -> None:
+    """``curves.png``; a plotting problem is logged, never allowed to lose a finished run."""
+    try:
+        plot_curves({cfg.model: rows}, run_dir / "curves.png", title=f"{cfg.model} on {cfg.data}")
+    except Exception as e:
+        log(f"could not draw curves.png: {e}")

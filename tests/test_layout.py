@@ -1,0 +1,177 @@
+"""The package's shape: imports point down, no cycles, one source for the config docs, explicit
+registered builders, a training loop that reads top to bottom."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import resnets
+from resnets.cli import build_parser
+from resnets.models import get_spec, list_models
+from resnets.train.config import TrainConfig, choices_of, config_markdown, field_docs
+
+SRC = Path(resnets.__file__).parent
+ROOT = SRC.parents[1]
+
+# the stage of each top-level module or package: a module imports only its own stage or below
+LAYERS = {
+    "errors": 0,
+    "io": 1,
+    "runtime": 1,
+    "plots": 1,
+    "models": 2,
+    "data": 2,
+    "eval": 3,
+    "train": 4,
+    "analysis": 5,
+    "bench": 5,
+    "cli": 6,
+    "__main__": 7,
+}
+# imported inside functions only because they are optional or heavy and rarely needed
+OPTIONAL = {"sklearn", "simplejpeg", "turbojpeg", "tomli", "webdataset", "onnx", "onnxruntime"}
+
+
+def _modules() -> dict[str, ast.Module]:
+    out = {}
+    for p in sorted(SRC.rglob("*.py")):
+        name = ".".join(p.relative_to(SRC).with_suffix("").parts)
+        name = "" if name == "__init__" else name.removesuffix(".__init__")
+        out[name] = ast.parse(p.read_text(), str(p))
+    return out
+
+
+def _resolve(mod: str, node: ast.ImportFrom | ast.Import) -> list[str]:
+    """Package-internal targets of an import statement, as dotted names below resnets."""
+    if isinstance(node, ast.Import):
+        return [
+            a.name.removeprefix("resnets.") for a in node.names if a.name.startswith("resnets.")
+        ]
+    if node.level == 0:
+        if not (node.module or "").startswith("resnets"):
+            return []
+        base = (node.module or "").removeprefix("resnets").lstrip(".")
+    else:
+        parts = mod.split(".")
+        is_pkg = (SRC / Path(*parts) / "__init__.py").is_file()
+        parent = parts if is_pkg else parts[:-1]
+        parent = parent[: len(parent) - (node.level - 1)]
+        base = ".".join(parent + ([node.module] if node.module else []))
+    targets = []
+    for a in node.names:
+        full = f"{base}.{a.name}" if base else a.name
+        targets.append(full if _is_module(full) else base)
+    return [t for t in targets if t]
+
+
+def _is_module(dotted: str) -> bool:
+    p = SRC / Path(*dotted.split("."))
+    return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    return {
+        m: {t for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+            for t in _resolve(m, n) if t != m}
+        for m, tree in mods.items()
+    }  # fmt: skip
+
+
+def test_every_import_points_down():
+    bad = []
+    for mod, targets in _graph().items():
+        if mod == "":  # the package's __init__ re-exports the public API
+            continue
+        own = LAYERS[mod.split(".")[0]]
+        for t in targets:
+            if LAYERS[t.split(".")[0]] > own:
+                bad.append(f"{mod} -> {t}")
+    assert not bad, "imports pointing up: " + ", ".join(bad)
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    # submodules import their package's __init__ implicitly: only module-to-module edges count
+    edges = {
+        m: {t for t in ts if t in graph and not m.startswith(t + ".")} for m, ts in graph.items()
+    }
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(m: str, path: list[str]) -> bool:
+        state[m] = 1
+        for t in sorted(edges[m]):
+            if state.get(t) == 1:
+                cycle.extend(path[path.index(t) :] + [t] if t in path else [m, t])
+                return True
+            if state.get(t) is None and visit(t, path + [t]):
+                return True
+        state[m] = 2
+        return False
+
+    for m in sorted(edges):
+        if state.get(m) is None and visit(m, [m]):
+            break
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_function_level_imports_only_for_optional_dependencies():
+    bad = []
+    for mod, tree in _modules().items():
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for n in ast.walk(fn):
+                if isinstance(n, ast.Import):
+                    names = [a.name.split(".")[0] for a in n.names]
+                elif isinstance(n, ast.ImportFrom):
+                    names = ["." if n.level else (n.module or "").split(".")[0]]
+                else:
+                    continue
+                bad += [f"{mod}.{fn.name}: {x}" for x in names if x not in OPTIONAL]
+    assert not bad, "function-level imports of required modules: " + ", ".join(bad)
+
+
+def test_training_loop_reads_top_to_bottom():
+    src = (SRC / "train" / "loop.py").read_text()
+    assert len(src.splitlines()) <= 250
+    tree = ast.parse(src)
+    (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "train"]
+    loops = [n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While))]
+    assert len(loops) == 1, "one loop, one level deep"
+    raises = [n for n in ast.walk(fn) if isinstance(n, ast.Raise)]
+    # errors only (a diverged run): stops, signals and roll-backs are helpers that return
+    assert all(ast.unparse(r.exc).startswith("TrainingDiverged(") for r in raises)
+    assert not [n for n in ast.walk(fn) if isinstance(n, (ast.Try, ast.Nonlocal))]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_name_is_an_explicit_builder(name):
+    fn = get_spec(name).builder
+    assert fn.__name__ == name and fn.__doc__
+    assert f"def {name}(**kwargs" in Path(fn.__code__.co_filename).read_text()
+
+
+def test_config_docs_are_generated_from_the_field_metadata():
+    doc = (ROOT / "docs" / "config.md").read_text()
+    assert doc == config_markdown(), (
+        "docs/config.md is stale: resnets config --markdown > docs/config.md"
+    )
+    for name, help_ in field_docs().items():
+        assert help_.strip(), f"{name} has no help"
+
+
+def test_cli_help_of_each_field_comes_from_its_metadata():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    train = sub.choices["train"]
+    by_dest = {a.dest: a for a in train._actions}
+    for f in TrainConfig.__dataclass_fields__:
+        action = by_dest[f"cfg_{f}"]
+        if f != "recipe":
+            assert action.help.startswith(field_docs()[f])
+        if choices_of(f):
+            assert all(c in action.metavar for c in choices_of(f) if c)
