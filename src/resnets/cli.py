@@ -26,6 +26,7 @@ from .models import (
     list_models,
     summarize,
 )
+from .models.hub import get_pretrained, list_pretrained, verify, weights_cache, weights_file
 from .models.summary import human
 from .plots import plot_confusion
 from .runtime import pick_device, use_bf16
@@ -137,7 +138,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     device = pick_device(args.device)
     lm = load_for_inference(args.weights, model=args.model, device=device)
-    tta = lm.meta.get("tta", "none") if args.tta == "auto" else args.tta
+    tta = lm.meta.tta if args.tta == "auto" else args.tta
     res, data = score(
         lm,
         args.data,
@@ -162,7 +163,7 @@ def _eval(args: argparse.Namespace) -> int:
         res.confusion,
         lm.classes,
         out / "confusion.png",
-        title=f"{lm.meta.get('model')} on {args.data}: top-1 {res.top1:.2%}",
+        title=f"{lm.meta.model} on {args.data}: top-1 {res.top1:.2%}",
     )
     report = {
         "top1": res.top1,
@@ -179,7 +180,7 @@ def _eval(args: argparse.Namespace) -> int:
     (out / "eval.json").write_text(json.dumps(report, indent=2))
     if not args.json or args.verbose:
         print(
-            f"{lm.meta.get('model')} on {args.data} ({args.subset}, {res.n} images"
+            f"{lm.meta.model} on {args.data} ({args.subset}, {res.n} images"
             f"{', 10-crop' if args.ten_crop else ''}{', flip TTA' if tta == 'flip' else ''}):"
         )
         print(f"  top-1 accuracy {res.top1:.2%}  (error {1 - res.top1:.2%})")
@@ -225,6 +226,62 @@ def _config(args: argparse.Namespace) -> int:
     file_values = read_config_file(args.config) if args.config else {}
     cfg = build_config(args.recipe, file_values, None, parse_set(args.set or []))
     print(json.dumps(cfg.to_dict(), indent=2))
+    return 0
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    names = list_pretrained(args.pattern)
+    rows = []
+    for n in names:
+        e = get_pretrained(n)
+        m = e.meta.metrics or {}
+        local = weights_cache() / e.file if e.url else None
+        rows.append(
+            {
+                "name": n,
+                "top1": m.get("top1"),
+                "top5": m.get("top5"),
+                "params": e.meta.params,
+                "size_mb": e.size_mb,
+                "where": "package"
+                if e.url is None
+                else ("cached" if local.is_file() else "download"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'weights':<22} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
+    for r in rows:
+        t1 = f"{r['top1']:.2%}" if r["top1"] is not None else "-"
+        t5 = f"{r['top5']:.2%}" if r["top5"] is not None else "-"
+        print(f"{r['name']:<22} {t1:>7} {t5:>7} {r['params'] or 0:>12,}  {r['where']}")
+    return 0
+
+
+def _weights_info(args: argparse.Namespace) -> int:
+    e = get_pretrained(args.name)
+    info = {"name": e.name, "file": e.file, "url": e.url, "sha256": e.sha256,
+            "size_mb": e.size_mb, **e.meta.to_dict()}  # fmt: skip
+    if info["macs"] is None:  # counted here rather than copied from elsewhere
+        spec = get_spec(e.model)
+        net = create_model(e.model, **e.meta.model_kwargs)
+        size = e.meta.eval_size or spec.default_image_size
+        info["macs"] = count_macs(net, (1, net.in_chans, size, size))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    for k, v in info.items():
+        if k == "classes" and v:
+            v = f"{len(v)} classes: {', '.join(v[:10])}{' ...' if len(v) > 10 else ''}"
+        print(f"{k:>16}: {v}")
+    return 0
+
+
+def _weights_download(args: argparse.Namespace) -> int:
+    for n in args.names:
+        path = weights_file(n, progress=not args.no_progress)
+        print(f"{n}: {path} (SHA-256 {verify(n)[:16]}...)")
     return 0
 
 
@@ -401,7 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_train)
 
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and a confusion matrix")
-    p.add_argument("--weights", required=True, metavar="RUN_DIR|FILE")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="NAME|RUN_DIR|FILE",
+        help="MODEL.TAG (see `resnets weights list`), a weights file or a run directory",
+    )
     p.add_argument(
         "--data",
         required=True,
@@ -440,7 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_eval)
 
     p = sub.add_parser("predict", help="top-k classes of image files")
-    p.add_argument("--weights", required=True, metavar="RUN_DIR|FILE")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="NAME|RUN_DIR|FILE",
+        help="MODEL.TAG (see `resnets weights list`), a weights file or a run directory",
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--model", help="architecture, for weights files without resnets metadata")
@@ -461,6 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="every field's type, default, meaning and unit"
     )
     p.set_defaults(fn=_config)
+
+    p = sub.add_parser("weights", help="named weights: list, info, download")
+    wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    q = wsub.add_parser("list", help="every named weights set (MODEL.TAG) with its accuracy")
+    q.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'resnet50.*'")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=_weights_list)
+    q = wsub.add_parser("info", help="the metadata record of named weights")
+    q.add_argument("name", metavar="MODEL.TAG")
+    q.add_argument("--json", action="store_true", help="the record as one JSON object")
+    q.set_defaults(fn=_weights_info)
+    q = wsub.add_parser("download", help="fetch named weights into the cache, checking SHA-256")
+    q.add_argument("names", nargs="+", metavar="MODEL.TAG")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(fn=_weights_download)
 
     p = sub.add_parser("models", help="list the models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")

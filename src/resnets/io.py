@@ -1,5 +1,5 @@
-"""The bottom of the package: files written atomically, file digests, checkpoints that load
-without executing code. Imports nothing of resnets but its error types.
+"""The bottom of the package: files written atomically, file digests, verified downloads,
+checkpoints that load without executing code. Imports nothing of resnets but its error types.
 
 Checkpoint file layout: one header line ``RESNETS-CKPT 1 <sha256 of payload>\\n`` followed by the payload, a
 ``torch.save`` archive holding only tensors and plain Python values, read back with
@@ -11,16 +11,20 @@ at any moment leaves either the previous checkpoint or the new one, never a mix.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import json
 import os
 import pickle
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from .errors import CheckpointError, WeightsError
+from .errors import CheckpointError, ResnetsError, WeightsError
 
 MAGIC = b"RESNETS-CKPT 1 "
 
@@ -130,3 +134,66 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: checkpoint payload is not a dict")
     return state
+
+
+class DownloadError(ResnetsError):
+    """A download that failed or did not verify; nothing was left under the final name."""
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256_prefix: str = "",
+    md5: str = "",
+    timeout: float = 30.0,
+    progress: bool = True,
+    offline_hint: str = "",
+) -> Path:
+    """Fetch ``url`` into ``dest`` atomically, verifying its checksum.
+
+    The bytes go to a temporary file beside ``dest`` (fsync'ed), are checked against the
+    expected SHA-256 (or its leading hex digits, as torchvision's file names carry them) or
+    MD5, and only then renamed to ``dest``. A refused connection, a time-out, a short body
+    (fewer bytes than Content-Length) or a checksum mismatch raises :class:`DownloadError` and
+    leaves no file under ``dest``.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    hint = offline_hint or f"Offline? Put {dest.name} in {dest.parent}"
+    sha, md = hashlib.sha256(), hashlib.md5()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0)
+            got = 0
+            with tqdm(total=total or None, unit="B", unit_scale=True, disable=not progress,
+                      desc=f"download {dest.name}") as bar:  # fmt: skip
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    sha.update(chunk)
+                    md.update(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+            if total and got != total:
+                raise DownloadError(f"download of {url} ended after {got} of {total} bytes; {hint}")
+            f.flush()
+            os.fsync(f.fileno())
+        if sha256_prefix and not sha.hexdigest().startswith(sha256_prefix.lower()):
+            raise DownloadError(
+                f"downloaded {url}: SHA-256 {sha.hexdigest()[:16]}... does not start with the "
+                f"expected {sha256_prefix}; the file was discarded"
+            )
+        if md5 and md.hexdigest() != md5.lower():
+            raise DownloadError(
+                f"downloaded {url}: MD5 {md.hexdigest()} does not match the expected {md5}"
+            )
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
+        raise DownloadError(
+            f"could not download {url} ({getattr(e, 'reason', None) or e}). {hint}"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+    return dest

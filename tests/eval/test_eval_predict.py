@@ -14,7 +14,8 @@ from resnets.data import load_dataset
 from resnets.errors import DataError, WeightsError
 from resnets.eval import load_for_inference, predict, score
 from resnets.models import create_model
-from resnets.models.weights import load_model, read_weights
+from resnets.models.hub import load_model
+from resnets.models.weights import read_weights
 
 
 def test_eval_val_subset_matches_training_log(digits_run):
@@ -141,7 +142,7 @@ def test_torchvision_style_pth_loads_strict_and_gives_same_outputs(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(net.eval()(x), src(x))
-    assert meta["model"] == "resnet18"
+    assert meta.model == "resnet18"
 
 
 def test_wrong_architecture_lists_mismatched_keys(tmp_path):

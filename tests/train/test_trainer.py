@@ -44,8 +44,15 @@ def test_run_directory_contents(digits_run):
     from resnets.models.weights import read_weights
 
     _, meta = read_weights(digits_run / "model.safetensors")
-    assert meta["classes"] == [str(i) for i in range(10)] and meta["model"] == "resnet20"
-    assert len(meta["mean"]) == 1  # one grey channel
+    assert meta.classes == [str(i) for i in range(10)] and meta.model == "resnet20"
+    assert len(meta.mean) == 1  # one grey channel
+    # the record says what was measured where, and how the weights were made
+    rows = [json.loads(x) for x in (digits_run / "metrics.jsonl").read_text().splitlines()]
+    assert meta.metrics["top1"] == pytest.approx(1 - rows[-1]["val_err"])
+    assert meta.metrics["top5"] == pytest.approx(1 - rows[-1]["val_top5_err"])
+    assert "held out of digits" in meta.metrics["split"] and meta.schema_version == 1
+    conf = json.loads((digits_run / "config.json").read_text())
+    assert meta.command == conf["command"] and meta.source == "resnets"
 
 
 def test_existing_run_directory_is_never_overwritten(digits_run):
@@ -297,7 +304,7 @@ def test_fast_cifar_recipe_on_digits_resumes_bit_identically(tmp_path):
     from resnets.eval import load_for_inference, score
 
     lm = load_for_inference(tmp_path / "full")
-    assert lm.meta["tta"] == "flip"
+    assert lm.meta.tta == "flip"
     r_flip, _ = score(lm, "digits", subset="val")
     r_none, _ = score(lm, "digits", subset="val", tta="none")
     n_val = json.loads((tmp_path / "full" / "config.json").read_text())["resolved"]["val_size"]

@@ -22,7 +22,7 @@ import torch
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
 from ..errors import ConfigError, TrainingDiverged
 from ..models import create_model
-from ..models.weights import load_model
+from ..models.hub import load_model
 from ..plots import plot_curves, plot_panels, subplots
 from ..train import TrainingInterrupted, train
 from . import experiments as X
@@ -354,9 +354,7 @@ def _val_batches(run_dir: Path, limit: int | None = None):
     _, val = stratified_split(d.labels, cfg["val_split"], cfg["seed"])
     if limit:
         val = val[:limit]
-    s = BatchStream(
-        d.images, d.labels, val, 500, 0, meta["mean"], meta["std"], None, drop_last=False
-    )
+    s = BatchStream(d.images, d.labels, val, 500, 0, meta.mean, meta.std, None, drop_last=False)
     return model, [x for x, _ in s.epoch(0)]
 
 

@@ -13,16 +13,13 @@ import io
 import os
 import pickle
 import tarfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import DataError
-from ..io import file_digest
+from ..io import DownloadError, download
 from .imageset import ImageSet
 
 DATA_ROOT_ENV = "RESNETS_DATA"
@@ -104,42 +101,6 @@ def _unpickle(data: bytes, label: str) -> dict:
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
-def download(
-    url: str, dest: Path, md5: str, *, timeout: float = 30.0, progress: bool = True
-) -> Path:
-    """Download ``url`` to ``dest`` atomically and check its MD5; DataError on any failure."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-            total = int(r.headers.get("Content-Length") or 0)
-            bar = None
-            if progress:
-                bar = tqdm(
-                    total=total or None, unit="B", unit_scale=True, desc=f"download {dest.name}"
-                )
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-                if bar:
-                    bar.update(len(chunk))
-            if bar:
-                bar.close()
-            f.flush()
-            os.fsync(f.fileno())
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        tmp.unlink(missing_ok=True)
-        raise DataError(
-            f"could not download {url} ({getattr(e, 'reason', e)}). Offline? Put {dest.name} "
-            f"in {dest.parent} (or pass --data NAME:/path/to/{dest.name})"
-        ) from None
-    got = file_digest(tmp, "md5")
-    if got != md5:
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"downloaded {url}: MD5 {got} does not match the expected {md5}")
-    os.replace(tmp, dest)
-    return dest
-
-
 def _read_cifar_members(path: Path, info: ArchiveInfo, names: tuple[str, ...]) -> dict[str, bytes]:
     """Raw bytes of the wanted batch files, from an archive or an extracted folder."""
     wanted = set(names) | {info.meta_file}
@@ -184,7 +145,15 @@ def load_cifar(name: str, path: str | None, split: str, *, download_ok: bool = T
                 raise DataError(
                     f"{name} not found: put {info.filename} in {root} or pass --data {name}:/path"
                 )
-            found = download(info.url, root / info.filename, info.md5)
+            try:
+                found = download(
+                    info.url,
+                    root / info.filename,
+                    md5=info.md5,
+                    offline_hint=f"Offline? Put {info.filename} in {root} (or pass --data {name}:/path/to/{info.filename})",
+                )
+            except DownloadError as e:
+                raise DataError(str(e)) from None
         src = found
     else:
         src = Path(path).expanduser()

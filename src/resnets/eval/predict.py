@@ -16,18 +16,15 @@ from ..data.imageset import ImageSet
 from ..data.load import load_dataset, parse_spec
 from ..data.pipeline import stratified_split
 from ..errors import DataError, WeightsError
-from ..models.weights import load_model
+from ..models.hub import IMAGENET_MEAN, IMAGENET_STD, load_model
+from ..models.weights import WeightsMeta
 from .metrics import EvalResult, evaluate
-
-# torchvision's ImageNet normalisation, for weights that carry none (0..255 units)
-IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
-IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 
 
 @dataclass
 class LoadedModel:
     model: torch.nn.Module
-    meta: dict[str, Any]
+    meta: WeightsMeta
     classes: list[str]
     mean: list[float]
     std: list[float]
@@ -43,22 +40,22 @@ def load_for_inference(
     net, meta = load_model(weights, model=model)
     net = net.to(device).eval()
     k = net.num_classes
-    classes = list(meta.get("classes") or [str(i) for i in range(k)])
+    classes = list(meta.classes or [str(i) for i in range(k)])
     if len(classes) != k:
         raise WeightsError(
             f"{weights}: metadata lists {len(classes)} classes but the model has {k} outputs"
         )
-    foreign = "mean" not in meta
+    foreign = meta.mean is None  # a file without metadata: torchvision's ImageNet preset
     return LoadedModel(
         model=net,
         meta=meta,
         classes=classes,
-        mean=list(meta.get("mean") or IMAGENET_MEAN),
-        std=list(meta.get("std") or IMAGENET_STD),
-        image_size=int(meta.get("image_size") or (256 if foreign else 0)),
-        eval_size=int(meta.get("eval_size") or (224 if foreign else 0)),
+        mean=list(meta.mean or IMAGENET_MEAN),
+        std=list(meta.std or IMAGENET_STD),
+        image_size=meta.image_size or (256 if foreign else 0),
+        eval_size=meta.eval_size or (224 if foreign else 0),
         in_chans=net.in_chans,
-        pad=int(meta.get("pad", 4)),
+        pad=meta.pad,
     )
 
 
@@ -104,7 +101,7 @@ def score(
     validated with during training, recorded in their metadata).
     """
     if tta == "auto":
-        tta = lm.meta.get("tta", "none")
+        tta = lm.meta.tta
     kind, _ = parse_spec(data_spec)
     split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
     data = load_dataset(
@@ -119,12 +116,12 @@ def score(
     if subset == "all":
         idx = np.arange(len(data))
     else:
-        sp = lm.meta.get("split")
+        sp = lm.meta.split
         if not sp:
             raise WeightsError(
                 "--subset val/train needs weights trained by resnets (they record the split)"
             )
-        if lm.meta.get("data_fingerprint") and lm.meta["data_fingerprint"] != data.fingerprint:
+        if lm.meta.data_fingerprint and lm.meta.data_fingerprint != data.fingerprint:
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )

@@ -3,9 +3,11 @@
 Importing this package registers every builder (``resnet.py``, ``fast.py``).
 """
 
-from .base import StagedNet
+from .base import FeatureInfo, StagedNet
+from .factory import create_model, list_models
 from .fast import FastResNet
-from .registry import ModelSpec, create_model, get_spec, is_model, list_models, register_model
+from .hub import get_pretrained, list_pretrained, load_model
+from .registry import ModelSpec, get_spec, is_model, register_model
 from .resnet import (
     CIFAR_DEPTHS,
     IMAGENET_LAYERS,
@@ -24,6 +26,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "FastResNet",
+    "FeatureInfo",
     "ModelSpec",
     "ResNet",
     "StagedNet",
@@ -33,10 +36,13 @@ __all__ = [
     "count_params",
     "create_model",
     "format_summary",
+    "get_pretrained",
     "get_spec",
     "imagenet_resnet",
     "is_model",
     "list_models",
+    "list_pretrained",
+    "load_model",
     "register_model",
     "summarize",
 ]

@@ -8,17 +8,44 @@
   pooled vector);
 * ``forward_intermediates(x, indices=None)``: ``(final map, [the maps at indices])``, where
   index 0 is the stem's output and 1..S the stages' (as ``feature_info``);
-* ``stages()``, ``blocks()``, ``stage_names``, ``reset_classifier(num_classes)``.
+* ``stages()``, ``blocks()``, ``stage_names``, ``reset_classifier(num_classes)``;
+* ``feature_info``: channels and reduction (stride) of each of those maps, timm-style, and
+  ``set_features_only(out_indices)``: ``forward`` then returns the list of those maps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """Channels, reduction (input side / map side) and module of each feature map, as timm's
+    ``model.feature_info``: ``.channels()``, ``.reduction()``, ``.module_name()``."""
+
+    info: tuple[dict[str, Any], ...]
+
+    def channels(self) -> list[int]:
+        return [d["num_chs"] for d in self.info]
+
+    def reduction(self) -> list[int]:
+        return [d["reduction"] for d in self.info]
+
+    def module_name(self) -> list[str]:
+        return [d["module"] for d in self.info]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.info[i]
 
 
 class StagedNet(nn.Module):
@@ -66,8 +93,43 @@ class StagedNet(nn.Module):
         x = torch.flatten(self.pool_features(x), 1)
         return x if pre_logits else self.classify(x)
 
-    def forward(self, x: Tensor) -> Tensor:
+    out_indices: tuple[int, ...] | None = None  # set: a backbone returning these maps
+
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+        if self.out_indices is not None:
+            return self.forward_intermediates(
+                x, self.out_indices, intermediates_only=True, stop_early=True
+            )
         return self.forward_head(self.forward_features(x))
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """The maps ``forward_intermediates`` can return (all of them; only ``out_indices``
+        for a features-only model), measured once on a 64x64 probe."""
+        cache = self.__dict__.get("_feature_info_all")
+        if cache is None:
+            p = next(self.parameters())
+            probe = torch.zeros(1, self.in_chans, 64, 64, device=p.device, dtype=p.dtype)
+            was = self.training
+            self.eval()
+            with torch.no_grad():
+                maps = self.forward_intermediates(probe, intermediates_only=True)
+            self.train(was)
+            names = ["stem", *self.stage_names]
+            cache = tuple(
+                {"num_chs": int(m.shape[1]), "reduction": round(64 / m.shape[-1]), "module": n}
+                for m, n in zip(maps, names)
+            )
+            self.__dict__["_feature_info_all"] = cache
+        keep = self.out_indices
+        return FeatureInfo(cache if keep is None else tuple(cache[i] for i in keep))
+
+    def set_features_only(self, out_indices: Sequence[int] | None = None) -> None:
+        """Make this a backbone: ``forward`` returns the maps at ``out_indices`` (default:
+        every stage, 1..S), and the classifier is dropped."""
+        n = len(self.stage_names)
+        self.out_indices = tuple(self._feature_indices(out_indices or range(1, n + 1)))
+        self.reset_classifier(0)
 
     def forward_intermediates(
         self,

@@ -3,16 +3,19 @@
 Nothing here executes code from a file: ``.safetensors`` holds only tensors and strings, and any
 other file goes through ``torch.load(weights_only=True)``.
 
-A resnets weights file carries, in its safetensors metadata under the key ``"resnets"``, a JSON
-object with what is needed to rebuild and use the model: ``model`` (registered name),
-``model_kwargs``, ``classes``, ``mean``/``std`` (0..255 units), ``image_size``, ``eval_size`` and
-the training config and split, so ``resnets eval``/``predict`` need nothing but the file.
+A resnets weights file carries, in its safetensors metadata under the key ``"resnets"``, one
+:class:`WeightsMeta` record as JSON: what is needed to rebuild and use the model (architecture,
+classes, preprocessing) and where it came from (metrics and the split they were measured on,
+the command that trained it, licence). :meth:`WeightsMeta.from_dict` is the one reader (it
+checks every field's type) and :func:`save_weights` the one writer.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +26,122 @@ from torch import nn
 
 from ..errors import WeightsError
 from ..io import MAGIC, atomic_write_bytes, load_checkpoint, safe_torch_load
-from .registry import create_model
 
 META_KEY = "resnets"
+SCHEMA_VERSION = 1
 
 
-def save_weights(
-    model: nn.Module, path: str | os.PathLike, meta: dict[str, Any] | None = None
-) -> None:
+@dataclass
+class WeightsMeta:
+    """The record that travels with a set of weights. Pixel statistics are in 0..255 units;
+    ``image_size`` is the short side images are resized to (0: as stored) and ``eval_size``
+    the centre crop taken from it (0: none); ``metrics`` holds fractions and the split."""
+
+    model: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    image_size: int = 0
+    eval_size: int = 0
+    interpolation: str = "bilinear"
+    pad: int = 4
+    tta: str = "none"
+    metrics: dict[str, Any] | None = None  # {"top1": f, "top5": f, "split": "..."}
+    params: int | None = None
+    macs: int | None = None
+    command: str | None = None  # the exact command that trained them
+    source: str | None = None  # where they came from (a URL, or "resnets")
+    license: str | None = None
+    data: str | None = None
+    data_fingerprint: str | None = None
+    split: dict[str, Any] | None = None  # {"val_split", "seed", "n_train", "n_val"}
+    final: dict[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, raw: Any, label: str = "weights metadata") -> WeightsMeta:
+        """Validate a decoded record; a missing model or a field of the wrong type is a
+        :class:`WeightsError` naming it. Unknown keys (from a newer writer) are ignored."""
+        if not isinstance(raw, dict):
+            raise WeightsError(f"{label}: metadata is a {type(raw).__name__}, not an object")
+        if raw.get("schema_version", 1) != SCHEMA_VERSION and not isinstance(
+            raw.get("schema_version"), int
+        ):
+            raise WeightsError(f"{label}: schema_version must be an integer")
+        vals = {}
+        for f in fields(cls):
+            if f.name not in raw or (raw[f.name] is None and f.name != "model"):
+                continue
+            v = raw[f.name]
+            ok = _TYPE_CHECKS[f.name](v)
+            if not ok:
+                raise WeightsError(f"{label}: field {f.name!r} has the wrong type ({v!r:.80})")
+            vals[f.name] = v
+        if "model" not in vals:
+            raise WeightsError(f"{label}: no 'model' (the architecture's registered name)")
+        meta = cls(**vals)
+        if meta.classes is not None and "num_classes" in meta.model_kwargs:
+            if len(meta.classes) != meta.model_kwargs["num_classes"]:
+                raise WeightsError(
+                    f"{label}: lists {len(meta.classes)} classes for a model of "
+                    f"{meta.model_kwargs['num_classes']} outputs"
+                )
+        return meta
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_num_list(v: Any) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+        for x in v
+    )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+_TYPE_CHECKS = {
+    "model": lambda v: isinstance(v, str) and bool(v),
+    "model_kwargs": lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+    "classes": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+    "mean": lambda v: _is_num_list(v) and len(v) >= 1,
+    "std": lambda v: _is_num_list(v) and len(v) >= 1 and all(x > 0 for x in v),
+    "image_size": _is_int,
+    "eval_size": _is_int,
+    "interpolation": lambda v: v in ("bilinear", "bicubic", "nearest"),
+    "pad": _is_int,
+    "tta": lambda v: v in ("none", "flip"),
+    "metrics": lambda v: isinstance(v, dict),
+    "params": _is_int,
+    "macs": _is_int,
+    "command": lambda v: isinstance(v, str),
+    "source": lambda v: isinstance(v, str),
+    "license": lambda v: isinstance(v, str),
+    "data": lambda v: isinstance(v, str),
+    "data_fingerprint": lambda v: isinstance(v, str),
+    "split": lambda v: isinstance(v, dict),
+    "final": lambda v: isinstance(v, dict),
+    "schema_version": _is_int,
+}
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, meta: WeightsMeta) -> None:
     """Write ``model``'s state_dict to a ``.safetensors`` file atomically, with ``meta``."""
+    if not isinstance(meta, WeightsMeta):
+        raise TypeError("save_weights needs a WeightsMeta record")
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = {META_KEY: json.dumps(meta or {}, sort_keys=True)}
+    metadata = {META_KEY: json.dumps(meta.to_dict(), sort_keys=True)}
     atomic_write_bytes(path, st_save(sd, metadata=metadata))
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A state_dict and resnets metadata (empty for foreign files) from any supported file."""
+def read_weights(
+    path: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
+    """A state_dict and its metadata (None for foreign files) from any supported file."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
@@ -50,15 +153,18 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         except (SafetensorError, OSError, ValueError) as e:
             raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
         try:
-            meta = json.loads(meta_raw) if meta_raw else {}
+            raw = json.loads(meta_raw) if meta_raw else None
         except json.JSONDecodeError:
-            raise WeightsError(f"{path}: malformed resnets metadata") from None
-        return sd, meta
+            raise WeightsError(f"{path}: malformed resnets metadata (not JSON)") from None
+        return sd, None if raw is None else WeightsMeta.from_dict(raw, str(path))
     with open(path, "rb") as fh:
         head = fh.read(len(MAGIC))
     if head == MAGIC:
         state = load_checkpoint(path)
-        return state["model"], state.get("meta", {})
+        if not isinstance(state.get("model"), dict):
+            raise WeightsError(f"{path}: checkpoint holds no model state_dict")
+        raw = state.get("meta")
+        return state["model"], None if raw is None else WeightsMeta.from_dict(raw, str(path))
     obj = safe_torch_load(path, str(path))
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -67,7 +173,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: does not hold a state_dict of tensors")
     sd = {k.removeprefix("module."): v for k, v in obj.items()}
-    return sd, {}
+    return sd, None
 
 
 def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label: str) -> None:
@@ -95,42 +201,3 @@ def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label
         name = getattr(model, "model_name", type(model).__name__)
         raise WeightsError(f"{label}: weights do not fit {name}: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
-
-
-def resolve_weights_path(path: str | os.PathLike) -> Path:
-    """A run directory resolves to its final ``model.safetensors`` (or best/last checkpoint)."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        for name in ("model.safetensors", "best.ckpt", "last.ckpt"):
-            if (p / name).is_file():
-                return p / name
-        raise WeightsError(f"{p}: run directory holds no model.safetensors, best.ckpt or last.ckpt")
-    if not p.exists():
-        raise WeightsError(f"{p}: no such weights file or run directory")
-    return p
-
-
-def load_model(
-    path: str | os.PathLike, *, model: str | None = None, num_classes: int | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model from a weights file or run directory; returns ``(model, metadata)``.
-
-    For a file without resnets metadata (e.g. torchvision's ``resnet50-0676ba61.pth``), name the
-    architecture with ``model`` (and ``num_classes`` if not 1000).
-    """
-    p = resolve_weights_path(path)
-    sd, meta = read_weights(p)
-    name = model or meta.get("model")
-    if not name:
-        raise WeightsError(f"{p}: no resnets metadata in the file; name the architecture (--model)")
-    kwargs = dict(meta.get("model_kwargs", {}))
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    elif "num_classes" not in kwargs and "fc.weight" in sd:
-        kwargs["num_classes"] = int(sd["fc.weight"].shape[0])
-    if "in_chans" not in kwargs and "conv1.weight" in sd:
-        kwargs["in_chans"] = int(sd["conv1.weight"].shape[1])
-    net = create_model(name, **kwargs)
-    load_state_dict_checked(net, sd, str(p))
-    meta.setdefault("model", name)
-    return net, meta

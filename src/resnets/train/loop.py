@@ -25,7 +25,15 @@ from ..runtime import StopSignals, init_distributed, pick_device, use_bf16
 from . import run_dir as R
 from . import schedule as S
 from .config import TrainConfig
-from .report import TrainResult, draw_curves, eval_message, evaluation_row, params_finite, pct
+from .report import (
+    TrainResult,
+    draw_curves,
+    eval_message,
+    evaluation_row,
+    final_meta,
+    params_finite,
+    pct,
+)
 from .setup import count_model_macs, init_from_data, load_train_data, open_run, weights_meta
 from .state import RunState, restore_train_state, roll_back, save_train_state
 from .step import TrainStep, build_for_training, model_options
@@ -203,7 +211,9 @@ def train(
         done_imgs / st.elapsed if st.elapsed else 0.0,
     )  # fmt: skip
     if dist.main:
-        save_weights(raw_model, run_dir / "model.safetensors", {**meta, "final": final})
+        save_weights(
+            raw_model, run_dir / "model.safetensors", final_meta(meta, final, row, run_dir)
+        )
         rows = R.read_metrics(run_dir / "metrics.jsonl")
         draw_curves(run_dir, cfg, rows, log)
         summary = {**dataclasses.asdict(result), "run_dir": str(run_dir), "train_time": st.elapsed,

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from ..eval.metrics import evaluate
+from ..models.weights import WeightsMeta
 from ..plots import plot_curves
 from .config import TrainConfig
-from .run_dir import RunLog
+from .run_dir import RunLog, read_run_config
 from .state import RunState
 
 
@@ -87,3 +88,25 @@ def draw_curves(run_dir: Path, cfg: TrainConfig, rows: list[dict[str, Any]], log
         plot_curves({cfg.model: rows}, run_dir / "curves.png", title=f"{cfg.model} on {cfg.data}")
     except Exception as e:
         log(f"could not draw curves.png: {e}")
+
+
+def final_meta(
+    meta: dict[str, Any], final: dict[str, Any], row: dict[str, Any] | None, run_dir: Path
+) -> WeightsMeta:
+    """The record of ``model.safetensors``: the run's metadata, the validation accuracy of the
+    last evaluation and the split it was measured on, and the command that trained it."""
+    metrics = None
+    if row is not None and row["val_err"] is not None:
+        sp = meta["split"]
+        metrics = {
+            "top1": 1 - row["val_err"],
+            "top5": 1 - row["val_top5_err"],
+            "split": f"validation: {sp['n_val']} images held out of {meta['data']} (stratified, "
+            f"seed {sp['seed']}), at iteration {row['step']}"
+            + (", flip TTA" if meta.get("tta") == "flip" else ""),
+        }
+    command = read_run_config(run_dir).get("command")
+    return WeightsMeta.from_dict(
+        {**meta, "final": final, "metrics": metrics, "command": command, "source": "resnets"},
+        str(run_dir / "model.safetensors"),
+    )

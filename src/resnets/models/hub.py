@@ -1,0 +1,224 @@
+"""Weights by name: ``MODEL.TAG`` (``resnet50.tv2_in1k``, ``resnet20.cifar10``), where they come
+from, how they are checked, and :func:`load_model` for a name, a file or a run directory.
+
+* ``tv_in1k`` / ``tv2_in1k``: torchvision's published ImageNet-1k weights (its V1 and V2
+  recipes), downloaded from their real addresses into the cache (``$RESNETS_WEIGHTS`` or
+  ``~/.cache/resnets/weights``) and checked against the SHA-256 prefix in the file name.
+* ``cifar10``: weights trained by resnets with the paper's recipe, shipped inside the package
+  (``resnets/weights/``), so they work offline.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import WeightsError
+from ..io import DownloadError, download, file_digest
+from .registry import create_model, get_spec, is_model
+from .weights import WeightsMeta, load_state_dict_checked, read_weights
+
+WEIGHTS_ENV = "RESNETS_WEIGHTS"
+PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+# torchvision's ImageNet normalisation and its two evaluation presets, in 0..255 units
+IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+TORCHVISION_LICENSE = (
+    "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms of access apply"
+)
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One named set of weights: where to get the file, how to check it, what it is."""
+
+    name: str  # MODEL.TAG
+    file: str  # file name in the cache or the package
+    sha256: str  # the full hex digest, or its leading digits (torchvision's file names)
+    meta: WeightsMeta
+    url: str | None = None  # None: shipped inside the package
+    size_mb: float | None = None
+
+    @property
+    def model(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+_PRETRAINED: dict[str, Pretrained] = {}
+# the tag pretrained=True picks for each model
+_DEFAULT_TAG: dict[str, str] = {}
+
+
+def register_pretrained(p: Pretrained, *, default: bool = False) -> None:
+    _PRETRAINED[p.name] = p
+    if default or p.model not in _DEFAULT_TAG:
+        _DEFAULT_TAG[p.model] = p.tag
+
+
+def _torchvision(model: str, tag: str, file: str, top1: float, top5: float, params: int,
+                 size_mb: float, resize: int, recipe: str) -> Pretrained:  # fmt: skip
+    meta = WeightsMeta(
+        model=model,
+        model_kwargs={"num_classes": 1000},
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        image_size=resize,
+        eval_size=224,
+        interpolation="bilinear",
+        metrics={"top1": top1, "top5": top5, "split": "ImageNet-1k validation (50,000 images), "
+                 f"224 centre crop of the {resize} resize, as published by torchvision"},
+        params=params,
+        command=f"torchvision's recipe: {recipe}",
+        source=f"https://download.pytorch.org/models/{file}",
+        license=TORCHVISION_LICENSE,
+        data="ImageNet-1k",
+    )  # fmt: skip
+    sha_prefix = file.rsplit("-", 1)[1].split(".")[0]
+    return Pretrained(f"{model}.{tag}", file, sha_prefix, meta, meta.source, size_mb)
+
+
+_V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
+_V2 = "https://github.com/pytorch/vision/issues/3995#new-recipe"
+for _p in (
+    _torchvision("resnet18", "tv_in1k", "resnet18-f37072fd.pth", 0.69758, 0.89078, 11689512, 44.661, 256, _V1),
+    _torchvision("resnet34", "tv_in1k", "resnet34-b627a593.pth", 0.73314, 0.91420, 21797672, 83.275, 256, _V1),
+    _torchvision("resnet50", "tv_in1k", "resnet50-0676ba61.pth", 0.76130, 0.92862, 25557032, 97.781, 256, _V1),
+    _torchvision("resnet50", "tv2_in1k", "resnet50-11ad3fa6.pth", 0.80858, 0.95434, 25557032, 97.790, 232, _V2),
+    _torchvision("resnet101", "tv_in1k", "resnet101-63fe2227.pth", 0.77374, 0.93546, 44549160, 170.511, 256, _V1),
+    _torchvision("resnet101", "tv2_in1k", "resnet101-cd907fc2.pth", 0.81886, 0.95780, 44549160, 170.530, 232, _V2),
+    _torchvision("resnet152", "tv_in1k", "resnet152-394f9c45.pth", 0.78312, 0.94046, 60192808, 230.434, 256, _V1),
+    _torchvision("resnet152", "tv2_in1k", "resnet152-f82ba261.pth", 0.82284, 0.96002, 60192808, 230.474, 232, _V2),
+):  # fmt: skip
+    register_pretrained(_p, default=_p.tag == "tv2_in1k")
+
+
+def _register_shipped() -> None:
+    """Weights files inside the package (``MODEL.TAG.safetensors``), with their metadata."""
+    if not PACKAGE_WEIGHTS.is_dir():
+        return
+    for f in sorted(PACKAGE_WEIGHTS.glob("*.safetensors")):
+        name = f.name.removesuffix(".safetensors")
+        sha_file = f.with_suffix(".sha256")
+        _, meta = read_weights(f)
+        if meta is None or "." not in name or not sha_file.is_file():
+            continue
+        register_pretrained(Pretrained(name, f.name, sha_file.read_text().split()[0], meta))
+
+
+_register_shipped()
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """Names of the known weights matching a glob (``resnet50.*``, ``*cifar10``)."""
+    return [n for n in _PRETRAINED if fnmatch.fnmatch(n, pattern)]
+
+
+def default_tag(model: str) -> str | None:
+    return _DEFAULT_TAG.get(get_spec(model).name)
+
+
+def get_pretrained(name: str) -> Pretrained:
+    """The entry of a weights name; an unknown one is an error suggesting close names."""
+    if name in _PRETRAINED:
+        return _PRETRAINED[name]
+    close = difflib.get_close_matches(name, list(_PRETRAINED), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `resnets weights list`"
+    raise WeightsError(f"unknown weights {name!r}{hint}")
+
+
+def weights_cache() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV) or Path.home() / ".cache" / "resnets" / "weights")
+
+
+def weights_file(name: str, *, download_ok: bool = True, progress: bool = True) -> Path:
+    """The local file of named weights: the package's, or the cache's (downloaded and checked
+    when missing). Offline, the error says which file to put where."""
+    p = get_pretrained(name)
+    if p.url is None:
+        return PACKAGE_WEIGHTS / p.file
+    dest = weights_cache() / p.file
+    if dest.is_file():
+        return dest
+    if not download_ok:
+        raise WeightsError(f"{name}: not downloaded yet; fetch {p.url} into {dest}")
+    try:
+        return download(p.url, dest, sha256_prefix=p.sha256, progress=progress,
+                        offline_hint=f"Offline? Download {p.url} and put it at {dest}")  # fmt: skip
+    except DownloadError as e:
+        raise WeightsError(f"{name}: {e}") from None
+
+
+def verify(name: str) -> str:
+    """Check the local file of named weights against its SHA-256; returns the digest."""
+    p = get_pretrained(name)
+    f = weights_file(name, download_ok=False)
+    digest = file_digest(f)
+    if not digest.startswith(p.sha256):
+        raise WeightsError(f"{f}: SHA-256 {digest[:16]}... is not the expected {p.sha256[:16]}...")
+    return digest
+
+
+def is_weights_name(spec: str) -> bool:
+    """``MODEL.TAG`` of a registered model that is not an existing path."""
+    s = str(spec)
+    if "." not in s or os.sep in s or Path(s).exists():
+        return False
+    return is_model(s.split(".", 1)[0]) and not s.endswith((".pth", ".pt", ".safetensors", ".ckpt"))
+
+
+def resolve_weights_path(spec: str | os.PathLike) -> Path:
+    """A weights name, a weights file, or a run directory (its final ``model.safetensors``,
+    else its best or last checkpoint) -> the file to read."""
+    if is_weights_name(str(spec)):
+        return weights_file(str(spec))
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        for name in ("model.safetensors", "best.ckpt", "last.ckpt"):
+            if (p / name).is_file():
+                return p / name
+        raise WeightsError(f"{p}: run directory holds no model.safetensors, best.ckpt or last.ckpt")
+    if not p.exists():
+        raise WeightsError(
+            f"{p}: no such weights file or run directory (nor a weights name: see `resnets weights list`)"
+        )
+    return p
+
+
+def load_model(
+    spec: str | os.PathLike, *, model: str | None = None, num_classes: int | None = None
+) -> tuple[nn.Module, WeightsMeta]:
+    """Rebuild a model from a weights name, file or run directory; returns ``(model, meta)``.
+
+    For a file without resnets metadata (e.g. torchvision's ``resnet50-0676ba61.pth``), name the
+    architecture with ``model`` (and ``num_classes`` if not 1000).
+    """
+    path = resolve_weights_path(spec)
+    sd, meta = read_weights(path)
+    if meta is None and is_weights_name(str(spec)):
+        meta = get_pretrained(str(spec)).meta
+    name = model or (meta.model if meta else None)
+    if not name:
+        raise WeightsError(
+            f"{path}: no resnets metadata in the file; name the architecture (--model)"
+        )
+    meta = meta or WeightsMeta(model=name)
+    kwargs = dict(meta.model_kwargs)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    elif "num_classes" not in kwargs and "fc.weight" in sd:
+        kwargs["num_classes"] = int(sd["fc.weight"].shape[0])
+    if "in_chans" not in kwargs and "conv1.weight" in sd:
+        kwargs["in_chans"] = int(sd["conv1.weight"].shape[1])
+    net = create_model(name, **kwargs)
+    load_state_dict_checked(net, sd, str(path))
+    return net, replace(meta, model=get_spec(name).name)

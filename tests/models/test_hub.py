@@ -1,0 +1,225 @@
+"""Weights by name: downloads from a server on 127.0.0.1 (good, wrong hash, truncated, cut off,
+server down), pretrained models, backbones with feature_info, the metadata record."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnets.cli import main
+from resnets.errors import WeightsError
+from resnets.models import create_model, hub
+from resnets.models.hub import Pretrained, get_pretrained, load_model
+from resnets.models.weights import WeightsMeta, read_weights, save_weights
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def log_message(self, *a):  # quiet
+        pass
+
+    def do_GET(self):  # noqa: N802
+        mode, _, name = self.path.strip("/").partition("/")
+        body = self.files.get(name)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        # "trunc": the connection ends halfway, as when a server or network fails mid-file
+        self.wfile.write(body[: len(body) // 2] if mode == "trunc" else body)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A weights server on 127.0.0.1 with one torchvision-format ResNet-18 file, and a clean
+    weights cache."""
+    torch.manual_seed(1)
+    sd = create_model("resnet18").state_dict()
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    body = buf.getvalue()
+    prefix = hashlib.sha256(body).hexdigest()[:8]
+    fname = f"resnet18-{prefix}.pth"
+    _Handler.files = {fname: body}
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    monkeypatch.setenv("RESNETS_WEIGHTS", str(tmp_path / "cache"))
+    yield {"base": base, "file": fname, "prefix": prefix, "sd": sd, "cache": tmp_path / "cache"}
+    srv.shutdown()
+    srv.server_close()
+
+
+def _entry(monkeypatch, server, mode="good", prefix=None) -> str:
+    real = get_pretrained("resnet18.tv_in1k")
+    e = Pretrained(real.name, server["file"], prefix or server["prefix"], real.meta,
+                   f"{server['base']}/{mode}/{server['file']}")  # fmt: skip
+    monkeypatch.setitem(hub._PRETRAINED, e.name, e)
+    return e.name
+
+
+def test_download_verifies_and_caches(server, monkeypatch):
+    name = _entry(monkeypatch, server)
+    model = create_model("resnet18", pretrained=True)  # the default tag of resnet18
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in server["sd"].items())
+    cached = server["cache"] / server["file"]
+    assert cached.is_file() and hub.verify(name).startswith(server["prefix"])
+    assert [p.name for p in server["cache"].iterdir()] == [server["file"]]  # no temp files
+    # a second use reads the cache: works with the server unreachable
+    monkeypatch.setitem(hub._PRETRAINED, name, Pretrained(name, server["file"], server["prefix"],
+                        get_pretrained(name).meta, "http://127.0.0.1:9/x.pth"))  # fmt: skip
+    net, meta = load_model(name)
+    assert meta.model == "resnet18" and meta.image_size == 256 and meta.eval_size == 224
+    assert torch.equal(net.fc.weight, server["sd"]["fc.weight"])
+
+
+def test_wrong_hash_leaves_nothing(server, monkeypatch):
+    _entry(monkeypatch, server, prefix="00000000")
+    with pytest.raises(WeightsError, match="does not start with the expected 00000000"):
+        create_model("resnet18", pretrained="tv_in1k")
+    assert not server["cache"].exists() or not list(server["cache"].iterdir())
+
+
+def test_truncated_download_leaves_nothing(server, monkeypatch):
+    _entry(monkeypatch, server, mode="trunc")
+    with pytest.raises(WeightsError, match="could not download|ended after"):
+        hub.weights_file("resnet18.tv_in1k", progress=False)
+    assert not list(server["cache"].iterdir())
+
+
+def test_interrupted_download_leaves_no_half_file(server, monkeypatch):
+    """Ctrl-C after a few MiB of the transfer: no file under the final name, no temp file."""
+    import resnets.io
+
+    _entry(monkeypatch, server)
+
+    class Bar:  # the progress bar sees every chunk: interrupt at the third
+        def __init__(self, *a, **k):
+            self.n = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def update(self, k):
+            self.n += 1
+            if self.n == 3:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(resnets.io, "tqdm", Bar)
+    with pytest.raises(KeyboardInterrupt):
+        hub.weights_file("resnet18.tv_in1k", progress=False)
+    assert not list(server["cache"].iterdir())
+
+
+def test_server_down_says_which_file_to_put_where(server, monkeypatch):
+    real = get_pretrained("resnet18.tv_in1k")
+    e = Pretrained(
+        real.name, server["file"], server["prefix"], real.meta, "http://127.0.0.1:9/r.pth"
+    )
+    monkeypatch.setitem(hub._PRETRAINED, e.name, e)
+    dest = server["cache"] / server["file"]
+    with pytest.raises(WeightsError, match=rf"Offline\? Download .* and put it at {dest}"):
+        load_model("resnet18.tv_in1k")
+    rc = main(["predict", "--weights", "resnet18.tv_in1k", "x.png"])
+    assert rc == 2
+
+
+def test_pretrained_with_another_head_keeps_the_backbone(server, monkeypatch):
+    _entry(monkeypatch, server)
+    m = create_model("resnet18", pretrained=True, num_classes=7)
+    assert m.fc.out_features == 7
+    assert torch.equal(m.layer4[1].conv2.weight, server["sd"]["layer4.1.conv2.weight"])
+    with pytest.raises(WeightsError, match="unknown weights 'resnet18.tv9'; did you mean"):
+        create_model("resnet18", pretrained="tv9")
+    with pytest.raises(WeightsError, match="are for resnet18, not resnet34"):
+        create_model("resnet34", pretrained="resnet18.tv_in1k")
+
+
+def test_predict_and_eval_accept_a_weights_name(server, monkeypatch, tmp_path, capsys):
+    from PIL import Image
+
+    _entry(monkeypatch, server)
+    Image.new("RGB", (300, 260), (200, 30, 30)).save(tmp_path / "red.png")
+    assert (
+        main(["predict", "--weights", "resnet18.tv_in1k", str(tmp_path / "red.png"), "--json"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out[0]["top"]) == 5 and sum(t["prob"] for t in out[0]["top"]) <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "name,chans,red",
+    [
+        ("resnet50", [256, 512, 1024, 2048], [4, 8, 16, 32]),
+        ("resnet18", [64, 128, 256, 512], [4, 8, 16, 32]),
+        ("resnet20", [16, 32, 64], [1, 2, 4]),
+        ("fast_resnet8", [64, 256, 256], [2, 4, 8]),
+    ],
+)
+def test_features_only_backbones(name, chans, red):
+    n = len(chans)
+    m = create_model(name, features_only=True).eval()
+    assert m.feature_info.channels() == chans and m.feature_info.reduction() == red
+    assert not any(k.startswith("fc.") for k in m.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = m(x)
+    assert [t.shape[1] for t in maps] == chans
+    assert [64 // t.shape[-1] for t in maps] == red
+    two = create_model(name, features_only=True, out_indices=(0, n)).eval()
+    assert len(two.feature_info) == 2 and two.feature_info.module_name()[0] == "stem"
+    with pytest.raises(Exception, match="indices"):
+        create_model(name, features_only=True, out_indices=(n + 1,))
+
+
+def test_metadata_record_round_trip_and_bad_fields(tmp_path):
+    m = create_model("resnet20")
+    meta = WeightsMeta(model="resnet20", classes=[f"c{i}" for i in range(10)],
+                       mean=[125.0, 123.0, 114.0], std=[63.0, 62.0, 66.0],
+                       metrics={"top1": 0.9, "top5": 0.99, "split": "val"})  # fmt: skip
+    save_weights(m, tmp_path / "w.safetensors", meta)
+    _, back = read_weights(tmp_path / "w.safetensors")
+    assert back == meta
+    for bad, field in [({"model": 3}, "model"), ({"mean": "x"}, "mean"),
+                       ({"classes": [1, 2]}, "classes"), ({"image_size": -1}, "image_size"),
+                       ({"std": [0.0]}, "std"), ({"tta": "rot"}, "tta")]:  # fmt: skip
+        with pytest.raises(WeightsError, match=f"field '{field}' has the wrong type"):
+            WeightsMeta.from_dict({"model": "resnet20", **bad}, "f")
+    with pytest.raises(WeightsError, match="no 'model'"):
+        WeightsMeta.from_dict({"classes": ["a"]}, "f")
+    with pytest.raises(WeightsError, match="not an object"):
+        WeightsMeta.from_dict(["resnet20"], "f")
+
+
+def test_weights_cli(capsys):
+    assert main(["weights", "list", "resnet50.*", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["resnet50.tv_in1k", "resnet50.tv2_in1k"]
+    assert main(["weights", "info", "resnet50.tv2_in1k", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["metrics"]["top1"] == pytest.approx(0.80858) and info["image_size"] == 232
+    assert info["macs"] == 4089184256 and info["sha256"] == "11ad3fa6"
+    assert main(["weights", "info", "resnet50.tv1"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+def test_shipped_weights_are_checked(tmp_path):
+    """Every weights file inside the package matches its recorded SHA-256."""
+    for name in hub.list_pretrained():
+        e = get_pretrained(name)
+        if e.url is None:
+            assert hub.verify(name) == e.sha256
+            assert Path(hub.weights_file(name)).is_file()
