@@ -13,6 +13,7 @@ import difflib
 import functools
 import json
 import math
+import re
 import types
 import typing
 
@@ -71,6 +72,23 @@ class TrainConfig:
         False, "bottleneck stride in the first 1x1 (the paper) instead of the 3x3"
     )
     batchnorm: bool = opt(True, "False: the no-BN variant (gradient-flow studies only)")
+
+    init: str = opt(
+        "",
+        "start from these weights (MODEL.TAG, a file or a run directory): the backbone is loaded, the head replaced where the classes differ; their normalisation and input size are used unless given",
+        group="transfer learning",
+    )
+    freeze: str = opt(
+        "none",
+        "parameters kept fixed: none, stem, stages:N (the stem and the first N stages) or backbone (all but the classifier: a linear probe)",
+    )
+    backbone_lr_scale: float = opt(
+        1.0,
+        "learning rate of the backbone relative to the classifier's (discriminative fine-tuning)",
+    )
+    freeze_bn: bool = opt(
+        False, "BatchNorm layers use and keep their running statistics (stay in eval mode)"
+    )
 
     val_split: float = opt(
         0.2,
@@ -234,6 +252,14 @@ class TrainConfig:
             if _hints()[f.name] is int:
                 need(0 <= v <= INT_MAX, f"{f.name}={v}: must be between 0 and {INT_MAX}")
         need(self.log_every >= 1, f"log_every={self.log_every}: must be >= 1")
+        need(
+            math.isfinite(self.backbone_lr_scale) and self.backbone_lr_scale >= 0,
+            f"backbone_lr_scale={self.backbone_lr_scale}: must be >= 0",
+        )
+        need(
+            re.fullmatch(r"none|stem|backbone|stages:[1-9]\d*", self.freeze) is not None,
+            f"freeze={self.freeze!r}: must be none, stem, stages:N (N >= 1) or backbone",
+        )
         need(self.plateau_patience >= 1, f"plateau_patience={self.plateau_patience}: must be >= 1")
         need(
             0 < self.warmup_until_err <= 1,

@@ -37,6 +37,7 @@ from .report import (
 from .setup import count_model_macs, init_from_data, load_train_data, open_run, weights_meta
 from .state import RunState, restore_train_state, roll_back, save_train_state
 from .step import TrainStep, build_for_training, model_options
+from .transfer import fixed_normalisation, load_backbone, read_init, with_init_settings
 
 
 def train(
@@ -64,7 +65,9 @@ def train(
     device = pick_device(cfg.device)
     if dist.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    td = load_train_data(cfg, dist, device, progress, log)
+    init = read_init(cfg) if ckpt is None else None  # transfer learning: the weights to start from
+    cfg = with_init_settings(cfg, init[1] if init else None)
+    td = load_train_data(cfg, dist, device, progress, log, fixed_normalisation(cfg, init, ckpt))
     steps_per_epoch = len(td.stream)
     total = S.total_iters(cfg, steps_per_epoch)
     cfg = dataclasses.replace(cfg, ramp_iters=S.resolve_ramp(cfg, steps_per_epoch))
@@ -79,7 +82,10 @@ def train(
                      on_backward=on_backward)  # fmt: skip
     if ckpt is None:
         st = RunState()
-        init_from_data(raw_model, td, cfg.seed, device)
+        if init:
+            load_backbone(raw_model, *init, td.data.classes, cfg.init, log)
+        else:
+            init_from_data(raw_model, td, cfg.seed, device)
         meta = weights_meta(cfg, td, raw_model, opts, count_model_macs(cfg, opts, td))
         if dist.main:
             R.write_json(run_dir, "config.json", {
@@ -129,7 +135,7 @@ def train(
 
             # forward, backward, SGD update (paper section 3.4)
             lr = S.lr_at(cfg, st.step, total, st, warmup)
-            S.set_lr(optimizer, lr)
+            S.set_lr(optimizer, lr, tr.lr_scales)
             step(*batch, st.step)
             st.step += 1
             st.epoch_step += 1

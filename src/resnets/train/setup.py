@@ -14,7 +14,7 @@ from torch import nn
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, seed_for, stratified_split
 from ..data.augment import to_float_nchw
 from ..data.imageset import ImageSet
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, WeightsError
 from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
 from ..runtime import Dist
@@ -75,11 +75,17 @@ class TrainData:
 
 
 def load_train_data(
-    cfg: TrainConfig, dist: Dist, device: torch.device, progress: bool, log: RunLog
+    cfg: TrainConfig,
+    dist: Dist,
+    device: torch.device,
+    progress: bool,
+    log: RunLog,
+    norm: tuple[list[float], list[float]] | None = None,
 ) -> TrainData:
     """Decode once (cached), hold out a stratified validation split, and compute the
     normalisation from the training split only (paper section 4.2: per-pixel mean
-    subtraction; we use per-channel mean and std)."""
+    subtraction; we use per-channel mean and std), unless ``norm`` fixes it (the weights a
+    transfer starts from were trained with theirs; a resumed run keeps its own)."""
     if not dist.main:
         dist.barrier()  # rank 0 builds the decoded cache first
     data = load_dataset(
@@ -104,7 +110,15 @@ def load_train_data(
         # decoding a whole streamed training set for two numbers is too dear: 10,000 samples
         g = torch.Generator().manual_seed(seed_for(cfg.seed, 0x57A7))
         stats_idx = train_idx[torch.randperm(len(train_idx), generator=g)[:10000].numpy()]
-    mean, std = channel_stats(data.images, stats_idx)
+    if norm is not None:
+        mean, std = list(norm[0]), list(norm[1])
+        if len(mean) != data.channels:
+            raise WeightsError(
+                f"{cfg.init or 'the run'}: weights for {len(mean)}-channel images, the data has "
+                f"{data.channels}"
+            )
+    else:
+        mean, std = channel_stats(data.images, stats_idx)
     images = data.images
     if streamed:
         log(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..models import create_model
 from ..runtime import Dist, autocast_ctx
 from .config import TrainConfig
+from .transfer import apply_freeze, param_groups
 
 # torch.compile costs tens of seconds up front; below this many iterations it does not pay back
 COMPILE_MIN_ITERS = 5000
@@ -57,6 +58,7 @@ class Trainee:
     forward: nn.Module | Callable[[Tensor], Tensor]
     optimizer: torch.optim.SGD
     compiled: bool
+    lr_scales: list[float]  # of each parameter group (backbone, classifier)
 
     @property
     def local_forward(self) -> nn.Module | Callable[[Tensor], Tensor]:
@@ -83,8 +85,10 @@ def build_for_training(
         raw_model = raw_model.to(memory_format=torch.channels_last)
     # one fused kernel for the whole SGD update where it pays (CUDA: fewer launches per step)
     fused = cfg.fused_optimizer == "on" or (cfg.fused_optimizer == "auto" and device.type == "cuda")
+    apply_freeze(raw_model, cfg)  # transfer learning: fixed layers, frozen BatchNorm
+    groups, lr_scales = param_groups(raw_model, cfg)
     optimizer = torch.optim.SGD(
-        raw_model.parameters(),
+        groups,
         lr=cfg.lr,
         momentum=cfg.momentum,
         nesterov=cfg.nesterov,
@@ -102,7 +106,7 @@ def build_for_training(
         forward = nn.parallel.DistributedDataParallel(
             forward, device_ids=[device.index] if device.type == "cuda" else None
         )
-    return Trainee(raw_model, forward, optimizer, compiled)
+    return Trainee(raw_model, forward, optimizer, compiled, lr_scales)
 
 
 class TrainStep:
