@@ -14,7 +14,7 @@ from ..data import augment as A
 from ..data.images import decode_image, resize_short_center_crop
 from ..data.imageset import ImageSet
 from ..data.load import load_dataset, parse_spec
-from ..data.pipeline import stratified_split
+from ..data.select import select_samples
 from ..errors import DataError, WeightsError
 from ..models.hub import IMAGENET_MEAN, IMAGENET_STD, load_model
 from ..models.weights import WeightsMeta
@@ -111,9 +111,8 @@ def score(
         raise DataError(
             f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
         )
-    to_model = map_classes(data, lm.classes, data_spec)
-    labels = to_model[data.labels]
     if subset == "all":
+        labels = map_classes(data, lm.classes, data_spec)[data.labels]
         idx = np.arange(len(data))
     else:
         sp = lm.meta.split
@@ -125,8 +124,13 @@ def score(
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )
-        tr, va = stratified_split(data.labels, sp["val_split"], sp["seed"])
-        idx = va if subset == "val" else tr
+        sel = select_samples(data.labels, data.classes, val_split=sp["val_split"], seed=sp["seed"],
+                             classes=sp.get("classes", []), per_class=sp.get("per_class", 0))  # fmt: skip
+        if sel.classes != lm.classes:
+            raise DataError(
+                f"{data_spec}: its classes are not the ones these weights were trained on"
+            )
+        labels, idx = sel.labels, (sel.val_idx if subset == "val" else sel.train_idx)
     res = evaluate(
         lm.model,
         data.images,

@@ -96,6 +96,15 @@ class TrainConfig:
         unit="images or fraction",
         group="data",
     )
+    classes: list[str] = opt(
+        [],
+        "train on these classes only (names, in this order); empty: every class of the data",
+    )
+    per_class: int = opt(
+        0,
+        "labelled training images kept per class (a seeded subset of the training split); 0: all",
+        unit="images",
+    )
     image_size: int = opt(
         0, "decoded size (short side, square crop); 0 = native when uniform", unit="pixels"
     )

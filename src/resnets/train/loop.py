@@ -83,7 +83,7 @@ def train(
     if ckpt is None:
         st = RunState()
         if init:
-            load_backbone(raw_model, *init, td.data.classes, cfg.init, log)
+            load_backbone(raw_model, *init, td.classes, cfg.init, log)
         else:
             init_from_data(raw_model, td, cfg.seed, device)
         meta = weights_meta(cfg, td, raw_model, opts, count_model_macs(cfg, opts, td))

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, seed_for, stratified_split
+from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, seed_for
 from ..data.augment import to_float_nchw
 from ..data.imageset import ImageSet
+from ..data.select import select_samples
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
@@ -60,6 +61,7 @@ class TrainData:
     """The decoded data, its split, the normalisation and the training batch stream."""
 
     data: ImageSet
+    classes: list[str]  # the classes trained on (all of the data's, or cfg.classes)
     images: Any  # uint8 NHWC: a tensor in memory (on the GPU there), or a lazy streamed set
     labels: torch.Tensor
     train_idx: np.ndarray
@@ -71,7 +73,7 @@ class TrainData:
 
     @property
     def num_classes(self) -> int:
-        return len(self.data.classes)
+        return len(self.classes)
 
 
 def load_train_data(
@@ -102,9 +104,9 @@ def load_train_data(
         dist.barrier()
     if data.skipped:
         log(f"skipped {len(data.skipped)} unreadable files:\n  " + "\n  ".join(data.skipped))
-    train_idx, val_idx = stratified_split(data.labels, cfg.val_split, cfg.seed)
-    if len(train_idx) == 0:
-        raise ConfigError("no training samples left after the validation split")
+    sel = select_samples(data.labels, data.classes, val_split=cfg.val_split, seed=cfg.seed,
+                         classes=cfg.classes, per_class=cfg.per_class)  # fmt: skip
+    train_idx, val_idx = sel.train_idx, sel.val_idx
     stats_idx = train_idx
     if streamed and len(train_idx) > 10000:
         # decoding a whole streamed training set for two numbers is too dear: 10,000 samples
@@ -129,7 +131,7 @@ def load_train_data(
         images = torch.from_numpy(np.array(images))  # a writable in-memory copy of the cache
         if device.type == "cuda":
             images = images.to(device)  # GPU-resident uint8 data; augmentation runs there too
-    labels = torch.from_numpy(data.labels).to(device if device.type == "cuda" else "cpu")
+    labels = torch.from_numpy(sel.labels).to(device if device.type == "cuda" else "cpu")
     stream = BatchStream(
         images,
         labels,
@@ -145,7 +147,8 @@ def load_train_data(
         workers=max(cfg.workers, 2 if streamed else 0) if device.type == "cpu" or streamed else 0,
         shard=(dist.rank, dist.world),
     )
-    return TrainData(data, images, labels, train_idx, val_idx, mean, std, stream, streamed)
+    return TrainData(data, sel.classes, images, labels, train_idx, val_idx, mean, std, stream,
+                     streamed)  # fmt: skip
 
 
 def init_from_data(raw_model: nn.Module, td: TrainData, seed: int, device: torch.device) -> None:
@@ -171,7 +174,7 @@ def weights_meta(
     return {
         "model": get_spec(cfg.model).name,
         "model_kwargs": model_opts,
-        "classes": td.data.classes,
+        "classes": td.classes,
         "mean": td.mean,
         "std": td.std,
         "image_size": td.data.image_size,
@@ -183,6 +186,8 @@ def weights_meta(
         "split": {
             "val_split": cfg.val_split,
             "seed": cfg.seed,
+            "classes": cfg.classes,
+            "per_class": cfg.per_class,
             "n_train": len(td.train_idx),
             "n_val": len(td.val_idx),
         },
