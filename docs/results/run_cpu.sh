@@ -14,3 +14,4 @@ resnets reproduce cifar-table "${common[@]}" --budget "$B" --runs-from ".data/ru
 resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-b$BG-grad" --out docs/results/gradients
 resnets reproduce degradation "${common[@]}" --seeds 2 --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/degradation
 resnets analyze responses "${common[@]}" --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/responses
+resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --runs-from .data/runs-transfer --out docs/results/transfer

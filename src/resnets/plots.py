@@ -96,3 +96,28 @@ def plot_confusion(
     fig.tight_layout()
     fig.savefig(out)
     return Path(out)
+
+
+def plot_label_curves(
+    curves: dict[str, list[tuple[float, float, float]]],
+    out: str | Path,
+    title: str = "",
+    xlabel: str = "labelled training images per class",
+) -> Path:
+    """Accuracy (%) against a count on a log axis, one line per method: ``(x, mean, std)``."""
+    fig, ax = subplots(figsize=(6.2, 4.3), dpi=120)
+    colors = colormaps["tab10"](np.arange(10))
+    for i, (label, pts) in enumerate(curves.items()):
+        xs, ms, ss = (np.array(v, dtype=float) for v in zip(*pts))
+        ax.errorbar(xs, 100 * ms, yerr=100 * ss, color=colors[i % 10], marker="o", lw=1.8,
+                    capsize=3, label=label)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)

@@ -159,3 +159,26 @@ def test_shared_runs_must_have_the_same_config(tmp_path, capsys):
     # another budget must not silently reuse the run trained for the first one
     assert main([*args, "--budget", "0.0005", "--out", str(tmp_path / "b")]) == 2
     assert "was trained with iters=19, this experiment needs 32" in capsys.readouterr().err
+
+
+def test_transfer_command(tmp_path):
+    out = tmp_path / "tr"
+    argv = ["reproduce", "transfer", "--model", "resnet8", "--labels", "4,all", "--val-per-class",
+            "15", "--pretrain-budget", "0.001", "--out", str(out), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    text = (out / "RESULTS.md").read_text()
+    assert "| labelled images per class | from scratch | linear probe | fine-tuned |" in text
+    assert "Verdict:" in text and "pretrained on" not in text  # the title is in the figure
+    rows = list(csv.DictReader(open(out / "transfer.csv")))
+    assert len(rows) == 6 and {r["mode"] for r in rows} == {
+        "from scratch",
+        "linear probe",
+        "fine-tuned",
+    }
+    probe = json.loads((out / "runs" / "probe-n4-s0" / "config.json").read_text())
+    c = probe["config"]
+    assert c["freeze"] == "backbone" and c["per_class"] == 4 and c["classes"] == list("56789")
+    assert probe["resolved"]["train_size"] == 20 and c["init"].endswith("pretrain")
+    pre = json.loads((out / "runs" / "pretrain" / "config.json").read_text())
+    assert pre["config"]["classes"] == list("01234") and pre["resolved"]["val_size"] == 75
+    assert (out / "transfer.png").stat().st_size > 10_000
