@@ -134,7 +134,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sides(text: str, flag: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated pixel sizes") from None
+    if not vals or any(v < 1 or v > 4096 for v in vals):
+        raise ConfigError(f"{flag} {text!r}: sizes between 1 and 4096 pixels")
+    return vals
+
+
 def _eval(args: argparse.Namespace) -> int:
+    scales = _sides(args.scales, "--scales") if args.scales else []
+    if scales and args.ten_crop:
+        raise ConfigError("--scales and --ten-crop are two different tests: pick one")
 
     device = pick_device(args.device)
     lm = load_for_inference(args.weights, model=args.model, device=device)
@@ -144,6 +157,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.data,
         subset=args.subset,
         ten_crop=args.ten_crop,
+        scales=scales,
         tta=tta,
         batch_size=args.batch_size,
         device=device,
@@ -171,6 +185,7 @@ def _eval(args: argparse.Namespace) -> int:
         "n": res.n,
         "loss": res.loss,
         "ten_crop": bool(args.ten_crop),
+        "scales": scales,
         "tta": tta,
         "subset": args.subset,
         "data": args.data,
@@ -181,7 +196,8 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.json or args.verbose:
         print(
             f"{lm.meta.model} on {args.data} ({args.subset}, {res.n} images"
-            f"{', 10-crop' if args.ten_crop else ''}{', flip TTA' if tta == 'flip' else ''}):"
+            f"{', 10-crop' if args.ten_crop else ''}{', flip TTA' if tta == 'flip' else ''}"
+            f"{', scales ' + ','.join(map(str, scales)) + ' with mirrors' if scales else ''}):"
         )
         print(f"  top-1 accuracy {res.top1:.2%}  (error {1 - res.top1:.2%})")
         print(f"  top-5 accuracy {res.top5:.2%}")
@@ -197,6 +213,7 @@ def _eval(args: argparse.Namespace) -> int:
                     "top5": res.top5,
                     "n": res.n,
                     "ten_crop": bool(args.ten_crop),
+                    "scales": scales,
                     "tta": tta,
                     "confusion_png": str(png),
                 }
@@ -477,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="all images (CIFAR: the test split), or the val/train split held out in training",
     )
     p.add_argument("--ten-crop", action="store_true", help="10-crop testing (paper section 3.4)")
+    p.add_argument(
+        "--scales",
+        default="",
+        metavar="SIDES",
+        help="fully-convolutional multi-scale testing (paper 3.4, Table 4): comma-separated "
+        "image sides, e.g. 224,256,384,480,640; scores averaged over scales and mirrors",
+    )
     p.add_argument(
         "--tta",
         choices=("auto", "none", "flip"),

@@ -166,3 +166,37 @@ def test_weights_that_would_run_code_are_refused(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(WeightsError, match="not a valid safetensors"):
         read_weights(tmp_path / "junk.safetensors")
+
+
+def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
+    """Paper 3.4 (Table 4): whole images at several sizes and their mirrors, softmax averaged."""
+    import torch.nn.functional as F
+
+    from resnets.data import augment as A
+    from resnets.eval.metrics import evaluate
+
+    lm = load_for_inference(digits_run)
+    rng = np.random.default_rng(1)
+    images = torch.from_numpy(rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8))
+    labels = torch.from_numpy(rng.integers(0, 10, 12))
+    res = evaluate(lm.model, images, labels, np.arange(12), mean=lm.mean, std=lm.std,
+                   num_classes=10, scales=(8, 12))  # fmt: skip
+    x = A.to_float_nchw(images, torch.tensor(lm.mean), torch.tensor(lm.std))
+    with torch.no_grad():
+        lm.model.eval()
+        views = []
+        for s in (8, 12):
+            xs = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+            views += [xs, xs.flip(3)]
+        probs = sum(lm.model(v).softmax(1) for v in views) / 4
+    assert res.correct1 == int((probs.argmax(1) == labels).sum())
+    assert res.loss_sum == pytest.approx(
+        float(F.nll_loss(probs.log(), labels, reduction="sum")), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="pick one"):
+        evaluate(lm.model, images, labels, np.arange(12), mean=lm.mean, std=lm.std,
+                 num_classes=10, scales=(8,), ten_crop=True)  # fmt: skip
+    assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--scales", "8,12",
+                 "--json", "--no-progress"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scales"] == [8, 12]
+    assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--scales", "0"]) == 2

@@ -310,3 +310,17 @@ def test_fast_cifar_recipe_on_digits_resumes_bit_identically(tmp_path):
     n_val = json.loads((tmp_path / "full" / "config.json").read_text())["resolved"]["val_size"]
     assert r_flip.n == r_none.n == n_val
     assert abs(r_flip.top1 - (1 - full.final_val_err)) < 1e-9  # auto = the TTA used in training
+
+
+def test_tensorboard_events_hold_the_metrics(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = small(epochs=2.0, tensorboard=True)
+    train(cfg, tmp_path / "tb", progress=False, echo=False)
+    rows = [json.loads(x) for x in (tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()]
+    ea = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    ea.Reload()
+    for key in ("train_loss", "val_err", "lr", "images_per_sec"):
+        events = ea.Scalars(key)
+        assert [e.step for e in events] == [r["step"] for r in rows]
+        assert [e.value for e in events] == pytest.approx([r[key] for r in rows], rel=1e-6)

@@ -26,6 +26,7 @@ from ..models.hub import load_model
 from ..plots import plot_curves, plot_label_curves, plot_panels, subplots
 from ..train import TrainingInterrupted, train
 from . import experiments as X
+from .experiments import PAPER_ITERS
 from .layers import (
     calibrate_bn,
     gradient_norms,
@@ -360,6 +361,8 @@ def _transfer(args: argparse.Namespace) -> int:
     pre_dir = str(Path(pre_rec["run_dir"]).resolve())
     modes = {"from scratch": {}, "linear probe": {"init": pre_dir, "freeze": "backbone",
              "freeze_bn": True}, "fine-tuned": {"init": pre_dir}}  # fmt: skip
+    # the final accuracy is what this experiment compares: 5 evaluations per run, not 40
+    eval_every = max(1, round(PAPER_ITERS * args.budget) // 5)
     specs = []
     for n in counts:
         for mode, kw in modes.items():
@@ -368,7 +371,8 @@ def _transfer(args: argparse.Namespace) -> int:
                 bs = min(128, n_train) if n_train else 128
                 cfg = X.budget_config(args.model, args.data, args.budget, seed, args.device,
                                       workers=args.workers, classes=target, per_class=n,
-                                      val_split=per_val * len(target), batch_size=bs, **kw)  # fmt: skip
+                                      val_split=per_val * len(target), batch_size=bs,
+                                      eval_every=eval_every, **kw)  # fmt: skip
                 tag = mode.split()[-1] if mode != "from scratch" else "scratch"
                 specs.append(X.RunSpec(f"{tag}-n{n or 'all'}-s{seed}", cfg,
                                        {"mode": mode, "labels": n, "seed": seed}))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +94,7 @@ def evaluate(
     bf16: bool = False,
     eval_size: int = 0,
     ten_crop: bool = False,
+    scales: Sequence[int] = (),
     pad: int = 4,
     tta: str = "none",
     progress: bool = False,
@@ -103,8 +105,12 @@ def evaluate(
     testing") are averaged; otherwise one centre view of ``eval_size`` (0: the stored size).
     Images no larger than the view are padded by ``pad`` first (the training translation).
     ``tta="flip"`` averages the logits of the centre view and its mirror image (10-crop has
-    the mirrors already).
+    the mirrors already). ``scales``: the paper's fully-convolutional multi-scale testing
+    (section 3.4, Table 4): each whole image resized to every side in ``scales`` and mirrored,
+    the softmax outputs averaged over all of them.
     """
+    if ten_crop and scales:
+        raise ValueError("ten_crop and scales are two different tests: pick one")
     if tta not in ("none", "flip"):
         raise ValueError(f"tta={tta!r}: must be 'none' or 'flip'")
     device = torch.device(device)
@@ -122,7 +128,17 @@ def evaluate(
     for step in range(len(stream)):
         idx = order[step * batch_size : (step + 1) * batch_size]
         x, y = stream._gather(idx)
-        if ten_crop:
+        if scales:
+            xf = A.to_float_nchw(x, stream.mean, stream.std)
+            probs = 0
+            for side in scales:
+                xs = F.interpolate(xf, size=(side, side), mode="bilinear", align_corners=False,
+                                   antialias=True).contiguous(memory_format=torch.channels_last)  # fmt: skip
+                for view in (xs, xs.flip(3)):
+                    with autocast_ctx(device, bf16):
+                        probs = probs + model(view).float().softmax(1)
+            logits = (probs / (2 * len(scales))).log()
+        elif ten_crop:
             views = A.ten_crop(x.permute(0, 3, 1, 2), size, pad=pad)  # uint8 (10, N, C, s, s)
             probs = 0
             for v in views:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ def score(
     *,
     subset: str = "all",
     ten_crop: bool = False,
+    scales: Sequence[int] = (),
     tta: str = "auto",
     batch_size: int = 256,
     device: torch.device | str = "cpu",
@@ -104,9 +106,9 @@ def score(
         tta = lm.meta.tta
     kind, _ = parse_spec(data_spec)
     split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
-    data = load_dataset(
-        data_spec, split, image_size=lm.image_size, skip_bad=skip_bad, progress=progress
-    )
+    # multi-scale testing resizes from the largest scale down: decode at that size
+    size = max(max(scales), lm.image_size) if scales else lm.image_size
+    data = load_dataset(data_spec, split, image_size=size, skip_bad=skip_bad, progress=progress)
     if data.channels != lm.in_chans:
         raise DataError(
             f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
@@ -144,6 +146,7 @@ def score(
         bf16=bf16,
         eval_size=lm.eval_size,
         ten_crop=ten_crop,
+        scales=scales,
         pad=lm.pad,
         tta=tta,
         progress=progress,

@@ -195,6 +195,10 @@ class TrainConfig:
         "auto", "SGD kernel: on (fused), off (foreach) or auto (fused on CUDA)"
     )
     sync_bn: bool = opt(False, "under torchrun: BatchNorm statistics over the global batch")
+    tensorboard: bool = opt(
+        False,
+        "also write the metrics (losses, errors, lr, images/s) as TensorBoard events in RUN_DIR/tensorboard (pip install 'resnets[tensorboard]')",
+    )
     eval_every: int = opt(
         0, "iterations between evaluations; 0 = once per epoch", unit="iterations"
     )

@@ -62,6 +62,7 @@ def train(
     dist = init_distributed(cfg.device)
     run_dir, cfg, ckpt = open_run(cfg, out, resume, dist)
     log = R.RunLog(run_dir / "train.log", echo and dist.main, enabled=dist.main)
+    metrics = R.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
     device = pick_device(cfg.device)
     if dist.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
@@ -176,8 +177,7 @@ def train(
             if do_eval:
                 row = evaluation_row(cfg, td, tr.local_forward, st, lr, steps_per_epoch, device,
                                      bf16)  # fmt: skip
-                if dist.main:
-                    R.append_metrics(run_dir, row)
+                metrics.append(row)
                 if row["val_err"] is not None and S.plateau_update(cfg, st, row["val_err"]):
                     log(f"validation error plateaued: lr x{cfg.lr_decay}")
                 if row["val_err"] is not None and math.isfinite(row["val_loss"]) \
@@ -195,6 +195,7 @@ def train(
                 stopped = "signal" if stop_any else "stop_after"
                 break
     bar.close()
+    metrics.close()
 
     # -- a stopped session: every rank leaves together, after rank 0's checkpoint
     if stopped is not None:

@@ -116,9 +116,38 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON line per evaluation) and, if asked, the same numbers as
+    TensorBoard events in ``RUN_DIR/tensorboard``. Only the main process writes."""
+
+    SCALARS = ("train_loss", "train_err", "val_loss", "val_err", "val_top5_err", "lr",
+               "images_per_sec", "data_wait")  # fmt: skip
+
+    def __init__(self, run_dir: Path, *, enabled: bool, tensorboard: bool) -> None:
+        self.path, self.enabled, self.tb = run_dir / "metrics.jsonl", enabled, None
+        if tensorboard and enabled:
+            try:  # an optional extra
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError(
+                    "tensorboard=true needs the tensorboard package: pip install 'resnets[tensorboard]'"
+                ) from None
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def append(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k in self.SCALARS:
+                if row.get(k) is not None:
+                    self.tb.add_scalar(k, row[k], global_step=row["step"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
 
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
