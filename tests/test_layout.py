@@ -22,6 +22,7 @@ LAYERS = {
     "io": 1,
     "runtime": 1,
     "plots": 1,
+    "argtypes": 1,
     "models": 2,
     "data": 2,
     "eval": 3,

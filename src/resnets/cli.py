@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import typing
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from . import __version__, bench
 from .analysis import cli as analysis_cli
+from .argtypes import count
 from .data import load_dataset
 from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
 from .errors import ConfigError, DataError, ResnetsError
@@ -42,6 +44,7 @@ from .train.config import (
 )
 
 EXIT_USER_ERROR = 2
+RESUME_MAY_CHANGE = {"device", "workers", "log_every"}
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -93,6 +96,15 @@ def _train(args: argparse.Namespace) -> int:
     recipe = cli.pop("recipe", None)
     strings = dict(cli)
     strings.update(parse_set(args.set or []))
+    if args.resume:
+        # a resumed run continues with its own config; only where it runs may change
+        fixed = sorted(set(strings) - RESUME_MAY_CHANGE) + (["--config"] if args.config else [])
+        fixed += ["--recipe"] if recipe else []
+        if fixed:
+            raise ConfigError(
+                f"--resume continues with the run's own config; these cannot change: "
+                f"{', '.join(fixed)} (only {', '.join(sorted(RESUME_MAY_CHANGE))} can)"
+            )
     # (build_config: --epochs replaces the recipe's iteration count, and --iters the epochs)
     cfg = build_config(recipe, file_values, None, strings)
     command = "resnets " + " ".join(sys.argv[1:]) if sys.argv else None
@@ -439,9 +451,16 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the prog and the problem) with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
 
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="resnets",
         description="Deep Residual Networks (He et al., 2015): train, evaluate, predict, analyse.",
     )
@@ -511,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", help="architecture, for weights files without resnets metadata (torchvision's)"
     )
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=count(1), default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32")
     p.add_argument(
@@ -533,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="MODEL.TAG (see `resnets weights list`), a weights file or a run directory",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=count(1), default=5)
     p.add_argument("--model", help="architecture, for weights files without resnets metadata")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
@@ -576,9 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="per-stage output shapes, parameters and MACs of a model")
     p.add_argument("model")
-    p.add_argument("--image-size", type=int, default=0)
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--in-chans", type=int, default=3)
+    p.add_argument("--image-size", type=count(0), default=0)
+    p.add_argument("--num-classes", type=count(1), default=None)
+    p.add_argument("--in-chans", type=count(1), default=3)
     p.add_argument("--shortcut", choices=("A", "B", "C"), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_summary)
@@ -588,11 +607,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("what", choices=("train", "infer", "data"))
     p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=count(1), default=128)
     p.add_argument("--device", default="auto")
-    p.add_argument("--image-size", type=int, default=0)
-    p.add_argument("--steps", type=int, default=10, help="steps per timed round")
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median reported)")
+    p.add_argument("--image-size", type=count(0), default=0)
+    p.add_argument("--steps", type=count(1), default=10, help="steps per timed round")
+    p.add_argument(
+        "--rounds", type=count(1), default=3, help="alternating rounds (median reported)"
+    )
     p.add_argument(
         "--recipe",
         default="he2015-cifar",
@@ -619,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
         "folders, stream for shards)",
     )
     p.add_argument(
-        "--images", type=int, default=2000, help="for 'data --mode stream': images to decode"
+        "--images", type=count(1), default=2000, help="for 'data --mode stream': images to decode"
     )
     p.add_argument(
         "--json", action="store_true", help="last line: one JSON object with images_per_sec"
@@ -636,13 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("info", help="classes, counts, image size and how it would be loaded")
     q.add_argument("data", metavar="SPEC", help="digits, cifar10[:PATH], a folder or shard folder")
     q.add_argument("--mode", choices=("auto", "memory", "stream"), default="auto")
-    q.add_argument("--image-size", type=int, default=0)
+    q.add_argument("--image-size", type=count(0), default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=_data_info)
     q = dsub.add_parser("shard", help="pack a class folder into tar shards (WebDataset layout)")
     q.add_argument("src", metavar="FOLDER", help="ROOT/<class>/<image>")
     q.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
-    q.add_argument("--shard-size", type=int, default=10000, help="samples per shard")
+    q.add_argument("--shard-size", type=count(1), default=10000, help="samples per shard")
     q.add_argument("--seed", type=int, default=0, help="shuffle seed (-1: keep folder order)")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=_data_shard)
@@ -708,7 +729,12 @@ def _data_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"resnets: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _warn_one_line
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):

@@ -81,6 +81,12 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (empty when it has none)."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> str:
     """Serialise ``state`` (tensors and plain values only) atomically; returns its SHA-256."""
     buf = io.BytesIO()
@@ -104,7 +110,7 @@ def safe_torch_load(data: bytes | str | os.PathLike, label: str) -> Any:
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:
         raise WeightsError(
-            f"{label}: not a readable PyTorch file ({str(e).splitlines()[0][:200]})"
+            f"{label}: not a readable PyTorch file ({first_line(e) or type(e).__name__})"
         ) from None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..argtypes import count
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
 from ..errors import ConfigError, TrainingDiverged
 from ..models import create_model
@@ -56,12 +57,14 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         default=1.0,
         help="fraction of the paper's 64k iterations (1.0 = full)",
     )
-    p.add_argument("--seeds", type=int, default=1, help="runs per configuration (seeds 0..N-1)")
+    p.add_argument(
+        "--seeds", type=count(1), default=1, help="runs per configuration (seeds 0..N-1)"
+    )
     p.add_argument(
         "--out", default=default_out, help="results folder (re-running skips finished runs)"
     )
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--workers", type=count(0), default=0)
     p.add_argument(
         "--runs-from",
         help="folder whose runs/ to use and add to (share trained runs between commands)",
@@ -757,7 +760,7 @@ def register(sub) -> None:
     p.add_argument("--model", default="resnet20")
     p.add_argument("--source", default="", help="pretraining classes (default: the first half)")
     p.add_argument("--labels", default="10,50,250,all", help="labelled images per class")
-    p.add_argument("--val-per-class", type=int, default=500, help="held-out images per class")
+    p.add_argument("--val-per-class", type=count(1), default=500, help="held-out images per class")
     p.add_argument(
         "--pretrain-budget", type=float, default=1.0, help="fraction of 64k iterations to pretrain"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ def load_for_inference(
     weights: str | os.PathLike, *, model: str | None = None, device: torch.device | str = "cpu"
 ) -> LoadedModel:
     net, meta = load_model(weights, model=model)
+    bad = [
+        n for n, t in net.state_dict().items() if t.is_floating_point() and not t.isfinite().all()
+    ]
+    if bad:
+        raise WeightsError(f"{weights}: non-finite values (NaN/inf) in {', '.join(bad[:3])}")
     net = net.to(device).eval()
     k = net.num_classes
     classes = list(meta.classes or [str(i) for i in range(k)])
@@ -116,6 +122,12 @@ def score(
     if subset == "all":
         labels = map_classes(data, lm.classes, data_spec)[data.labels]
         idx = np.arange(len(data))
+        if lm.meta.data_fingerprint == data.fingerprint and lm.meta.split:
+            warnings.warn(
+                f"{data_spec} is the data these weights were trained on: 'all' scores its "
+                "training images too; --subset val scores the held-out ones",
+                stacklevel=2,
+            )
     else:
         sp = lm.meta.split
         if not sp:
@@ -133,6 +145,8 @@ def score(
                 f"{data_spec}: its classes are not the ones these weights were trained on"
             )
         labels, idx = sel.labels, (sel.val_idx if subset == "val" else sel.train_idx)
+    if len(idx) == 0:
+        raise DataError(f"{data_spec}: no images to score (subset {subset})")
     res = evaluate(
         lm.model,
         data.images,
@@ -159,6 +173,8 @@ def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
     arr = decode_image(path)
     if lm.image_size:
         arr = resize_short_center_crop(arr, lm.image_size)
+    if lm.in_chans == 1 and not (arr == arr[..., :1]).all():
+        raise DataError(f"{path}: a colour image for a model of grayscale images (1 channel)")
     if lm.in_chans == 1:  # luminance (ITU-R BT.601), as Pillow's "L"
         gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         arr = np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None]

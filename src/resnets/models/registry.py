@@ -48,7 +48,8 @@ class ModelSpec:
 
     @property
     def doc(self) -> str:
-        return (self.builder.__doc__ or "").strip().splitlines()[0] if self.builder.__doc__ else ""
+        lines = (self.builder.__doc__ or "").strip().splitlines()
+        return lines[0] if lines else ""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -20,7 +20,6 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import TrainingDiverged
-from ..models.weights import save_weights
 from ..runtime import StopSignals, init_distributed, pick_device, use_bf16
 from . import run_dir as R
 from . import schedule as S
@@ -33,6 +32,7 @@ from .report import (
     final_meta,
     params_finite,
     pct,
+    save_final_weights,
 )
 from .setup import count_model_macs, init_from_data, load_train_data, open_run, weights_meta
 from .state import RunState, restore_train_state, roll_back, save_train_state
@@ -178,6 +178,7 @@ def train(
                 row = evaluation_row(cfg, td, tr.local_forward, st, lr, steps_per_epoch, device,
                                      bf16)  # fmt: skip
                 metrics.append(row)
+                st.last_eval = row
                 if row["val_err"] is not None and S.plateau_update(cfg, st, row["val_err"]):
                     log(f"validation error plateaued: lr x{cfg.lr_decay}")
                 if row["val_err"] is not None and math.isfinite(row["val_loss"]) \
@@ -202,11 +203,14 @@ def train(
         dist.barrier()
         dist.close()
         code = 128 + (signals.requested or 15) if stopped == "signal" else 0
+        if dist.main:
+            R.release(run_dir)  # not training any more: a --resume (any process) may take it
         log(f"stopped at iteration {st.step} ({stopped}); resume with --resume {run_dir}")
         return TrainResult(run_dir, None, None, math.nan, st.step,
                            time.perf_counter() - t_start, 0.0, stopped, code)  # fmt: skip
 
     # -- final weights (with everything needed to use them), curves, summary
+    row = row or st.last_eval  # resumed after the last evaluation (a kill while saving)
     if not params_finite(raw_model):
         raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
     final = {"val_err": row["val_err"] if row else None,
@@ -218,9 +222,7 @@ def train(
         done_imgs / st.elapsed if st.elapsed else 0.0,
     )  # fmt: skip
     if dist.main:
-        save_weights(
-            raw_model, run_dir / "model.safetensors", final_meta(meta, final, row, run_dir)
-        )
+        save_final_weights(raw_model, run_dir, final_meta(meta, final, row, run_dir))
         rows = R.read_metrics(run_dir / "metrics.jsonl")
         draw_curves(run_dir, cfg, rows, log)
         summary = {**dataclasses.asdict(result), "run_dir": str(run_dir), "train_time": st.elapsed,

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..eval.metrics import evaluate
-from ..models.weights import WeightsMeta
+from ..models.weights import WeightsMeta, save_weights
 from ..plots import plot_curves
 from .config import TrainConfig
 from .run_dir import RunLog, read_run_config
@@ -110,3 +111,15 @@ def final_meta(
         {**meta, "final": final, "metrics": metrics, "command": command, "source": "resnets"},
         str(run_dir / "model.safetensors"),
     )
+
+
+def save_final_weights(raw_model: nn.Module, run_dir: Path, meta: WeightsMeta) -> None:
+    """``model.safetensors``; a failed write (full disk) leaves the last checkpoint, from which
+    ``--resume`` writes the weights without training again."""
+    try:
+        save_weights(raw_model, run_dir / "model.safetensors", meta)
+    except OSError as e:
+        raise CheckpointError(
+            f"could not write {run_dir / 'model.safetensors'} ({e.strerror or e}); the last "
+            f"checkpoint is intact: free space, then resnets train --resume {run_dir}"
+        ) from None

@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,13 +37,65 @@ from ..io import atomic_write_bytes, atomic_write_json
 LOCK = ".lock"
 
 
+# files a run writes before its first checkpoint: a folder holding only these is abandoned
+EARLY_FILES = {LOCK, "config.json", "train.log", "metrics.jsonl", "tensorboard"}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The live process holding ``run_dir``'s lock (None: no lock, or a stale one)."""
+    try:
+        pid = int((run_dir / LOCK).read_text().strip() or "0")
+    except (FileNotFoundError, ValueError):
+        return None
+    except OSError:
+        return None
+    return pid if pid > 0 and pid != os.getpid() and _pid_alive(pid) else None
+
+
+def lock_run(run_dir: Path) -> None:
+    """Take ``run_dir`` for this process: refused while a live process holds it; a lock left
+    by a process that is gone (killed, crashed) is taken over."""
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise ConfigError(f"{run_dir}: in use by process {holder} (a run is training there)")
+    # temporary files of an interrupted atomic write (their process is gone)
+    for tmp in run_dir.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+    try:
+        atomic_write_bytes(run_dir / LOCK, str(os.getpid()).encode())
+    except OSError as e:
+        raise ConfigError(f"{run_dir}: cannot write there ({e.strerror or e})") from None
+
+
+def is_abandoned(run_dir: Path) -> bool:
+    """A run that stopped before its first checkpoint and whose process is gone."""
+    names = {p.name for p in run_dir.iterdir()}
+    return bool(names) and names <= EARLY_FILES and lock_holder(run_dir) is None
+
+
 def make_run_dir(out: Path) -> Path:
-    """Claim a new run directory; never reuse one that holds files (use --resume for that)."""
+    """Claim a new run directory; never reuse one that holds a run (use --resume for that).
+    A folder left by a run that failed before its first checkpoint is cleared and reused."""
     out = Path(out)
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"--out {out}: exists and is not a folder")
-        if any(out.iterdir()):
+        if is_abandoned(out):
+            for p in out.iterdir():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        elif any(out.iterdir()):
             raise ConfigError(
                 f"--out {out}: already holds a run; resume it with --resume {out} or pick another --out"
             )
@@ -166,7 +220,18 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def write_json(run_dir: Path, name: str, obj: dict[str, Any]) -> None:
-    atomic_write_json(run_dir / name, obj)
+    """Strict JSON (a NaN or infinity is written as null), atomically."""
+    atomic_write_json(run_dir / name, _finite(obj))
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

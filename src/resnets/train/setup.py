@@ -20,7 +20,7 @@ from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
 from ..runtime import Dist
 from .config import TrainConfig, config_from_dict
-from .run_dir import RunLog, default_run_dir, make_run_dir
+from .run_dir import RunLog, default_run_dir, is_abandoned, lock_run, make_run_dir
 
 
 def open_run(
@@ -34,8 +34,23 @@ def open_run(
     if resume is not None:
         run_dir = Path(resume)
         ckpt_path = run_dir / "last.ckpt"
+        if not run_dir.is_dir():
+            raise ConfigError(f"--resume {run_dir}: no such run directory (nothing to resume)")
+        if (run_dir / "summary.json").is_file():
+            raise ConfigError(
+                f"--resume {run_dir}: this run has finished (summary.json); nothing to resume"
+            )
         if not ckpt_path.is_file():
-            raise CheckpointError(f"--resume {run_dir}: no last.ckpt there (nothing to resume)")
+            hint = (
+                f"; it stopped before its first checkpoint: start it again with --out {run_dir}"
+                if is_abandoned(run_dir)
+                else ""
+            )
+            raise CheckpointError(
+                f"--resume {run_dir}: no last.ckpt there (nothing to resume){hint}"
+            )
+        if dist.main:
+            lock_run(run_dir)  # one process per run: a second --resume is refused
         ckpt = load_checkpoint(ckpt_path)
         saved = ckpt.get("config")
         if not isinstance(saved, dict):

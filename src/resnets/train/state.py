@@ -47,6 +47,7 @@ class RunState:
     interval_time: float = 0.0
     interval_wait: float = 0.0
     elapsed: float = 0.0  # training seconds, over all sessions of this run
+    last_eval: dict[str, Any] | None = None  # the latest metrics line (the final one at the end)
 
     def add_interval(
         self, loss_sum: float, err_sum: float, n: int, seconds: float, wait: float
