@@ -1,0 +1,137 @@
+"""Run folders that never dead-end: stale locks, abandoned folders, concurrent resumes, finished
+runs, a failed final write; and eval/predict inputs that must not give a silent wrong result."""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnets.cli import main
+from resnets.errors import CheckpointError, ConfigError, DataError
+from resnets.models.weights import read_weights
+from resnets.train import build_config, train
+from resnets.train import report as report_mod
+
+
+def small(**kw):
+    return build_config("digits", cli_values={"epochs": 1.0, "iters": 0, **kw})
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_folder_abandoned_before_its_first_checkpoint_is_reused(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / ".lock").write_text(str(_dead_pid()))
+    (run / "config.json").write_text("{}")
+    (run / "train.log").write_text("started\n")
+    with pytest.raises(CheckpointError, match=f"start it again with --out {run}"):
+        train(small(), resume=run, progress=False, echo=False)
+    res = train(small(), run, progress=False, echo=False)
+    assert res.final_val_err is not None and (run / "model.safetensors").is_file()
+    assert "started" not in (run / "train.log").read_text()
+
+
+def test_a_live_lock_refuses_a_second_resume_and_a_stale_one_does_not(tmp_path):
+    run = tmp_path / "r"
+    train(small(), run, progress=False, echo=False, stop_after=3)
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (run / ".lock").write_text(str(holder.pid))
+        with pytest.raises(ConfigError, match=f"in use by process {holder.pid}"):
+            train(small(), resume=run, progress=False, echo=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    (run / f".model.safetensors.tmp-{_dead_pid()}").write_bytes(b"half")
+    res = train(small(), resume=run, progress=False, echo=False)  # the holder is gone
+    assert res.final_val_err is not None
+    assert not list(run.glob(".*.tmp-*"))  # the interrupted write's leftovers are cleaned
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len({json.loads(x)["step"] for x in lines}) == len(lines)  # every line once
+
+
+def test_a_finished_run_is_not_resumed(tmp_path):
+    run = tmp_path / "r"
+    train(small(), run, progress=False, echo=False)
+    before = (run / "summary.json").read_text()
+    with pytest.raises(ConfigError, match="this run has finished"):
+        train(small(), resume=run, progress=False, echo=False)
+    assert (run / "summary.json").read_text() == before
+
+    def no_nan(c):
+        raise AssertionError(f"{c} in summary.json")
+
+    json.loads(before, parse_constant=no_nan)  # strict JSON: no NaN or Infinity
+
+
+def test_a_failed_final_write_is_recovered_by_resume(tmp_path, monkeypatch):
+    run = tmp_path / "r"
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report_mod, "save_weights", full_disk)
+    with pytest.raises(
+        CheckpointError, match="could not write .*model.safetensors .*No space left"
+    ):
+        train(small(), run, progress=False, echo=False)
+    monkeypatch.undo()
+    res = train(small(), resume=run, progress=False, echo=False)  # no training left: just writes
+    _, meta = read_weights(run / "model.safetensors")
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert res.final_val_err == rows[-1]["val_err"] and meta.final["val_err"] == rows[-1]["val_err"]
+    assert meta.metrics["top1"] == pytest.approx(1 - rows[-1]["val_err"])
+
+
+def test_options_given_with_resume_are_refused(tmp_path, capsys):
+    run = tmp_path / "r"
+    train(small(), run, progress=False, echo=False, stop_after=3)
+    assert main(["train", "--resume", str(run), "--lr", "0.5", "--set", "seed=3"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot change: lr, seed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_and_predict_refuse_silent_wrong_results(digits_run, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    # non-finite weights
+    sd = load_file(digits_run / "model.safetensors")
+    sd["fc.weight"][0, 0] = float("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(digits_run / "model.safetensors"), "pt") as f:
+        metadata = f.metadata()
+    save_file(sd, str(tmp_path / "nan.safetensors"), metadata=metadata)
+    assert main(["eval", "--weights", str(tmp_path / "nan.safetensors"), "--data", "digits"]) == 2
+    assert "non-finite values (NaN/inf) in fc.weight" in capsys.readouterr().err
+    # the training images scored under 'all' are named as such
+    assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--no-progress"]) == 0
+    assert "scores its training images too" in capsys.readouterr().err
+    # a colour image for a grayscale model
+    Image.fromarray(np.uint8(np.random.default_rng(0).integers(0, 255, (8, 8, 3)))).save(
+        tmp_path / "c.png"
+    )
+    assert main(["predict", "--weights", str(digits_run), str(tmp_path / "c.png")]) == 2
+    assert "a colour image for a model of grayscale images" in capsys.readouterr().err
+    Image.fromarray(np.full((8, 8), 120, np.uint8)).save(tmp_path / "g.png")
+    assert main(["predict", "--weights", str(digits_run), str(tmp_path / "g.png")]) == 0
+
+
+def test_zero_images_to_score_is_an_error(tmp_path):
+    from resnets.eval import load_for_inference, score
+
+    run = tmp_path / "nv"
+    train(small(val_split=0), run, progress=False, echo=False)
+    lm = load_for_inference(run)
+    with pytest.raises(DataError, match="no images to score"):
+        score(lm, "digits", subset="val")
