@@ -182,3 +182,6 @@ def test_transfer_command(tmp_path):
     pre = json.loads((out / "runs" / "pretrain" / "config.json").read_text())
     assert pre["config"]["classes"] == list("01234") and pre["resolved"]["val_size"] == 75
     assert (out / "transfer.png").stat().st_size > 10_000
+    # another experiment never writes into this one's folder
+    assert main(["reproduce", "shortcuts", "--out", str(out), *TINY]) == 2
+    assert json.loads((out / "experiment.json").read_text())["experiment"] == "transfer"

@@ -124,3 +124,29 @@ def test_fuzz_corrupted_real_images(noise, where):
         decode_image(bytes(base), name="fuzz.png")
     except DataError:
         pass
+
+
+def test_extreme_aspect_images_are_resized_without_a_huge_intermediate():
+    """A 115-byte 10000x1 PNG: the central square is resized, never the 2.5-gigapixel whole."""
+    import tracemalloc
+
+    buf = io.BytesIO()
+    Image.new("RGB", (10000, 1), (10, 200, 30)).save(buf, "PNG")
+    tracemalloc.start()
+    out = resize_short_center_crop(decode_image(buf.getvalue(), "thin.png"), 256)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (256, 256, 3) and (out == [10, 200, 30]).all()
+    assert peak < 20e6
+
+
+def test_centre_square_resize_matches_resize_then_crop():
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    arr = np.asarray(Image.fromarray(base).resize((400, 300), Image.BILINEAR))  # smooth content
+    ours = resize_short_center_crop(arr, 150).astype(float)
+    ref = np.asarray(Image.fromarray(arr).resize((200, 150), Image.BILINEAR))[:, 25:175].astype(
+        float
+    )
+    assert np.abs(ours - ref).mean() < 2.0  # the same view, up to resampling

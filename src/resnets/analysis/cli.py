@@ -82,10 +82,33 @@ def _check(args: argparse.Namespace) -> Path:
     if not (args.budget > 0 and math.isfinite(args.budget)):
         raise ConfigError(f"--budget {args.budget}: must be > 0")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    this = args.fn.__name__.strip("_").replace("_", "-")  # e.g. "transfer"
+    prev = out / "experiment.json"
+    if prev.is_file():
+        try:
+            saved = json.loads(prev.read_text())
+            # (folders written before the field existed: the command's fourth word)
+            other = saved.get("experiment") or saved["command"].split()[2]
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            other = "another experiment (unreadable experiment.json)"
+        if other != this:
+            raise ConfigError(
+                f"--out {out}: holds the results of {other!r}, not {this!r}; give this "
+                "experiment its own folder"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the folder ({e.strerror or e})") from None
     (out / "experiment.json").write_text(
         json.dumps(
-            {"command": _command(), "args": {k: v for k, v in vars(args).items() if k != "fn"}},
+            {
+                "experiment": this,
+                "command": _command(),
+                "args": {k: v for k, v in vars(args).items() if k != "fn"},
+            },
             indent=2,
         )
     )

@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..io import file_digest
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
 
@@ -74,7 +75,7 @@ def _hash_files(root: Path, files: list[tuple[Path, int]], settings: dict) -> st
     for p, label in files:
         h.update(f"{p.relative_to(root).as_posix()}\0{label}\0".encode())
         try:
-            h.update(hashlib.sha256(p.read_bytes()).digest())
+            h.update(bytes.fromhex(file_digest(p)))  # in chunks: a 3 GB file is not read whole
         except OSError as e:
             raise DataError(f"{p}: cannot read file ({e.strerror or e})") from None
     return h.hexdigest()

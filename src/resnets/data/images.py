@@ -104,12 +104,19 @@ def decode_image(data: bytes | str | os.PathLike, name: str | None = None) -> np
 
 
 def resize_short_center_crop(arr: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the shorter side is ``size`` (bilinear, antialiased), then center-crop square."""
+    """The central square of the image resized to ``size`` x ``size`` (bilinear, antialiased):
+    the same view as resizing the shorter side to ``size`` and cropping the centre, without
+    ever building the resized whole image (a 10000x1 image would make a 2.5-gigapixel one)."""
     h, w = arr.shape[:2]
     if (h, w) == (size, size):
         return arr
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    img = Image.fromarray(arr).resize((nw, nh), Image.BILINEAR, reducing_gap=None)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.asarray(img)[top : top + size, left : left + size]
+    if size * size > MAX_PIXELS:
+        raise DataError(
+            f"image size {size}: {size}x{size} exceeds the limit of {MAX_PIXELS:,} pixels"
+        )
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    img = Image.fromarray(arr).resize(
+        (size, size), Image.BILINEAR, box=(left, top, left + side, top + side), reducing_gap=None
+    )
+    return np.asarray(img)
