@@ -455,7 +455,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (the prog and the problem) with exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USER_ERROR, f"resnets: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -736,7 +736,10 @@ def _warn_one_line(message, category, filename, lineno, file=None, line=None) ->
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warn_one_line
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage errors (2, one line) and --help / --version (0)
+        return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USER_ERROR

@@ -168,7 +168,7 @@ def test_transfer_command(tmp_path):
     assert main(argv) == 0
     text = (out / "RESULTS.md").read_text()
     assert "| labelled images per class | from scratch | linear probe | fine-tuned |" in text
-    assert "Verdict:" in text and "pretrained on" not in text  # the title is in the figure
+    assert "Verdict:" in text and "labelled images per class, fine-tuning the pretrained" in text
     rows = list(csv.DictReader(open(out / "transfer.csv")))
     assert len(rows) == 6 and {r["mode"] for r in rows} == {
         "from scratch",
