@@ -230,3 +230,15 @@ def test_data_commands(tmp_path, folder, capsys):
     s = r["stream"]
     assert s["decoder"] == "simplejpeg" and s["images"] == 30 and r["images_per_sec"] > 0
     assert s["stream_images_per_sec_per_core"] > 0 and s["one_core_images_per_sec"]["pillow"] > 0
+
+
+def test_skip_bad_in_stream_mode_lists_the_unreadable_files(tmp_path):
+    from resnets.train import build_config, train
+
+    root = make_image_folder(tmp_path / "imgs", per_class=10, size=16)
+    (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    cli = {"data": str(root), "data_mode": "stream", "image_size": 16, "skip_bad": True,
+           "epochs": 2.0, "iters": 0, "val_split": 6, "batch_size": 8, "decode_workers": 1}  # fmt: skip
+    train(build_config("digits", cli_values=cli), tmp_path / "r", progress=False, echo=False)
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "1 unreadable files skipped as black images: " in log and "broken.jpg" in log

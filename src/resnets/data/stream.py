@@ -175,7 +175,7 @@ class LazyImages:
     ``images[i]`` gives one image, ``images[idx]`` (an integer array) a batch, decoded by
     ``processes`` worker processes (0: one per core) when the batch is large enough to pay for
     them. Unreadable samples raise :class:`DataError` naming them, or with ``skip_bad`` come
-    back black (and are counted in ``bad``).
+    back black and are listed in ``bad_names`` (found only when first decoded).
     """
 
     lazy = True
@@ -199,6 +199,7 @@ class LazyImages:
         self.skip_bad = skip_bad
         self.decoder = decoder or jpeg_decoder()
         self.bad = 0
+        self.bad_names: list[str] = []
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()  # the data threads share one pool
 
@@ -223,15 +224,18 @@ class LazyImages:
 
     def __getitem__(self, idx: Any) -> np.ndarray:
         if isinstance(idx, (int, np.integer)):
-            (arr,) = self._decode_many([self.records[int(idx)]])
-            return arr if arr is not None else np.zeros(self.shape[1:], np.uint8)
+            return self[np.array([int(idx)])][0]
         idx = np.asarray(idx)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         out = np.zeros((len(idx), self.size, self.size, 3), np.uint8)
-        for j, arr in enumerate(self._decode_many([self.records[int(i)] for i in idx])):
+        recs = [self.records[int(i)] for i in idx]
+        for j, arr in enumerate(self._decode_many(recs)):
             if arr is None:
                 self.bad += 1
+                name = recs[j].name or str(recs[j].path)
+                if name not in self.bad_names:
+                    self.bad_names.append(name)
             else:
                 out[j] = arr
         return out

@@ -33,6 +33,7 @@ from .report import (
     params_finite,
     pct,
     save_final_weights,
+    unreadable_note,
 )
 from .setup import count_model_macs, init_from_data, load_train_data, open_run, weights_meta
 from .state import RunState, restore_train_state, roll_back, save_train_state
@@ -186,7 +187,7 @@ def train(
                     st.best_val_err, st.best_step = row["val_err"], st.step
                     save("best.ckpt")
                 st.reset_interval()
-                log(eval_message(row, total))
+                log(eval_message(row, total) + unreadable_note(td.images))
             if do_ckpt or stop_any:
                 save()
             t_sync, wait = time.perf_counter(), 0.0

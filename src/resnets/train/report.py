@@ -123,3 +123,13 @@ def save_final_weights(raw_model: nn.Module, run_dir: Path, meta: WeightsMeta) -
             f"could not write {run_dir / 'model.safetensors'} ({e.strerror or e}); the last "
             f"checkpoint is intact: free space, then resnets train --resume {run_dir}"
         ) from None
+
+
+def unreadable_note(images: Any) -> str:
+    """For streamed data with ``skip_bad``: the files found unreadable so far (they were fed
+    as black images, since a streamed set is only decoded batch by batch)."""
+    names = getattr(images, "bad_names", None)
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+    return f"; {len(names)} unreadable files skipped as black images: {shown}"
