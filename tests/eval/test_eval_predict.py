@@ -103,7 +103,7 @@ def test_class_mismatch_is_an_error(digits_run, image_folder):
         score(lm, str(image_folder))
 
 
-def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path):
+def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path, monkeypatch):
     """A test folder lacking a class, in its own order, is scored against the model's classes."""
     from resnets.eval.predict import map_classes
     from resnets.train import build_config, train
@@ -127,8 +127,12 @@ def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path):
     res, data = score(lm, str(sub))
     assert res.n == 6 and res.confusion[1].sum() == 0  # no "b" images
     assert res.confusion[0].sum() == 3 and res.confusion[2].sum() == 3
-    np.testing.assert_array_equal(map_classes(data, ["a", "b", "c"], "x"), [0, 2])
+    np.testing.assert_array_equal(map_classes(data.classes, ["a", "b", "c"], "x"), [0, 2])
     bad = make_image_folder(tmp_path / "bad", classes=("a", "zebra"), per_class=2)
+    import resnets.eval.predict as P
+
+    # the class names are checked before any image is decoded
+    monkeypatch.setattr(P, "load_dataset", lambda *a, **k: pytest.fail("decoded first"))
     with pytest.raises(DataError, match=r"in the data only: \['zebra'\]"):
         score(lm, str(bad))
 

@@ -13,10 +13,12 @@ import numpy as np
 import torch
 
 from ..data import augment as A
+from ..data.folder import scan_folder
 from ..data.images import decode_image, resize_short_center_crop
 from ..data.imageset import ImageSet
 from ..data.load import load_dataset, parse_spec
 from ..data.select import select_samples
+from ..data.stream import is_shard_dir
 from ..errors import DataError, WeightsError
 from ..models.hub import IMAGENET_MEAN, IMAGENET_STD, load_model
 from ..models.weights import WeightsMeta
@@ -66,17 +68,17 @@ def load_for_inference(
     )
 
 
-def map_classes(data: ImageSet, classes: list[str], label: str) -> np.ndarray:
+def map_classes(data_classes: list[str], classes: list[str], label: str) -> np.ndarray:
     """Model class index of each data class, matched by name.
 
     A data set may hold all of the model's classes or some of them, in any folder order (a test
     folder without one class is still scored); a class the model does not know is an error.
     """
-    if list(data.classes) == list(classes):
+    if list(data_classes) == list(classes):
         return np.arange(len(classes))
-    unknown = [c for c in data.classes if c not in classes]
+    unknown = [c for c in data_classes if c not in classes]
     if unknown:
-        missing = [c for c in classes if c not in data.classes]
+        missing = [c for c in classes if c not in data_classes]
         parts = [f"in the data only: {unknown[:10]}"]
         if missing:
             parts.append(f"in the model only: {missing[:10]}")
@@ -84,7 +86,7 @@ def map_classes(data: ImageSet, classes: list[str], label: str) -> np.ndarray:
             f"{label}: class lists differ between the model and the data ({'; '.join(parts)})"
         )
     index = {c: i for i, c in enumerate(classes)}
-    return np.array([index[c] for c in data.classes], dtype=np.int64)
+    return np.array([index[c] for c in data_classes], dtype=np.int64)
 
 
 def score(
@@ -112,6 +114,10 @@ def score(
         tta = lm.meta.tta
     kind, _ = parse_spec(data_spec)
     split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
+    if kind == "folder" and subset == "all" and not is_shard_dir(data_spec):
+        # the class names first (folder names, no decoding): a mismatch costs nothing
+        names, _ = scan_folder(Path(data_spec).expanduser().resolve())
+        map_classes(names, lm.classes, data_spec)
     # multi-scale testing resizes from the largest scale down: decode at that size
     size = max(max(scales), lm.image_size) if scales else lm.image_size
     data = load_dataset(data_spec, split, image_size=size, skip_bad=skip_bad, progress=progress)
@@ -120,7 +126,7 @@ def score(
             f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
         )
     if subset == "all":
-        labels = map_classes(data, lm.classes, data_spec)[data.labels]
+        labels = map_classes(data.classes, lm.classes, data_spec)[data.labels]
         idx = np.arange(len(data))
         if lm.meta.data_fingerprint == data.fingerprint and lm.meta.split:
             warnings.warn(
