@@ -129,8 +129,9 @@ def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path, monkeypatch
     assert res.confusion[0].sum() == 3 and res.confusion[2].sum() == 3
     np.testing.assert_array_equal(map_classes(data.classes, ["a", "b", "c"], "x"), [0, 2])
     bad = make_image_folder(tmp_path / "bad", classes=("a", "zebra"), per_class=2)
-    import resnets.eval.predict as P
+    import sys
 
+    P = sys.modules["resnets.eval.predict"]  # (the package's `predict` is the function)
     # the class names are checked before any image is decoded
     monkeypatch.setattr(P, "load_dataset", lambda *a, **k: pytest.fail("decoded first"))
     with pytest.raises(DataError, match=r"in the data only: \['zebra'\]"):
