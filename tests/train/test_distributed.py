@@ -91,3 +91,22 @@ def test_resume_across_a_change_of_world_size(tmp_path):
     assert not (tmp_path / "mix" / "model.safetensors").exists()
     _run(1, "--resume", str(tmp_path / "mix"), "--no-progress")
     assert _max_diff(tmp_path / "ref", tmp_path / "mix") < 1e-4
+
+
+def test_sync_bn_over_gloo_matches_one_process(tmp_path):
+    """ResNet-20 with BatchNorm, fp32: 2 CPU processes with sync_bn end with the weights and
+    running statistics of 1 process (which sees the whole batch) within 1e-4. Three steps:
+    each step agrees to float rounding (6e-7 after one), but in this net rounding differences
+    grow about 2x per step: after 10 steps 1 and 2 processes differ by 4e-4, as much as one
+    process run with 1 and with 2 threads (4.5e-4, measured), so longer runs cannot be compared
+    at 1e-4 whatever the reduction."""
+    bn = ["--model", "resnet20", "--iters", "3", "--epochs", "0", "--batch-size", "64",
+          "--lr", "0.02", "--precision", "fp32", "--no-progress", "--device", "cpu"]  # fmt: skip
+    _run(1, "--out", str(tmp_path / "one"), *bn)
+    _run(2, "--out", str(tmp_path / "two"), *bn, "--sync-bn", "true")
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    assert sum(k.endswith("running_var") for k in one) == 19
+    assert _max_diff(tmp_path / "one", tmp_path / "two") < 1e-4
+    # without it, each process normalises by its own half batch: the weights differ
+    _run(2, "--out", str(tmp_path / "local"), *bn)
+    assert _max_diff(tmp_path / "one", tmp_path / "local") > 1e-3

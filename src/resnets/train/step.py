@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..models import create_model
 from ..runtime import Dist, autocast_ctx
 from .config import TrainConfig
+from .syncbn import convert_global_bn
 from .transfer import apply_freeze, param_groups
 
 # torch.compile costs tens of seconds up front; below this many iterations it does not pay back
@@ -96,7 +97,12 @@ def build_for_training(
         fused=fused or None,
     )
     if cfg.sync_bn and dist.world > 1:
-        raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
+        # BatchNorm statistics over the global batch: PyTorch's kernel on CUDA, ours elsewhere
+        raw_model = (
+            nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
+            if device.type == "cuda"
+            else convert_global_bn(raw_model)
+        )
     compiled = compile_enabled(cfg, total_iters, device)
     # reduce-overhead captures CUDA graphs: one launch per step instead of one per kernel
     forward: Any = torch.compile(raw_model, mode=cfg.compile_mode) if compiled else raw_model
