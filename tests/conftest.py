@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -20,6 +21,10 @@ def _isolated_dirs(tmp_path_factory):
     mp.setenv("RESNETS_CACHE", str(root / "cache"))
     mp.setenv("RESNETS_DATA", str(root / "data"))
     mp.setenv("MPLBACKEND", "Agg")
+    # a fixed thread count, so runs compared bit for bit never pick different ones by load
+    import torch
+
+    mp.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads())))
     yield root
     mp.undo()
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,36 @@ class StopSignals:
     def __exit__(self, *exc: Any) -> None:
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+def busy_cores(seconds: float = 0.2) -> float:
+    """How many cores other work keeps busy now, from two readings of /proc/stat (Linux);
+    0.0 where it cannot be read."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+        return sum(vals), idle
+
+    try:
+        t0, i0 = read()
+        time.sleep(seconds)
+        t1, i1 = read()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    cores = os.cpu_count() or 1
+    return cores * (1 - (i1 - i0) / max(t1 - t0, 1))
+
+
+def choose_threads(requested: int = 0) -> int:
+    """CPU threads for this process: ``requested``, or $OMP_NUM_THREADS when set, or the cores
+    left idle by other processes (at least 1). Threads beyond the idle cores spin against the
+    other work: two trainings with 2 threads each on 2 cores ran at 0.15 of one alone, where
+    one thread each keeps each near half (benchmarks/busy_neighbour.py)."""
+    if requested:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, round((cores or 1) - busy_cores())))

@@ -176,6 +176,11 @@ class TrainConfig:
         0, "seeds the weight init, the split, the data order and every augmentation", group="run"
     )
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = opt(
+        0,
+        "CPU threads; 0: $OMP_NUM_THREADS if set, else the cores other processes leave idle at the start (a resumed run keeps its count)",
+        unit="threads",
+    )
     precision: Precision = opt(
         "auto", "auto (bf16 autocast where the hardware has it), bf16 or fp32"
     )

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import TrainingDiverged
-from ..runtime import StopSignals, init_distributed, pick_device, use_bf16
+from ..runtime import StopSignals, choose_threads, init_distributed, pick_device, use_bf16
 from . import run_dir as R
 from . import schedule as S
 from .config import TrainConfig
@@ -65,6 +65,9 @@ def train(
     log = R.RunLog(run_dir / "train.log", echo and dist.main, enabled=dist.main)
     metrics = R.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
     device = pick_device(cfg.device)
+    if device.type == "cpu":  # threads beyond the idle cores collapse throughput (issue 11)
+        cfg = dataclasses.replace(cfg, threads=choose_threads(cfg.threads))
+        torch.set_num_threads(cfg.threads)
     if dist.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     init = read_init(cfg) if ckpt is None else None  # transfer learning: the weights to start from
