@@ -185,6 +185,7 @@ def test_threads_follow_the_idle_cores(monkeypatch):
 
     from resnets import runtime
 
+    assert 0.0 <= runtime.busy_cores(0.05) <= (runtime.os.cpu_count() or 1)  # the real reading
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(runtime, "busy_cores", lambda seconds=0.2: 1.1)  # another job on a core
@@ -196,4 +197,3 @@ def test_threads_follow_the_idle_cores(monkeypatch):
     assert runtime.choose_threads(3) == 3  # asked for
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert runtime.choose_threads() == torch.get_num_threads()
-    assert 0.0 <= runtime.busy_cores(0.05) <= (runtime.os.cpu_count() or 1)
