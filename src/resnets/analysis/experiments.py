@@ -126,7 +126,7 @@ def run_all(
     return records
 
 
-_RUNTIME_KEYS = {"device", "workers", "log_every", "compile", "precision"}
+_RUNTIME_KEYS = {"device", "workers", "log_every", "compile", "precision", "threads"}
 
 
 def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
