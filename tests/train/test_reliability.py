@@ -135,3 +135,14 @@ def test_zero_images_to_score_is_an_error(tmp_path):
     lm = load_for_inference(run)
     with pytest.raises(DataError, match="no images to score"):
         score(lm, "digits", subset="val")
+
+
+def test_resume_with_a_corrupt_or_missing_config_json(tmp_path):
+    run = tmp_path / "r"
+    train(small(), run, progress=False, echo=False, stop_after=3)
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="config.json: unreadable"):
+        train(small(), resume=run, progress=False, echo=False)
+    (run / "config.json").unlink()  # missing: the checkpoint has the config, the run goes on
+    res = train(small(), resume=run, progress=False, echo=False)
+    assert res.final_val_err is not None and (run / "model.safetensors").is_file()

@@ -106,7 +106,9 @@ def final_meta(
             f"seed {sp['seed']}), at iteration {row['step']}"
             + (", flip TTA" if meta.get("tta") == "flip" else ""),
         }
-    command = read_run_config(run_dir).get("command")
+    command = (
+        read_run_config(run_dir).get("command") if (run_dir / "config.json").exists() else None
+    )
     return WeightsMeta.from_dict(
         {**meta, "final": final, "metrics": metrics, "command": command, "source": "resnets"},
         str(run_dir / "model.safetensors"),

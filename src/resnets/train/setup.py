@@ -20,7 +20,7 @@ from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
 from ..runtime import Dist
 from .config import TrainConfig, config_from_dict
-from .run_dir import RunLog, default_run_dir, is_abandoned, lock_run, make_run_dir
+from .run_dir import RunLog, default_run_dir, is_abandoned, lock_run, make_run_dir, read_run_config
 
 
 def open_run(
@@ -49,6 +49,8 @@ def open_run(
             raise CheckpointError(
                 f"--resume {run_dir}: no last.ckpt there (nothing to resume){hint}"
             )
+        if (run_dir / "config.json").exists():
+            read_run_config(run_dir)  # a corrupt one is an error now, not after the training
         if dist.main:
             lock_run(run_dir)  # one process per run: a second --resume is refused
         ckpt = load_checkpoint(ckpt_path)
