@@ -87,14 +87,6 @@ class Dist:
             torch.distributed.all_reduce(t)
         return t
 
-    def any(self, flag: bool, device: torch.device) -> bool:
-        """True on every rank when ``flag`` is true on any rank."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([float(flag)], device=device)
-        torch.distributed.all_reduce(t)
-        return bool(t.item())
-
     def share(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
         if self.world == 1:
