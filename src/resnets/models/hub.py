@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import WeightsError
 from ..io import DownloadError, download, file_digest
 from .registry import create_model, get_spec, is_model
-from .weights import WeightsMeta, load_state_dict_checked, read_weights
+from .weights import WeightsMeta, load_state_dict_checked, read_meta, read_weights
 
 WEIGHTS_ENV = "RESNETS_WEIGHTS"
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -109,7 +109,7 @@ def _register_shipped() -> None:
     for f in sorted(PACKAGE_WEIGHTS.glob("*.safetensors")):
         name = f.name.removesuffix(".safetensors")
         sha_file = f.with_suffix(".sha256")
-        _, meta = read_weights(f)
+        meta = read_meta(f)  # at import: the record only, not the tensors
         if meta is None or "." not in name or not sha_file.is_file():
             continue
         register_pretrained(Pretrained(name, f.name, sha_file.read_text().split()[0], meta))

@@ -138,6 +138,19 @@ def save_weights(model: nn.Module, path: str | os.PathLike, meta: WeightsMeta) -
     atomic_write_bytes(path, st_save(sd, metadata=metadata))
 
 
+def read_meta(path: str | os.PathLike) -> WeightsMeta | None:
+    """The record of a ``.safetensors`` file, without reading its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
+    try:
+        return None if not raw else WeightsMeta.from_dict(json.loads(raw), str(path))
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: malformed resnets metadata (not JSON)") from None
+
+
 def read_weights(
     path: str | os.PathLike,
 ) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
