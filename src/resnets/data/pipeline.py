@@ -20,6 +20,10 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from . import augment as A
 
+# label of a sample to leave out of the loss and the error count (F.cross_entropy's default
+# ignore_index): streamed images that could not be decoded under skip_bad
+IGNORE = -100
+
 AUGMENTS = ("cifar", "crop", "flip", "none", "scale", "rrc")
 
 
@@ -163,12 +167,26 @@ class BatchStream:
         g = torch.Generator().manual_seed(seed_for(self.seed, epoch))
         return self.indices[torch.randperm(len(self.indices), generator=g)]
 
-    def _gather(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+    def _gather(self, idx: Tensor, *, scoring: bool = False) -> tuple[Tensor, Tensor]:
+        bad = None
         if isinstance(self.images, Tensor):
             x = self.images[idx.to(self.images.device)]
         else:
-            x = torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()]))
+            if getattr(self.images, "lazy", False):  # streamed: undecodable ones are masked
+                arr, bad = self.images.take(idx.numpy())
+            else:
+                arr, bad = self.images[idx.numpy()], None
+            x = torch.from_numpy(np.ascontiguousarray(arr))
         y = self.labels[idx.to(self.labels.device)]
+        if bad is not None and bad.all() and not scoring:
+            raise DataError(
+                f"none of the {len(bad)} images of this batch could be decoded (skip_bad): "
+                f"{', '.join(self.images.bad_names[-3:])} ..."
+            )
+        if bad is not None and bad.any():
+            # the loss and the error count leave these out (cross-entropy's ignore_index)
+            y = y.clone()
+            y[torch.from_numpy(bad).to(y.device)] = IGNORE
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def make_batch(

@@ -175,7 +175,9 @@ class LazyImages:
     ``images[i]`` gives one image, ``images[idx]`` (an integer array) a batch, decoded by
     ``processes`` worker processes (0: one per core) when the batch is large enough to pay for
     them. Unreadable samples raise :class:`DataError` naming them, or with ``skip_bad`` come
-    back black and are listed in ``bad_names`` (found only when first decoded).
+    back black, are listed in ``bad_names`` (found only when first decoded) and are marked in
+    :meth:`take` with their positions in the batch, so that training can leave them out of
+    the loss (see ``BatchStream``).
     """
 
     lazy = True
@@ -228,17 +230,25 @@ class LazyImages:
         idx = np.asarray(idx)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
+        return self.take(idx)[0]
+
+    def take(self, idx: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(images, bad)``: the decoded batch of ``idx`` and a boolean mask of the samples
+        that could not be decoded (black in ``images``; only possible with ``skip_bad``)."""
+        idx = np.asarray(idx)
         out = np.zeros((len(idx), self.size, self.size, 3), np.uint8)
+        bad = np.zeros(len(idx), bool)
         recs = [self.records[int(i)] for i in idx]
         for j, arr in enumerate(self._decode_many(recs)):
             if arr is None:
+                bad[j] = True
                 self.bad += 1
                 name = recs[j].name or str(recs[j].path)
                 if name not in self.bad_names:
                     self.bad_names.append(name)
             else:
                 out[j] = arr
-        return out
+        return out, bad
 
     def close(self) -> None:
         if self._pool is not None:

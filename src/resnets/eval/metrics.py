@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data import augment as A
-from ..data.pipeline import BatchStream
+from ..data.pipeline import IGNORE, BatchStream
 from ..runtime import autocast_ctx
 
 
@@ -125,9 +125,10 @@ def evaluate(
     if progress:
         bar = tqdm(total=len(indices), desc="eval", unit="img", leave=False)
     order = stream.order(0)
+    streamed = bool(getattr(images, "lazy", False))
     for step in range(len(stream)):
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x, y = stream._gather(idx)
+        x, y = stream._gather(idx, scoring=True)
         if scales:
             xf = A.to_float_nchw(x, stream.mean, stream.std)
             probs = 0
@@ -155,6 +156,10 @@ def evaluate(
                 logits = model(xf)
                 if tta == "flip":
                     logits = 0.5 * (logits.float() + model(xf.flip(3)).float())
+        if streamed:  # undecodable samples (skip_bad) are labelled IGNORE: not scored
+            keep = y != IGNORE
+            if not bool(keep.all()):
+                logits, y = logits[keep], y[keep]
         acc.update(logits, y)
         if bar:
             bar.update(len(idx))

@@ -128,10 +128,11 @@ def save_final_weights(raw_model: nn.Module, run_dir: Path, meta: WeightsMeta) -
 
 
 def unreadable_note(images: Any) -> str:
-    """For streamed data with ``skip_bad``: the files found unreadable so far (they were fed
-    as black images, since a streamed set is only decoded batch by batch)."""
+    """For streamed data with ``skip_bad``: the files found unreadable so far. A streamed set
+    is only decoded batch by batch, so they are found as they come; their places in a batch are
+    labelled ``IGNORE`` and left out of the loss, the error counts and the scores."""
     names = getattr(images, "bad_names", None)
     if not names:
         return ""
     shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
-    return f"; {len(names)} unreadable files skipped as black images: {shown}"
+    return f"; {len(names)} unreadable files left out of the loss and the scores: {shown}"

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.pipeline import IGNORE
 from ..models import create_model
 from ..runtime import Dist, autocast_ctx
 from .config import TrainConfig
@@ -133,7 +134,7 @@ class TrainStep:
         self.on_backward = on_backward
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.err_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.n = 0
+        self.n_sum = torch.zeros((), dtype=torch.float64, device=device)
 
     def __call__(self, x: Tensor, y: Tensor, step: int = 0) -> None:
         with autocast_ctx(self.device, self.bf16):
@@ -145,22 +146,19 @@ class TrainStep:
             self.on_backward(self.t.raw_model, step)
         self.t.optimizer.step()
         with torch.no_grad():
-            nb = y.shape[0]
+            # samples labelled IGNORE (undecodable, skip_bad) count neither as seen nor wrong;
+            # the count stays on the device so that no step waits for the host
+            valid = y != IGNORE
+            nb = valid.sum().double()
             self.loss_sum += loss.detach().double() * nb
-            self.err_sum += (logits.argmax(1) != y).sum().double()
-            self.n += nb
+            self.err_sum += ((logits.argmax(1) != y) & valid).sum().double()
+            self.n_sum += nb
 
     def sums(self) -> Tensor:
         """(loss sum, error count, images) since the last :meth:`reset`, on the device."""
-        return torch.stack(
-            [
-                self.loss_sum,
-                self.err_sum,
-                torch.tensor(float(self.n), dtype=torch.float64, device=self.device),
-            ]
-        )
+        return torch.stack([self.loss_sum, self.err_sum, self.n_sum])
 
     def reset(self) -> None:
         self.loss_sum.zero_()
         self.err_sum.zero_()
-        self.n = 0
+        self.n_sum.zero_()
