@@ -316,35 +316,13 @@ def _weights_download(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
 
-    names = list_models(args.pattern)
     rows = []
-    for n in names:
+    for n in list_models(args.pattern):
         spec = get_spec(n)
-        if args.no_macs:
-            m = create_model(n)
-            rows.append(
-                (
-                    n,
-                    spec.family,
-                    spec.depth,
-                    "residual" if spec.residual else "plain",
-                    count_params(m),
-                    None,
-                )
-            )
-            continue
         m = create_model(n)
         s = spec.default_image_size
-        rows.append(
-            (
-                n,
-                spec.family,
-                spec.depth,
-                "residual" if spec.residual else "plain",
-                count_params(m),
-                count_macs(m, (1, 3, s, s)),
-            )
-        )
+        macs = None if args.no_macs else count_macs(m, (1, 3, s, s))
+        rows.append((n, spec.family, spec.depth, spec.kind, count_params(m), macs))
     if args.json:
         print(
             json.dumps(
@@ -355,15 +333,16 @@ def _models(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    w = max([12, *(len(r[0]) for r in rows)])
     print(
-        f"{'model':<12} {'family':<9} {'depth':>5} {'kind':<9} {'params':>12} {'MACs':>10}  input"
+        f"{'model':<{w}} {'family':<9} {'depth':>5} {'kind':<9} {'params':>12} {'MACs':>10}  input"
     )
     for n, fam, d, kind, p, macs in rows:
         s = get_spec(n).default_image_size
-        print(
-            f"{n:<12} {fam:<9} {d:>5} {kind:<9} {p:>12,} {human(macs) if macs else '-':>10}  3x{s}x{s}"
-        )
-    print("\nAny CIFAR depth 6n+2 also works: resnet8, plain14, cifar_resnet50, ...")
+        shown = human(macs) if macs else "-"
+        print(f"{n:<{w}} {fam:<9} {d:>5} {kind:<9} {p:>12,} {shown:>10}  3x{s}x{s}")
+    print("\nAny CIFAR depth 6n+2 also works (resnet8, plain14, cifar_resnet50, ...), and any")
+    print("wide ResNet WRN-d-k with d = 6n+4 (wrn_16_4, wrn_22_8, ...).")
     return 0
 
 

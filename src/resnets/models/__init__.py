@@ -1,12 +1,15 @@
 """Models: one configurable :class:`ResNet`, a registry of named builders, summaries.
 
-Importing this package registers every builder (``resnet.py``, ``fast.py``).
+Importing this package registers every builder (``resnet.py``, ``fast.py``, ``resnext.py``,
+``preact.py``, ``densenet.py``).
 """
 
 from .base import FeatureInfo, StagedNet
+from .densenet import ConcatResNet, DenseNet
 from .factory import create_model, list_models
 from .fast import FastResNet
 from .hub import get_pretrained, list_pretrained, load_model
+from .preact import PreActResNet
 from .registry import ModelSpec, get_spec, is_model, register_model
 from .resnet import (
     CIFAR_DEPTHS,
@@ -18,6 +21,7 @@ from .resnet import (
     cifar_resnet,
     imagenet_resnet,
 )
+from .resnext import cifar_resnext, imagenet_grouped
 from .summary import count_macs, count_params, format_summary, summarize
 
 __all__ = [
@@ -25,19 +29,24 @@ __all__ = [
     "IMAGENET_LAYERS",
     "BasicBlock",
     "Bottleneck",
+    "ConcatResNet",
+    "DenseNet",
     "FastResNet",
     "FeatureInfo",
     "ModelSpec",
+    "PreActResNet",
     "ResNet",
     "StagedNet",
     "ZeroPadShortcut",
     "cifar_resnet",
+    "cifar_resnext",
     "count_macs",
     "count_params",
     "create_model",
     "format_summary",
     "get_pretrained",
     "get_spec",
+    "imagenet_grouped",
     "imagenet_resnet",
     "is_model",
     "list_models",

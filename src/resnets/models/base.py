@@ -49,13 +49,13 @@ class FeatureInfo:
 
 
 class StagedNet(nn.Module):
-    """Base class: subclasses set ``stage_names``, ``num_features`` and ``fc`` and implement
+    """Base class: subclasses set ``stage_names``, ``num_features`` and the classifier (``fc``,
+    or the attribute ``head_name`` names) and implement
     :meth:`forward_stem`, :meth:`pool_features` and :meth:`classify`."""
 
     stage_names: list[str]
     num_features: int
     num_classes: int
-    fc: nn.Module
 
     # -- what a subclass provides
     def forward_stem(self, x: Tensor) -> Tensor:
@@ -64,8 +64,15 @@ class StagedNet(nn.Module):
     def pool_features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def forward_final(self, x: Tensor) -> Tensor:
+        """Applied to the last stage's map: identity, or the final BN-ReLU of pre-activation
+        nets (part of the final map, as in timm)."""
+        return x
+
+    head_name = "fc"  # the classifier's attribute (DenseNet keeps torchvision's "classifier")
+
     def classify(self, pooled: Tensor) -> Tensor:
-        return self.fc(pooled)
+        return getattr(self, self.head_name)(pooled)
 
     def new_classifier(self, num_classes: int) -> nn.Module:
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
@@ -86,7 +93,7 @@ class StagedNet(nn.Module):
         x = self.forward_stem(x)
         for stage in self.stages():
             x = stage(x)
-        return x
+        return self.forward_final(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pool the final map and classify it; ``pre_logits`` returns the pooled vector."""
@@ -148,10 +155,13 @@ class StagedNet(nn.Module):
         if 0 in take:
             maps.append(x)
         last = max(take)
-        for i, stage in enumerate(self.stages(), start=1):
+        stages = self.stages()
+        for i, stage in enumerate(stages, start=1):
             if stop_early and i > last:
                 break
             x = stage(x)
+            if i == len(stages):
+                x = self.forward_final(x)
             if i in take:
                 maps.append(x)
         return maps if intermediates_only else (x, maps)
@@ -174,4 +184,4 @@ class StagedNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final layer, e.g. for transfer learning to ``num_classes`` classes."""
         self.num_classes = num_classes
-        self.fc = self.new_classifier(num_classes)
+        setattr(self, self.head_name, self.new_classifier(num_classes))

@@ -66,7 +66,7 @@ def register_pretrained(p: Pretrained, *, default: bool = False) -> None:
 
 
 def _torchvision(model: str, tag: str, file: str, top1: float, top5: float, params: int,
-                 size_mb: float, resize: int, recipe: str) -> Pretrained:  # fmt: skip
+                 size_mb: float | None, resize: int, recipe: str) -> Pretrained:  # fmt: skip
     meta = WeightsMeta(
         model=model,
         model_kwargs={"num_classes": 1000},
@@ -89,6 +89,9 @@ def _torchvision(model: str, tag: str, file: str, top1: float, top5: float, para
 
 _V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
 _V2 = "https://github.com/pytorch/vision/issues/3995#new-recipe"
+_V1X = "https://github.com/pytorch/vision/tree/main/references/classification#resnext"
+_V1W = "https://github.com/pytorch/vision/pull/912"
+_V1D = "https://github.com/pytorch/vision/tree/main/references/classification"
 for _p in (
     _torchvision("resnet18", "tv_in1k", "resnet18-f37072fd.pth", 0.69758, 0.89078, 11689512, 44.661, 256, _V1),
     _torchvision("resnet34", "tv_in1k", "resnet34-b627a593.pth", 0.73314, 0.91420, 21797672, 83.275, 256, _V1),
@@ -98,6 +101,17 @@ for _p in (
     _torchvision("resnet101", "tv2_in1k", "resnet101-cd907fc2.pth", 0.81886, 0.95780, 44549160, 170.530, 232, _V2),
     _torchvision("resnet152", "tv_in1k", "resnet152-394f9c45.pth", 0.78312, 0.94046, 60192808, 230.434, 256, _V1),
     _torchvision("resnet152", "tv2_in1k", "resnet152-f82ba261.pth", 0.82284, 0.96002, 60192808, 230.474, 232, _V2),
+    # the family the paper's successors named (issue: ResNeXt, wide, dense)
+    _torchvision("resnext50_32x4d", "tv_in1k", "resnext50_32x4d-7cdf4587.pth", 0.77618, 0.93698, 25028904, None, 256, _V1X),
+    _torchvision("resnext50_32x4d", "tv2_in1k", "resnext50_32x4d-1a0047aa.pth", 0.81198, 0.95340, 25028904, None, 232, _V2),
+    _torchvision("resnext101_32x8d", "tv_in1k", "resnext101_32x8d-8ba56ff5.pth", 0.79312, 0.94526, 88791336, None, 256, _V1X),
+    _torchvision("resnext101_32x8d", "tv2_in1k", "resnext101_32x8d-110c445d.pth", 0.82834, 0.96228, 88791336, None, 232, _V2),
+    _torchvision("resnext101_64x4d", "tv2_in1k", "resnext101_64x4d-173b62eb.pth", 0.83246, 0.96454, 83455272, None, 232, _V2),
+    _torchvision("wide_resnet50_2", "tv_in1k", "wide_resnet50_2-95faca4d.pth", 0.78468, 0.94086, 68883240, None, 256, _V1W),
+    _torchvision("wide_resnet50_2", "tv2_in1k", "wide_resnet50_2-9ba9bcbe.pth", 0.81602, 0.95758, 68883240, None, 232, _V2),
+    _torchvision("wide_resnet101_2", "tv_in1k", "wide_resnet101_2-32ee1156.pth", 0.78848, 0.94284, 126886696, None, 256, _V1W),
+    _torchvision("wide_resnet101_2", "tv2_in1k", "wide_resnet101_2-d733dc28.pth", 0.82510, 0.96020, 126886696, None, 232, _V2),
+    _torchvision("densenet121", "tv_in1k", "densenet121-a639ec97.pth", 0.74434, 0.91972, 7978856, None, 256, _V1D),
 ):  # fmt: skip
     register_pretrained(_p, default=_p.tag == "tv2_in1k")
 
@@ -215,10 +229,13 @@ def load_model(
     kwargs = dict(meta.model_kwargs)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    elif "num_classes" not in kwargs and "fc.weight" in sd:
-        kwargs["num_classes"] = int(sd["fc.weight"].shape[0])
-    if "in_chans" not in kwargs and "conv1.weight" in sd:
-        kwargs["in_chans"] = int(sd["conv1.weight"].shape[1])
+    elif "num_classes" not in kwargs:
+        head = next((k for k in ("fc.weight", "classifier.weight") if k in sd), None)
+        if head is not None:
+            kwargs["num_classes"] = int(sd[head].shape[0])
+    stem = next((k for k in ("conv1.weight", "features.conv0.weight") if k in sd), None)
+    if "in_chans" not in kwargs and stem is not None:
+        kwargs["in_chans"] = int(sd[stem].shape[1])
     net = create_model(name, **kwargs)
     load_state_dict_checked(net, sd, str(path))
     return net, replace(meta, model=get_spec(name).name)

@@ -45,6 +45,12 @@ class ModelSpec:
     builder: Callable[..., nn.Module]
     default_num_classes: int
     default_image_size: int
+    # how blocks join: residual (sum), plain (none), preact (sum, BN-ReLU first), concat, dense
+    connection: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.connection or ("residual" if self.residual else "plain")
 
     @property
     def doc(self) -> str:
@@ -57,13 +63,16 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ModelSpec]]] = 
 
 
 def register_model(
-    *, family: Family, depth: int, residual: bool = True
+    *, family: Family, depth: int, residual: bool = True, kind: str = ""
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register the decorated builder under its function name."""
+    """Register the decorated builder under its function name (``kind``: how its blocks join,
+    shown by ``resnets models``; default residual or plain)."""
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         classes, size = FAMILY_DEFAULTS[family]
-        _REGISTRY[fn.__name__] = ModelSpec(fn.__name__, family, depth, residual, fn, classes, size)
+        _REGISTRY[fn.__name__] = ModelSpec(
+            fn.__name__, family, depth, residual, fn, classes, size, kind
+        )
         return fn
 
     return deco

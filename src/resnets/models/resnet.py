@@ -92,8 +92,12 @@ class BasicBlock(nn.Module):
         residual: bool = True,
         stride_in_1x1: bool = False,
         batchnorm: bool = True,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ConfigError("basic blocks take no groups or width_per_group (bottleneck only)")
         out_ch = width * self.expansion
         self.residual = residual
         self.conv1 = conv3x3(in_ch, width, stride)
@@ -123,6 +127,11 @@ class Bottleneck(nn.Module):
 
     ``stride_in_1x1=False`` puts the stride in the 3x3 convolution (torchvision's "ResNet v1.5",
     slightly more accurate); ``True`` puts it in the first 1x1 as in the original paper.
+
+    ``groups`` and ``base_width`` give ResNeXt's grouped 3x3 (Xie et al. 2017, Fig. 3c: cardinality
+    ``groups``, ``base_width`` channels per group at the first stage) and the wide ResNets' wider
+    inner layers: the inner width is ``int(width * base_width / 64) * groups``, the output stays
+    ``4 * width`` (torchvision's rule, so its ResNeXt and wide weights load).
     """
 
     expansion = 4
@@ -137,16 +146,19 @@ class Bottleneck(nn.Module):
         residual: bool = True,
         stride_in_1x1: bool = False,
         batchnorm: bool = True,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
         out_ch = width * self.expansion
+        inner = int(width * base_width / 64) * groups
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.residual = residual
-        self.conv1 = conv1x1(in_ch, width, s1)
-        self.bn1 = norm2d(width, batchnorm)
-        self.conv2 = conv3x3(width, width, s3)
-        self.bn2 = norm2d(width, batchnorm)
-        self.conv3 = conv1x1(width, out_ch)
+        self.conv1 = conv1x1(in_ch, inner, s1)
+        self.bn1 = norm2d(inner, batchnorm)
+        self.conv2 = nn.Conv2d(inner, inner, 3, stride=s3, padding=1, groups=groups, bias=False)
+        self.bn2 = norm2d(inner, batchnorm)
+        self.conv3 = conv1x1(inner, out_ch)
         self.bn3 = norm2d(out_ch, batchnorm)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_shortcut(shortcut, residual, in_ch, out_ch, stride, batchnorm)
@@ -189,6 +201,9 @@ class ResNet(StagedNet):
         stride_in_1x1: bottleneck stride placement (see :class:`Bottleneck`).
         batchnorm: False replaces every BatchNorm by an identity (to study gradient flow
             without normalisation; not a training configuration of the paper).
+        groups: cardinality of the bottleneck's 3x3 convolution (ResNeXt; 1: ResNet).
+        width_per_group: channels per group at the first stage (64: ResNet; 128 with
+            groups=1: the wide ResNet-50-2; see :class:`Bottleneck`).
     """
 
     def __init__(
@@ -205,8 +220,13 @@ class ResNet(StagedNet):
         zero_init_residual: bool = False,
         stride_in_1x1: bool = False,
         batchnorm: bool = True,
+        groups: int = 1,
+        width_per_group: int = 64,
     ) -> None:
         super().__init__()
+        for key, v in (("groups", groups), ("width_per_group", width_per_group)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {v!r}")
         if block not in BLOCKS:
             raise ConfigError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
         if shortcut not in ("A", "B", "C"):
@@ -253,6 +273,8 @@ class ResNet(StagedNet):
                         residual=residual,
                         stride_in_1x1=stride_in_1x1,
                         batchnorm=batchnorm,
+                        groups=groups,
+                        base_width=width_per_group,
                     )
                 )
                 in_ch = width * block_cls.expansion

@@ -54,8 +54,9 @@ def summarize(model: ResNet, image_size: int, batch: int = 1) -> list[StageInfo]
 
     run("stem", [], model.forward_stem)
     for name, stage in zip(model.stage_names, model.stages()):
-        run(name, [stage], stage)
-    run("head", [model.fc], model.forward_head)
+        # a DenseNet stage is a view over modules registered elsewhere (torchvision's keys)
+        run(name, list(getattr(stage, "_parts", [stage])), stage)
+    run("head", [getattr(model, model.head_name)], model.forward_head)
     # the stem: every parameter not in a stage or the head (conv1 + bn1, or a whitening stem)
     rows[0].params = count_params(model) - sum(r.params for r in rows[1:])
     model.train(was_training)
@@ -63,15 +64,17 @@ def summarize(model: ResNet, image_size: int, batch: int = 1) -> list[StageInfo]
 
 
 def format_summary(name: str, rows: list[StageInfo], image_size: int) -> str:
+    w = max([8, *(len(r.name) for r in rows)])
     lines = [
         f"{name} at {image_size}x{image_size}",
-        f"{'stage':<8} {'output':<20} {'params':>12} {'MACs':>14}",
+        f"{'stage':<{w}} {'output':<20} {'params':>12} {'MACs':>14}",
     ]
     for r in rows:
-        lines.append(f"{r.name:<8} {str(list(r.output_shape)):<20} {r.params:>12,} {r.macs:>14,}")
+        shape = str(list(r.output_shape))
+        lines.append(f"{r.name:<{w}} {shape:<20} {r.params:>12,} {r.macs:>14,}")
     total_p = sum(r.params for r in rows)
     total_m = sum(r.macs for r in rows)
-    lines.append(f"{'total':<8} {'':<20} {total_p:>12,} {total_m:>14,}  ({human(total_m)}MACs)")
+    lines.append(f"{'total':<{w}} {'':<20} {total_p:>12,} {total_m:>14,}  ({human(total_m)}MACs)")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -185,8 +186,17 @@ def read_weights(
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: does not hold a state_dict of tensors")
-    sd = {k.removeprefix("module."): v for k, v in obj.items()}
+    sd = {_modern_key(k.removeprefix("module.")): v for k, v in obj.items()}
     return sd, None
+
+
+# torchvision's DenseNet files keep the dotted names of its old layers ("denselayer1.norm.1")
+_LEGACY_DENSE = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\..+)$")
+
+
+def _modern_key(key: str) -> str:
+    m = _LEGACY_DENSE.match(key)
+    return m.group(1) + m.group(2) if m else key
 
 
 def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label: str) -> None:

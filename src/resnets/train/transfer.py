@@ -16,7 +16,10 @@ from ..models.weights import WeightsMeta, load_state_dict_checked, read_weights
 from .config import TrainConfig
 from .run_dir import RunLog
 
-HEAD_PREFIX = "fc."
+
+def head_prefix(model: nn.Module) -> str:
+    """Key prefix of the classifier: ``fc.``, or ``classifier.`` for DenseNet (torchvision's)."""
+    return getattr(model, "head_name", "fc") + "."
 
 
 def read_init(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], WeightsMeta | None] | None:
@@ -52,20 +55,21 @@ def load_backbone(
 ) -> None:
     """Copy the weights into ``raw_model``: everything when the classes are the same (by name,
     in order), else all but the classifier, which keeps its fresh initialisation."""
+    head = head_prefix(raw_model)
     same_classes = (
         meta is not None
         and meta.classes == list(classes)
-        and sd.get(HEAD_PREFIX + "weight", torch.empty(0)).shape[:1] == (len(classes),)
+        and sd.get(head + "weight", torch.empty(0)).shape[:1] == (len(classes),)
     )
     if same_classes:
         load_state_dict_checked(raw_model, sd, label)
         log(f"initialised from {label} (every layer, the same {len(classes)} classes)")
         return
-    own_head = {k: v for k, v in raw_model.state_dict().items() if k.startswith(HEAD_PREFIX)}
-    body = {k: v for k, v in sd.items() if not k.startswith(HEAD_PREFIX)}
+    own_head = {k: v for k, v in raw_model.state_dict().items() if k.startswith(head)}
+    body = {k: v for k, v in sd.items() if not k.startswith(head)}
     load_state_dict_checked(raw_model, {**body, **own_head}, label)
     before = "unknown" if meta is None or meta.classes is None else len(meta.classes)
-    n_old = sd[HEAD_PREFIX + "weight"].shape[0] if HEAD_PREFIX + "weight" in sd else before
+    n_old = sd[head + "weight"].shape[0] if head + "weight" in sd else before
     log(
         f"initialised the backbone from {label}; the classifier was replaced "
         f"({n_old} classes there, {len(classes)} here: {', '.join(classes[:5])}"
@@ -79,7 +83,7 @@ def frozen_names(raw_model: nn.Module, spec: str) -> list[str]:
         return []
     stages = list(getattr(raw_model, "stage_names", []))
     names = [n for n, _ in raw_model.named_parameters()]
-    head = [n for n in names if n.startswith(HEAD_PREFIX)]
+    head = [n for n in names if n.startswith(head_prefix(raw_model))]
     in_stage = {s: [n for n in names if n.startswith(s + ".")] for s in stages}
     stem = [n for n in names if n not in head and not any(n in v for v in in_stage.values())]
     if spec == "stem":
@@ -124,10 +128,10 @@ def param_groups(
         if not trainable:
             raise ConfigError(f"freeze={cfg.freeze!r}: leaves no parameter to train")
         return [{"params": trainable}], [1.0]
-    body, head = [], []
+    body, head, prefix = [], [], head_prefix(raw_model)
     for n, p in raw_model.named_parameters():
         if p.requires_grad:
-            (head if n.startswith(HEAD_PREFIX) else body).append(p)
+            (head if n.startswith(prefix) else body).append(p)
     if not body and not head:
         raise ConfigError(f"freeze={cfg.freeze!r}: leaves no parameter to train")
     groups, scales = [], []
