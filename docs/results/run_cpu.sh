@@ -15,3 +15,6 @@ resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-
 resnets reproduce degradation "${common[@]}" --seeds 2 --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/degradation
 resnets analyze responses "${common[@]}" --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/responses
 resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --runs-from .data/runs-transfer --out docs/results/transfer
+# the family (issue 13): sum against concatenation, original against pre-activation units
+python -m resnets reproduce sum-vs-concat --data ../shared/data/cifar10-jpeg/train --budget 0.005 --out docs/results/sum-vs-concat --runs-from .data/runs-family
+python -m resnets reproduce preact --data ../shared/data/cifar10-jpeg/train --budget 0.003 --out docs/results/preact --runs-from .data/runs-family

@@ -91,6 +91,33 @@ def test_shortcuts_command(tmp_path):
     assert "25.03" in text  # the paper's Table 3 beside ours
 
 
+def test_sum_vs_concat_command(tmp_path):
+    out = tmp_path / "svc"
+    assert main(["reproduce", "sum-vs-concat", "--depth", "8", "--out", str(out), *TINY]) == 0
+    text = (out / "RESULTS.md").read_text()
+    rows = {r["variant"]: r for r in csv.DictReader(open(out / "variants.csv"))}
+    assert len(rows) == 3 and (out / "curves.png").is_file()
+    same = rows["concat, same widths"]
+    summ = rows["sum (ResNet)"]
+    matched = next(v for k, v in rows.items() if k.startswith("concat, matched"))
+    # the costs are measured, not assumed: concat at the same widths is wider and dearer
+    assert int(same["features"]) > int(summ["features"])
+    assert float(same["act_mib"]) > float(summ["act_mib"]) and int(same["macs"]) > int(summ["macs"])
+    # the matched variant is within 15% of the ResNet's parameters
+    assert abs(int(matched["params"]) / int(summ["params"]) - 1) < 0.15
+    assert "Verdict" in text and "grows the features" in text
+    assert main(["reproduce", "sum-vs-concat", "--depth", "9", "--out", str(out), *TINY]) == 2
+
+
+def test_preact_command(tmp_path):
+    out = tmp_path / "pre"
+    assert main(["reproduce", "preact", "--out", str(out), *TINY]) == 0
+    text = (out / "RESULTS.md").read_text()
+    assert "| 110 | original |" in text and "| 110 | pre-activation |" in text
+    assert "6.37" in text and "6.61" in text  # the paper's numbers beside ours
+    assert (out / "curves.png").is_file()
+
+
 def test_responses_command(tmp_path):
     out = tmp_path / "resp"
     assert main(["analyze", "responses", "--depths", "8,14", "--out", str(out), *TINY]) == 0

@@ -18,6 +18,7 @@ parameter count can be matched to a ResNet's (``resnets reproduce sum-vs-concat`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .base import StagedNet
-from .registry import register_model
+from .registry import FAMILY_DEFAULTS, ModelSpec, register_model, register_pattern
 from .resnet import conv1x1, conv3x3
 
 
@@ -104,7 +105,7 @@ class DenseNet(StagedNet):
         bn_size: the bottleneck's width in multiples of k (4 in DenseNet-BC; 0: no bottleneck).
         compression: channel factor of each transition (0.5 in DenseNet-BC).
         stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) or ``"cifar"`` (one 3x3).
-        drop_rate: dropout after each layer.
+        dropout: dropout after each layer (torchvision's ``drop_rate``).
         num_classes, in_chans: as :class:`~resnets.models.resnet.ResNet`.
     """
 
@@ -119,7 +120,7 @@ class DenseNet(StagedNet):
         bn_size: int = 4,
         compression: float = 0.5,
         stem: Literal["imagenet", "cifar"] = "imagenet",
-        drop_rate: float = 0.0,
+        dropout: float = 0.0,
         num_classes: int = 1000,
         in_chans: int = 3,
     ) -> None:
@@ -158,7 +159,7 @@ class DenseNet(StagedNet):
                 self.features.add_module(f"transition{i}", trans)
                 parts.append(trans)
                 ch = out
-            blk = DenseBlock(n, ch, growth_rate, bn_size, drop_rate)
+            blk = DenseBlock(n, ch, growth_rate, bn_size, dropout)
             self.features.add_module(f"denseblock{i + 1}", blk)
             parts.append(blk)
             ch += n * growth_rate
@@ -346,3 +347,20 @@ def concat56(**kwargs: Any) -> ConcatResNet:
 def concat110(**kwargs: Any) -> ConcatResNet:
     """ResNet-110 for CIFAR with concatenating shortcuts."""
     return ConcatResNet(110, **kwargs)
+
+
+def _resolve_concat(m: re.Match[str]) -> ModelSpec:
+    """``concat8``, ``concat44``, ...: any CIFAR depth 6n+2 with concatenating shortcuts."""
+    depth = int(m.group(1))
+    if depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"CIFAR networks have 6n+2 layers: 8, 14, 20, 26, ...; got {depth}")
+
+    def build(**kwargs: Any) -> ConcatResNet:
+        return ConcatResNet(depth, **kwargs)
+
+    build.__doc__ = f"ResNet-{depth} for CIFAR with concatenating shortcuts."
+    classes, size = FAMILY_DEFAULTS["cifar"]
+    return ModelSpec(m.group(0), "cifar", depth, True, build, classes, size, "concat")
+
+
+register_pattern(r"concat(\d+)", _resolve_concat)

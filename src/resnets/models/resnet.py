@@ -343,6 +343,17 @@ def cifar_resnet(depth: int, *, residual: bool = True, **kwargs: Any) -> ResNet:
     )
 
 
+def cifar_bottleneck(depth: int, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet of bottleneck blocks (9n+2 layers; inner widths 16/32/64, outputs
+    64/128/256; projection shortcuts where the shape changes), as in He et al. (2016)."""
+    if depth < 11 or (depth - 2) % 9:
+        raise ConfigError(f"a CIFAR bottleneck ResNet has 9n+2 layers; got depth {depth}")
+    n = (depth - 2) // 9
+    kwargs.setdefault("shortcut", "B")
+    kwargs.setdefault("num_classes", 10)
+    return ResNet("bottleneck", (n, n, n), widths=(16, 32, 64), stem="cifar", **kwargs)
+
+
 @register_model(family="imagenet", depth=18)
 def resnet18(**kwargs: Any) -> ResNet:
     """ResNet-18 (paper Table 1): basic blocks 2-2-2-2, 11.7 M parameters."""
@@ -473,6 +484,19 @@ def plain110(**kwargs: Any) -> ResNet:
 def plain1202(**kwargs: Any) -> ResNet:
     """Plain-1202 for CIFAR."""
     return cifar_resnet(1202, residual=False, **kwargs)
+
+
+@register_model(family="cifar", depth=164)
+def resnet164(**kwargs: Any) -> ResNet:
+    """ResNet-164 for CIFAR with bottleneck blocks (He et al. 2016, "Identity Mappings", the
+    original units of its Table 3: 5.93% error): 9n+2 layers, n=18, 1.7 M parameters."""
+    return cifar_bottleneck(164, **kwargs)
+
+
+@register_model(family="cifar", depth=1001)
+def resnet1001(**kwargs: Any) -> ResNet:
+    """ResNet-1001 for CIFAR, bottleneck blocks (Identity Mappings, Table 3: 7.61%): 10.3 M."""
+    return cifar_bottleneck(1001, **kwargs)
 
 
 def _resolve_cifar_name(m: re.Match[str]) -> ModelSpec:

@@ -83,3 +83,29 @@ def human(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f} {unit}"
     return f"{n:.0f} "
+
+
+def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes of the tensors one training forward keeps for its backward (activations, the
+    dominant part of training memory at a given batch), counted once per storage.
+
+    Measured with autograd's saved-tensor hooks, so it is the same on every device and needs
+    no allocator statistics; parameters saved by a layer are not counted.
+    """
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    was_training = model.training
+    model.train()
+    x = torch.zeros(input_shape)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    del out
+    model.train(was_training)
+    return sum(seen.values())

@@ -72,6 +72,16 @@ class TrainConfig:
         False, "bottleneck stride in the first 1x1 (the paper) instead of the 3x3"
     )
     batchnorm: bool = opt(True, "False: the no-BN variant (gradient-flow studies only)")
+    base_width: int = opt(
+        0,
+        "first-stage width of the concatenating nets (concat*); 0: the model's own (16)",
+        unit="channels",
+    )
+    dropout: float = opt(
+        0.0,
+        "dropout inside each unit of wide, pre-activation and dense nets (WRN: 0.3); 0: none",
+        unit="probability",
+    )
 
     init: str = opt(
         "",
@@ -250,6 +260,13 @@ class TrainConfig:
             0 <= self.label_smoothing < 1,
             f"label_smoothing={self.label_smoothing}: must be in [0, 1)",
         )
+        need(0 <= self.dropout < 1, f"dropout={self.dropout}: must be in [0, 1)")
+        need(self.base_width >= 0, f"base_width={self.base_width}: must be >= 0")
+        kind = get_spec(self.model).kind
+        need(not self.dropout or kind in ("preact", "dense"),
+             f"dropout={self.dropout}: {self.model} has no dropout (wide, pre-act and dense nets do)")  # fmt: skip
+        need(not self.base_width or kind == "concat",
+             f"base_width={self.base_width}: only the concat* nets take it, not {self.model}")  # fmt: skip
         need(0 < self.lr_decay <= 1, f"lr_decay={self.lr_decay}: must be in (0, 1]")
         need(math.isfinite(self.epochs) and self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
         need(

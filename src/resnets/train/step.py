@@ -37,6 +37,10 @@ def model_options(cfg: TrainConfig, num_classes: int, in_chans: int) -> dict[str
         opts["shortcut"] = cfg.shortcut
     if not cfg.batchnorm:
         opts["batchnorm"] = False
+    if cfg.base_width:
+        opts["base_width"] = cfg.base_width
+    if cfg.dropout:
+        opts["dropout"] = cfg.dropout
     return opts
 
 
