@@ -27,13 +27,14 @@ LAYERS = {
     "data": 2,
     "eval": 3,
     "train": 4,
+    "deploy": 4,
     "analysis": 5,
     "bench": 5,
     "cli": 6,
     "__main__": 7,
 }
 # imported inside functions only because they are optional or heavy and rarely needed
-OPTIONAL = {"sklearn", "simplejpeg", "turbojpeg", "tomli", "webdataset", "onnx", "onnxruntime",
+OPTIONAL = {"sklearn", "simplejpeg", "turbojpeg", "tomli", "webdataset", "onnx", "onnxruntime", "openvino",
             "torch.utils.tensorboard"}  # fmt: skip
 
 

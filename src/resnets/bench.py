@@ -24,7 +24,10 @@ from .data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratif
 from .data.folder import CACHE_ENV
 from .data.images import decode_image, resize_short_center_crop
 from .data.stream import decode_bytes, is_shard_dir, jpeg_decoder, stream_folder, stream_shards
+from .deploy.backends import ExternalModel, available_backends
+from .deploy.graph import onnx_bytes
 from .models import count_macs, create_model, get_spec
+from .models.weights import WeightsMeta
 from .runtime import use_bf16
 from .train.config import TrainConfig, build_config
 from .train.step import TrainStep, build_for_training
@@ -235,6 +238,57 @@ def bench_infer(
         "bf16": bf16_ok,
         "peak_memory_mb": peak_memory_mb(dev),
     }
+
+
+def bench_backends(
+    model: str = "resnet50",
+    batch_sizes: tuple[int, ...] = (1, 16),
+    backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino"),
+    image_size: int = 0,
+    steps: int = 10,
+    rounds: int = 3,
+    threads: int = 0,
+) -> dict[str, Any]:
+    """CPU inference images/s of each backend at each batch size, in alternating rounds.
+
+    ``torch``: fp32 eager and resnets' fast path (bf16 autocast + channels_last where the CPU
+    has bf16); ``onnxruntime``: the exported graph, all graph optimisations; ``openvino``: the
+    same graph compiled with OpenVINO's defaults (its own precision choice) and with an f32
+    hint. Random weights: speed does not depend on their values.
+    """
+    spec = get_spec(model)
+    size = image_size or spec.default_image_size
+    net = create_model(model).eval()
+    meta = WeightsMeta(model=model, model_kwargs={"num_classes": spec.default_num_classes})
+    dev = torch.device("cpu")
+    bf16_ok = use_bf16("auto", dev)
+    net_cl = create_model(model).eval().to(memory_format=torch.channels_last)
+    installed = available_backends()
+    variants: dict[str, Any] = {}
+    if "torch" in backends:
+        variants["torch fp32"] = lambda x: net(x)
+
+        def fast(x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_ok):
+                return net_cl(x.contiguous(memory_format=torch.channels_last))
+
+        variants["torch fast"] = fast
+    graph = onnx_bytes(net, meta, size) if set(backends) - {"torch"} else b""
+    if "onnxruntime" in backends and "onnxruntime" in installed:
+        variants["onnxruntime"] = ExternalModel("onnxruntime", graph, meta, threads=threads)
+    if "openvino" in backends and "openvino" in installed:
+        variants["openvino default"] = ExternalModel("openvino", graph, meta, threads=threads,
+                                                     precision="")  # fmt: skip
+        variants["openvino f32"] = ExternalModel("openvino", graph, meta, threads=threads)
+    out: dict[str, Any] = {"model": model, "image_size": size, "bf16": bf16_ok,
+                           "threads": torch.get_num_threads(), "results": {}}  # fmt: skip
+    for bs in batch_sizes:
+        x = torch.randn(bs, 3, size, size)
+        fns = {k: (lambda f=f, x=x: f(x)) for k, f in variants.items()}
+        with torch.inference_mode():
+            times = alternate(fns, steps, rounds, dev, warmup=2)
+        out["results"][bs] = {k: bs / statistics.median(v) for k, v in times.items()}
+    return out
 
 
 def bench_data(

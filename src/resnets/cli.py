@@ -9,6 +9,7 @@ import typing
 import warnings
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .analysis import cli as analysis_cli
 from .argtypes import count
 from .data import load_dataset
 from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
+from .deploy import BACKENDS, export_model, load_for_backend
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
 from .models import (
@@ -156,13 +158,35 @@ def _sides(text: str, flag: str) -> list[int]:
     return vals
 
 
+def _load(args: argparse.Namespace, device: Any) -> Any:
+    """Weights or an exported model on the backend asked for (``--backend``)."""
+    if args.backend == "torch" and device.type != "cpu":
+        return load_for_inference(args.weights, model=args.model, device=device)
+    if args.backend != "torch" and device.type != "cpu":
+        raise ConfigError(f"--backend {args.backend}: runs on the CPU (--device cpu)")
+    return load_for_backend(args.weights, args.backend, model=args.model)
+
+
+def _export(args: argparse.Namespace) -> int:
+    r = export_model(args.weights, args.format, args.out, model=args.model,
+                     check_data=args.check_data)  # fmt: skip
+    verdict = "ok" if r.ok else "FAILED"
+    print(f"exported {args.weights} to {r.path} ({r.format}, {r.size_bytes / 2**20:.1f} MiB)")
+    print(f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
+          f"{r.max_abs_diff:.2e} against PyTorch fp32 (< 1e-4: {verdict})")  # fmt: skip
+    if args.json:
+        print(json.dumps({"path": str(r.path), "format": r.format, "max_abs_diff": r.max_abs_diff,
+                          "n_checked": r.n_checked, "size_bytes": r.size_bytes, "ok": r.ok}))  # fmt: skip
+    return 0 if r.ok else 1
+
+
 def _eval(args: argparse.Namespace) -> int:
     scales = _sides(args.scales, "--scales") if args.scales else []
     if scales and args.ten_crop:
         raise ConfigError("--scales and --ten-crop are two different tests: pick one")
 
     device = pick_device(args.device)
-    lm = load_for_inference(args.weights, model=args.model, device=device)
+    lm = _load(args, device)
     tta = lm.meta.tta if args.tta == "auto" else args.tta
     res, data = score(
         lm,
@@ -236,7 +260,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
 
-    lm = load_for_inference(args.weights, model=args.model, device=pick_device(args.device))
+    lm = _load(args, pick_device(args.device))
     results = predict(lm, args.images, topk=args.topk)
     if args.json:
         print(json.dumps(results))
@@ -394,6 +418,21 @@ def _benchmark(args: argparse.Namespace) -> int:
         print(
             f"speed-up {r['speedup']:.2f}x; peak {r['peak_tflops']}; peak memory {r['peak_memory_mb']:.0f} MB"
         )
+    elif args.what == "infer" and args.backend != "torch":
+        names = BACKENDS if args.backend == "all" else tuple(args.backend.split(","))
+        bad = [b for b in names if b not in BACKENDS]
+        if bad or dev != "cpu":
+            raise ConfigError(f"--backend {args.backend}: all or a list of {', '.join(BACKENDS)} "
+                              "(CPU only)")  # fmt: skip
+        r = bench.bench_backends(args.model, (1, 16), names, args.image_size, args.steps,
+                                 args.rounds)  # fmt: skip
+        print(f"{r['model']} at {r['image_size']}px, {r['threads']} threads, img/s (median of "
+              f"{args.rounds} alternating rounds)")  # fmt: skip
+        for bs, res in r["results"].items():
+            ref = res.get("openvino default")
+            for name, v in res.items():
+                rel = f"  {v / ref:.2f}x OpenVINO default" if ref else ""
+                print(f"batch {bs:>3}  {name:<17} {v:9.1f}{rel}")
     elif args.what == "infer":
         r = bench.bench_infer(
             args.model, args.batch_size, dev, args.image_size, args.steps, args.rounds
@@ -515,6 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-bad", action="store_true", help="skip unreadable images (listed) instead of failing"
     )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino", "auto"),
+        default="torch",
+        help="inference runtime (CPU; auto: the fastest installed); an exported model "
+        "(.onnx, or an OpenVINO folder) as --weights runs on onnxruntime or openvino",
+    )
     p.add_argument("--out", metavar="DIR", help="where to write confusion.png and eval.json")
     p.add_argument(
         "--json", action="store_true", help="last line: one JSON object with top1, top5, n"
@@ -535,7 +581,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="architecture, for weights files without resnets metadata")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino", "auto"),
+        default="torch",
+        help="inference runtime (CPU; auto: the fastest installed); an exported model "
+        "(.onnx, or an OpenVINO folder) as --weights runs on onnxruntime or openvino",
+    )
     p.set_defaults(fn=_predict)
+
+    p = sub.add_parser(
+        "export", help="ONNX or OpenVINO, classes and preprocessing inside, parity checked"
+    )
+    p.add_argument("--weights", required=True, metavar="NAME|RUN_DIR|FILE")
+    p.add_argument("--format", choices=("onnx", "openvino"), default="onnx")
+    p.add_argument("--out", required=True, help="a .onnx file, or a folder for OpenVINO")
+    p.add_argument("--model", help="architecture, for weights files without resnets metadata")
+    p.add_argument(
+        "--check-data",
+        metavar="SPEC",
+        help="real images for the parity check (default: the data named in the weights)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_export)
 
     p = sub.add_parser(
         "config",
@@ -585,6 +653,12 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark", help="images/s against a plain fp32 loop, fraction of peak, memory"
     )
     p.add_argument("what", choices=("train", "infer", "data"))
+    p.add_argument(
+        "--backend",
+        default="torch",
+        help="for 'infer': torch (fp32 against resnets' fast path), or all / a comma list of "
+        "torch,onnxruntime,openvino: each at batch 1 and 16 in alternating rounds",
+    )
     p.add_argument("--model", default="resnet20")
     p.add_argument("--batch-size", type=count(1), default=128)
     p.add_argument("--device", default="auto")

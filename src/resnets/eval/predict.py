@@ -47,12 +47,16 @@ def load_for_inference(
     ]
     if bad:
         raise WeightsError(f"{weights}: non-finite values (NaN/inf) in {', '.join(bad[:3])}")
-    net = net.to(device).eval()
+    return loaded_from_meta(net.to(device).eval(), meta, str(weights))
+
+
+def loaded_from_meta(net: torch.nn.Module, meta: WeightsMeta, label: str) -> LoadedModel:
+    """A model (PyTorch, or an exported one wrapped as a module) with its preprocessing."""
     k = net.num_classes
     classes = list(meta.classes or [str(i) for i in range(k)])
     if len(classes) != k:
         raise WeightsError(
-            f"{weights}: metadata lists {len(classes)} classes but the model has {k} outputs"
+            f"{label}: metadata lists {len(classes)} classes but the model has {k} outputs"
         )
     foreign = meta.mean is None  # a file without metadata: torchvision's ImageNet preset
     return LoadedModel(
@@ -195,7 +199,7 @@ def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
 def predict(lm: LoadedModel, paths: list[str], topk: int = 5) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image."""
     out = []
-    dev = next(lm.model.parameters()).device
+    dev = getattr(lm.model, "device", None) or next(lm.model.parameters()).device
     for p in paths:
         x = preprocess(lm, p).to(dev)
         probs = lm.model(x).float().softmax(1)[0]

@@ -1,0 +1,52 @@
+"""The ONNX graph of a model, with the resnets record, classes and preprocessing inside."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+
+import torch
+from torch import nn
+
+from ..models.weights import WeightsMeta
+
+OPSET = 17
+
+
+def _metadata(meta: WeightsMeta) -> dict[str, str]:
+    pre = {"mean": meta.mean, "std": meta.std, "units": "0..255", "channel_order": "RGB",
+           "layout": "NCHW", "resize_short_side": meta.image_size, "center_crop": meta.eval_size,
+           "interpolation": meta.interpolation}  # fmt: skip
+    return {
+        "resnets": json.dumps(meta.to_dict(), sort_keys=True),
+        "classes": json.dumps(meta.classes or []),
+        "preprocessing": json.dumps(pre),
+    }
+
+
+def onnx_bytes(model: nn.Module, meta: WeightsMeta, size: int) -> bytes:
+    """The model as an ONNX file (bytes) with a dynamic batch axis and the metadata inside."""
+    import onnx
+
+    model = model.eval()
+    x = torch.zeros(1, int(getattr(model, "in_chans", 3)), size, size)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        torch.onnx.export(
+            model,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    for k, v in _metadata(meta).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "resnets"
+    return proto.SerializeToString()

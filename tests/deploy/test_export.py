@@ -1,0 +1,106 @@
+"""Export (ONNX, OpenVINO) with a parity check, and every backend behind eval and predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnets.cli import main
+from resnets.deploy import export_model, load_for_backend
+from resnets.deploy.backends import read_exported_meta
+from resnets.train import build_config, train
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A ResNet trained for 3 epochs on the bundled digits (real images, 10 classes)."""
+    d = tmp_path_factory.mktemp("deploy")
+    cfg = build_config("digits", cli_values={"epochs": 3.0, "iters": 0})
+    train(cfg, d / "run", progress=False, echo=False)
+    return d
+
+
+def test_onnx_export_holds_classes_preprocessing_and_matches_pytorch(run):
+    import onnx
+    import onnxruntime as ort
+
+    r = export_model(run / "run", "onnx", run / "m.onnx")
+    assert r.ok and r.max_abs_diff < 1e-4 and r.n_checked == 64 and r.check_data == "digits"
+    props = {p.key: p.value for p in onnx.load(str(run / "m.onnx")).metadata_props}
+    assert json.loads(props["classes"]) == [str(i) for i in range(10)]
+    pre = json.loads(props["preprocessing"])
+    assert pre["channel_order"] == "RGB" and len(pre["mean"]) == 1 and pre["units"] == "0..255"
+    assert read_exported_meta(run / "m.onnx").model == "resnet20"  # the digits recipe's
+    sess = ort.InferenceSession(str(run / "m.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 3, 7):  # the batch axis is dynamic
+        x = np.random.default_rng(0).standard_normal((batch, 1, 8, 8)).astype(np.float32)
+        assert sess.run(None, {"input": x})[0].shape == (batch, 10)
+
+
+def test_openvino_export_matches_pytorch_with_an_f32_hint(run):
+    r = export_model(run / "run", "openvino", run / "ov")
+    assert r.ok and r.max_abs_diff < 1e-4
+    assert {p.name for p in (run / "ov").iterdir()} == {"model.xml", "model.bin", "resnets.json"}
+    assert not (run / "ov.partial").exists()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_eval_and_predict_agree_across_backends(run, backend, capsys, tmp_path):
+    scores = {}
+    for b, w in (("torch", run / "run"), (backend, run / "run"),
+                 (backend, run / ("m.onnx" if backend == "onnxruntime" else "ov"))):  # fmt: skip
+        if not (w.exists()):
+            pytest.skip("export test did not run first")
+        assert main(["eval", "--weights", str(w), "--data", "digits", "--subset", "val",
+                     "--backend", b, "--json", "--no-progress", "--out", str(tmp_path)]) == 0  # fmt: skip
+        scores[(b, w.name)] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    tops = [s["top1"] for s in scores.values()]
+    assert max(tops) - min(tops) <= 1 / 359  # fp32 everywhere: at most one tie broken otherwise
+    from sklearn.datasets import load_digits
+
+    img = tmp_path / "digit.png"  # a real digit, as a grayscale PNG
+    Image.fromarray((load_digits().images[7] * 255 / 16).round().astype(np.uint8)).save(img)
+    tops = []
+    for b in ("torch", backend):
+        assert main(["predict", "--weights", str(run / "run"), str(img), "--backend", b,
+                     "--json"]) == 0  # fmt: skip
+        tops.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]["top"])
+    assert [t["class"] for t in tops[0]] == [t["class"] for t in tops[1]]
+    assert abs(tops[0][0]["prob"] - tops[1][0]["prob"]) < 1e-4
+
+
+def test_bad_exports_and_backends_are_one_line_errors(run, tmp_path, capsys):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf at all")
+    cases = [
+        (["eval", "--weights", str(junk), "--data", "digits", "--backend", "onnxruntime"], "not a valid ONNX"),
+        (["export", "--weights", str(run / "run"), "--out", str(tmp_path / "x.bin")], "ending in .onnx"),
+        (["export", "--weights", str(run / "run"), "--out", str(junk)], "exists"),
+        (["eval", "--weights", str(junk), "--data", "digits"], "runs on onnxruntime or openvino"),
+        (["benchmark", "infer", "--backend", "tensorrt"], "--backend tensorrt"),
+    ]  # fmt: skip
+    for argv, msg in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_load_for_backend_auto_picks_an_installed_runtime(run):
+    lm = load_for_backend(run / "run", "auto")
+    assert type(lm.model).__name__ == "ExternalModel" and lm.model.backend == "openvino"
+
+
+def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
+    argv = ["benchmark", "infer", "--backend", "all", "--model", "resnet8", "--steps", "1",
+            "--rounds", "1"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for name in ("torch fp32", "torch fast", "onnxruntime", "openvino default", "openvino f32"):
+        assert f"batch   1  {name}" in out and f"batch  16  {name}" in out
+    assert "x OpenVINO default" in out
