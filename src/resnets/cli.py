@@ -167,6 +167,16 @@ def _load(args: argparse.Namespace, device: Any) -> Any:
     return load_for_backend(args.weights, args.backend, model=args.model)
 
 
+def _backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino", "auto"),
+        default="torch",
+        help="inference runtime (CPU; auto: the fastest installed); an exported model "
+        "(.onnx, or an OpenVINO folder) as --weights runs on onnxruntime or openvino",
+    )
+
+
 def _export(args: argparse.Namespace) -> int:
     r = export_model(args.weights, args.format, args.out, model=args.model,
                      check_data=args.check_data)  # fmt: skip
@@ -554,13 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-bad", action="store_true", help="skip unreadable images (listed) instead of failing"
     )
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnxruntime", "openvino", "auto"),
-        default="torch",
-        help="inference runtime (CPU; auto: the fastest installed); an exported model "
-        "(.onnx, or an OpenVINO folder) as --weights runs on onnxruntime or openvino",
-    )
+    _backend_arg(p)
     p.add_argument("--out", metavar="DIR", help="where to write confusion.png and eval.json")
     p.add_argument(
         "--json", action="store_true", help="last line: one JSON object with top1, top5, n"
@@ -581,13 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="architecture, for weights files without resnets metadata")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--backend",
-        choices=("torch", "onnxruntime", "openvino", "auto"),
-        default="torch",
-        help="inference runtime (CPU; auto: the fastest installed); an exported model "
-        "(.onnx, or an OpenVINO folder) as --weights runs on onnxruntime or openvino",
-    )
+    _backend_arg(p)
     p.set_defaults(fn=_predict)
 
     p = sub.add_parser(
