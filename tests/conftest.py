@@ -91,6 +91,44 @@ def make_cifar_archive(
     return path
 
 
+PATCH_COLOURS = {"red": (230, 30, 30), "green": (30, 200, 30), "blue": (30, 60, 230),
+                 "yellow": (230, 220, 30)}  # fmt: skip
+
+
+def make_patch_folder(
+    root: Path, per_class: int = 150, size: int = 32, patch: int = 8, seed: int = 0
+) -> dict[str, tuple[int, int, int]]:
+    """Images of grey noise whose class is decided only by a small solid patch of the class's
+    colour at a random position. Returns each file's patch box ``(row, col, side)`` by its path
+    relative to ``root`` ("red/0003.png")."""
+    rng = np.random.default_rng(seed)
+    boxes = {}
+    for name, rgb in PATCH_COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            grey = rng.integers(40, 216, (size, size, 1))
+            img = np.clip(grey + rng.integers(-25, 26, (size, size, 3)), 0, 255).astype(np.uint8)
+            r, c = (int(v) for v in rng.integers(0, size - patch + 1, 2))
+            img[r : r + patch, c : c + patch] = rgb
+            Image.fromarray(img).save(root / name / f"{i:04d}.png")
+            boxes[f"{name}/{i:04d}.png"] = (r, c, patch)
+    return boxes
+
+
+@pytest.fixture(scope="session")
+def patch_run(tmp_path_factory) -> tuple[Path, Path, dict[str, tuple[int, int, int]]]:
+    """ResNet-8 trained (40 epochs of 480 images, ~15 s) on :func:`make_patch_folder` data:
+    (run dir, data folder, patch boxes)."""
+    from resnets.train import build_config, train
+
+    root = tmp_path_factory.mktemp("patches")
+    boxes = make_patch_folder(root / "data")
+    cfg = build_config("quick", cli_values={"data": str(root / "data"), "model": "resnet8",
+                                            "epochs": 40.0, "val_split": 0.2})  # fmt: skip
+    train(cfg, root / "run", progress=False, echo=False)
+    return root / "run", root / "data", boxes
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "imgs")

@@ -35,6 +35,8 @@ LAYERS = {
 }
 # imported inside functions only because they are optional or heavy and rarely needed
 OPTIONAL = {"sklearn", "simplejpeg", "turbojpeg", "tomli", "webdataset", "onnx", "onnxruntime", "openvino",
+            "captum", "captum.attr", "nncf", "fastapi", "uvicorn", "onnxruntime.quantization",
+            "starlette", "selenium",
             "torch.utils.tensorboard"}  # fmt: skip
 
 

@@ -19,8 +19,10 @@ from .argtypes import count
 from .data import load_dataset
 from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
 from .deploy import BACKENDS, export_model, load_for_backend
+from .deploy.serve import ServeConfig, serve
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
+from .eval.explain import METHODS, explain_files
 from .models import (
     count_macs,
     count_params,
@@ -179,13 +181,22 @@ def _backend_arg(p: argparse.ArgumentParser) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     r = export_model(args.weights, args.format, args.out, model=args.model,
-                     check_data=args.check_data)  # fmt: skip
+                     check_data=args.check_data, int8=args.int8, calib=args.calib,
+                     calib_size=args.calib_size)  # fmt: skip
     verdict = "ok" if r.ok else "FAILED"
-    print(f"exported {args.weights} to {r.path} ({r.format}, {r.size_bytes / 2**20:.1f} MiB)")
-    print(f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
-          f"{r.max_abs_diff:.2e} against PyTorch fp32 (< 1e-4: {verdict})")  # fmt: skip
+    kind = f"{r.format}, int8" if r.int8 else r.format
+    print(f"exported {args.weights} to {r.path} ({kind}, {r.size_bytes / 2**20:.2f} MiB)")
+    if r.int8:
+        print(f"int8 against PyTorch fp32 on {r.n_checked} images of {r.check_data}: same top-1 "
+              f"class for {r.agreement:.1%} (>= 95%: {verdict}), max |logit difference| "
+              f"{r.max_abs_diff:.3f}; score it with: resnets eval --weights {r.path} --backend "
+              f"{'openvino' if r.format == 'openvino' else 'onnxruntime'} --subset val ...")  # fmt: skip
+    else:
+        print(f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
+              f"{r.max_abs_diff:.2e} against PyTorch fp32 (< 1e-4: {verdict})")  # fmt: skip
     if args.json:
-        print(json.dumps({"path": str(r.path), "format": r.format, "max_abs_diff": r.max_abs_diff,
+        print(json.dumps({"path": str(r.path), "format": r.format, "int8": r.int8,
+                          "max_abs_diff": r.max_abs_diff, "agreement": r.agreement,
                           "n_checked": r.n_checked, "size_bytes": r.size_bytes, "ok": r.ok}))  # fmt: skip
     return 0 if r.ok else 1
 
@@ -279,6 +290,40 @@ def _predict(args: argparse.Namespace) -> int:
         print(r["image"])
         for t in r["top"]:
             print(f"  {t['prob']:7.2%}  {t['class']}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
+    if not methods or any(m not in METHODS for m in methods):
+        raise ConfigError(f"--method {args.method!r}: a comma list of {', '.join(METHODS)}")
+    lm = load_for_inference(args.weights, model=args.model, device=pick_device(args.device))
+    target = None
+    if args.target is not None:
+        target = lm.classes.index(args.target) if args.target in lm.classes else None
+        if target is None:
+            raise ConfigError(f"--target {args.target!r}: not a class of the model "
+                              f"({', '.join(lm.classes[:10])}{' ...' if len(lm.classes) > 10 else ''})")  # fmt: skip
+    rows = explain_files(lm, args.images, args.out, methods=methods, topk=args.topk,
+                         target=target)  # fmt: skip
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        top = ", ".join(f"{t['class']} {t['prob']:.1%}" for t in r["top"][:3])
+        print(f"{r['image']}: {top} -> {Path(args.out) / r['figure']} (explaining '{r['target']}')")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    cfg = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                      queue_size=args.queue_size, timeout_ms=args.timeout_ms,
+                      max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+                      topk=args.topk, threads=args.threads)  # fmt: skip
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port}: between 1 and 65535")
+    serve(args.weights, host=args.host, port=args.port, backend=args.backend, model=args.model,
+          precision=args.precision, cfg=cfg, log_level=args.log_level)  # fmt: skip
     return 0
 
 
@@ -589,6 +634,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_predict)
 
     p = sub.add_parser(
+        "explain",
+        help="Grad-CAM and integrated-gradients heat maps of image files, beside the top-k classes",
+    )
+    p.add_argument("--weights", required=True, metavar="NAME|RUN_DIR|FILE")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the PNGs and explain.json"
+    )
+    p.add_argument(
+        "--method", default="gradcam,ig", help="gradcam, ig (integrated gradients), or both"
+    )
+    p.add_argument("--target", default=None, metavar="CLASS",
+                   help="the class to explain (default: the predicted one)")  # fmt: skip
+    p.add_argument("--topk", type=count(1), default=5)
+    p.add_argument("--model", help="architecture, for weights files without resnets metadata")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_explain)
+
+    p = sub.add_parser(
+        "serve",
+        help="an HTTP API (predict, explain) with dynamic batching and a web page",
+        description="Serve a model: POST /v1/predict, POST /v1/explain, GET /v1/model, "
+        "GET /healthz, and a web page at /. Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    p.add_argument("--weights", required=True, metavar="NAME|RUN_DIR|FILE|EXPORT",
+                   help="weights (name, file, run folder) or an exported model (.onnx, OpenVINO folder)")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino", "auto"),
+                   default="auto", help="inference runtime (auto: the fastest installed)")  # fmt: skip
+    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
+                   help="auto: OpenVINO's own choice (bf16 where the CPU has it); fp32: f32 everywhere")  # fmt: skip
+    p.add_argument("--model", help="architecture, for weights files without resnets metadata")
+    p.add_argument("--max-batch", type=count(1), default=16, metavar="N",
+                   help="requests per forward pass (1: no dynamic batching)")  # fmt: skip
+    p.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
+                   help="how long a batch's first request waits for others")  # fmt: skip
+    p.add_argument("--queue-size", type=count(1), default=64, metavar="N",
+                   help="waiting requests beyond which the answer is 503")  # fmt: skip
+    p.add_argument("--timeout-ms", type=float, default=10_000.0, metavar="MS",
+                   help="a request not answered by then gets 504")  # fmt: skip
+    p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
+                   help="larger bodies get 413")  # fmt: skip
+    p.add_argument("--max-pixels", type=count(1), default=25_000_000, metavar="N",
+                   help="images with more pixels get 400 (read from the header, before decoding)")  # fmt: skip
+    p.add_argument("--topk", type=count(1), default=5)
+    p.add_argument("--threads", type=count(1), default=2, help="preprocessing threads")
+    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
+                   default="info")  # fmt: skip
+    p.set_defaults(fn=_serve)
+
+    p = sub.add_parser(
         "export", help="ONNX or OpenVINO, classes and preprocessing inside, parity checked"
     )
     p.add_argument("--weights", required=True, metavar="NAME|RUN_DIR|FILE")
@@ -600,6 +698,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="real images for the parity check (default: the data named in the weights)",
     )
+    p.add_argument("--int8", action="store_true",
+                   help="post-training static int8 quantization (NNCF for openvino, ONNX "
+                   "Runtime's quantizer for onnx), calibrated on training images")  # fmt: skip
+    p.add_argument("--calib", metavar="SPEC", default=None,
+                   help="calibration data for --int8 (default: the weights' own data; images "
+                   "come from the training split they record)")  # fmt: skip
+    p.add_argument("--calib-size", type=count(1), default=300, metavar="N",
+                   help="calibration images for --int8")  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_export)
 

@@ -121,3 +121,35 @@ def plot_label_curves(
     fig.tight_layout()
     fig.savefig(out)
     return Path(out)
+
+
+def plot_explanation(
+    panels: Sequence[tuple[str, np.ndarray]],
+    bars: Sequence[tuple[str, float]],
+    out: str | Path,
+    title: str = "",
+) -> Path:
+    """Images side by side (each ``(H, W, 3)`` uint8, e.g. the input and heat-map overlays)
+    and a horizontal bar chart of class probabilities (most probable on top)."""
+    n = len(panels)
+    fig, axes = subplots(1, n + 1, figsize=(3.0 * n + 3.4, 3.4), dpi=110,
+                         gridspec_kw={"width_ratios": [1] * n + [1.15]})  # fmt: skip
+    for ax, (name, img) in zip(axes[:n], panels):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    ax = axes[n]
+    labels = [b[0] for b in bars][::-1]
+    probs = [100 * b[1] for b in bars][::-1]
+    ax.barh(range(len(bars)), probs, color=colormaps["tab10"](0))
+    ax.set_yticks(range(len(bars)), labels, fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("probability (%)", fontsize=8)
+    for i, p in enumerate(probs):
+        ax.text(min(p + 2, 70), i, f"{p:.1f}%", va="center", fontsize=7)
+    ax.set_title("top classes", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)

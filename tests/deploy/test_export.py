@@ -104,3 +104,49 @@ def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
     for name in ("torch fp32", "torch fast", "onnxruntime", "openvino default", "openvino f32"):
         assert f"batch   1  {name}" in out and f"batch  16  {name}" in out
     assert "x OpenVINO default" in out
+
+
+@pytest.mark.parametrize("fmt, backend", [("onnx", "onnxruntime"), ("openvino", "openvino")])
+def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fmt, backend, capsys):
+    out = run / ("int8.onnx" if fmt == "onnx" else "int8-ov")
+    assert main(["export", "--weights", str(run / "run"), "--format", fmt, "--out", str(out),
+                 "--int8", "--calib-size", "200", "--json"]) == 0  # fmt: skip
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rep["int8"] and rep["ok"] and rep["agreement"] >= 0.95
+    meta = read_exported_meta(out)
+    q = meta.quantization
+    assert q["dtype"] == "int8" and q["calib_images"] == 200
+    assert q["calib_split"] == "the training split" and q["tool"] == (
+        "nncf" if fmt == "openvino" else "onnxruntime"
+    )
+    assert meta.classes == [str(i) for i in range(10)]
+    if fmt == "onnx":  # int8 weights: the file is smaller than the fp32 graph
+        import onnx
+
+        fp32 = len(onnx_bytes_of(run))
+        assert out.stat().st_size < 0.6 * fp32
+        ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    else:
+        xml = (out / "model.xml").read_text()
+        assert "FakeQuantize" in xml or "FakeConvert" in xml
+    tops = {}
+    for w, b in ((run / "run", "torch"), (out, backend)):
+        assert main(["eval", "--weights", str(w), "--data", "digits", "--subset", "val",
+                     "--backend", b, "--json", "--no-progress", "--out", str(run / "e")]) == 0  # fmt: skip
+        tops[b] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"]
+    assert abs(tops["torch"] - tops[backend]) <= 0.02, tops  # at most 2 points of top-1
+
+
+def onnx_bytes_of(run):
+    from resnets.deploy.graph import onnx_bytes
+    from resnets.eval import load_for_inference
+
+    lm = load_for_inference(run / "run")
+    return onnx_bytes(lm.model, lm.meta, 8)
+
+
+def test_calib_without_int8_is_an_error(run, tmp_path, capsys):
+    assert main(["export", "--weights", str(run / "run"), "--out", str(tmp_path / "m.onnx"),
+                 "--calib", "digits"]) == 2  # fmt: skip
+    assert "--calib is for --int8" in capsys.readouterr().err

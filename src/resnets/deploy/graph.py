@@ -45,8 +45,20 @@ def onnx_bytes(model: nn.Module, meta: WeightsMeta, size: int) -> bytes:
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
     proto = onnx.load_from_string(buf.getvalue())
-    for k, v in _metadata(meta).items():
+    proto.producer_name = "resnets"
+    return with_metadata(proto.SerializeToString(), meta)
+
+
+def with_metadata(data: bytes, meta: WeightsMeta) -> bytes:
+    """An ONNX file (bytes) with the resnets record, classes and preprocessing set in its
+    ``metadata_props`` (replacing any earlier ones of those keys)."""
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    new = _metadata(meta)
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in new]
+    del proto.metadata_props[:]
+    for k, v in [*keep, *new.items()]:
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    proto.producer_name = "resnets"
     return proto.SerializeToString()

@@ -178,21 +178,44 @@ def score(
     return res, data
 
 
-def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
-    """One image file -> the normalised ``(1, C, H, W)`` tensor the model was trained on."""
-    arr = decode_image(path)
+def prepare(
+    lm: LoadedModel, arr: np.ndarray, label: str = "<image>"
+) -> tuple[np.ndarray, torch.Tensor]:
+    """A decoded ``(H, W, 3)`` uint8 image -> ``(view, x)``: the uint8 view the model sees
+    (resized and centre-cropped as in training; ``(H, W, C)``) and its normalised
+    ``(1, C, H, W)`` float tensor."""
     if lm.image_size:
         arr = resize_short_center_crop(arr, lm.image_size)
     if lm.in_chans == 1 and not (arr == arr[..., :1]).all():
-        raise DataError(f"{path}: a colour image for a model of grayscale images (1 channel)")
+        raise DataError(f"{label}: a colour image for a model of grayscale images (1 channel)")
     if lm.in_chans == 1:  # luminance (ITU-R BT.601), as Pillow's "L"
         gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         arr = np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None]
-    x = torch.from_numpy(np.ascontiguousarray(arr))[None]
-    xf = A.to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
+    arr = np.require(arr, requirements=["C", "W"])  # torch wants a writable array
+    x = A.to_float_nchw(torch.from_numpy(arr)[None], torch.tensor(lm.mean), torch.tensor(lm.std))
+    view = arr
     if lm.eval_size:
-        xf = A.center_crop(xf, lm.eval_size)
-    return xf.contiguous()
+        x = A.center_crop(x, lm.eval_size)
+        h, w = arr.shape[:2]
+        s = lm.eval_size
+        view = (arr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+                if min(h, w) >= s else resize_short_center_crop(arr, s))  # fmt: skip
+    return np.ascontiguousarray(view), x.contiguous()
+
+
+def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
+    """One image file -> the normalised ``(1, C, H, W)`` tensor the model was trained on."""
+    return prepare(lm, decode_image(path), str(path))[1]
+
+
+def top_classes(lm: LoadedModel, logits: torch.Tensor, topk: int = 5) -> list[dict[str, Any]]:
+    """``[{"class", "index", "prob"}, ...]``, the ``topk`` most probable classes of one row."""
+    probs = logits.float().softmax(-1).reshape(-1)
+    vals, idx = probs.topk(min(topk, probs.numel()))
+    return [
+        {"class": lm.classes[i], "index": int(i), "prob": float(v)}
+        for v, i in zip(vals.tolist(), idx.tolist())
+    ]
 
 
 @torch.no_grad()
@@ -201,17 +224,6 @@ def predict(lm: LoadedModel, paths: list[str], topk: int = 5) -> list[dict[str, 
     out = []
     dev = getattr(lm.model, "device", None) or next(lm.model.parameters()).device
     for p in paths:
-        x = preprocess(lm, p).to(dev)
-        probs = lm.model(x).float().softmax(1)[0]
-        k = min(topk, probs.numel())
-        vals, idx = probs.topk(k)
-        out.append(
-            {
-                "image": str(p),
-                "top": [
-                    {"class": lm.classes[i], "index": int(i), "prob": float(v)}
-                    for v, i in zip(vals.tolist(), idx.tolist())
-                ],
-            }
-        )
+        logits = lm.model(preprocess(lm, p).to(dev))[0]
+        out.append({"image": str(p), "top": top_classes(lm, logits, topk)})
     return out

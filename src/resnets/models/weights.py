@@ -58,6 +58,7 @@ class WeightsMeta:
     data_fingerprint: str | None = None
     split: dict[str, Any] | None = None  # {"val_split", "seed", "n_train", "n_val"}
     final: dict[str, Any] | None = None
+    quantization: dict[str, Any] | None = None  # exported int8: {"dtype", "tool", "calib_*"}
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -126,6 +127,7 @@ _TYPE_CHECKS = {
     "data_fingerprint": lambda v: isinstance(v, str),
     "split": lambda v: isinstance(v, dict),
     "final": lambda v: isinstance(v, dict),
+    "quantization": lambda v: isinstance(v, dict),
     "schema_version": _is_int,
 }
 

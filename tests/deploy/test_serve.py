@@ -1,0 +1,308 @@
+"""The served model: API answers, dynamic batching, limits, clean shutdown, and the web page in
+a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+fastapi = pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("captum")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from resnets.deploy.serve import ServeConfig, create_app, load_served  # noqa: E402
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _server(app):
+    """A real uvicorn server on 127.0.0.1 in a thread (concurrent clients need one)."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        t.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(patch_run):
+    run, data, _ = patch_run
+    lm, explainer = load_served(str(run), "torch")
+    return lm, explainer, data
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    lm, explainer, _ = served
+    with TestClient(create_app(lm, explainer, label="patch-run")) as c:
+        yield c
+
+
+def test_predict_answers_top_classes_for_multipart_and_raw_uploads(client, served):
+    data = served[2]
+    for name in ("red", "blue", "yellow"):
+        body = (data / name / "0005.png").read_bytes()
+        r = client.post("/v1/predict", files={"file": ("x.png", body, "image/png")})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["predictions"][0]["class"] == name and len(out["predictions"]) == 4
+        assert abs(sum(p["probability"] for p in out["predictions"]) - 1) < 1e-5
+        assert out["latency_ms"] > 0 and out["batch_size"] == 1
+        raw = client.post("/v1/predict?topk=2", content=body, headers={"content-type": "image/png"})
+        assert raw.json()["predictions"][0] == out["predictions"][0]
+        assert len(raw.json()["predictions"]) == 2
+
+
+def test_explain_returns_a_gradcam_png_and_model_health_and_page(client, served):
+    body = (served[2] / "green" / "0007.png").read_bytes()
+    r = client.post("/v1/explain", files={"file": ("g.png", body, "image/png")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["x-class"] == "green" and float(r.headers["x-probability"]) > 0.5
+    assert Image.open(io.BytesIO(r.content)).size == (224, 224)
+    r = client.post("/v1/explain?target=red", content=body, headers={"content-type": "image/png"})
+    assert r.status_code == 200 and r.headers["x-class"] == "red"
+    m = client.get("/v1/model").json()
+    assert m["classes"] == ["blue", "green", "red", "yellow"] and m["explain"] is True
+    assert m["record"]["model"] == "resnet8" and m["settings"]["max_batch"] == 16
+    assert client.get("/healthz").json() == {"status": "ok"}
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="file"' in page.text and "/v1/predict" in page.text
+
+
+def _one_line_error(r, status: int, words: str) -> None:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"error"} and words in body["error"], body
+    assert "\n" not in body["error"] and "Traceback" not in body["error"]
+
+
+def test_bad_requests_get_clear_answers_and_the_server_keeps_serving(served):
+    lm, explainer, data = served
+    cfg = ServeConfig(max_upload_bytes=50_000, max_pixels=64 * 64)
+    good = (data / "red" / "0001.png").read_bytes()
+    with TestClient(create_app(lm, explainer, cfg)) as c:
+        cases = [
+            (dict(content=b"x" * 60_000, headers={"content-type": "image/png"}), 413, "over the limit"),
+            (dict(content=b"not an image", headers={"content-type": "image/jpeg"}), 400, "not an image"),
+            (dict(content=good[: len(good) // 2], headers={"content-type": "image/png"}), 400, "upload"),
+            (dict(content=_png(np.zeros((100, 100, 3), np.uint8)), headers={"content-type": "image/png"}), 400, "pixels is over the limit"),
+            (dict(content=b"{}", headers={"content-type": "application/json"}), 415, "content type"),
+            (dict(content=b"", headers={"content-type": "image/png"}), 400, "empty body"),
+            (dict(files={"other": ("a.png", good, "image/png")}), 400, "'file' field"),
+            (dict(content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}), 400, ""),
+        ]  # fmt: skip
+        for kwargs, status, words in cases:
+            _one_line_error(c.post("/v1/predict", **kwargs), status, words)
+            ok = c.post("/v1/predict", content=good, headers={"content-type": "image/png"})
+            assert ok.status_code == 200 and ok.json()["predictions"][0]["class"] == "red"
+        _one_line_error(c.post("/v1/predict?topk=0", content=good), 400, "topk")
+        _one_line_error(c.post("/v1/explain?target=zebra", content=good), 400, "zebra")
+        _one_line_error(c.get("/v1/nothing"), 404, "Not Found")
+        _one_line_error(c.get("/v1/predict"), 405, "Method Not Allowed")
+        # a grayscale image is fine for a colour model, and an RGBA one too
+        gray = _png(np.full((32, 32), 128, np.uint8))
+        assert (
+            c.post("/v1/predict", content=gray, headers={"content-type": "image/png"}).status_code
+            == 200
+        )
+
+
+class _Slow(torch.nn.Module):
+    """A model that takes ``delay`` seconds per forward pass and records batch sizes."""
+
+    def __init__(self, inner: torch.nn.Module, delay: float) -> None:
+        super().__init__()
+        self.inner, self.delay, self.sizes = inner, delay, []
+        self.num_classes, self.in_chans = inner.num_classes, inner.in_chans
+
+    def forward(self, x):
+        self.sizes.append(int(x.shape[0]))
+        time.sleep(self.delay)
+        return self.inner(x)
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(served):
+    lm, _, data = served
+    slow = _Slow(lm.model, 0.05)
+    app = create_app(replace(lm, model=slow), None, ServeConfig(max_batch=8, max_wait_ms=30))
+    files = [
+        data / c / f"{i:04d}.png" for c in ("red", "green", "blue", "yellow") for i in range(6)
+    ]
+    with _server(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+
+        def one(f: Path):
+            r = http.post(
+                "/v1/predict", content=f.read_bytes(), headers={"content-type": "image/png"}
+            )
+            return f.parent.name, r.status_code, r.json()
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(one, files))
+        # explanations are not available without a PyTorch model: 501, not a crash
+        r = http.post("/v1/explain", content=files[0].read_bytes())
+        assert r.status_code == 501 and "PyTorch" in r.json()["error"]
+    assert all(s == 200 for _, s, _ in results)
+    assert all(out["predictions"][0]["class"] == name for name, _, out in results)
+    assert max(slow.sizes) > 1 and sum(slow.sizes) == len(files)  # some passes held several
+    assert max(out["batch_size"] for _, _, out in results) == max(slow.sizes)
+
+
+def test_a_full_queue_answers_503_and_a_slow_model_504(served):
+    lm, _, data = served
+    body = (data / "red" / "0000.png").read_bytes()
+    slow = _Slow(lm.model, 0.6)
+    cfg = ServeConfig(max_batch=1, max_wait_ms=0, queue_size=1, timeout_ms=3000)
+    with _server(create_app(replace(lm, model=slow), None, cfg)) as url:
+        with httpx.Client(base_url=url, timeout=30) as http, ThreadPoolExecutor(6) as pool:
+            codes = list(
+                pool.map(lambda _: http.post("/v1/predict", content=body).status_code, range(6))
+            )
+            assert codes.count(503) >= 1 and codes.count(200) >= 2, codes
+            r = http.post("/v1/predict", content=body)  # and it serves again afterwards
+            assert r.status_code == 200
+    cfg = ServeConfig(max_batch=1, timeout_ms=100)
+    with _server(create_app(replace(lm, model=_Slow(lm.model, 0.5)), None, cfg)) as url:
+        r = httpx.post(url + "/v1/predict", content=body, timeout=30)
+        _one_line_error(r, 504, "within 100 ms")
+
+
+def _start_cli_server(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, str, Path]:
+    port = _free_port()
+    log = tmp_path / f"serve-{port}.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "resnets", "serve", *args, "--port", str(port)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url, log
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"server did not start: {log.read_text()}")
+
+
+@pytest.mark.slow
+def test_cli_server_on_openvino_shuts_down_cleanly_on_sigterm(patch_run, tmp_path):
+    pytest.importorskip("openvino")
+    run, data, _ = patch_run
+    proc, url, log = _start_cli_server(["--weights", str(run), "--backend", "openvino"], tmp_path)
+    try:
+        info = httpx.get(url + "/v1/model").json()
+        assert info["backend"] == "openvino" and info["explain"] is True
+        r = httpx.post(
+            url + "/v1/predict",
+            files={"file": ("b.png", (data / "blue" / "0002.png").read_bytes())},
+        )
+        assert r.json()["predictions"][0]["class"] == "blue"
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn drains, then ends with the signal's own status (143 in a shell)
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "Shutting down" in text and "Application shutdown complete" in text
+    assert "Finished server process" in text and "Traceback" not in text
+
+
+def _chrome():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (binary and driver):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium and chromium-driver (.ci/run does)")
+        pytest.skip("chromium / chromedriver not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--window-size=1100,900"):  # fmt: skip
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.mark.slow
+def test_web_page_in_a_real_browser_uploads_an_image_and_shows_its_class(patch_run, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    run, data, _ = patch_run
+    proc, url, log = _start_cli_server(["--weights", str(run), "--backend", "torch"], tmp_path)
+    browser = _chrome()
+    try:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda b: "resnet8" in b.find_element(By.ID, "model").text)
+        for name in ("yellow", "green"):
+            img = data / name / "0009.png"
+            browser.find_element(By.ID, "file").send_keys(str(img))
+            wait.until(
+                lambda b, n=name: (
+                    b.find_element(By.ID, "top-class").get_attribute("data-class") == n
+                )
+            )
+            rows = browser.find_elements(By.CSS_SELECTOR, "#predictions li")
+            assert [r.get_attribute("data-class") for r in rows][0] == name and len(rows) == 4
+            assert rows[0].find_element(By.CSS_SELECTOR, ".pct").text.endswith("%")
+            # the Grad-CAM overlay arrived and decoded
+            wait.until(lambda b: b.execute_script(
+                "const i = document.getElementById('cam'); return !i.hidden && i.complete && i.naturalWidth === 224;"))  # fmt: skip
+        assert "Predicted: green" in browser.find_element(By.ID, "top-class").text
+        shot = Path(os.environ.get("RESNETS_SCREENSHOT", tmp_path / "page.png"))
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        # an undecodable file: the page shows the server's error, and the next image works
+        junk = tmp_path / "junk.png"
+        junk.write_bytes(b"this is not a png")
+        browser.find_element(By.ID, "file").send_keys(str(junk))
+        wait.until(lambda b: "400" in b.find_element(By.ID, "status").text)
+        assert "not an image" in browser.find_element(By.ID, "status").text
+    finally:
+        browser.quit()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert "Traceback" not in log.read_text()

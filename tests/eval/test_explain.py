@@ -1,0 +1,131 @@
+"""Explanations that mean something: Grad-CAM points at what decides the class."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnets.cli import main
+from resnets.data.images import decode_image
+from resnets.data.select import select_samples
+from resnets.eval import load_for_inference
+from resnets.eval.explain import explain_image, overlay, overlay_png
+from resnets.models import create_model
+
+pytest.importorskip("captum")
+
+
+def _val_files(lm, boxes):
+    """The files of the validation split the run held out (class folders in sorted order)."""
+    files = sorted(boxes)
+    classes = sorted({f.split("/")[0] for f in files})
+    labels = np.array([classes.index(f.split("/")[0]) for f in files])
+    sp = lm.meta.split
+    sel = select_samples(labels, classes, val_split=sp["val_split"], seed=sp["seed"])
+    return [files[i] for i in sel.val_idx]
+
+
+def _hit_rate(lm, data, boxes, files, method="gradcam"):
+    hits = 0
+    for f in files:
+        e = explain_image(lm, decode_image(data / f), f, methods=(method,))
+        r, c = e.peak(method)
+        r0, c0, side = boxes[f]
+        hits += r0 <= r < r0 + side and c0 <= c < c0 + side
+    return hits / len(files)
+
+
+@pytest.mark.slow
+def test_gradcam_peak_falls_inside_the_patch_that_decides_the_class(patch_run):
+    run, data, boxes = patch_run
+    lm = load_for_inference(run)
+    assert lm.meta.metrics["top1"] > 0.95  # the model did learn the task
+    files = _val_files(lm, boxes)
+    assert len(files) == 120
+    trained = _hit_rate(lm, data, boxes, files)
+    assert trained >= 0.8, trained
+    # control: the same architecture untrained points at the patch far less often, so the
+    # hit rate measures what the training learned, not the patch's contrast alone
+    untrained = load_for_inference(run)
+    untrained.model.load_state_dict(create_model("resnet8", num_classes=4).state_dict())
+    assert _hit_rate(untrained, data, boxes, files[:40]) < trained - 0.3
+
+
+def test_integrated_gradients_add_up_and_mark_the_patch(patch_run):
+    run, data, boxes = patch_run
+    lm = load_for_inference(run)
+    f = _val_files(lm, boxes)[0]
+    e = explain_image(lm, decode_image(data / f), f, methods=("ig",))
+    assert e.ig_delta is not None and e.ig_delta < 0.05 * max(1.0, abs(e.top[0]["prob"]))
+    m = e.maps["ig"]
+    r0, c0, side = boxes[f]
+    inside = m[r0 : r0 + side, c0 : c0 + side].mean()
+    assert inside > 2 * m.mean()  # attribution concentrates on the patch
+    assert m.shape == (32, 32) and 0 <= m.min() and m.max() <= 1
+
+
+def test_explain_command_writes_figures_overlays_and_json(patch_run, tmp_path, capsys):
+    run, data, boxes = patch_run
+    imgs = [data / "red" / "0000.png", data / "blue" / "0001.png"]
+    out = tmp_path / "why"
+    assert main(["explain", "--weights", str(run), *map(str, imgs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "red/0000.png" not in printed or "explaining" in printed
+    rows = json.loads((out / "explain.json").read_text())
+    assert [r["target"] for r in rows] == ["red", "blue"]
+    for r in rows:
+        assert r["top"][0]["class"] == r["target"] and len(r["top"]) == 4
+        fig = Image.open(out / r["figure"])
+        assert fig.size[0] > fig.size[1] > 200  # input, two overlays and the bars, side by side
+        for m in ("gradcam", "ig"):
+            ov = np.asarray(Image.open(out / r["overlays"][m]))
+            assert ov.shape == (224, 224, 3)
+    # the figure is not blank: it holds the image's colours
+    assert (
+        len(
+            np.unique(
+                np.asarray(Image.open(out / rows[0]["figure"]).convert("RGB")).reshape(-1, 3),
+                axis=0,
+            )
+        )
+        > 100
+    )
+    # a chosen target class
+    assert main(["explain", "--weights", str(run), str(imgs[0]), "--out", str(out / "t"),
+                 "--target", "green", "--method", "gradcam", "--json"]) == 0  # fmt: skip
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
+    assert row["target"] == "green" and set(row["overlays"]) == {"gradcam"}
+
+
+def test_overlay_is_the_image_where_the_heat_is_zero():
+    view = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    ov = overlay(view, np.zeros((8, 8), np.float32), alpha=0.0, min_side=16)
+    assert ov.shape == (16, 16, 3) and (ov[::2, ::2] == view).all()
+    hot = overlay(view, np.ones((8, 8), np.float32), alpha=1.0, min_side=8)
+    assert (hot == hot[0, 0]).all()  # one colour: the top of the colour map
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["--method", "lime"], "--method 'lime'"),
+        (["--target", "zebra"], "--target 'zebra'"),
+    ],
+)
+def test_bad_explain_options_are_one_line_errors(patch_run, tmp_path, capsys, argv, msg):
+    run, data, _ = patch_run
+    code = main(["explain", "--weights", str(run), str(data / "red" / "0000.png"), "--out",
+                 str(tmp_path / "o"), *argv])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_overlay_png_is_a_png(patch_run):
+    run, data, _ = patch_run
+    lm = load_for_inference(run)
+    e = explain_image(lm, decode_image(data / "green" / "0002.png"), methods=("gradcam",))
+    png = overlay_png(e)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
