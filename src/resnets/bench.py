@@ -26,6 +26,7 @@ from .data.images import decode_image, resize_short_center_crop
 from .data.stream import decode_bytes, is_shard_dir, jpeg_decoder, stream_folder, stream_shards
 from .deploy.backends import ExternalModel, available_backends
 from .deploy.graph import onnx_bytes
+from .deploy.quantize import quantize_onnx, quantize_openvino
 from .models import count_macs, create_model, get_spec
 from .models.weights import WeightsMeta
 from .runtime import use_bf16
@@ -240,6 +241,24 @@ def bench_infer(
     }
 
 
+class PlainOpenVINO:
+    """The reference: an ONNX graph compiled by OpenVINO with no settings at all
+    (``core.compile_model(model, "CPU")``: its own precision, threads and streams)."""
+
+    def __init__(self, graph: bytes) -> None:
+        import openvino as ov
+
+        with tempfile.TemporaryDirectory() as d:
+            f = os.path.join(d, "model.onnx")
+            with open(f, "wb") as fh:
+                fh.write(graph)
+            self._compiled = ov.Core().compile_model(f, "CPU")
+        self._request = self._compiled.create_infer_request()
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        return self._request.infer({0: x.numpy()})[self._compiled.output(0)]
+
+
 def bench_backends(
     model: str = "resnet50",
     batch_sizes: tuple[int, ...] = (1, 16),
@@ -248,13 +267,17 @@ def bench_backends(
     steps: int = 10,
     rounds: int = 3,
     threads: int = 0,
+    int8: bool = True,
 ) -> dict[str, Any]:
     """CPU inference images/s of each backend at each batch size, in alternating rounds.
 
     ``torch``: fp32 eager and resnets' fast path (bf16 autocast + channels_last where the CPU
-    has bf16); ``onnxruntime``: the exported graph, all graph optimisations; ``openvino``: the
-    same graph compiled with OpenVINO's defaults (its own precision choice) and with an f32
-    hint. Random weights: speed does not depend on their values.
+    has bf16); ``onnxruntime``: the exported graph, all graph optimisations, and its int8
+    (QDQ) quantization; ``openvino``: the reference, ``openvino default`` (the graph compiled
+    with no settings), then resnets' OpenVINO paths: ``openvino`` (what ``serve`` and
+    ``--backend openvino`` run: OpenVINO's own precision, the latency hint), ``openvino f32``
+    (the parity check's f32 hint) and ``openvino int8`` (NNCF). Random weights, and for int8
+    a calibration on random inputs: speed does not depend on their values.
     """
     spec = get_spec(model)
     size = image_size or spec.default_image_size
@@ -274,12 +297,23 @@ def bench_backends(
 
         variants["torch fast"] = fast
     graph = onnx_bytes(net, meta, size) if set(backends) - {"torch"} else b""
+    calib = torch.randn(32, net.in_chans, size, size)
     if "onnxruntime" in backends and "onnxruntime" in installed:
         variants["onnxruntime"] = ExternalModel("onnxruntime", graph, meta, threads=threads)
+        if int8:
+            with tempfile.TemporaryDirectory() as d:
+                quantize_onnx(graph, calib, os.path.join(d, "q.onnx"))
+                with open(os.path.join(d, "q.onnx"), "rb") as fh:
+                    q = fh.read()
+            variants["onnxruntime int8"] = ExternalModel("onnxruntime", q, meta, threads=threads)
     if "openvino" in backends and "openvino" in installed:
-        variants["openvino default"] = ExternalModel("openvino", graph, meta, threads=threads,
-                                                     precision="")  # fmt: skip
+        variants["openvino default"] = PlainOpenVINO(graph)
+        variants["openvino"] = ExternalModel("openvino", graph, meta, threads=threads,
+                                             precision="")  # fmt: skip
         variants["openvino f32"] = ExternalModel("openvino", graph, meta, threads=threads)
+        if int8:
+            variants["openvino int8"] = ExternalModel("openvino", quantize_openvino(graph, calib),
+                                                      meta, threads=threads, precision="")  # fmt: skip
     out: dict[str, Any] = {"model": model, "image_size": size, "bf16": bf16_ok,
                            "threads": torch.get_num_threads(), "results": {}}  # fmt: skip
     for bs in batch_sizes:

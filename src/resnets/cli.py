@@ -488,6 +488,13 @@ def _benchmark(args: argparse.Namespace) -> int:
             for name, v in res.items():
                 rel = f"  {v / ref:.2f}x OpenVINO default" if ref else ""
                 print(f"batch {bs:>3}  {name:<17} {v:9.1f}{rel}")
+            ours = {k: v for k, v in res.items() if k != "openvino default"}
+            for label, pool in (("fp32/bf16", {k: v for k, v in ours.items() if "int8" not in k}),
+                                ("int8", {k: v for k, v in ours.items() if "int8" in k})):  # fmt: skip
+                if ref and pool:
+                    best = max(pool, key=pool.get)
+                    print(f"batch {bs:>3}  resnets' best {label} path: {best}, "
+                          f"{pool[best] / ref:.2f}x OpenVINO default")  # fmt: skip
     elif args.what == "infer":
         r = bench.bench_infer(
             args.model, args.batch_size, dev, args.image_size, args.steps, args.rounds

@@ -101,9 +101,19 @@ def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
             "--rounds", "1"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    for name in ("torch fp32", "torch fast", "onnxruntime", "openvino default", "openvino f32"):
+    for name in (
+        "torch fp32",
+        "torch fast",
+        "onnxruntime",
+        "onnxruntime int8",
+        "openvino default",
+        "openvino ",
+        "openvino f32",
+        "openvino int8",
+    ):
         assert f"batch   1  {name}" in out and f"batch  16  {name}" in out
     assert "x OpenVINO default" in out
+    assert "resnets' best fp32/bf16 path" in out and "resnets' best int8 path" in out
 
 
 @pytest.mark.parametrize("fmt, backend", [("onnx", "onnxruntime"), ("openvino", "openvino")])

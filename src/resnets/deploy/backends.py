@@ -45,7 +45,7 @@ class ExternalModel(nn.Module):
     """A compiled ONNX Runtime session or OpenVINO model, called like a module (float32 NCHW in,
     logits out). ``threads`` caps the runtime's threads (0: its own default)."""
 
-    def __init__(self, backend: str, source: str | bytes, meta: WeightsMeta, *,
+    def __init__(self, backend: str, source: str | bytes | Any, meta: WeightsMeta, *,
                  threads: int = 0, precision: str = "f32") -> None:  # fmt: skip
         super().__init__()
         self.backend, self.meta = backend, meta
@@ -67,7 +67,12 @@ class ExternalModel(nn.Module):
             import openvino as ov
 
             core = ov.Core()
-            model = core.read_model(source) if isinstance(source, str) else None
+            if isinstance(source, str):
+                model = core.read_model(source)
+            elif isinstance(source, bytes):
+                model = None
+            else:  # an ov.Model in memory (e.g. straight from NNCF)
+                model = source
             if model is None:  # ONNX bytes: through a temporary file (read_model takes paths)
                 with tempfile.TemporaryDirectory() as d:
                     f = Path(d) / "model.onnx"
