@@ -67,7 +67,7 @@ COMMANDS = [
     ["train", "--no-progress", "--iters", "1", "--out", "OUT", "--freeze"],
     ["train", "--no-progress", "--iters", "1", "--out", "OUT", "--classes"],
     ["train", "--resume"],
-    ["reproduce", "transfer", "--data", "digits", "--no-progress", "--labels"],
+    ["reproduce", "transfer", "--data", "digits", "--no-progress", "--out", "OUT", "--labels"],
     ["reproduce", "shortcuts", "--out", "text.txt", "--budget"],
     ["benchmark", "data", "--data"],
     ["summary", "resnet20", "--image-size"],
@@ -76,6 +76,13 @@ COMMANDS = [
     ["data", "shard", "text.txt"],
     ["data", "verify"],
     ["train", "--no-progress", "--iters", "1", "--out", "OUT", "--set", "threads=1", "--init"],
+    ["export", "--weights", "junk.safetensors", "--out", "OUT", "--calib-size"],
+    ["export", "--weights", "RUN", "--format"],
+    ["explain", "--weights", "junk.safetensors", "bad.png", "--out", "OUT", "--method"],
+    ["explain", "--weights", "RUN", "bad.png", "--out", "OUT", "--target"],
+    ["serve", "--weights", "junk.safetensors", "--port"],
+    ["serve", "--weights", "empty.ckpt", "--max-batch"],
+    ["weights", "package", "RUN", "--out", "OUT", "--name"],
 ]
 
 
@@ -83,8 +90,9 @@ COMMANDS = [
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(cmd=st.sampled_from(COMMANDS), vals=st.lists(values, min_size=1, max_size=2))
-def test_cli_never_tracebacks(tmp_path_factory, cmd, vals):
+def test_cli_never_tracebacks(tmp_path_factory, monkeypatch, cmd, vals):
     tmp = tmp_path_factory.mktemp("fuzz")
+    monkeypatch.chdir(tmp)  # a default output folder never lands in the repository
     for name, data in JUNK.items():
         (tmp / name).write_bytes(data)
     argv = _argv(tmp, cmd, vals)

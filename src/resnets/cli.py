@@ -23,6 +23,7 @@ from .deploy.serve import ServeConfig, serve
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
 from .eval.explain import METHODS, explain_files
+from .eval.zoo import package_run
 from .models import (
     count_macs,
     count_params,
@@ -386,6 +387,16 @@ def _weights_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_package(args: argparse.Namespace) -> int:
+    r = package_run(args.run_dir, args.name, args.out, data=args.data)
+    print(f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
+          f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
+          f"{r['n']} held-out images (fp32)")  # fmt: skip
+    if args.json:
+        print(json.dumps(r))
+    return 0
+
+
 def _weights_download(args: argparse.Namespace) -> int:
     for n in args.names:
         path = weights_file(n, progress=not args.no_progress)
@@ -740,6 +751,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", metavar="MODEL.TAG")
     q.add_argument("--json", action="store_true", help="the record as one JSON object")
     q.set_defaults(fn=_weights_info)
+    q = wsub.add_parser(
+        "package",
+        help="named weights from a finished run: re-scored in fp32 on its held-out split",
+        description="Write OUT/MODEL.TAG.safetensors and .sha256 from a finished training run, "
+        "with its validation accuracy re-measured in fp32, the command, time and machine.",
+    )
+    q.add_argument("run_dir", metavar="RUN_DIR")
+    q.add_argument("--name", required=True, metavar="MODEL.TAG")
+    q.add_argument("--out", required=True, metavar="DIR", help="e.g. src/resnets/weights")
+    q.add_argument("--data", default=None, help="where the run's data is now, if it moved")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=_weights_package)
     q = wsub.add_parser("download", help="fetch named weights into the cache, checking SHA-256")
     q.add_argument("names", nargs="+", metavar="MODEL.TAG")
     q.add_argument("--no-progress", action="store_true")

@@ -129,3 +129,17 @@ def test_overlay_png_is_a_png(patch_run):
     e = explain_image(lm, decode_image(data / "green" / "0002.png"), methods=("gradcam",))
     png = overlay_png(e)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "name", ["preact_resnet110", "densenet_bc_100_12", "concat20", "fast_resnet8", "wrn_16_4"]
+)
+def test_every_family_can_be_explained(name):
+    from resnets.eval.predict import loaded_from_meta
+    from resnets.models.weights import WeightsMeta
+
+    net = create_model(name, num_classes=10).eval()
+    lm = loaded_from_meta(net, WeightsMeta(model=name, mean=[128.0] * 3, std=[64.0] * 3), name)
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    e = explain_image(lm, img, methods=("gradcam",))
+    assert e.maps["gradcam"].shape == (32, 32) and np.isfinite(e.maps["gradcam"]).all()

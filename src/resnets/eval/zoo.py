@@ -1,0 +1,88 @@
+"""Turning a finished training run into named weights (``MODEL.TAG``), with measured metadata.
+
+:func:`package_run` re-scores the run's final weights on the split it held out, in fp32 (the
+figure the trainer logged came from its own precision, bf16 on CPUs that have it), and writes
+``MODEL.TAG.safetensors`` with that accuracy, the exact training command, the training time
+and machine, and a ``.sha256`` beside it. The files ``src/resnets/weights/`` ships are made
+this way, and the hub registers them by name at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, WeightsError
+from ..io import atomic_write_text, file_digest
+from ..models.summary import count_macs, count_params
+from ..models.weights import save_weights
+from .predict import load_for_inference, score
+
+CIFAR_LICENSE = (
+    "MIT (these weights, trained by resnets); CIFAR-10 (Krizhevsky 2009), whose terms apply"
+)
+
+
+def package_run(
+    run_dir: str | os.PathLike, name: str, out_dir: str | os.PathLike, *,
+    license: str = CIFAR_LICENSE, data: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Write ``out_dir/NAME.safetensors`` (+ ``.sha256``) from a finished run; returns what
+    was recorded. ``data`` overrides where the run's data is now (a moved folder)."""
+    run = Path(run_dir)
+    model, _, tag = name.partition(".")
+    if not tag or not model:
+        raise ConfigError(f"--name {name!r}: MODEL.TAG, e.g. resnet20.cifar10")
+    summary_f = run / "summary.json"
+    if not (run / "model.safetensors").is_file() or not summary_f.is_file():
+        raise WeightsError(f"{run}: not a finished run (no model.safetensors / summary.json)")
+    summary = json.loads(summary_f.read_text())
+    if summary.get("stopped"):
+        raise WeightsError(f"{run}: the run stopped early ({summary['stopped']}); resume it first")
+    lm = load_for_inference(run)
+    if lm.meta.model != model:
+        raise ConfigError(f"--name {name!r}: the run trained {lm.meta.model}, not {model}")
+    spec = data or lm.meta.data
+    res, _ = score(lm, spec, subset="val", tta=lm.meta.tta)  # fp32, the held-out split
+    sp = lm.meta.split or {}
+    size = lm.eval_size or lm.image_size or 32
+    config = (
+        json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    )
+    meta = replace(
+        lm.meta,
+        data=spec,
+        metrics={
+            "top1": res.top1,
+            "top5": res.top5,
+            "n": res.n,
+            "split": f"validation: {sp.get('n_val', res.n):,} images held out of the "
+            f"{sp.get('n_train', 0) + sp.get('n_val', 0):,} training images (stratified, seed "
+            f"{sp.get('seed', 0)}), never trained on; scored in fp32 after the last iteration",
+        },
+        params=count_params(lm.model),
+        macs=count_macs(lm.model, (1, lm.in_chans, size, size)),
+        license=license,
+        source="resnets",
+        final={
+            **(lm.meta.final or {}),
+            "train_time_s": summary.get("train_time"),
+            "wall_time_s": summary.get("wall_time"),
+            "images_per_sec": summary.get("images_per_sec"),
+            "machine": f"{platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores (packaged on)",
+            "versions": config.get("versions"),
+        },
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / f"{name}.safetensors"
+    save_weights(lm.model, dest, meta)
+    digest = file_digest(dest)
+    atomic_write_text(out / f"{name}.sha256", f"{digest}  {dest.name}\n")
+    return {"file": str(dest), "sha256": digest, "top1": res.top1, "top5": res.top5,
+            "n": res.n, "size_bytes": dest.stat().st_size, "command": meta.command}  # fmt: skip

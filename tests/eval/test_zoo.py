@@ -1,0 +1,73 @@
+"""Named weights from a finished run: re-scored, recorded, registered, loadable offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from resnets.cli import main
+from resnets.errors import ConfigError
+from resnets.eval import load_for_inference, score
+from resnets.eval.zoo import package_run
+from resnets.models import create_model, hub
+from resnets.models.weights import read_meta
+
+
+def test_package_run_rescores_in_fp32_and_registers_a_loadable_name(
+    patch_run, tmp_path, monkeypatch, capsys
+):
+    run, data, _ = patch_run
+    out = tmp_path / "weights"
+    assert main(["weights", "package", str(run), "--name", "resnet8.patches", "--out", str(out),
+                 "--json"]) == 0  # fmt: skip
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    f = out / "resnet8.patches.safetensors"
+    assert (out / "resnet8.patches.sha256").read_text().split()[0] == rec["sha256"]
+    meta = read_meta(f)
+    lm = load_for_inference(run)
+    want, _ = score(lm, str(data), subset="val")  # the same split, fp32
+    assert meta.metrics["top1"] == pytest.approx(want.top1) and meta.metrics["n"] == 120
+    assert "held out" in meta.metrics["split"] and "fp32" in meta.metrics["split"]
+    assert meta.command and meta.params == 74_900 and meta.macs > 0 and meta.license
+    assert meta.final["train_time_s"] > 0
+    # shipped: registered by name at import, checked, and create_model(pretrained=True) works
+    monkeypatch.setattr(hub, "PACKAGE_WEIGHTS", out)
+    monkeypatch.setattr(hub, "_PRETRAINED", dict(hub._PRETRAINED))
+    monkeypatch.setattr(hub, "_DEFAULT_TAG", dict(hub._DEFAULT_TAG))
+    hub._register_shipped()
+    assert "resnet8.patches" in hub.list_pretrained("resnet8.*")
+    assert hub.verify("resnet8.patches") == rec["sha256"]
+    net = create_model("resnet8", pretrained=True, num_classes=4).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net(x), lm.model(x))
+    # a flipped byte in the shipped file is caught
+    raw = bytearray(f.read_bytes())
+    raw[-5] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="SHA-256"):
+        hub.verify("resnet8.patches")
+
+
+def test_package_refuses_a_wrong_name_or_an_unfinished_run(patch_run, tmp_path):
+    run, _, _ = patch_run
+    with pytest.raises(ConfigError, match="not resnet20"):
+        package_run(run, "resnet20.cifar10", tmp_path)
+    with pytest.raises(ConfigError, match="MODEL.TAG"):
+        package_run(run, "resnet8", tmp_path)
+    assert (
+        main(
+            [
+                "weights",
+                "package",
+                str(tmp_path),
+                "--name",
+                "resnet8.x",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
