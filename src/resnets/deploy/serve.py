@@ -48,6 +48,7 @@ from ..eval.predict import LoadedModel, load_for_inference, prepare, top_classes
 from .backends import is_exported, load_for_backend
 
 PAGE = Path(__file__).with_name("page.html")
+NEEDS_SERVE = "serving needs FastAPI and uvicorn: pip install 'resnets[serve]'"
 
 
 @dataclass
@@ -221,9 +222,7 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
         from starlette.exceptions import HTTPException
         from starlette.formparsers import MultiPartParser
     except ImportError:
-        raise ConfigError(
-            "serving needs FastAPI and uvicorn: pip install 'resnets[serve]'"
-        ) from None
+        raise ConfigError(NEEDS_SERVE) from None
     cfg = (cfg or ServeConfig()).check()
     prep_pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="resnets-prep")
     explain_lock = threading.Lock()
@@ -372,9 +371,7 @@ def serve(weights: str, *, host: str = "127.0.0.1", port: int = 8000, backend: s
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError(
-            "serving needs FastAPI and uvicorn: pip install 'resnets[serve]'"
-        ) from None
+        raise ConfigError(NEEDS_SERVE) from None
     cfg = (cfg or ServeConfig()).check()
     lm, explainer = load_served(weights, backend, model=model, precision=precision)
     app = create_app(lm, explainer, cfg, label=str(weights))
