@@ -20,7 +20,7 @@ ALL = list_models()
 # the deepest nets are slow on 2 CPU cores; they get the same checks on a smaller input
 HEAVY = {"resnet1202", "plain1202", "resnet152", "plain152", "resnet101", "plain101",
          "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
-         "resnext29_8x64d", "resnext29_16x64d", "wrn_28_10", "preact_resnet1001",
+         "resnext29_8x64d", "resnext29_16x64d", "wrn_28_10", "preact_resnet1001", "resnet1001",
          "preact_resnet152", "preact_resnet101", "densenet201", "densenet169"}  # fmt: skip
 
 PAPER_PARAMS = {
