@@ -19,6 +19,7 @@ from .argtypes import count
 from .data import load_dataset
 from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
 from .deploy import BACKENDS, export_model, load_for_backend
+from .deploy.backends import is_exported
 from .deploy.serve import ServeConfig, serve
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
@@ -163,20 +164,22 @@ def _sides(text: str, flag: str) -> list[int]:
 
 def _load(args: argparse.Namespace, device: Any) -> Any:
     """Weights or an exported model on the backend asked for (``--backend``)."""
-    if args.backend == "torch" and device.type != "cpu":
+    # default: PyTorch for weights, the fastest installed runtime for an exported model
+    backend = args.backend or ("auto" if is_exported(args.weights) else "torch")
+    if backend == "torch" and device.type != "cpu":
         return load_for_inference(args.weights, model=args.model, device=device)
-    if args.backend != "torch" and device.type != "cpu":
-        raise ConfigError(f"--backend {args.backend}: runs on the CPU (--device cpu)")
-    return load_for_backend(args.weights, args.backend, model=args.model)
+    if backend != "torch" and device.type != "cpu":
+        raise ConfigError(f"--backend {backend}: runs on the CPU (--device cpu)")
+    return load_for_backend(args.weights, backend, model=args.model)
 
 
 def _backend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         choices=("torch", "onnxruntime", "openvino", "auto"),
-        default="torch",
-        help="inference runtime (CPU; auto: the fastest installed); an exported model "
-        "(.onnx, or an OpenVINO folder) as --weights runs on onnxruntime or openvino",
+        default=None,
+        help="inference runtime (CPU; auto: the fastest installed; default: torch for weights, "
+        "auto for an exported model: an .onnx file or an OpenVINO folder)",
     )
 
 

@@ -82,7 +82,8 @@ def test_bad_exports_and_backends_are_one_line_errors(run, tmp_path, capsys):
         (["eval", "--weights", str(junk), "--data", "digits", "--backend", "onnxruntime"], "not a valid ONNX"),
         (["export", "--weights", str(run / "run"), "--out", str(tmp_path / "x.bin")], "ending in .onnx"),
         (["export", "--weights", str(run / "run"), "--out", str(junk)], "exists"),
-        (["eval", "--weights", str(junk), "--data", "digits"], "runs on onnxruntime or openvino"),
+        (["eval", "--weights", str(junk), "--data", "digits", "--backend", "torch"], "runs on onnxruntime or openvino"),
+        (["eval", "--weights", str(junk), "--data", "digits"], "not a valid ONNX"),
         (["benchmark", "infer", "--backend", "tensorrt"], "--backend tensorrt"),
     ]  # fmt: skip
     for argv, msg in cases:
@@ -94,6 +95,8 @@ def test_bad_exports_and_backends_are_one_line_errors(run, tmp_path, capsys):
 def test_load_for_backend_auto_picks_an_installed_runtime(run):
     lm = load_for_backend(run / "run", "auto")
     assert type(lm.model).__name__ == "ExternalModel" and lm.model.backend == "openvino"
+    if (run / "m.onnx").exists():  # an ONNX file runs on the runtime it was made for
+        assert load_for_backend(run / "m.onnx", "auto").model.backend == "onnxruntime"
 
 
 def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
@@ -130,6 +133,11 @@ def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fm
         "nncf" if fmt == "openvino" else "onnxruntime"
     )
     assert meta.classes == [str(i) for i in range(10)]
+    if fmt == "onnx":  # OpenVINO cannot compile ONNX Runtime's per-channel QDQ graph: one line
+        assert main(["predict", "--weights", str(out), "--backend", "openvino",
+                     str(run / "run" / "curves.png")]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert "openvino cannot run this model" in err and len(err.strip().splitlines()) == 1
     if fmt == "onnx":  # int8 weights: the file is smaller than the fp32 graph
         import onnx
 
@@ -146,6 +154,13 @@ def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fm
                      "--backend", b, "--json", "--no-progress", "--out", str(run / "e")]) == 0  # fmt: skip
         tops[b] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"]
     assert abs(tops["torch"] - tops[backend]) <= 0.02, tops  # at most 2 points of top-1
+    # an exported model needs no --backend: the fastest installed runtime runs it
+    from sklearn.datasets import load_digits
+
+    img = run / f"digit-{fmt}.png"
+    Image.fromarray((load_digits().images[3] * 255 / 16).round().astype(np.uint8)).save(img)
+    assert main(["predict", "--weights", str(out), str(img), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]["top"]) == 5
 
 
 def onnx_bytes_of(run):

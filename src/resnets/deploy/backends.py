@@ -137,8 +137,11 @@ def load_for_backend(
     if backend not in (*BACKENDS, "auto"):
         raise ConfigError(f"--backend {backend!r}: one of {', '.join(BACKENDS)}, auto")
     exported = is_exported(weights)
-    if backend == "auto":
-        backend = available_backends()[0]
+    if backend == "auto":  # an export runs on the runtime its format was made for
+        if exported:
+            backend = "openvino" if Path(weights).is_dir() else "onnxruntime"
+        else:
+            backend = available_backends()[0]
     if backend != "torch" and importlib.util.find_spec(backend) is None:
         raise ConfigError(f"--backend {backend}: not installed (pip install 'resnets[deploy]')")
     if exported:
@@ -149,7 +152,12 @@ def load_for_backend(
         src: str | bytes = str(p / "model.xml") if p.is_dir() else str(p)
         if backend == "onnxruntime" and p.is_dir():
             raise ConfigError(f"{weights}: an OpenVINO folder runs on --backend openvino")
-        ext = ExternalModel(backend, src, meta, threads=threads, precision=precision)
+        try:
+            ext = ExternalModel(backend, src, meta, threads=threads, precision=precision)
+        except RuntimeError as e:  # the runtime cannot read or compile this graph
+            first = str(e).strip().splitlines()
+            raise WeightsError(f"{weights}: {backend} cannot run this model "
+                               f"({first[-1][:200] if first else type(e).__name__})") from None  # fmt: skip
         return loaded_from_meta(ext, meta, str(weights))
     lm = load_for_inference(weights, model=model)
     if backend == "torch":
