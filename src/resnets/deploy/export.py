@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import augment as A
 from ..data.load import load_dataset
 from ..errors import ConfigError
-from ..eval.predict import LoadedModel, load_for_inference
+from ..eval.predict import LoadedModel, batch_inputs, load_for_inference
 from ..io import atomic_write_bytes, atomic_write_text
 from .backends import ExternalModel
 from .graph import onnx_bytes, with_metadata
@@ -72,15 +71,7 @@ def check_images(lm: LoadedModel, data: str | None, n: int) -> tuple[torch.Tenso
     except Exception as e:
         raise ConfigError(f"--check-data {spec}: cannot load it for the parity check ({e})") from e
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
-    x = torch.from_numpy(np.ascontiguousarray(np.asarray(ds.images[idx])))
-    if x.shape[-1] != lm.in_chans:
-        raise ConfigError(
-            f"--check-data {spec}: {x.shape[-1]} channels, the model takes {lm.in_chans}"
-        )
-    xf = A.to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
-    if lm.eval_size:
-        xf = A.center_crop(xf, lm.eval_size)
-    return xf.contiguous(), spec
+    return batch_inputs(lm, ds.images[idx], f"--check-data {spec}"), spec
 
 
 def export_model(

@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import augment as A
 from ..data.load import load_dataset
 from ..data.select import select_samples
 from ..errors import ConfigError
-from ..eval.predict import LoadedModel
+from ..eval.predict import LoadedModel, batch_inputs
 
 DEFAULT_CALIB_IMAGES = 300
 
@@ -57,13 +56,7 @@ def calibration_images(
                              classes=sp.get("classes", []), per_class=sp.get("per_class", 0))  # fmt: skip
         pool, where = np.asarray(sel.train_idx), "the training split"
     idx = np.sort(np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False))
-    x = torch.from_numpy(np.ascontiguousarray(np.asarray(ds.images[idx])))
-    if x.shape[-1] != lm.in_chans:
-        raise ConfigError(f"--calib {spec}: {x.shape[-1]} channels, the model takes {lm.in_chans}")
-    xf = A.to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
-    if lm.eval_size:
-        xf = A.center_crop(xf, lm.eval_size)
-    return xf.contiguous(), spec, where
+    return batch_inputs(lm, ds.images[idx], f"--calib {spec}"), spec, where
 
 
 def _batches(calib: torch.Tensor, batch: int = 1) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ from ..data.imageset import ImageSet
 from ..data.load import load_dataset, parse_spec
 from ..data.select import select_samples
 from ..data.stream import is_shard_dir
-from ..errors import DataError, WeightsError
+from ..errors import ConfigError, DataError, WeightsError
 from ..models.hub import IMAGENET_MEAN, IMAGENET_STD, load_model
 from ..models.weights import WeightsMeta
 from .metrics import EvalResult, evaluate
@@ -201,6 +201,18 @@ def prepare(
         view = (arr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
                 if min(h, w) >= s else resize_short_center_crop(arr, s))  # fmt: skip
     return np.ascontiguousarray(view), x.contiguous()
+
+
+def batch_inputs(lm: LoadedModel, images: np.ndarray, label: str) -> torch.Tensor:
+    """Decoded ``(N, H, W, C)`` uint8 images of a data set -> the normalised, centre-cropped
+    ``(N, C, h, w)`` batch the model takes (``label`` names the data in a channel mismatch)."""
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(images)))
+    if x.shape[-1] != lm.in_chans:
+        raise ConfigError(f"{label}: {x.shape[-1]} channels, the model takes {lm.in_chans}")
+    xf = A.to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
+    if lm.eval_size:
+        xf = A.center_crop(xf, lm.eval_size)
+    return xf.contiguous()
 
 
 def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
