@@ -223,3 +223,33 @@ def test_shipped_weights_are_checked(tmp_path):
         if e.url is None:
             assert hub.verify(name) == e.sha256
             assert Path(hub.weights_file(name)).is_file()
+
+
+SHARED_CIFAR = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg" / "train"
+)
+
+
+@pytest.mark.slow
+def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measured():
+    """resnet20.cifar10 ships in the package: it loads by name with no network, its file
+    matches its SHA-256, and its stated held-out accuracy is what scoring gives again."""
+    from resnets.eval import load_for_inference, score
+    from resnets.models.hub import list_pretrained, verify
+
+    if "resnet20.cifar10" not in list_pretrained("*.cifar10"):
+        pytest.skip("resnet20.cifar10 is not shipped in this checkout")
+    verify("resnet20.cifar10")
+    meta = get_pretrained("resnet20.cifar10").meta
+    assert meta.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                            "horse", "ship", "truck"]  # fmt: skip
+    assert "--recipe he2015-cifar" in meta.command and meta.final["iters"] == 64_000
+    assert meta.split["n_val"] == 5000 and meta.metrics["n"] == 5000
+    assert meta.params == 269_722 and 0.85 < meta.metrics["top1"] < 1.0
+    net = create_model("resnet20", pretrained=True)
+    assert net.num_classes == 10
+    if not SHARED_CIFAR.is_dir():
+        pytest.skip("../shared CIFAR-10 JPEGs not here to re-score the weights")
+    lm = load_for_inference("resnet20.cifar10")
+    res, _ = score(lm, str(SHARED_CIFAR), subset="val")
+    assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=1e-9)
