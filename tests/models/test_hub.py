@@ -252,4 +252,5 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
         pytest.skip("../shared CIFAR-10 JPEGs not here to re-score the weights")
     lm = load_for_inference("resnet20.cifar10")
     res, _ = score(lm, str(SHARED_CIFAR), subset="val")
-    assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=1e-9)
+    # the same fp32 scoring: equal, up to an image or two that another CPU's kernels may flip
+    assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=2 / 5000)
