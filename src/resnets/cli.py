@@ -34,7 +34,16 @@ from .models import (
     list_models,
     summarize,
 )
-from .models.hub import get_pretrained, list_pretrained, verify, weights_cache, weights_file
+from .models.hub import (
+    class_names,
+    get_pretrained,
+    list_pretrained,
+    read_class_index,
+    remote_file,
+    verify,
+    weights_cache,
+    weights_file,
+)
 from .models.summary import human
 from .plots import plot_confusion
 from .runtime import pick_device, use_bf16
@@ -375,6 +384,17 @@ def _weights_info(args: argparse.Namespace) -> int:
     e = get_pretrained(args.name)
     info = {"name": e.name, "file": e.file, "url": e.url, "sha256": e.sha256,
             "size_mb": e.size_mb, **e.meta.to_dict()}  # fmt: skip
+    if e.classes_file is not None:  # class names from their own file: shown once it is cached
+        rf = e.classes_file
+        info["classes_source"] = {"url": rf.url, "file": rf.file, "sha256": rf.sha256,
+                                  "about": rf.about}  # fmt: skip
+        got = (
+            class_names(e.name, download_ok=False)
+            if (weights_cache() / rf.file).is_file()
+            else None
+        )
+        if got is not None:
+            info["class_ids"], info["classes"] = got
     if info["macs"] is None:  # counted here rather than copied from elsewhere
         spec = get_spec(e.model)
         net = create_model(e.model, **e.meta.model_kwargs)
@@ -404,6 +424,10 @@ def _weights_download(args: argparse.Namespace) -> int:
     for n in args.names:
         path = weights_file(n, progress=not args.no_progress)
         print(f"{n}: {path} (SHA-256 {verify(n)[:16]}...)")
+        rf = get_pretrained(n).classes_file
+        if rf is not None:
+            cpath = remote_file(rf, progress=not args.no_progress)
+            print(f"{n}: class names {cpath} ({len(read_class_index(cpath)[1])} classes)")
     return 0
 
 

@@ -254,3 +254,98 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
     res, _ = score(lm, str(SHARED_CIFAR), subset="val")
     # the same fp32 scoring: equal, up to an image or two that another CPU's kernels may flip
     assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=2 / 5000)
+
+
+def _class_index(n: int = 1000, shuffle: bool = False) -> bytes:
+    """A generated class index in the published file's format: index -> [WordNet ID, name]."""
+    ids = [f"n{10000000 + 7 * i:08d}" for i in range(n)]
+    if shuffle:
+        ids[3], ids[4] = ids[4], ids[3]
+    return json.dumps({str(i): [w, f"thing_{i}"] for i, w in enumerate(ids)}).encode()
+
+
+def _entry_with_classes(monkeypatch, server, body: bytes, sha: str | None = None) -> str:
+    _Handler.files["imagenet_class_index.json"] = body
+    rf = hub.RemoteFile(f"{server['base']}/good/imagenet_class_index.json",
+                        "imagenet_class_index.json", sha or hashlib.sha256(body).hexdigest(), "test")  # fmt: skip
+    real = get_pretrained("resnet18.tv_in1k")
+    e = Pretrained(real.name, server["file"], server["prefix"], real.meta,
+                   f"{server['base']}/good/{server['file']}", classes_file=rf)  # fmt: skip
+    monkeypatch.setitem(hub._PRETRAINED, e.name, e)
+    return e.name
+
+
+def test_imagenet_weights_come_with_the_published_class_index():
+    """Every torchvision entry names Keras's class index by its address and SHA-256."""
+    for name in hub.list_pretrained("*tv*_in1k"):
+        rf = get_pretrained(name).classes_file
+        assert rf is hub.IMAGENET_CLASS_INDEX, name
+    assert hub.IMAGENET_CLASS_INDEX.url.startswith("https://storage.googleapis.com/")
+    assert len(hub.IMAGENET_CLASS_INDEX.sha256) == 64
+    for name in hub.list_pretrained("*.cifar10"):  # shipped: the names are in the record
+        e = get_pretrained(name)
+        assert e.classes_file is None and len(e.meta.classes) == 10, name
+
+
+def test_predictions_with_imagenet_weights_print_class_names(server, monkeypatch, tmp_path, capsys):
+    from PIL import Image
+
+    name = _entry_with_classes(monkeypatch, server, _class_index())
+    net, meta = load_model(name)
+    assert meta.classes[:2] == ["thing 0", "thing 1"] and meta.class_ids[1] == "n10000007"
+    assert (server["cache"] / "imagenet_class_index.json").is_file()
+    Image.new("RGB", (300, 260), (200, 30, 30)).save(tmp_path / "red.png")
+    assert main(["predict", "--weights", name, str(tmp_path / "red.png"), "--json"]) == 0
+    top = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]["top"]
+    assert all(t["class"] == f"thing {t['index']}" for t in top)
+    assert main(["weights", "info", name, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert len(info["classes"]) == 1000 and info["class_ids"][0] == "n10000000"
+    assert info["classes_source"]["file"] == "imagenet_class_index.json"
+    # a torchvision file without metadata, named by path: the cached index names its classes
+    _, meta2 = load_model(server["cache"] / server["file"], model="resnet18")
+    assert meta2.classes == meta.classes
+
+
+def test_weights_download_fetches_the_class_index_too(server, monkeypatch, capsys):
+    name = _entry_with_classes(monkeypatch, server, _class_index())
+    assert main(["weights", "download", name, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1000 classes" in out
+    assert sorted(p.name for p in server["cache"].iterdir()) == sorted(
+        [server["file"], "imagenet_class_index.json"]
+    )
+
+
+def test_a_bad_class_index_leaves_indices_and_says_why(server, monkeypatch, caplog):
+    name = _entry_with_classes(monkeypatch, server, _class_index(), sha="0" * 64)
+    with caplog.at_level("WARNING"):
+        _, meta = load_model(name)
+    assert meta.classes is None  # the weights still load; predictions show indices
+    assert "class names unavailable" in caplog.text and "SHA-256" in caplog.text
+    assert not (server["cache"] / "imagenet_class_index.json").exists()
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        (_class_index(shuffle=True), "ascending WordNet-ID order"),
+        (_class_index(999), "1,000 ImageNet-1k classes"),
+        (b"{not json", "not a readable class index"),
+        (json.dumps({"0": ["x", "y"]}).encode(), "not \\[WordNet ID, name\\]"),
+        (json.dumps({"1": ["n00000001", "y"]}).encode(), "keys 0..N-1"),
+    ],
+)
+def test_class_index_is_checked(tmp_path, body, match):
+    (tmp_path / "ci.json").write_bytes(body)
+    with pytest.raises(WeightsError, match=match):
+        hub.read_class_index(tmp_path / "ci.json")
+
+
+def test_data_folders_named_by_wordnet_id_map_to_the_class_index():
+    from resnets.eval.predict import map_classes
+
+    ids = [f"n{i:08d}" for i in range(5)]
+    names = ["a", "b", "c", "d", "e"]
+    assert map_classes(["n00000003", "n00000001"], names, "x", ids).tolist() == [3, 1]
+    assert map_classes(["e", "a"], names, "x", ids).tolist() == [4, 0]

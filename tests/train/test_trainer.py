@@ -171,7 +171,12 @@ def test_resume_is_bit_identical_in_process(tmp_path):
     full = train(cfg, tmp_path / "full", progress=False, echo=False)
     part = train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=17)  # mid-epoch 1
     assert part.stopped == "stop_after" and part.iters == 17
-    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    rest = train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    # the summary's rate covers the whole run (both sessions), not this session's images alone
+    s = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert s["iters"] == full.iters and rest.images_per_sec == pytest.approx(
+        s["iters"] * cfg.batch_size / s["train_time"]
+    )
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

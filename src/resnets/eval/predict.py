@@ -72,12 +72,17 @@ def loaded_from_meta(net: torch.nn.Module, meta: WeightsMeta, label: str) -> Loa
     )
 
 
-def map_classes(data_classes: list[str], classes: list[str], label: str) -> np.ndarray:
-    """Model class index of each data class, matched by name.
+def map_classes(
+    data_classes: list[str], classes: list[str], label: str, ids: list[str] | None = None
+) -> np.ndarray:
+    """Model class index of each data class, matched by name (or by the model's class IDs,
+    such as ImageNet's WordNet IDs, when the data's folders are named by them).
 
     A data set may hold all of the model's classes or some of them, in any folder order (a test
     folder without one class is still scored); a class the model does not know is an error.
     """
+    if ids and set(data_classes) <= set(ids):
+        classes = list(ids)
     if list(data_classes) == list(classes):
         return np.arange(len(classes))
     unknown = [c for c in data_classes if c not in classes]
@@ -121,7 +126,7 @@ def score(
     if kind == "folder" and subset == "all" and not is_shard_dir(data_spec):
         # the class names first (folder names, no decoding): a mismatch costs nothing
         names, _ = scan_folder(Path(data_spec).expanduser().resolve())
-        map_classes(names, lm.classes, data_spec)
+        map_classes(names, lm.classes, data_spec, lm.meta.class_ids)
     # multi-scale testing resizes from the largest scale down: decode at that size
     size = max(max(scales), lm.image_size) if scales else lm.image_size
     data = load_dataset(data_spec, split, image_size=size, skip_bad=skip_bad, progress=progress)
@@ -130,7 +135,7 @@ def score(
             f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
         )
     if subset == "all":
-        labels = map_classes(data.classes, lm.classes, data_spec)[data.labels]
+        labels = map_classes(data.classes, lm.classes, data_spec, lm.meta.class_ids)[data.labels]
         idx = np.arange(len(data))
         if lm.meta.data_fingerprint == data.fingerprint and lm.meta.split:
             warnings.warn(

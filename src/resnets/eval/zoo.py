@@ -27,6 +27,15 @@ CIFAR_LICENSE = (
 )
 
 
+def _run_rate(summary: dict[str, Any], config: dict[str, Any]) -> float | None:
+    """Training images per second over the whole run, from its iterations and step time."""
+    bs = (config.get("config") or {}).get("batch_size")
+    t, iters = summary.get("train_time"), summary.get("iters")
+    if not (bs and t and iters):
+        return summary.get("images_per_sec")
+    return iters * bs / t
+
+
 def package_run(
     run_dir: str | os.PathLike, name: str, out_dir: str | os.PathLike, *,
     license: str = CIFAR_LICENSE, data: str | None = None,
@@ -70,9 +79,10 @@ def package_run(
         source="resnets",
         final={
             **(lm.meta.final or {}),
+            # step time summed over every session of the run (a resumed run's wall time
+            # covers only its last session), and the training rate over the whole run
             "train_time_s": summary.get("train_time"),
-            "wall_time_s": summary.get("wall_time"),
-            "images_per_sec": summary.get("images_per_sec"),
+            "images_per_sec": _run_rate(summary, config),
             "machine": f"{platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores (packaged on)",
             "versions": config.get("versions"),

@@ -6,13 +6,21 @@ from, how they are checked, and :func:`load_model` for a name, a file or a run d
   ``~/.cache/resnets/weights``) and checked against the SHA-256 prefix in the file name.
 * ``cifar10``: weights trained by resnets with the paper's recipe, shipped inside the package
   (``resnets/weights/``), so they work offline.
+
+The ImageNet weights' 1,000 class names are not written into this package: they come from the
+class index Keras publishes (``imagenet_class_index.json``: index -> WordNet ID and name, in the
+sorted-WordNet-ID order torchvision's heads use), downloaded beside the weights into the same
+cache and checked against its SHA-256 (the file whose MD5 Keras itself checks).
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
+import logging
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +30,8 @@ from ..errors import WeightsError
 from ..io import DownloadError, download, file_digest
 from .registry import create_model, get_spec, is_model
 from .weights import WeightsMeta, load_state_dict_checked, read_meta, read_weights
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_ENV = "RESNETS_WEIGHTS"
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -35,6 +45,25 @@ TORCHVISION_LICENSE = (
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """A file the weights need besides themselves, fetched into the weights cache."""
+
+    url: str
+    file: str
+    sha256: str
+    about: str
+
+
+IMAGENET_CLASS_INDEX = RemoteFile(
+    url="https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
+    file="imagenet_class_index.json",
+    # SHA-256 of the 35,363-byte file whose MD5 (c2c37ea517e94d9795004a39431a14cb) Keras checks
+    sha256="a1e7a966a1f601d39e4b43e119b3e7dd4a2ad3ea08cf69847cbaf021013767bc",
+    about="the ImageNet-1k class index published with Keras (index -> WordNet ID, class name)",
+)
+
+
+@dataclass(frozen=True)
 class Pretrained:
     """One named set of weights: where to get the file, how to check it, what it is."""
 
@@ -44,6 +73,7 @@ class Pretrained:
     meta: WeightsMeta
     url: str | None = None  # None: shipped inside the package
     size_mb: float | None = None
+    classes_file: RemoteFile | None = None  # where the class names come from, if not in meta
 
     @property
     def model(self) -> str:
@@ -84,7 +114,8 @@ def _torchvision(model: str, tag: str, file: str, top1: float, top5: float, para
         data="ImageNet-1k",
     )  # fmt: skip
     sha_prefix = file.rsplit("-", 1)[1].split(".")[0]
-    return Pretrained(f"{model}.{tag}", file, sha_prefix, meta, meta.source, size_mb)
+    return Pretrained(f"{model}.{tag}", file, sha_prefix, meta, meta.source, size_mb,
+                      IMAGENET_CLASS_INDEX)  # fmt: skip
 
 
 _V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
@@ -154,22 +185,100 @@ def weights_cache() -> Path:
     return Path(os.environ.get(WEIGHTS_ENV) or Path.home() / ".cache" / "resnets" / "weights")
 
 
+def _cached(
+    url: str, file: str, sha256: str, label: str, download_ok: bool, progress: bool
+) -> Path:
+    """``file`` in the weights cache, downloaded from ``url`` and checked when missing."""
+    dest = weights_cache() / file
+    if dest.is_file():
+        return dest
+    if not download_ok:
+        raise WeightsError(f"{label}: not downloaded yet; fetch {url} into {dest}")
+    try:
+        return download(url, dest, sha256_prefix=sha256, progress=progress,
+                        offline_hint=f"Offline? Download {url} and put it at {dest}")  # fmt: skip
+    except DownloadError as e:
+        raise WeightsError(f"{label}: {e}") from None
+
+
 def weights_file(name: str, *, download_ok: bool = True, progress: bool = True) -> Path:
     """The local file of named weights: the package's, or the cache's (downloaded and checked
     when missing). Offline, the error says which file to put where."""
     p = get_pretrained(name)
     if p.url is None:
         return PACKAGE_WEIGHTS / p.file
-    dest = weights_cache() / p.file
-    if dest.is_file():
-        return dest
-    if not download_ok:
-        raise WeightsError(f"{name}: not downloaded yet; fetch {p.url} into {dest}")
+    return _cached(p.url, p.file, p.sha256, name, download_ok, progress)
+
+
+def remote_file(rf: RemoteFile, *, download_ok: bool = True, progress: bool = False) -> Path:
+    """The cached copy of ``rf`` (downloaded and checked when missing)."""
+    return _cached(rf.url, rf.file, rf.sha256, rf.file, download_ok, progress)
+
+
+_WNID = re.compile(r"n\d{8}")
+
+
+def read_class_index(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """``(wordnet_ids, names)`` from a class index file (``{"0": ["n01440764", "tench"], ...}``).
+
+    The file must list 1,000 classes under the keys 0..999 with WordNet IDs in ascending order:
+    the order of torchvision's ImageNet heads (class folders sorted by name). A file in another
+    order would label every prediction wrongly, so it is an error rather than a guess.
+    """
+    label = str(path)
     try:
-        return download(p.url, dest, sha256_prefix=p.sha256, progress=progress,
-                        offline_hint=f"Offline? Download {p.url} and put it at {dest}")  # fmt: skip
-    except DownloadError as e:
-        raise WeightsError(f"{name}: {e}") from None
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{label}: not a readable class index ({e})") from None
+    if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [
+        str(i) for i in range(len(raw))
+    ]:
+        raise WeightsError(f"{label}: a class index maps the keys 0..N-1 to [id, name]")
+    ids, names = [], []
+    for i in range(len(raw)):
+        entry = raw[str(i)]
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and all(isinstance(x, str) for x in entry)
+            and _WNID.fullmatch(entry[0])
+        ):
+            raise WeightsError(f"{label}: entry {i} is {entry!r:.60}, not [WordNet ID, name]")
+        ids.append(entry[0])
+        names.append(entry[1].replace("_", " "))
+    if len(ids) != 1000 or ids != sorted(ids) or len(set(ids)) != len(ids):
+        raise WeightsError(
+            f"{label}: expected the 1,000 ImageNet-1k classes in ascending WordNet-ID order"
+        )
+    return ids, names
+
+
+def class_names(name: str, *, download_ok: bool = True) -> tuple[list[str], list[str]] | None:
+    """``(ids, names)`` of named weights whose classes come from a separate file, else None."""
+    rf = get_pretrained(name).classes_file
+    if rf is None:
+        return None
+    return read_class_index(remote_file(rf, download_ok=download_ok))
+
+
+def _with_class_names(meta: WeightsMeta, name: str | None, num_classes: int) -> WeightsMeta:
+    """Fill in the class names of ImageNet weights from the class index, downloading it for
+    named weights; without it (offline), predictions show class indices and the log says why."""
+    if meta.classes is not None or num_classes != 1000:
+        return meta
+    try:
+        if name is not None:
+            got = class_names(name)
+        else:  # a 1000-way file without metadata (torchvision's): the cached index, if any
+            cached = weights_cache() / IMAGENET_CLASS_INDEX.file
+            got = read_class_index(cached) if cached.is_file() else None
+    except WeightsError as e:
+        log.warning("%s: class names unavailable, predictions show class indices (%s)", name, e)
+        return meta
+    if got is None:
+        return meta
+    ids, names = got
+    return replace(meta, classes=names, class_ids=ids)
 
 
 def verify(name: str) -> str:
@@ -238,4 +347,9 @@ def load_model(
         kwargs["in_chans"] = int(sd[stem].shape[1])
     net = create_model(name, **kwargs)
     load_state_dict_checked(net, sd, str(path))
+    meta = _with_class_names(
+        meta,
+        str(spec) if is_weights_name(str(spec)) else None,
+        int(kwargs.get("num_classes", getattr(net, "num_classes", 0))),
+    )
     return net, replace(meta, model=get_spec(name).name)

@@ -41,6 +41,7 @@ class WeightsMeta:
     model: str
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     classes: list[str] | None = None
+    class_ids: list[str] | None = None  # e.g. WordNet IDs (ImageNet's folder names)
     mean: list[float] | None = None
     std: list[float] | None = None
     image_size: int = 0
@@ -83,6 +84,8 @@ class WeightsMeta:
         if "model" not in vals:
             raise WeightsError(f"{label}: no 'model' (the architecture's registered name)")
         meta = cls(**vals)
+        if meta.class_ids is not None and len(meta.class_ids) != len(meta.classes or []):
+            raise WeightsError(f"{label}: class_ids and classes differ in length")
         if meta.classes is not None and "num_classes" in meta.model_kwargs:
             if len(meta.classes) != meta.model_kwargs["num_classes"]:
                 raise WeightsError(
@@ -110,6 +113,7 @@ _TYPE_CHECKS = {
     "model": lambda v: isinstance(v, str) and bool(v),
     "model_kwargs": lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
     "classes": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+    "class_ids": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
     "mean": lambda v: _is_num_list(v) and len(v) >= 1,
     "std": lambda v: _is_num_list(v) and len(v) >= 1 and all(x > 0 for x in v),
     "image_size": _is_int,

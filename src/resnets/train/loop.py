@@ -219,11 +219,11 @@ def train(
         raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
     final = {"val_err": row["val_err"] if row else None,
              "train_err": row["train_err"] if row else None, "iters": st.step}  # fmt: skip
-    done_imgs = (st.step - session_start) * cfg.batch_size
+    # images/s over the whole run: st.elapsed sums the step time of every session
     result = TrainResult(
         run_dir, final["val_err"], st.best_val_err if math.isfinite(st.best_val_err) else None,
         final["train_err"] if row else math.nan, st.step, time.perf_counter() - t_start,
-        done_imgs / st.elapsed if st.elapsed else 0.0,
+        st.step * cfg.batch_size / st.elapsed if st.elapsed else 0.0,
     )  # fmt: skip
     if dist.main:
         save_final_weights(raw_model, run_dir, final_meta(meta, final, row, run_dir))
