@@ -231,27 +231,36 @@ SHARED_CIFAR = (
 
 
 @pytest.mark.slow
-def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measured():
-    """resnet20.cifar10 ships in the package: it loads by name with no network, its file
-    matches its SHA-256, and its stated held-out accuracy is what scoring gives again."""
+@pytest.mark.parametrize(
+    "name,recipe,iters,params",
+    [
+        ("resnet20.cifar10", "he2015-cifar", 64_000, 269_722),
+        ("fast_resnet8.cifar10", "fast-cifar", 870, 1_972_504),
+    ],
+)
+def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measured(
+    name, recipe, iters, params
+):
+    """Weights shipped in the package load by name with no network, match their SHA-256, and
+    their stated held-out accuracy is what scoring gives again."""
     from resnets.eval import load_for_inference, score
     from resnets.models.hub import list_pretrained, verify
 
-    if "resnet20.cifar10" not in list_pretrained("*.cifar10"):
-        pytest.skip("resnet20.cifar10 is not shipped in this checkout")
-    verify("resnet20.cifar10")
-    meta = get_pretrained("resnet20.cifar10").meta
+    if name not in list_pretrained("*.cifar10"):
+        pytest.skip(f"{name} is not shipped in this checkout")
+    verify(name)
+    meta = get_pretrained(name).meta
     assert meta.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                             "horse", "ship", "truck"]  # fmt: skip
-    assert "--recipe he2015-cifar" in meta.command and meta.final["iters"] == 64_000
+    assert f"--recipe {recipe}" in meta.command and meta.final["iters"] == iters
     assert meta.split["n_val"] == 5000 and meta.metrics["n"] == 5000
-    assert meta.params == 269_722 and 0.85 < meta.metrics["top1"] < 1.0
-    net = create_model("resnet20", pretrained=True)
+    assert meta.params == params and 0.85 < meta.metrics["top1"] < 1.0
+    net = create_model(meta.model, pretrained=True)
     assert net.num_classes == 10
     if not SHARED_CIFAR.is_dir():
         pytest.skip("../shared CIFAR-10 JPEGs not here to re-score the weights")
-    lm = load_for_inference("resnet20.cifar10")
-    res, _ = score(lm, str(SHARED_CIFAR), subset="val")
+    lm = load_for_inference(name)
+    res, _ = score(lm, str(SHARED_CIFAR), subset="val", tta=meta.tta)
     # the same fp32 scoring: equal, up to an image or two that another CPU's kernels may flip
     assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=2 / 5000)
 
