@@ -157,7 +157,16 @@ def test_concatenating_block_keeps_its_input_and_grows_by_the_stage_width():
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in m.parameters())
 
 
-@pytest.mark.parametrize("name", ["concat20", "wrn_10_1", "preact_resnet110", "densenet_bc_100_12"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "concat20",
+        "wrn_10_1",
+        # the two deepest take most of this test's time: in the full suite only
+        pytest.param("preact_resnet110", marks=pytest.mark.slow),
+        pytest.param("densenet_bc_100_12", marks=pytest.mark.slow),
+    ],
+)
 def test_family_members_train_with_the_trainer(name, tmp_path):
     cfg = build_config("digits", cli_values={"model": name, "epochs": 2.0, "iters": 0})
     res = train(cfg, tmp_path / "run", progress=False, echo=False)

@@ -85,7 +85,9 @@ def test_family_parameter_counts_match_the_papers(name):
     assert abs(count_params(create_model(name)) / 1e6 - millions) <= 0.14
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in ALL]
+)
 def test_forward_backward_every_parameter_gets_a_gradient(name):
     torch.manual_seed(0)
     m = create_model(name, num_classes=7)
