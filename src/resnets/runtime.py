@@ -7,6 +7,7 @@ in a ``torchrun`` job. Imports nothing of resnets but its error types.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import threading
@@ -101,6 +102,24 @@ class Dist:
             torch.distributed.destroy_process_group()
 
 
+DIST_TIMEOUT_ENV = "RESNETS_DIST_TIMEOUT"
+
+
+def _pg_timeout() -> dict[str, datetime.timedelta]:
+    """``$RESNETS_DIST_TIMEOUT`` seconds for a collective to wait on the other ranks (torch's
+    default when unset): a rank that is gone then ends the run with an error, not a hang."""
+    raw = os.environ.get(DIST_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"${DIST_TIMEOUT_ENV}={raw!r}: a number of seconds > 0")
+    return {"timeout": datetime.timedelta(seconds=seconds)}
+
+
 def init_distributed(device: str) -> Dist:
     """Join the process group that ``torchrun`` describes in the environment, if any."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -113,7 +132,7 @@ def init_distributed(device: str) -> Dist:
     if not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo", **_pg_timeout())
         created = True
     return Dist(dist.get_rank(), dist.get_world_size(), local, created)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,11 +59,20 @@ def _run(nproc: int, *args: str) -> None:
             "-m",
             "resnets",
         ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores
-    r = subprocess.run(
-        [*launcher, "train", *args], capture_output=True, text=True, timeout=300, env=env
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    # 2 processes on 2 cores; a collective left waiting on a rank fails after 120 s, with a
+    # traceback, rather than hanging until the time-out below
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
+    # its own process group, so a time-out kills torchrun's workers too (none is left running
+    # to slow the rest of the suite)
+    p = subprocess.Popen([*launcher, "train", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)  # fmt: skip
+    try:
+        out, _ = p.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        pytest.fail(f"{' '.join(args)} did not finish in 300 s:\n{out[-3000:]}")
+    assert p.returncode == 0, out[-3000:]
 
 
 def _max_diff(a: Path, b: Path) -> float:
@@ -110,3 +120,19 @@ def test_sync_bn_over_gloo_matches_one_process(tmp_path):
     # without it, each process normalises by its own half batch: the weights differ
     _run(2, "--out", str(tmp_path / "local"), *bn)
     assert _max_diff(tmp_path / "one", tmp_path / "local") > 1e-3
+
+
+def test_dist_timeout_from_the_environment(monkeypatch):
+    import datetime
+
+    from resnets.errors import ConfigError
+    from resnets.runtime import _pg_timeout
+
+    monkeypatch.delenv("RESNETS_DIST_TIMEOUT", raising=False)
+    assert _pg_timeout() == {}
+    monkeypatch.setenv("RESNETS_DIST_TIMEOUT", "90")
+    assert _pg_timeout() == {"timeout": datetime.timedelta(seconds=90)}
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv("RESNETS_DIST_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="RESNETS_DIST_TIMEOUT"):
+            _pg_timeout()
