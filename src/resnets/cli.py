@@ -411,7 +411,7 @@ def _weights_info(args: argparse.Namespace) -> int:
 
 
 def _weights_package(args: argparse.Namespace) -> int:
-    r = package_run(args.run_dir, args.name, args.out, data=args.data)
+    r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
     print(f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
           f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
           f"{r['n']} held-out images (fp32)")  # fmt: skip
@@ -788,6 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", required=True, metavar="MODEL.TAG")
     q.add_argument("--out", required=True, metavar="DIR", help="e.g. src/resnets/weights")
     q.add_argument("--data", default=None, help="where the run's data is now, if it moved")
+    q.add_argument("--half", action="store_true",
+                   help="store float16 (half the file); scored after the rounding")  # fmt: skip
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=_weights_package)
     q = wsub.add_parser("download", help="fetch named weights into the cache, checking SHA-256")

@@ -71,3 +71,22 @@ def test_package_refuses_a_wrong_name_or_an_unfinished_run(patch_run, tmp_path):
         )
         == 2
     )
+
+
+def test_package_half_stores_float16_and_states_the_accuracy_of_the_stored_values(
+    patch_run, tmp_path
+):
+    from safetensors.torch import load_file
+
+    run, data, _ = patch_run
+    full = package_run(run, "resnet8.patches", tmp_path / "fp32")
+    half = package_run(run, "resnet8.patches", tmp_path / "fp16", half=True)
+    f = tmp_path / "fp16" / "resnet8.patches.safetensors"
+    sd = load_file(f)
+    assert all(t.dtype == torch.float16 for t in sd.values() if t.is_floating_point())
+    assert half["size_bytes"] < 0.6 * full["size_bytes"]
+    assert read_meta(f).final["stored_dtype"] == "float16"
+    lm = load_for_inference(f)  # loads back into the float32 model
+    assert next(lm.model.parameters()).dtype == torch.float32
+    again, _ = score(lm, str(data), subset="val")
+    assert again.top1 == pytest.approx(half["top1"])

@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError, WeightsError
 from ..io import atomic_write_text, file_digest
 from ..models.summary import count_macs, count_params
@@ -38,10 +40,12 @@ def _run_rate(summary: dict[str, Any], config: dict[str, Any]) -> float | None:
 
 def package_run(
     run_dir: str | os.PathLike, name: str, out_dir: str | os.PathLike, *,
-    license: str = CIFAR_LICENSE, data: str | None = None,
+    license: str = CIFAR_LICENSE, data: str | None = None, half: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Write ``out_dir/NAME.safetensors`` (+ ``.sha256``) from a finished run; returns what
-    was recorded. ``data`` overrides where the run's data is now (a moved folder)."""
+    was recorded. ``data`` overrides where the run's data is now (a moved folder). ``half``
+    stores the floating-point tensors as float16 (half the file): they are rounded before
+    scoring, so the stated accuracy is that of the stored values."""
     run = Path(run_dir)
     model, _, tag = name.partition(".")
     if not tag or not model:
@@ -55,6 +59,11 @@ def package_run(
     lm = load_for_inference(run)
     if lm.meta.model != model:
         raise ConfigError(f"--name {name!r}: the run trained {lm.meta.model}, not {model}")
+    if half:  # round to what the file will hold; loading casts back to float32
+        with torch.no_grad():
+            for t in lm.model.state_dict().values():
+                if t.is_floating_point():
+                    t.copy_(t.half())
     spec = data or lm.meta.data
     res, _ = score(lm, spec, subset="val", tta=lm.meta.tta)  # fp32, the held-out split
     sp = lm.meta.split or {}
@@ -83,6 +92,7 @@ def package_run(
             # covers only its last session), and the training rate over the whole run
             "train_time_s": summary.get("train_time"),
             "images_per_sec": _run_rate(summary, config),
+            "stored_dtype": "float16" if half else "float32",
             "machine": f"{platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores (packaged on)",
             "versions": config.get("versions"),
@@ -91,7 +101,7 @@ def package_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dest = out / f"{name}.safetensors"
-    save_weights(lm.model, dest, meta)
+    save_weights(lm.model, dest, meta, dtype=torch.float16 if half else None)
     digest = file_digest(dest)
     atomic_write_text(out / f"{name}.sha256", f"{digest}  {dest.name}\n")
     return {"file": str(dest), "sha256": digest, "top1": res.top1, "top5": res.top5,

@@ -136,11 +136,23 @@ _TYPE_CHECKS = {
 }
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, meta: WeightsMeta) -> None:
-    """Write ``model``'s state_dict to a ``.safetensors`` file atomically, with ``meta``."""
+def save_weights(
+    model: nn.Module,
+    path: str | os.PathLike,
+    meta: WeightsMeta,
+    *,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Write ``model``'s state_dict to a ``.safetensors`` file atomically, with ``meta``;
+    ``dtype`` stores the floating-point tensors in another precision (loading casts back)."""
     if not isinstance(meta, WeightsMeta):
         raise TypeError("save_weights needs a WeightsMeta record")
-    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    sd = {
+        k: v.detach()
+        .to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype)
+        .contiguous()
+        for k, v in model.state_dict().items()
+    }
     metadata = {META_KEY: json.dumps(meta.to_dict(), sort_keys=True)}
     atomic_write_bytes(path, st_save(sd, metadata=metadata))
 
