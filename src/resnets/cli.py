@@ -35,7 +35,7 @@ from .models import (
     summarize,
 )
 from .models.hub import (
-    class_names,
+    cached_class_index,
     get_pretrained,
     list_pretrained,
     read_class_index,
@@ -388,11 +388,7 @@ def _weights_info(args: argparse.Namespace) -> int:
         rf = e.classes_file
         info["classes_source"] = {"url": rf.url, "file": rf.file, "sha256": rf.sha256,
                                   "about": rf.about}  # fmt: skip
-        got = (
-            class_names(e.name, download_ok=False)
-            if (weights_cache() / rf.file).is_file()
-            else None
-        )
+        got = cached_class_index(rf)
         if got is not None:
             info["class_ids"], info["classes"] = got
     if info["macs"] is None:  # counted here rather than copied from elsewhere

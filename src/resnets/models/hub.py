@@ -253,6 +253,12 @@ def read_class_index(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     return ids, names
 
 
+def cached_class_index(rf: RemoteFile) -> tuple[list[str], list[str]] | None:
+    """``(ids, names)`` from the cached copy of ``rf``; None when it is not downloaded."""
+    path = weights_cache() / rf.file
+    return read_class_index(path) if path.is_file() else None
+
+
 def class_names(name: str, *, download_ok: bool = True) -> tuple[list[str], list[str]] | None:
     """``(ids, names)`` of named weights whose classes come from a separate file, else None."""
     rf = get_pretrained(name).classes_file
@@ -267,13 +273,11 @@ def _with_class_names(meta: WeightsMeta, name: str | None, num_classes: int) -> 
     if meta.classes is not None or num_classes != 1000:
         return meta
     try:
-        if name is not None:
-            got = class_names(name)
-        else:  # a 1000-way file without metadata (torchvision's): the cached index, if any
-            cached = weights_cache() / IMAGENET_CLASS_INDEX.file
-            got = read_class_index(cached) if cached.is_file() else None
+        # a 1000-way file without metadata (torchvision's): the cached index, if any
+        got = class_names(name) if name else cached_class_index(IMAGENET_CLASS_INDEX)
     except WeightsError as e:
-        log.warning("%s: class names unavailable, predictions show class indices (%s)", name, e)
+        log.warning("%s: class names unavailable, predictions show class indices (%s)",
+                    name or "ImageNet weights", e)  # fmt: skip
         return meta
     if got is None:
         return meta
@@ -325,10 +329,11 @@ def load_model(
     For a file without resnets metadata (e.g. torchvision's ``resnet50-0676ba61.pth``), name the
     architecture with ``model`` (and ``num_classes`` if not 1000).
     """
+    named = str(spec) if is_weights_name(str(spec)) else None
     path = resolve_weights_path(spec)
     sd, meta = read_weights(path)
-    if meta is None and is_weights_name(str(spec)):
-        meta = get_pretrained(str(spec)).meta
+    if meta is None and named:
+        meta = get_pretrained(named).meta
     name = model or (meta.model if meta else None)
     if not name:
         raise WeightsError(
@@ -347,9 +352,5 @@ def load_model(
         kwargs["in_chans"] = int(sd[stem].shape[1])
     net = create_model(name, **kwargs)
     load_state_dict_checked(net, sd, str(path))
-    meta = _with_class_names(
-        meta,
-        str(spec) if is_weights_name(str(spec)) else None,
-        int(kwargs.get("num_classes", getattr(net, "num_classes", 0))),
-    )
+    meta = _with_class_names(meta, named, net.num_classes)
     return net, replace(meta, model=get_spec(name).name)
