@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import platform
 import signal
 import threading
 import time
@@ -32,6 +33,29 @@ def pick_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name!r}: CUDA is not available on this machine")
     return dev
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), or the machine type where it is not
+    readable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_label(threads: int | None = None) -> str:
+    """One line naming this machine for a results file: the CPU, whether it has native bf16,
+    the threads, and the GPU when one is used."""
+    threads = threads or torch.get_num_threads()
+    bf16 = "with AVX512-BF16/AMX" if cpu_has_bf16() else "no native bf16 (AVX2-class)"
+    text = f"{cpu_name()}, {bf16}, {threads} thread{'s' if threads != 1 else ''}"
+    if torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    return text
 
 
 def cpu_has_bf16() -> bool:

@@ -79,7 +79,7 @@ def test_interrupted_reproduction_resumes_the_run(tmp_path, capsys):
     assert main(["reproduce", "cifar-table", "--depths", "8,14", "--out", str(out), *TINY]) == 0
     assert "resnet8-s0: resuming" in capsys.readouterr().err
     text = (out / "RESULTS.md").read_text()
-    assert "| ResNet-8 |" in text and "Ordering" in text
+    assert "| ResNet-8 |" in text and "(d) the ordering 8 > 14" in text
 
 
 def test_shortcuts_command(tmp_path):
@@ -212,3 +212,37 @@ def test_transfer_command(tmp_path):
     # another experiment never writes into this one's folder
     assert main(["reproduce", "shortcuts", "--out", str(out), *TINY]) == 2
     assert json.loads((out / "experiment.json").read_text())["experiment"] == "transfer"
+
+
+def test_paper_queue_shared_by_two_workers(tmp_path):
+    """Two workers started at once share the queue (each run trained once, by one of them);
+    the last to finish writes the three reports, each with its machine, budget and the
+    verdicts computed from the runs."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "resnets", "reproduce", "paper", "--data", "digits",
+            "--budget", "0.00005", "--no-progress", "--out", str(tmp_path / "res"),
+            "--runs-from", str(tmp_path / "store")]  # fmt: skip
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    logs = [w.communicate(timeout=600)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    runs = tmp_path / "store" / "runs"
+    names = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))
+    assert len(names) == 11  # 2 seeds x (ResNet, plain) x (20, 56), then ResNet-32/44/110
+    for name in names:  # trained once: one start line, one finished line over both workers
+        log = (runs / name / "train.log").read_text().splitlines()
+        starts = [line for line in log if line[:4].isdigit() and line.split(" ", 3)[2] == "run"]
+        assert len(starts) == 1
+        assert sum(log.count(f"{name}: finished\n") for log in logs) == 1
+    assert any("held by other workers" in log for log in logs) or all(
+        "another worker has it" not in log for log in logs
+    )
+    for folder, labels in (("degradation", "(a)(b)(c)"), ("cifar-table", "(d)"),
+                           ("responses", "(e)")):  # fmt: skip
+        text = (tmp_path / "res" / folder / "RESULTS.md").read_text()
+        head = "\n".join(text.splitlines()[:4])
+        assert "**Machine**" in head and "**Budget 5e-05**" in head
+        for label in (labels[i : i + 3] for i in range(0, len(labels), 3)):
+            assert f"- {label} " in text and ("**holds**" in text or "does not hold" in text)

@@ -28,7 +28,6 @@ from ..models.summary import activation_bytes
 from ..plots import plot_curves, plot_label_curves, plot_panels, subplots
 from ..train import TrainingInterrupted, train
 from . import experiments as X
-from .experiments import PAPER_ITERS
 from .layers import (
     calibrate_bn,
     gradient_norms,
@@ -36,6 +35,8 @@ from .layers import (
     response_stds,
     shattered_correlation,
 )
+from .paper import PAPER_ITERS, PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
+from .reports import RunFinal, degradation_verdicts, ordering_verdict, response_verdict
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -49,6 +50,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.set_defaults(depth_seeds=None)  # set per depth by `reproduce paper` only
     p.add_argument(
         "--data", default="cifar10", help="cifar10[:PATH], a CIFAR-layout folder, or digits"
     )
@@ -125,7 +127,10 @@ def _finish(
     records: list[dict[str, Any]] | None = None,
 ) -> Path:
     train_s = sum(r.get("train_time") or 0 for r in records) if records else None
-    return X.write_results(out, title, _command(), args.budget, sections, wall, args.data, train_s)
+    machines = [r["machine"] for r in records] if records else None
+    return X.write_results(
+        out, title, _command(), args.budget, sections, wall, args.data, train_s, machines
+    )
 
 
 def _runs_root(args: argparse.Namespace, out: Path) -> Path:
@@ -137,6 +142,11 @@ def _spec(model: str, seed: int, args: argparse.Namespace, tag: str = "", **kw: 
         model, args.data, args.budget, seed, args.device, workers=args.workers, **kw
     )
     return X.RunSpec(f"{model}{tag}-s{seed}", cfg, {"model": model, "seed": seed, "tag": tag})
+
+
+def _seeds_at(args: argparse.Namespace, depth: int) -> int:
+    """Seeds of the nets of this depth: --seeds, unless `reproduce paper` set them per depth."""
+    return args.depth_seeds.get(depth, args.seeds) if args.depth_seeds else args.seeds
 
 
 def _mean_curve(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,6 +167,17 @@ def _mean_curve(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _run_table(records: list[dict[str, Any]]) -> dict[str, list[RunFinal]]:
+    """Each model's finished runs, one RunFinal per seed, for the verdicts."""
+    table: dict[str, list[RunFinal]] = {}
+    for r in records:
+        if r["final_val_err"] is not None and r["final_train_err"] is not None:
+            table.setdefault(r["model"], []).append(
+                RunFinal(r["final_train_err"], r["final_val_err"])
+            )
+    return table
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -211,7 +232,7 @@ def _degradation(args: argparse.Namespace) -> int:
         _spec(f"{kind}{d}", s, args)
         for kind in ("plain", "resnet")
         for d in depths
-        for s in range(args.seeds)
+        for s in range(_seeds_at(args, d))
     ]
     t0 = time.perf_counter()
     records = X.run_all(specs, _runs_root(args, out), progress=not args.no_progress)
@@ -236,21 +257,8 @@ def _degradation(args: argparse.Namespace) -> int:
                 f"| {kind}-{d} | {d} | {rs[0]['params']:,} | {X.fmt_pct(tm, ts, len(rs))} | "
                 f"{X.fmt_pct(vm, vs, len(rs))} | {sum(r['train_time'] or 0 for r in rs) / 60:.1f} |"
             )
-    lo, hi = min(depths), max(depths)
-    verdict = []
-    if lo != hi:
-        p_inv = finals[f"plain{hi}"] > finals[f"plain{lo}"]
-        r_ok = finals[f"resnet{hi}"] < finals[f"resnet{lo}"]
-        verdict.append(
-            f"- Plain nets: the {hi}-layer net ends with {'higher' if p_inv else 'lower'} training error than the "
-            f"{lo}-layer one ({100 * finals[f'plain{hi}']:.2f}% vs {100 * finals[f'plain{lo}']:.2f}%): the "
-            f"degradation problem is {'shown' if p_inv else 'NOT shown at this budget'}."
-        )
-        verdict.append(
-            f"- ResNets: the {hi}-layer net ends with {'lower' if r_ok else 'higher'} training error than the "
-            f"{lo}-layer one ({100 * finals[f'resnet{hi}']:.2f}% vs {100 * finals[f'resnet{lo}']:.2f}%): residual "
-            f"learning {'reverses' if r_ok else 'does not (yet) reverse'} the degradation."
-        )
+    verdict = [v.line() for v in degradation_verdicts(_run_table(records),
+                                                       min(depths), max(depths))]  # fmt: skip
     sections = [
         "## Degradation (paper Fig. 6)",
         "",
@@ -261,12 +269,14 @@ def _degradation(args: argparse.Namespace) -> int:
         "",
         *table,
         "",
-        "Verdict, computed from the numbers above:",
+        "Verdicts, computed from the numbers above (means over seeds; holds when the means are "
+        "ordered as the paper says):",
         "",
         *verdict,
         "",
         "The paper (Fig. 6, CIFAR-10): plain-56 has higher training *and* test error than plain-20, while "
-        "ResNet-56 is better than ResNet-20 (test error 6.97% vs 8.75%, Table 6).",
+        f"ResNet-56 is better than ResNet-20 (test error {PAPER_TABLE6['resnet56'][0]}% vs "
+        f"{PAPER_TABLE6['resnet20'][0]}%, Table 6).",
     ]
     _per_run_csv(out, records)
     p = _finish(
@@ -280,7 +290,7 @@ def _cifar_table(args: argparse.Namespace) -> int:
 
     out = _check(args)
     depths = _ints(args.depths, "depths") + ([1202] if args.with_1202 else [])
-    specs = [_spec(f"resnet{d}", s, args) for d in depths for s in range(args.seeds)]
+    specs = [_spec(f"resnet{d}", s, args) for d in depths for s in range(_seeds_at(args, d))]
     t0 = time.perf_counter()
     records = X.run_all(specs, _runs_root(args, out), progress=not args.no_progress)
     wall = time.perf_counter() - t0
@@ -294,32 +304,29 @@ def _cifar_table(args: argparse.Namespace) -> int:
         "| model | params | paper error (%) | ours: validation error (%) | ours - paper | within paper spread | train time (min) |",
         "| --- | ---: | ---: | ---: | ---: | :---: | ---: |",
     ]
-    means = []
+    spread = PAPER_RESNET110_MEAN_STD[1]  # the one spread the paper reports (ResNet-110, 5 runs)
     for d in depths:
         rs = groups[f"resnet{d}"]
         vm, vs = X.mean_std([r["final_val_err"] for r in rs])
-        means.append(vm)
-        paper, pparams = X.PAPER_TABLE6.get(f"resnet{d}", (math.nan, "-"))
-        spread = X.PAPER_RESNET110_MEAN_STD[
-            1
-        ]  # the one spread the paper reports (ResNet-110, 5 runs)
+        paper, pparams = PAPER_TABLE6.get(f"resnet{d}", (math.nan, "-"))
         diff = 100 * vm - paper
         within = "yes" if abs(diff) <= 2 * spread else "no"
         table.append(
             f"| ResNet-{d} | {rs[0]['params']:,} ({pparams}) | {paper:.2f} | {X.fmt_pct(vm, vs, len(rs))} | "
             f"{diff:+.2f} | {within} | {sum(r['train_time'] or 0 for r in rs) / 60:.1f} |"
         )
-    ordered = all(a > b for a, b in zip(means, means[1:]))
+    ordering = ordering_verdict(_run_table(records), depths)
     sections = [
         "## CIFAR-10 depth table (paper Table 6)",
         "",
         *table,
         "",
-        '"Within paper spread": |ours - paper| <= 2 x 0.16 points, the standard deviation the paper reports '
-        "for ResNet-110 over 5 runs (6.61 ± 0.16).",
+        f'"Within paper spread": |ours - paper| <= 2 x {spread} points, the standard deviation '
+        f"the paper reports for ResNet-110 over 5 runs ({PAPER_RESNET110_MEAN_STD[0]} ± {spread}).",
         "",
-        f"Ordering {' > '.join(f'ResNet-{d}' for d in depths)} in error: "
-        f"**{'holds' if ordered else 'does not hold'}** in our measurements.",
+        "Verdict, computed from the numbers above:",
+        "",
+        ordering.line(),
         "",
         "![curves](curves.png)",
     ]
@@ -358,9 +365,10 @@ def _shortcuts(args: argparse.Namespace) -> int:
         "",
         *table,
         "",
-        "The paper's comparison is on ImageNet with 34-layer nets (top-1 10-crop error %): plain-34 28.54, "
-        "ResNet-34 A 25.03, B 24.52, C 24.19: all three far better than plain, and B slightly better than A, "
-        "C marginally better than B. The paper concludes projections are not essential.",
+        "The paper's comparison is on ImageNet with 34-layer nets (top-1 10-crop error %): "
+        + ", ".join(f"{k} {v}" for k, v in PAPER_TABLE3.items())
+        + ": all three far better than plain, and B slightly better than A, C marginally better "
+        "than B. The paper concludes projections are not essential.",
     ]
     _per_run_csv(out, records)
     p = _finish(out, f"Shortcut options on {args.model}", args, sections, wall, records)
@@ -472,10 +480,6 @@ def _sum_vs_concat(args: argparse.Namespace) -> int:
     p = _finish(out, f"Sum against concatenation ({d} layers)", args, sections, wall, records)
     print(f"results: {p}")
     return 0
-
-
-#: He et al. 2016 ("Identity Mappings"), Table 3: CIFAR-10 test error (%), original -> pre-act.
-PAPER_PREACT = {110: (6.61, 6.37), 164: (5.93, 5.46), 1001: (7.61, 4.92)}
 
 
 def _preact(args: argparse.Namespace) -> int:
@@ -704,20 +708,7 @@ def _responses(args: argparse.Namespace) -> int:
     for name, (lo, _) in curves.items():
         means[name] = float(np.mean(lo))
         table.append(f"| {name} | {len(lo)} | {np.mean(lo):.3f} | {np.median(lo):.3f} |")
-    verdict = []
-    for d in depths:
-        p, r = means.get(f"plain{d}"), means.get(f"resnet{d}")
-        if p is not None and r is not None:
-            verdict.append(
-                f"- depth {d}: ResNet responses are {'smaller' if r < p else 'not smaller'} than plain "
-                f"({r:.3f} vs {p:.3f}, ratio {r / p:.2f})."
-            )
-    rs = [means[f"resnet{d}"] for d in sorted(depths)]
-    if len(rs) > 1:
-        verdict.append(
-            f"- Deeper ResNets have {'smaller' if rs[-1] < rs[0] else 'not smaller'} responses "
-            f"(ResNet-{min(depths)} {rs[0]:.3f} -> ResNet-{max(depths)} {rs[-1]:.3f})."
-        )
+    verdict = [response_verdict({k: [v] for k, v in means.items()}, sorted(depths)).line()]
     sections = [
         "## Layer responses (paper Fig. 7)",
         "",
@@ -725,7 +716,7 @@ def _responses(args: argparse.Namespace) -> int:
         "",
         *table,
         "",
-        "Verdict, computed from the numbers:",
+        "Verdict, computed from the numbers (seed 0 of each network):",
         "",
         *verdict,
         "",
@@ -937,6 +928,41 @@ def _gradients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper(args: argparse.Namespace) -> int:
+    """The paper's CIFAR result in one resumable queue: the runs behind Table 6 (cifar-table),
+    Fig. 6 (degradation) and Fig. 7 (responses), trained in the order that decides the claims
+    soonest, shared by any number of worker processes (start the same command several times),
+    then the three reports once every run has finished."""
+    if min(args.seeds, args.table_seeds, args.seeds_110) < 1:
+        raise ConfigError("--seeds, --table-seeds and --seeds-110 must be >= 1")
+    root = Path(args.runs_from or Path(args.out) / "runs-store")
+    names = X.paper_queue(args.seeds, args.table_seeds, args.plain_32_44, args.seeds_110)
+    specs = []
+    for name in names:
+        model, seed = name.rsplit("-s", 1)
+        specs.append(_spec(model, int(seed), args))
+    done, total = X.run_queue(specs, root, progress=not args.no_progress)
+    if done < total:
+        print(f"{done}/{total} runs finished; the rest are held by other workers", file=sys.stderr)
+        return 0
+    if args.train_only:
+        print(f"{done}/{total} runs finished", file=sys.stderr)
+        return 0
+    plain = "20,32,44,56" if args.plain_32_44 else "20,56"
+    reports = [
+        (_cifar_table, "cifar-table", {"depths": "20,32,44,56,110", "with_1202": False}),
+        (_degradation, "degradation", {"depths": plain}),
+        (_responses, "responses", {"depths": "20,56"}),
+    ]  # fmt: skip
+    per_depth = {20: args.seeds, 56: args.seeds, 32: args.table_seeds, 44: args.table_seeds,
+                 110: args.seeds_110}  # fmt: skip
+    for fn, folder, extra in reports:
+        sub = argparse.Namespace(**{**vars(args), **extra, "depth_seeds": per_depth})
+        sub.fn, sub.out, sub.runs_from = fn, str(Path(args.out) / folder), str(root)
+        fn(sub)
+    return 0
+
+
 def register(sub) -> None:
     rp = sub.add_parser(
         "reproduce",
@@ -965,6 +991,21 @@ def register(sub) -> None:
         "--pretrain-budget", type=float, default=1.0, help="fraction of 64k iterations to pretrain"
     )
     p.set_defaults(fn=_transfer)
+    p = rsub.add_parser(
+        "paper",
+        help="Table 6, Fig. 6 and Fig. 7 from one resumable queue that several workers can share",
+    )
+    _common(p, "results/paper")
+    p.set_defaults(seeds=2)
+    p.add_argument(
+        "--table-seeds", type=count(1), default=1, help="seeds of ResNet-32, -44 and -110"
+    )
+    p.add_argument("--seeds-110", type=count(1), default=1, help="seeds of ResNet-110")
+    p.add_argument("--plain-32-44", action="store_true", help="also plain-32 and plain-44")
+    p.add_argument(
+        "--train-only", action="store_true", help="train this worker's share, write no report"
+    )
+    p.set_defaults(fn=_paper)
     p = rsub.add_parser("shortcuts", help="shortcut options A, B, C on one network (Table 3)")
     _common(p, "results/shortcuts")
     p.add_argument("--model", default="resnet20")

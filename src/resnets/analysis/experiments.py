@@ -11,8 +11,10 @@ divided at 32k and 48k; 0.01 is 640 iterations divided at 320 and 480.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -27,26 +29,11 @@ import torch
 
 from .. import __version__
 from ..errors import ConfigError
+from ..runtime import cpu_name, machine_label
 from ..train import TrainingInterrupted, train
 from ..train.config import TrainConfig, build_config
 from ..train.run_dir import read_metrics
-
-PAPER_ITERS = 64000
-PAPER_MILESTONES = (32000, 48000)
-
-#: He et al. 2015, Table 6: CIFAR-10 test error (%) and parameters.
-PAPER_TABLE6 = {
-    "resnet20": (8.75, "0.27M"),
-    "resnet32": (7.51, "0.46M"),
-    "resnet44": (7.17, "0.66M"),
-    "resnet56": (6.97, "0.85M"),
-    "resnet110": (6.43, "1.7M"),
-    "resnet1202": (7.93, "19.4M"),
-}
-#: Table 6 reports ResNet-110 as "best (mean +- std)" over 5 runs: 6.43 (6.61 +- 0.16).
-PAPER_RESNET110_MEAN_STD = (6.61, 0.16)
-#: Table 3 (ImageNet val, 10-crop top-1 error %), the shortcut comparison on 34-layer nets.
-PAPER_TABLE3 = {"plain34": 28.54, "resnet34 A": 25.03, "resnet34 B": 24.52, "resnet34 C": 24.19}
+from .paper import budget_iters, scaled_milestones
 
 JPEG_NOTE = (
     "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
@@ -73,14 +60,14 @@ def budget_config(
     """The paper's CIFAR recipe with its iteration counts scaled by ``budget``."""
     if not (budget > 0 and math.isfinite(budget)):
         raise ConfigError(f"--budget {budget}: must be > 0 (1.0 = the paper's 64k iterations)")
-    iters = max(1, round(PAPER_ITERS * budget))
+    iters = budget_iters(budget)
     values: dict[str, Any] = {
         "model": model,
         "data": data,
         "seed": seed,
         "device": device,
         "iters": iters,
-        "milestones": [max(1.0, m * budget) for m in PAPER_MILESTONES],
+        "milestones": scaled_milestones(budget),
         "eval_every": max(1, iters // 40),  # ~40 points on each curve
         "checkpoint_every": max(1, iters // 20),
         # the warm-up of section 4.2 at the paper's length, but never longer than 1/8 of a run
@@ -126,6 +113,63 @@ def run_all(
     return records
 
 
+def paper_queue(
+    seeds: int = 2, table_seeds: int = 1, plain_extra: bool = False, seeds_110: int = 1
+) -> list[str]:
+    """The runs behind Table 6, Fig. 6 and Fig. 7, in the order that decides the paper's claims
+    soonest: ResNet-20, plain-20, ResNet-56, plain-56 (claims a-c), their further seeds (the
+    spread), ResNet-32/44 (the ordering, claim d), then ResNet-110 (the slowest), then
+    plain-32/44 when asked. Names are those the reproduce commands give the same runs."""
+    names = [
+        f"{m}-s{s}" for s in range(seeds) for m in ("resnet20", "plain20", "resnet56", "plain56")
+    ]
+    names += [f"resnet{d}-s{s}" for d in (32, 44) for s in range(table_seeds)]
+    names += [f"resnet110-s{s}" for s in range(seeds_110)]
+    if plain_extra:
+        names += [f"plain{d}-s{s}" for d in (32, 44) for s in range(table_seeds)]
+    return names
+
+
+def claim(runs: Path, name: str) -> Any | None:
+    """An exclusive, non-blocking claim on one run, so several worker processes can share one
+    queue: the open file holding the lock, or None if another live process holds it. The
+    kernel drops the lock when its process ends, however it ends, so no claim goes stale."""
+    folder = runs / ".claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / f"{name}.lock", "a+")  # noqa: SIM115 - held for the run's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def run_queue(specs: list[RunSpec], out: Path, *, progress: bool = True) -> tuple[int, int]:
+    """Train every unfinished spec that no other worker has claimed, in the given order.
+
+    Returns (finished, total) after this worker's pass: when a worker ends with finished <
+    total, other workers still hold the remaining runs."""
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for i, spec in enumerate(specs):
+        if (runs / spec.name / "summary.json").is_file():
+            continue
+        held = claim(runs, spec.name)
+        if held is None:
+            print(f"[{i + 1}/{len(specs)}] {spec.name}: another worker has it", file=sys.stderr)
+            continue
+        with held:
+            run_all([spec], out, progress=progress, echo=False)
+            print(f"[{i + 1}/{len(specs)}] {spec.name}: finished", file=sys.stderr)
+    done = sum((runs / s.name / "summary.json").is_file() for s in specs)
+    return done, len(specs)
+
+
 _RUNTIME_KEYS = {"device", "workers", "log_every", "compile", "precision", "threads"}
 
 
@@ -158,7 +202,20 @@ def load_record(rd: Path, spec: RunSpec) -> dict[str, Any]:
         "params": conf["meta"].get("params"),
         "train_time": summary.get("train_time"),
         "iters": summary.get("iters"),
+        "machine": run_machine(conf),
     }
+
+
+def run_machine(conf: dict[str, Any]) -> str:
+    """The machine a run trained on, from its config.json: CPU, bf16, threads, GPU."""
+    versions, resolved = conf.get("versions", {}), conf.get("resolved", {})
+    if versions.get("gpu"):
+        return f"GPU {versions['gpu']}"
+    cpu = versions.get("cpu") or "unknown CPU"
+    if cpu in ("x86_64", "aarch64"):  # runs made before the model name was recorded
+        cpu = f"{cpu} CPU"
+    bf16 = "bf16 autocast" if resolved.get("bf16") else "fp32 (no bf16)"
+    return f"{cpu}, {bf16}, {versions.get('threads', '?')} thread(s)"
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -175,14 +232,7 @@ def fmt_pct(m: float, s: float, n: int) -> str:
 
 
 def environment() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {
         "cpu": f"{cpu} ({torch.get_num_threads()} threads)",
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
@@ -202,17 +252,23 @@ def write_results(
     wall: float,
     data: str,
     train_seconds: float | None = None,
+    machines: list[str] | None = None,
 ) -> Path:
     """RESULTS.md: the tables and figures, the paper's numbers beside ours, and how they were made."""
     env = environment()
-    iters = max(1, round(PAPER_ITERS * budget))
+    iters = budget_iters(budget)
+    first, second = (round(m) for m in scaled_milestones(budget))
     lines = [
         f"# {title}",
+        "",
+        f"**Machine**: {'; '.join(sorted(set(machines))) if machines else env['cpu']} "
+        f"(report written on {machine_label()}). "
+        f"**Budget {budget:g}**: {iters:,} of the paper's 64k iterations.",
         "",
         f"Command: `{command}`",
         "",
         f"Budget {budget:g} of the paper's schedule: {iters:,} iterations of batch 128 "
-        f"(lr /10 at {max(1, round(32000 * budget)):,} and {max(1, round(48000 * budget)):,}).",
+        f"(lr /10 at {first:,} and {second:,}).",
         f"Data: `{data}`. "
         + (
             f"Training time of the runs behind these numbers: {train_seconds / 60:.1f} min; "

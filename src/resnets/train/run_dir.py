@@ -33,6 +33,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import ConfigError
 from ..io import atomic_write_bytes, atomic_write_json
+from ..runtime import cpu_has_bf16, cpu_name
 
 LOCK = ".lock"
 
@@ -276,7 +277,8 @@ def versions() -> dict[str, str | None]:
         "pillow": PIL.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "cpu_bf16": str(cpu_has_bf16()),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "threads": str(torch.get_num_threads()),
     }
