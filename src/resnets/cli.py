@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import typing
 import warnings
@@ -329,14 +330,15 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
+        raise ConfigError(f"--max-upload-mb {args.max_upload_mb:g}: must be a positive number")
     cfg = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                       queue_size=args.queue_size, timeout_ms=args.timeout_ms,
                       max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                       topk=args.topk, threads=args.threads)  # fmt: skip
-    if not 0 < args.port < 65536:
-        raise ConfigError(f"--port {args.port}: between 1 and 65535")
     serve(args.weights, host=args.host, port=args.port, backend=args.backend, model=args.model,
-          precision=args.precision, cfg=cfg, log_level=args.log_level)  # fmt: skip
+          precision=args.precision, cfg=cfg, log_level=args.log_level,
+          expose=args.expose)  # fmt: skip
     return 0
 
 
@@ -702,7 +704,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weights", required=True, metavar="NAME|RUN_DIR|FILE|EXPORT",
                    help="weights (name, file, run folder) or an exported model (.onnx, OpenVINO folder)")  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (127.0.0.1: this machine only)")  # fmt: skip
+    p.add_argument("--expose", action="store_true",
+                   help="allow an empty or wildcard --host (every interface)")  # fmt: skip
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino", "auto"),
                    default="auto", help="inference runtime (auto: the fastest installed)")  # fmt: skip
@@ -968,6 +973,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `resnets models | head`
         return 0
+    except OSError as e:  # a full disk, a read-only folder, a missing permission: one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"resnets: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def _entry() -> None:  # pragma: no cover

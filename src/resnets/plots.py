@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,23 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from .io import atomic_write_bytes
+
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, dpi=None, **kw) -> tuple[Figure, Any]:
     """A figure and its axes, without pyplot: no global state, no GUI backend, safe in threads
     and servers (``fig.savefig`` renders with Agg)."""
     fig = Figure(figsize=figsize, dpi=dpi)
     return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def save_figure(fig: Figure, out: str | Path, **kwargs: Any) -> Path:
+    """Render ``fig`` as PNG and write it atomically: a reader (or an interrupted write) never
+    sees half a figure, and a full disk leaves the old file in place."""
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", **kwargs)
+    atomic_write_bytes(out, buffer.getvalue())
+    return Path(out)
 
 
 def _draw(ax, rows: list[dict[str, Any]], label: str, color) -> None:
@@ -48,7 +60,7 @@ def plot_panels(
             _draw(ax, rows, label, colors[i % 10])
         _style(ax, title)
     fig.tight_layout()
-    fig.savefig(out)
+    save_figure(fig, out)
     return Path(out)
 
 
@@ -94,7 +106,7 @@ def plot_confusion(
     ax.set_title(title or "confusion matrix (row-normalised colour, counts)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(out)
+    save_figure(fig, out)
     return Path(out)
 
 
@@ -119,7 +131,7 @@ def plot_label_curves(
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out)
+    save_figure(fig, out)
     return Path(out)
 
 
@@ -151,5 +163,5 @@ def plot_explanation(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(out)
+    save_figure(fig, out)
     return Path(out)

@@ -29,6 +29,7 @@ pytest.importorskip("captum")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from resnets.cli import main  # noqa: E402
 from resnets.deploy.serve import ServeConfig, create_app, load_served  # noqa: E402
 
 
@@ -306,3 +307,42 @@ def test_web_page_in_a_real_browser_uploads_an_image_and_shows_its_class(patch_r
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["--host", ""], "every interface"),
+        (["--host", "0.0.0.0"], "every interface"),
+        (["--host", "::"], "every interface"),
+        (["--host", "no-such-host.invalid"], "cannot be resolved"),
+        (["--host", "192.0.2.1"], "cannot listen there"),  # not an address of this machine
+        (["--port", "0"], "between 1 and 65535"),
+        (["--timeout-ms", "0"], "--timeout-ms 0"),
+        (["--timeout-ms", "nan"], "--timeout-ms nan"),
+        (["--timeout-ms", "inf"], "--timeout-ms inf"),
+        (["--max-wait-ms", "inf"], "--max-wait-ms inf"),
+        (["--max-wait-ms", "-1"], "--max-wait-ms -1"),
+        (["--max-upload-mb", "nan"], "--max-upload-mb nan"),
+        (["--max-upload-mb", "0"], "--max-upload-mb 0"),
+        (["--max-upload-mb", "1e9"], "--max-upload-mb 1e+09"),
+        (["--max-batch", "100000"], "--max-batch 100000"),
+    ],
+)
+def test_serve_refuses_bad_hosts_and_limits_before_serving(argv, msg, capsys, tmp_path):
+    """Each is a one-line error with exit 2 before anything is loaded or printed as served."""
+    assert main(["serve", "--weights", str(tmp_path / "none"), *argv]) == 2
+    out, err = capsys.readouterr()
+    assert "serving" not in out and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(capsys, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--weights", str(tmp_path / "none"), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert "serving" not in out and f"--port {port}: already in use" in err

@@ -143,3 +143,32 @@ def test_every_family_can_be_explained(name):
     img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     e = explain_image(lm, img, methods=("gradcam",))
     assert e.maps["gradcam"].shape == (32, 32) and np.isfinite(e.maps["gradcam"]).all()
+
+
+def test_explain_never_overwrites_an_input_or_its_own_outputs(patch_run, tmp_path):
+    """--out in the images' own folder, and inputs whose output names collide (same stem,
+    a stem that looks like another's overlay): every input survives byte for byte and every
+    output is a file of its own."""
+    run, data, _ = patch_run
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    src = data / "red" / "0000.png"
+    names = ["cat.png", "cat.jpg", "cat.gradcam.png", "cat-2.png", "explain.png"]
+    for n in names:
+        Image.open(src).convert("RGB").save(folder / n)
+    before = {n: (folder / n).read_bytes() for n in names}
+    assert main(["explain", "--weights", str(run), *(str(folder / n) for n in names),
+                 "--out", str(folder), "--method", "gradcam"]) == 0  # fmt: skip
+    assert {n: (folder / n).read_bytes() for n in names} == before
+    rows = json.loads((folder / "explain.json").read_text())
+    outputs = [r["figure"] for r in rows] + [f for r in rows for f in r["overlays"].values()]
+    assert len(outputs) == len(set(outputs)) == 2 * len(names)
+    assert not set(outputs) & set(names)
+    for f in outputs:
+        assert Image.open(folder / f).size[0] > 100
+    # an input named explain.json in --out is refused, not replaced
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "explain.json").write_bytes(src.read_bytes())
+    assert main(["explain", "--weights", str(run), str(tmp_path / "j" / "explain.json"),
+                 "--out", str(tmp_path / "j")]) == 2  # fmt: skip
+    assert (tmp_path / "j" / "explain.json").read_bytes() == src.read_bytes()

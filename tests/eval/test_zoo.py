@@ -90,3 +90,36 @@ def test_package_half_stores_float16_and_states_the_accuracy_of_the_stored_value
     assert next(lm.model.parameters()).dtype == torch.float32
     again, _ = score(lm, str(data), subset="val")
     assert again.top1 == pytest.approx(half["top1"])
+
+
+@pytest.mark.parametrize(
+    "name", ["../evil.x", "a/b.c", "resnet8./x", ".hidden.x", "resnet8..x", "x" * 101 + ".y"]
+)
+def test_a_weights_name_never_becomes_a_path_outside_out(patch_run, tmp_path, name):
+    run, _, _ = patch_run
+    with pytest.raises(ConfigError, match="MODEL.TAG"):
+        package_run(run, name, tmp_path / "o")
+    assert not (tmp_path / "o").exists() and sorted(tmp_path.iterdir()) == []
+
+
+def test_a_default_folder_run_is_scored_on_its_own_held_out_split(tmp_path, capsys):
+    """A run trained at the images' native size (the default recipe's image_size 0) is scored
+    on its validation split by `eval --subset val` and packaged by `weights package`: the
+    data decoded at the size the weights record is the data they trained on."""
+    from resnets.train import build_config, train
+
+    from ..conftest import make_patch_folder
+
+    make_patch_folder(tmp_path / "data", per_class=40)
+    cfg = build_config(None, cli_values={"data": str(tmp_path / "data"), "model": "resnet8",
+                                         "epochs": 1.0, "val_split": 0.2})  # fmt: skip
+    assert cfg.image_size == 0  # the default: native size
+    train(cfg, tmp_path / "run", progress=False, echo=False)
+    assert main(["eval", "--weights", str(tmp_path / "run"), "--data", str(tmp_path / "data"),
+                 "--subset", "val", "--json"]) == 0  # fmt: skip
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert scored["n"] == 32  # 20% of 160 images held out
+    assert abs(scored["top1"] - (1 - summary["final_val_err"])) < 1.5 / scored["n"]
+    r = package_run(tmp_path / "run", "resnet8.patches", tmp_path / "w")
+    assert r["n"] == 32 and r["top1"] == pytest.approx(scored["top1"])

@@ -31,6 +31,7 @@ def _dead_pid() -> int:
 def test_a_folder_abandoned_before_its_first_checkpoint_is_reused(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
+    (run / ".resnets-run").write_text("a resnets run folder\n")  # written first by every run
     (run / ".lock").write_text(str(_dead_pid()))
     (run / "config.json").write_text("{}")
     (run / "train.log").write_text("started\n")
@@ -39,6 +40,20 @@ def test_a_folder_abandoned_before_its_first_checkpoint_is_reused(tmp_path):
     res = train(small(), run, progress=False, echo=False)
     assert res.final_val_err is not None and (run / "model.safetensors").is_file()
     assert "started" not in (run / "train.log").read_text()
+
+
+@pytest.mark.parametrize("own", ["config.json", "train.log", "tensorboard/events.out", "x.txt"])
+def test_a_users_folder_is_never_taken_for_a_run(tmp_path, own):
+    """A folder resnets never made (no run marker) is refused whole, even when it holds only
+    names a run also writes: nothing of the user's is removed."""
+    out = tmp_path / "exp"
+    (out / own).parent.mkdir(parents=True, exist_ok=True)
+    (out / own).write_text("the user's own file")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(ConfigError, match="not a resnets run folder"):
+        train(small(), out, progress=False, echo=False)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert (out / own).read_text() == "the user's own file"
 
 
 def test_a_live_lock_refuses_a_second_resume_and_a_stale_one_does_not(tmp_path):

@@ -25,7 +25,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..models import count_macs, count_params, create_model
 from ..models.hub import load_model
 from ..models.summary import activation_bytes
-from ..plots import plot_curves, plot_label_curves, plot_panels, subplots
+from ..plots import plot_curves, plot_label_curves, plot_panels, save_figure, subplots
 from ..train import TrainingInterrupted, train
 from . import experiments as X
 from .layers import (
@@ -702,7 +702,7 @@ def _responses(args: argparse.Namespace) -> int:
         ax.legend(fontsize=8)
     fig.suptitle("Std of 3x3 layer responses (after BN, before addition/ReLU), validation set")
     fig.tight_layout()
-    fig.savefig(out / "responses.png")
+    save_figure(fig, out / "responses.png")
     table = ["| network | layers | mean std | median std |", "| --- | ---: | ---: | ---: |"]
     means = {}
     for name, (lo, _) in curves.items():
@@ -861,7 +861,7 @@ def _gradients(args: argparse.Namespace) -> int:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "gradients.png")
+    save_figure(fig, out / "gradients.png")
 
     def ratio(norms: list[float]) -> float:
         return norms[0] / norms[-1] if norms and norms[-1] > 0 else math.nan

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -101,9 +100,7 @@ def run_all(
             if echo:
                 print(f"[{i + 1}/{len(specs)}] {spec.name}: resuming", file=sys.stderr)
             res = train(spec.cfg, resume=rd, progress=progress, echo=False)
-        else:
-            if rd.exists():  # started but never checkpointed: nothing to keep
-                shutil.rmtree(rd)
+        else:  # (a run that stopped before its first checkpoint is cleared by the trainer)
             if echo:
                 print(f"[{i + 1}/{len(specs)}] {spec.name}: training", file=sys.stderr)
             res = train(spec.cfg, rd, progress=progress, echo=False)

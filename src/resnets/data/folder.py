@@ -83,6 +83,11 @@ def _hash_files(root: Path, files: list[tuple[Path, int]], settings: dict) -> st
 
 def _probe_size(files: list[tuple[Path, int]], sample: int = 64) -> int:
     """0 if the sampled images all have one square size (keep it), else 256 (resize)."""
+    return 0 if _native_square(files, sample) else 256
+
+
+def _native_square(files: list[tuple[Path, int]], sample: int = 64) -> int:
+    """The side of the sampled images when they all have one square size, else 0."""
     sizes = Counter()
     step = max(1, len(files) // sample)
     for p, _ in files[::step]:
@@ -94,8 +99,8 @@ def _probe_size(files: list[tuple[Path, int]], sample: int = 64) -> int:
     if len(sizes) == 1:
         ((w, h),) = sizes
         if w == h:
-            return 0
-    return 256
+            return w
+    return 0
 
 
 def load_folder(
@@ -122,7 +127,12 @@ def load_folder(
     """
     root = Path(root).expanduser().resolve()
     classes, files = scanned or scan_folder(root)
-    size = image_size or _probe_size(files)
+    native = _native_square(files)
+    size = image_size or (0 if native else 256)
+    if size == native:
+        # asking for the native size is keeping it: one decode, one cache, one fingerprint
+        # (weights trained at the default native size then match an eval at their recorded size)
+        size = 0
     settings = {"v": CACHE_VERSION, "size": size, "skip_bad": skip_bad}
     key = _hash_files(root, files, settings)
     cdir = cache_root() / key

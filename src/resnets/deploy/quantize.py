@@ -51,12 +51,30 @@ def calibration_images(
         raise ConfigError(f"--calib {spec}: cannot load it for calibration ({e})") from e
     sp, where = lm.meta.split, "all images"
     pool = np.arange(len(ds))
+    trained_on = bool(lm.meta.data) and _same_data(spec, lm.meta.data)
+    if sp and trained_on and lm.meta.data_fingerprint != ds.fingerprint:
+        # the folder the weights were trained on has changed: which images were held out is
+        # unknown, and calibrating on a validation image would flatter the int8 score
+        raise ConfigError(
+            f"--calib {spec}: changed since these weights were trained on it, so its held-out "
+            "split is unknown; calibrate on other data with --calib"
+        )
     if sp and lm.meta.data_fingerprint == ds.fingerprint:
         sel = select_samples(ds.labels, ds.classes, val_split=sp["val_split"], seed=sp["seed"],
                              classes=sp.get("classes", []), per_class=sp.get("per_class", 0))  # fmt: skip
         pool, where = np.asarray(sel.train_idx), "the training split"
     idx = np.sort(np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False))
     return batch_inputs(lm, ds.images[idx], f"--calib {spec}"), spec, where
+
+
+def _same_data(spec: str, recorded: str) -> bool:
+    """Whether a data spec names the data set the weights record (same folder or name)."""
+    if spec == recorded:
+        return True
+    try:
+        return Path(spec).expanduser().resolve() == Path(recorded).expanduser().resolve()
+    except OSError:
+        return False
 
 
 def _batches(calib: torch.Tensor, batch: int = 1) -> list[np.ndarray]:

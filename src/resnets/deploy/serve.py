@@ -26,7 +26,10 @@ shutdown).
 
 import asyncio
 import copy
+import errno
 import io
+import math
+import socket
 import struct
 import threading
 import time
@@ -64,21 +67,57 @@ class ServeConfig:
     topk: int = 5
     threads: int = 2  # preprocessing threads
 
+    #: the largest value each limit accepts: every limit is a bound this machine can afford
+    BOUNDS = {"max_batch": 1024, "queue_size": 100_000, "max_upload_bytes": 1 << 30,
+              "max_pixels": 400_000_000, "topk": 1000, "threads": 64,
+              "max_wait_ms": 10_000.0, "timeout_ms": 3_600_000.0}  # fmt: skip
+
     def check(self) -> "ServeConfig":
-        for name in (
-            "max_batch",
-            "queue_size",
-            "max_upload_bytes",
-            "max_pixels",
-            "topk",
-            "threads",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
-        for name in ("max_wait_ms", "timeout_ms"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        """Refuse a limit that is not a finite number in its range (0, nan, inf, negative):
+        a zero timeout would answer every request with 504, an infinite wait never answers."""
+        for name, top in self.BOUNDS.items():
+            value = getattr(self, name)
+            low = 0 if name == "max_wait_ms" else 1
+            option = f"--{name.replace('_', '-')}"
+            if name == "max_upload_bytes":
+                option, value, low, top = "--max-upload-mb", value / 2**20, 2**-20, top / 2**20
+            if not (math.isfinite(value) and low <= value <= top) or (
+                name == "timeout_ms" and value <= 0
+            ):
+                raise ConfigError(f"{option} {value:g}: must be a number from {low:g} to {top:g}")
         return self
+
+
+def bind_socket(host: str, port: int, *, expose: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or a one-line error before anything is served.
+    An empty or wildcard host (every interface) is refused unless ``expose`` asks for it."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port}: between 1 and 65535")
+    if host.strip() in ("", "0.0.0.0", "::", "*") and not expose:
+        raise ConfigError(
+            f"--host {host!r}: listens on every interface of this machine; pass --expose to "
+            "mean it, or a single address such as 127.0.0.1"
+        )
+    bind_host = "" if host.strip() == "*" else host.strip()
+    try:
+        info = socket.getaddrinfo(bind_host or None, port, type=socket.SOCK_STREAM,
+                                  flags=socket.AI_PASSIVE)  # fmt: skip
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r}: cannot be resolved ({e.strerror})") from None
+    family, kind, proto, _, address = info[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port}: already in use on {host}") from None
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen there ({e.strerror or e})"
+        ) from None
+    return sock
 
 
 class ApiError(Exception):
@@ -366,16 +405,18 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
 
 def serve(weights: str, *, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
           model: str | None = None, precision: str = "auto", cfg: ServeConfig | None = None,
-          log_level: str = "info") -> None:  # fmt: skip
+          log_level: str = "info", expose: bool = False) -> None:  # fmt: skip
     """Load ``weights`` and serve them until SIGTERM or Ctrl-C."""
     try:
         import uvicorn
     except ImportError:
         raise ConfigError(NEEDS_SERVE) from None
     cfg = (cfg or ServeConfig()).check()
+    sock = bind_socket(host, port, expose=expose)  # before loading: a busy port fails at once
     lm, explainer = load_served(weights, backend, model=model, precision=precision)
     app = create_app(lm, explainer, cfg, label=str(weights))
     print(f"serving {weights} ({lm.meta.model}, {len(lm.classes)} classes) on "
           f"{getattr(lm.model, 'backend', 'torch')} at http://{host}:{port}/ "
           f"(batches of up to {cfg.max_batch}, {cfg.max_wait_ms:g} ms wait)", flush=True)  # fmt: skip
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..data.images import decode_image
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..io import atomic_write_bytes, atomic_write_text
 from ..plots import plot_explanation
 from .predict import LoadedModel, prepare, top_classes
 
@@ -152,6 +152,19 @@ def overlay_png(e: Explanation, method: str = "gradcam") -> bytes:
     return buf.getvalue()
 
 
+def _output_files(name: str, methods: tuple[str, ...]) -> list[str]:
+    return [f"{name}.png", *(f"{name}.{m}.png" for m in methods)]
+
+
+def _free_name(stem: str, methods: tuple[str, ...], out: Path, taken: set[Path]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``...: the first whose files are all free."""
+    name, k = stem, 1
+    while any(out / f in taken for f in _output_files(name, methods)):
+        k += 1
+        name = f"{stem}-{k}"
+    return name
+
+
 def explain_files(
     lm: LoadedModel,
     paths: list[str],
@@ -168,19 +181,26 @@ def explain_files(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    rows, used = [], set()
+    # outputs never replace an input, nor each other: every name is checked against the
+    # inputs (as resolved paths) and against every file this call has written
+    inputs = {Path(p).resolve() for p in paths}
+    taken = {out.resolve() / "explain.json"}
+    if taken & inputs:
+        raise ConfigError(f"--out {out}: an input is named explain.json there; pick another --out")
+    rows = []
     for p in paths:
         e = explain_image(lm, decode_image(p), str(p), methods=methods, topk=topk, target=target)
-        stem = Path(p).stem or "image"
-        name = stem if stem not in used else f"{stem}-{len(used)}"
-        used.add(name)
+        name = _free_name(Path(p).stem or "image", methods, out.resolve(), taken | inputs)
+        taken |= {out.resolve() / f for f in _output_files(name, methods)}
         panels = [("input", overlay(e.view, np.zeros(e.view.shape[:2], np.float32), alpha=0))]
         files = {}
         for m in methods:
             ov = overlay(e.view, e.maps[m])
             panels.append((METHOD_TITLES[m], ov))
             files[m] = f"{name}.{m}.png"
-            Image.fromarray(ov).save(out / files[m])
+            buffer = io.BytesIO()
+            Image.fromarray(ov).save(buffer, format="PNG")
+            atomic_write_bytes(out / files[m], buffer.getvalue())
         tname = lm.classes[e.target]
         plot_explanation(panels, [(t["class"], t["prob"]) for t in e.top], out / f"{name}.png",
                          title=f"{Path(p).name}: explaining '{tname}'")  # fmt: skip

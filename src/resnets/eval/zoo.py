@@ -21,7 +21,7 @@ import torch
 from ..errors import ConfigError, WeightsError
 from ..io import atomic_write_text, file_digest
 from ..models.summary import count_macs, count_params
-from ..models.weights import save_weights
+from ..models.weights import check_weights_name, save_weights
 from .predict import load_for_inference, score
 
 CIFAR_LICENSE = (
@@ -47,9 +47,7 @@ def package_run(
     stores the floating-point tensors as float16 (half the file): they are rounded before
     scoring, so the stated accuracy is that of the stored values."""
     run = Path(run_dir)
-    model, _, tag = name.partition(".")
-    if not tag or not model:
-        raise ConfigError(f"--name {name!r}: MODEL.TAG, e.g. resnet20.cifar10")
+    model, _, _tag = check_weights_name(name).partition(".")
     summary_f = run / "summary.json"
     if not (run / "model.safetensors").is_file() or not summary_f.is_file():
         raise WeightsError(f"{run}: not a finished run (no model.safetensors / summary.json)")

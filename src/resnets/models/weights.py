@@ -25,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from ..io import MAGIC, atomic_write_bytes, load_checkpoint, safe_torch_load
 
 META_KEY = "resnets"
@@ -96,6 +96,21 @@ class WeightsMeta:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: a weights name, MODEL.TAG: letters, digits, '_' and '-' in each dotted part; it becomes a
+#: file name, so no '/', no '..', no leading dot, at most 100 characters
+WEIGHTS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+")
+
+
+def check_weights_name(name: str, option: str = "--name") -> str:
+    """``name`` if it is a valid MODEL.TAG that is safe as a file name; else a one-line error."""
+    if len(name) > 100 or not WEIGHTS_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{option} {name!r}: expected MODEL.TAG (letters, digits, '_' and '-' in each "
+            "dotted part, e.g. resnet20.cifar10); it becomes a file name"
+        )
+    return name
 
 
 def _is_num_list(v: Any) -> bool:

@@ -36,10 +36,12 @@ from ..io import atomic_write_bytes, atomic_write_json
 from ..runtime import cpu_has_bf16, cpu_name
 
 LOCK = ".lock"
+#: written first into every run folder: only a folder that holds it is ever treated as a run
+#: (cleared when abandoned, refused when finished); a folder without it is the user's own
+MARKER = ".resnets-run"
 
-
-# files a run writes before its first checkpoint: a folder holding only these is abandoned
-EARLY_FILES = {LOCK, "config.json", "train.log", "metrics.jsonl", "tensorboard"}
+# files a run writes before its first checkpoint: a run folder holding only these is abandoned
+EARLY_FILES = {LOCK, MARKER, "config.json", "train.log", "metrics.jsonl", "tensorboard"}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -80,10 +82,19 @@ def lock_run(run_dir: Path) -> None:
         raise ConfigError(f"{run_dir}: cannot write there ({e.strerror or e})") from None
 
 
+def is_run_dir(folder: Path) -> bool:
+    """Whether resnets made this folder a run folder (it holds the marker)."""
+    return (folder / MARKER).is_file()
+
+
 def is_abandoned(run_dir: Path) -> bool:
-    """A run that stopped before its first checkpoint and whose process is gone."""
+    """A run that stopped before its first checkpoint and whose process is gone. Only a
+    folder with the run marker qualifies: the user's own config.json, train.log or
+    tensorboard/ in a folder resnets never made are not a run to clear."""
+    if not is_run_dir(run_dir):
+        return False
     names = {p.name for p in run_dir.iterdir()}
-    return bool(names) and names <= EARLY_FILES and lock_holder(run_dir) is None
+    return names <= EARLY_FILES and lock_holder(run_dir) is None
 
 
 def make_run_dir(out: Path) -> Path:
@@ -94,11 +105,15 @@ def make_run_dir(out: Path) -> Path:
         if not out.is_dir():
             raise ConfigError(f"--out {out}: exists and is not a folder")
         if is_abandoned(out):
-            for p in out.iterdir():
+            for p in out.iterdir():  # only the run's own early files (is_abandoned checked)
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-        elif any(out.iterdir()):
+        elif is_run_dir(out):
             raise ConfigError(
                 f"--out {out}: already holds a run; resume it with --resume {out} or pick another --out"
+            )
+        elif any(out.iterdir()):
+            raise ConfigError(
+                f"--out {out}: not empty and not a resnets run folder; pick a new or empty folder"
             )
     else:
         try:
@@ -117,6 +132,10 @@ def make_run_dir(out: Path) -> Path:
         os.close(fd)
     except FileExistsError:
         raise ConfigError(f"--out {out}: in use by another process") from None
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    try:
+        atomic_write_bytes(out / MARKER, b"a resnets run folder (see train.log)\n")
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
     return out
