@@ -46,12 +46,18 @@ def measure(policy: str, busy: str, steps: int, cap: float, threads: int = 2) ->
     code = SPIN.format(cap=cap) if busy == "spin" else worker.replace("STEPS", str(steps * 4))
     neighbour = None
     if busy:
-        neighbour = subprocess.Popen([sys.executable, "-c", code], env=env,
-                                     stdout=subprocess.DEVNULL)  # fmt: skip
+        neighbour = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL
+        )
     try:
         time.sleep(3 if busy == "torch" else 0.5 if busy else 0)  # the neighbour is running
-        out = subprocess.run([sys.executable, "-c", worker.replace("STEPS", str(steps))],
-                             capture_output=True, text=True, env=env, timeout=cap)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", worker.replace("STEPS", str(steps))],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=cap,
+        )
         return float(out.stdout.strip().splitlines()[-1])
     finally:
         if neighbour is not None:
@@ -70,13 +76,17 @@ def main() -> None:
             res[f"{policy} {busy or 'idle'}"] = measure(policy, busy, a.steps, a.seconds_cap)
     for policy in ("ACTIVE", "PASSIVE"):
         idle, spin, tor = (res[f"{policy} {k}"] for k in ("idle", "spin", "torch"))
-        print(f"OMP_WAIT_POLICY={policy:<8} idle {idle:6.0f} img/s | busy loop beside {spin:6.0f}"
-              f" ({spin / idle:.2f}) | training job beside {tor:6.0f} ({tor / idle:.2f})")  # fmt: skip
+        print(
+            f"OMP_WAIT_POLICY={policy:<8} idle {idle:6.0f} img/s | busy loop beside {spin:6.0f}"
+            f" ({spin / idle:.2f}) | training job beside {tor:6.0f} ({tor / idle:.2f})"
+        )
     # resnets' choice: threads = the cores other processes leave idle (both jobs choose)
     res["auto idle"] = measure("ACTIVE", "", a.steps, a.seconds_cap, threads=0)
     res["auto torch"] = measure("ACTIVE", "torch", a.steps, a.seconds_cap, threads=0)
-    print(f"threads by idle cores     idle {res['auto idle']:6.0f} img/s | training job beside "
-          f"{res['auto torch']:6.0f} ({res['auto torch'] / res['auto idle']:.2f})")  # fmt: skip
+    print(
+        f"threads by idle cores     idle {res['auto idle']:6.0f} img/s | training job beside "
+        f"{res['auto torch']:6.0f} ({res['auto torch'] / res['auto idle']:.2f})"
+    )
     print(json.dumps({"cores": os.cpu_count(), "images_per_sec": res}))
 
 

@@ -48,8 +48,15 @@ def main() -> None:
     rows["torch fp32"] = {"top1": res.top1, "n": res.n, "size": None, "backend": "torch"}
     models = {"torch fp32": ref.model}
     for name, (path, fmt, int8, backend) in exports.items():
-        export_model(args.weights, fmt, path, check_data=data, int8=int8, calib=data if int8 else None,
-                     calib_size=args.calib_size)  # fmt: skip
+        export_model(
+            args.weights,
+            fmt,
+            path,
+            check_data=data,
+            int8=int8,
+            calib=data if int8 else None,
+            calib_size=args.calib_size,
+        )
         # int8 runs at the runtime's own precision; fp32 exports with the f32 hint
         lm = load_for_backend(path, backend, precision="" if int8 else "f32")
         r, _ = score(lm, data, subset="val")
@@ -70,8 +77,10 @@ def main() -> None:
     print(f"{'':<26} {'top-1':>8} {'vs fp32':>8} {'size':>10} {'img/s b1':>9} {'img/s b16':>10}")
     for k, r in rows.items():
         sz = f"{r['size'] / 2**20:.2f} MiB" if r["size"] else "-"
-        print(f"{k:<26} {r['top1']:8.2%} {100 * (r['top1'] - base):+7.2f}p {sz:>10} "
-              f"{r['img_s_b1']:9.0f} {r['img_s_b16']:10.0f}")  # fmt: skip
+        print(
+            f"{k:<26} {r['top1']:8.2%} {100 * (r['top1'] - base):+7.2f}p {sz:>10} "
+            f"{r['img_s_b1']:9.0f} {r['img_s_b16']:10.0f}"
+        )
     if args.json:
         print(json.dumps(rows))
 

@@ -55,9 +55,15 @@ def default_weights(folder: Path, model: str) -> str:
         sorted(p.name for p in SHARED.iterdir()) if SHARED.is_dir() else [str(i) for i in range(10)]
     )
     size = get_spec(model).default_image_size
-    meta = WeightsMeta(model=model, model_kwargs={"num_classes": 10}, classes=classes,
-                       mean=[125.3, 123.0, 113.9], std=[63.0, 62.1, 66.7], source="random init",
-                       image_size=0 if size == 32 else size)  # fmt: skip
+    meta = WeightsMeta(
+        model=model,
+        model_kwargs={"num_classes": 10},
+        classes=classes,
+        mean=[125.3, 123.0, 113.9],
+        std=[63.0, 62.1, 66.7],
+        source="random init",
+        image_size=0 if size == 32 else size,
+    )
     path = folder / f"{model}-random.safetensors"
     save_weights(net, path, meta)
     return str(path)
@@ -80,11 +86,32 @@ def start(
     weights: str, backend: str, max_batch: int, wait_ms: float, log: Path
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "resnets", "serve", "--weights", weights, "--port", str(port),
-           "--backend", backend, "--max-batch", str(max_batch), "--max-wait-ms", str(wait_ms),
-           "--queue-size", "256", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "resnets",
+        "serve",
+        "--weights",
+        weights,
+        "--port",
+        str(port),
+        "--backend",
+        backend,
+        "--max-batch",
+        str(max_batch),
+        "--max-wait-ms",
+        str(wait_ms),
+        "--queue-size",
+        "256",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -137,10 +164,15 @@ def load(url: str, pics: list[bytes], clients: int, requests: int, deadline: flo
     wall = time.perf_counter() - t0
     lat = sorted(x for p in parts for x in p[0])
     sizes = [s for p in parts for s in p[2]]
-    return {"requests": len(lat), "failed": sum(p[1] for p in parts), "wall_s": wall,
-            "req_per_s": len(lat) / wall, "p50_ms": 1e3 * statistics.median(lat),
-            "p99_ms": 1e3 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-            "mean_batch": statistics.mean(sizes) if sizes else 0.0}  # fmt: skip
+    return {
+        "requests": len(lat),
+        "failed": sum(p[1] for p in parts),
+        "wall_s": wall,
+        "req_per_s": len(lat) / wall,
+        "p50_ms": 1e3 * statistics.median(lat),
+        "p99_ms": 1e3 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "mean_batch": statistics.mean(sizes) if sizes else 0.0,
+    }
 
 
 def bad_requests(good: bytes) -> list[tuple[str, dict, int]]:
@@ -148,12 +180,28 @@ def bad_requests(good: bytes) -> list[tuple[str, dict, int]]:
     Image.new("L", (6000, 6000)).save(big, "PNG")  # 36 M pixels in a few kB
     return [
         ("junk", {"content": os.urandom(2000), "headers": {"content-type": "image/jpeg"}}, 400),
-        ("truncated", {"content": good[: len(good) // 2], "headers": {"content-type": "image/jpeg"}}, 400),
-        ("huge body", {"content": b"\xff" * (11 * 2**20), "headers": {"content-type": "image/jpeg"}}, 413),
-        ("over pixel limit", {"content": big.getvalue(), "headers": {"content-type": "image/png"}}, 400),
-        ("wrong type", {"content": b'{"image": 1}', "headers": {"content-type": "application/json"}}, 415),
+        (
+            "truncated",
+            {"content": good[: len(good) // 2], "headers": {"content-type": "image/jpeg"}},
+            400,
+        ),
+        (
+            "huge body",
+            {"content": b"\xff" * (11 * 2**20), "headers": {"content-type": "image/jpeg"}},
+            413,
+        ),
+        (
+            "over pixel limit",
+            {"content": big.getvalue(), "headers": {"content-type": "image/png"}},
+            400,
+        ),
+        (
+            "wrong type",
+            {"content": b'{"image": 1}', "headers": {"content-type": "application/json"}},
+            415,
+        ),
         ("empty", {"content": b"", "headers": {"content-type": "image/jpeg"}}, 400),
-    ]  # fmt: skip
+    ]
 
 
 def storm(url: str, pics: list[bytes], clients: int, rounds: int, deadline: float) -> dict:
@@ -207,8 +255,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="resnets-serve-load-"))
     weights = args.weights or default_weights(tmp, args.model)
     pics = images(64)
-    results: dict = {"weights": weights, "backend": args.backend, "clients": args.clients,
-                     "requests_per_client": args.requests, "cores": os.cpu_count()}  # fmt: skip
+    results: dict = {
+        "weights": weights,
+        "backend": args.backend,
+        "clients": args.clients,
+        "requests_per_client": args.requests,
+        "cores": os.cpu_count(),
+    }
     for name, mb, wait in (("no batching", 1, 0.0), ("dynamic batching", 16, 5.0)):
         proc, url = start(weights, args.backend, mb, wait, tmp / f"{mb}.log")
         try:
@@ -218,16 +271,22 @@ def main() -> None:
                 results["storm"] = storm(url, pics, args.clients, args.storm_rounds, deadline)
         finally:
             results[name]["exit_code"] = stop(proc)
-    print(f"resnets serve, {weights}, backend {args.backend}, {args.clients} clients x "
-          f"{args.requests} requests, 127.0.0.1, {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"resnets serve, {weights}, backend {args.backend}, {args.clients} clients x "
+        f"{args.requests} requests, 127.0.0.1, {os.cpu_count()} cores"
+    )
     print(f"{'':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10} {'failed':>7}")
     for name in ("no batching", "dynamic batching"):
         r = results[name]
-        print(f"{name:<18} {r['req_per_s']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
-              f"{r['mean_batch']:10.2f} {r['failed']:>7}")  # fmt: skip
+        print(
+            f"{name:<18} {r['req_per_s']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+            f"{r['mean_batch']:10.2f} {r['failed']:>7}"
+        )
     s = results["storm"]
-    print(f"storm: {s['good']} good requests ({s['good_wrong']} answered wrongly), {s['bad']} bad "
-          f"({s['bad_wrong']} without their 4xx one-line answer) {s['errors']}")  # fmt: skip
+    print(
+        f"storm: {s['good']} good requests ({s['good_wrong']} answered wrongly), {s['bad']} bad "
+        f"({s['bad_wrong']} without their 4xx one-line answer) {s['errors']}"
+    )
     if args.json:
         print(json.dumps(results))
     bad = (

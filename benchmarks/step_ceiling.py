@@ -56,8 +56,13 @@ def build_variants(name: str, bs: int, compiled: bool) -> dict[str, Step]:
         m = create_model(name, num_classes=classes).to(dtype)
         return m.to(memory_format=torch.channels_last) if channels_last else m
 
-    def loop(m: torch.nn.Module, xin: torch.Tensor, autocast: bool, fpmath: str = "none",
-             compile_fwd: bool = False) -> Step:  # fmt: skip
+    def loop(
+        m: torch.nn.Module,
+        xin: torch.Tensor,
+        autocast: bool,
+        fpmath: str = "none",
+        compile_fwd: bool = False,
+    ) -> Step:
         opt = _sgd(m)
 
         def loss_of(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -137,9 +142,17 @@ def main() -> None:
     ref = ips["fp32 eager loop (reference)"]
     for k, v in ips.items():
         print(f"{k:<42} {v:8.1f} img/s  {v / ref:5.2f}x")
-    print(json.dumps({"model": a.model, "batch_size": a.batch_size,
-                      "threads": torch.get_num_threads(), "images_per_sec": ips,
-                      "ratio": {k: v / ref for k, v in ips.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": a.model,
+                "batch_size": a.batch_size,
+                "threads": torch.get_num_threads(),
+                "images_per_sec": ips,
+                "ratio": {k: v / ref for k, v in ips.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

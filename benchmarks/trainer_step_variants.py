@@ -47,8 +47,17 @@ def main() -> None:
     ref = ips["fp32 eager loop"]
     for k, v in ips.items():
         print(f"{k:<24} {v:8.1f} img/s  {v / ref:5.2f}x")
-    print(json.dumps({"model": a.model, "batch_size": a.batch_size, "threads": torch.get_num_threads(),
-                      "images_per_sec": ips, "ratio": {k: v / ref for k, v in ips.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": a.model,
+                "batch_size": a.batch_size,
+                "threads": torch.get_num_threads(),
+                "images_per_sec": ips,
+                "ratio": {k: v / ref for k, v in ips.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -91,8 +91,12 @@ def make_cifar_archive(
     return path
 
 
-PATCH_COLOURS = {"red": (230, 30, 30), "green": (30, 200, 30), "blue": (30, 60, 230),
-                 "yellow": (230, 220, 30)}  # fmt: skip
+PATCH_COLOURS = {
+    "red": (230, 30, 30),
+    "green": (30, 200, 30),
+    "blue": (30, 60, 230),
+    "yellow": (230, 220, 30),
+}
 
 
 def make_patch_folder(
@@ -123,8 +127,15 @@ def patch_run(tmp_path_factory) -> tuple[Path, Path, dict[str, tuple[int, int, i
 
     root = tmp_path_factory.mktemp("patches")
     boxes = make_patch_folder(root / "data")
-    cfg = build_config("quick", cli_values={"data": str(root / "data"), "model": "resnet8",
-                                            "epochs": 40.0, "val_split": 0.2})  # fmt: skip
+    cfg = build_config(
+        "quick",
+        cli_values={
+            "data": str(root / "data"),
+            "model": "resnet8",
+            "epochs": 40.0,
+            "val_split": 0.2,
+        },
+    )
     train(cfg, root / "run", progress=False, echo=False)
     return root / "run", root / "data", boxes
 

@@ -105,3 +105,43 @@ def test_benchmark_json_last_line(what, capsys, image_folder, monkeypatch):
         ratio = res["trainer"]["images_per_sec"] / res["fp32-eager"]["images_per_sec"]
         assert out["speedup"] == pytest.approx(ratio)
         assert 0 < res["fp32-eager"]["fraction_of_peak"] < 1.5
+
+
+def test_a_run_logged_to_a_file_has_plain_lines_without_bar_frames(tmp_path):
+    """Output to a file or a pipe: no progress-bar frames (carriage returns), only the
+    periodic plain lines; on a terminal the bars come back (io.progress_bar)."""
+    log = tmp_path / "out.txt"
+    with open(log, "w") as f:
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "resnets",
+                "train",
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "2",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
+    text = log.read_text()
+    assert r.returncode == 0 and "\r" not in text
+    assert text.count("iter ") >= 2 and "done in" in text
+
+
+def test_models_lists_every_model_without_building_one(monkeypatch, capsys):
+    """`resnets models` reads the recorded costs: nothing is built (the table is checked
+    against fresh builds in tests/models)."""
+    import resnets.models.summary as summary
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(summary, "measure_cost", refuse)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet1202" in out and "0.27" not in out.split("resnet20 ")[0]
+    assert " 269,722 " in out.split("\nresnet20 ")[1].splitlines()[0]

@@ -34,10 +34,25 @@ LAYERS = {
     "__main__": 7,
 }
 # imported inside functions only because they are optional or heavy and rarely needed
-OPTIONAL = {"sklearn", "simplejpeg", "turbojpeg", "tomli", "webdataset", "onnx", "onnxruntime", "openvino",
-            "captum", "captum.attr", "nncf", "fastapi", "uvicorn", "onnxruntime.quantization",
-            "starlette", "selenium",
-            "torch.utils.tensorboard"}  # fmt: skip
+OPTIONAL = {
+    "sklearn",
+    "simplejpeg",
+    "turbojpeg",
+    "tomli",
+    "webdataset",
+    "onnx",
+    "onnxruntime",
+    "openvino",
+    "captum",
+    "captum.attr",
+    "nncf",
+    "fastapi",
+    "uvicorn",
+    "onnxruntime.quantization",
+    "starlette",
+    "selenium",
+    "torch.utils.tensorboard",
+}
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -80,10 +95,15 @@ def _is_module(dotted: str) -> bool:
 def _graph() -> dict[str, set[str]]:
     mods = _modules()
     return {
-        m: {t for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-            for t in _resolve(m, n) if t != m}
+        m: {
+            t
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for t in _resolve(m, n)
+            if t != m
+        }
         for m, tree in mods.items()
-    }  # fmt: skip
+    }
 
 
 def test_every_import_points_down():
@@ -137,8 +157,11 @@ def test_function_level_imports_only_for_optional_dependencies():
                     names = ["." if n.level else (n.module or "")]
                 else:
                     continue
-                bad += [f"{mod}.{fn.name}: {x}" for x in names
-                        if x not in OPTIONAL and x.split(".")[0] not in OPTIONAL]  # fmt: skip
+                bad += [
+                    f"{mod}.{fn.name}: {x}"
+                    for x in names
+                    if x not in OPTIONAL and x.split(".")[0] not in OPTIONAL
+                ]
     assert not bad, "function-level imports of required modules: " + ", ".join(bad)
 
 

@@ -172,22 +172,38 @@ def bench_train(
     peak = {"fp32": measure_peak_tflops(dev, torch.float32)}
     if bf16:
         peak["bf16"] = measure_peak_tflops(dev, torch.bfloat16)
-    out = TrainBench(model, batch_size, size, str(dev), recipe, flops_per_image=flops_img,
-                     threads=torch.get_num_threads())  # fmt: skip
+    out = TrainBench(
+        model,
+        batch_size,
+        size,
+        str(dev),
+        recipe,
+        flops_per_image=flops_img,
+        threads=torch.get_num_threads(),
+    )
     settings = {
         "fp32-eager": dict(bf16=False, channels_last=False, compile=False, fused_sgd=False),
-        "trainer": dict(bf16=bf16, channels_last=cfg.channels_last, compile=compiled,
-                        compile_mode=cfg.compile_mode if compiled else None,
-                        fused_sgd=cfg.fused_optimizer == "on"
-                        or (cfg.fused_optimizer == "auto" and dev.type == "cuda")),
-    }  # fmt: skip
+        "trainer": dict(
+            bf16=bf16,
+            channels_last=cfg.channels_last,
+            compile=compiled,
+            compile_mode=cfg.compile_mode if compiled else None,
+            fused_sgd=cfg.fused_optimizer == "on"
+            or (cfg.fused_optimizer == "auto" and dev.type == "cuda"),
+        ),
+    }
     for name, t_list in times.items():
         t = statistics.median(t_list)
         ips = batch_size / t
         tfl = ips * flops_img / 1e12
         pk = peak["bf16" if settings[name]["bf16"] else "fp32"]
-        out.results[name] = {"images_per_sec": ips, "step_ms": 1000 * t, "tflops": tfl,
-                             "fraction_of_peak": tfl / pk, **settings[name]}  # fmt: skip
+        out.results[name] = {
+            "images_per_sec": ips,
+            "step_ms": 1000 * t,
+            "tflops": tfl,
+            "fraction_of_peak": tfl / pk,
+            **settings[name],
+        }
     out.peak_tflops = peak
     out.speedup = (
         out.results["trainer"]["images_per_sec"] / out.results["fp32-eager"]["images_per_sec"]
@@ -308,14 +324,19 @@ def bench_backends(
             variants["onnxruntime int8"] = ExternalModel("onnxruntime", q, meta, threads=threads)
     if "openvino" in backends and "openvino" in installed:
         variants["openvino default"] = PlainOpenVINO(graph)
-        variants["openvino"] = ExternalModel("openvino", graph, meta, threads=threads,
-                                             precision="")  # fmt: skip
+        variants["openvino"] = ExternalModel("openvino", graph, meta, threads=threads, precision="")
         variants["openvino f32"] = ExternalModel("openvino", graph, meta, threads=threads)
         if int8:
-            variants["openvino int8"] = ExternalModel("openvino", quantize_openvino(graph, calib),
-                                                      meta, threads=threads, precision="")  # fmt: skip
-    out: dict[str, Any] = {"model": model, "image_size": size, "bf16": bf16_ok,
-                           "threads": torch.get_num_threads(), "results": {}}  # fmt: skip
+            variants["openvino int8"] = ExternalModel(
+                "openvino", quantize_openvino(graph, calib), meta, threads=threads, precision=""
+            )
+    out: dict[str, Any] = {
+        "model": model,
+        "image_size": size,
+        "bf16": bf16_ok,
+        "threads": torch.get_num_threads(),
+        "results": {},
+    }
     for bs in batch_sizes:
         x = torch.randn(bs, 3, size, size)
         fns = {k: (lambda f=f, x=x: f(x)) for k, f in variants.items()}

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__, bench
 from .analysis import cli as analysis_cli
-from .argtypes import count
+from .argtypes import MAX_BATCH, MAX_IMAGE_SIDE, bounded, count
 from .data import load_dataset
 from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
 from .deploy import BACKENDS, export_model, load_for_backend
@@ -28,7 +28,6 @@ from .eval.explain import METHODS, explain_files
 from .eval.zoo import package_run
 from .models import (
     count_macs,
-    count_params,
     create_model,
     format_summary,
     get_spec,
@@ -45,7 +44,7 @@ from .models.hub import (
     weights_cache,
     weights_file,
 )
-from .models.summary import human
+from .models.summary import human, model_cost, recorded_costs
 from .plots import plot_confusion
 from .runtime import pick_device, use_bf16
 from .train import TrainingInterrupted, build_config, train
@@ -167,8 +166,8 @@ def _sides(text: str, flag: str) -> list[int]:
         vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} {text!r}: expected comma-separated pixel sizes") from None
-    if not vals or any(v < 1 or v > 4096 for v in vals):
-        raise ConfigError(f"{flag} {text!r}: sizes between 1 and 4096 pixels")
+    if not vals or len(vals) > 16 or any(v < 1 or v > MAX_IMAGE_SIDE for v in vals):
+        raise ConfigError(f"{flag} {text!r}: up to 16 sizes between 1 and {MAX_IMAGE_SIDE} pixels")
     return vals
 
 
@@ -194,24 +193,46 @@ def _backend_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    r = export_model(args.weights, args.format, args.out, model=args.model,
-                     check_data=args.check_data, int8=args.int8, calib=args.calib,
-                     calib_size=args.calib_size)  # fmt: skip
+    r = export_model(
+        args.weights,
+        args.format,
+        args.out,
+        model=args.model,
+        check_data=args.check_data,
+        int8=args.int8,
+        calib=args.calib,
+        calib_size=args.calib_size,
+    )
     verdict = "ok" if r.ok else "FAILED"
     kind = f"{r.format}, int8" if r.int8 else r.format
     print(f"exported {args.weights} to {r.path} ({kind}, {r.size_bytes / 2**20:.2f} MiB)")
     if r.int8:
-        print(f"int8 against PyTorch fp32 on {r.n_checked} images of {r.check_data}: same top-1 "
-              f"class for {r.agreement:.1%} (>= 95%: {verdict}), max |logit difference| "
-              f"{r.max_abs_diff:.3f}; score it with: resnets eval --weights {r.path} --backend "
-              f"{'openvino' if r.format == 'openvino' else 'onnxruntime'} --subset val ...")  # fmt: skip
+        print(
+            f"int8 against PyTorch fp32 on {r.n_checked} images of {r.check_data}: same top-1 "
+            f"class for {r.agreement:.1%} (>= 95%: {verdict}), max |logit difference| "
+            f"{r.max_abs_diff:.3f}; score it with: resnets eval --weights {r.path} --backend "
+            f"{'openvino' if r.format == 'openvino' else 'onnxruntime'} --subset val ..."
+        )
     else:
-        print(f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
-              f"{r.max_abs_diff:.2e} against PyTorch fp32 (< 1e-4: {verdict})")  # fmt: skip
+        print(
+            f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
+            f"{r.max_abs_diff:.2e} against PyTorch fp32 (< 1e-4: {verdict})"
+        )
     if args.json:
-        print(json.dumps({"path": str(r.path), "format": r.format, "int8": r.int8,
-                          "max_abs_diff": r.max_abs_diff, "agreement": r.agreement,
-                          "n_checked": r.n_checked, "size_bytes": r.size_bytes, "ok": r.ok}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "path": str(r.path),
+                    "format": r.format,
+                    "int8": r.int8,
+                    "max_abs_diff": r.max_abs_diff,
+                    "agreement": r.agreement,
+                    "n_checked": r.n_checked,
+                    "size_bytes": r.size_bytes,
+                    "ok": r.ok,
+                }
+            )
+        )
     return 0 if r.ok else 1
 
 
@@ -316,10 +337,11 @@ def _explain(args: argparse.Namespace) -> int:
     if args.target is not None:
         target = lm.classes.index(args.target) if args.target in lm.classes else None
         if target is None:
-            raise ConfigError(f"--target {args.target!r}: not a class of the model "
-                              f"({', '.join(lm.classes[:10])}{' ...' if len(lm.classes) > 10 else ''})")  # fmt: skip
-    rows = explain_files(lm, args.images, args.out, methods=methods, topk=args.topk,
-                         target=target)  # fmt: skip
+            raise ConfigError(
+                f"--target {args.target!r}: not a class of the model "
+                f"({', '.join(lm.classes[:10])}{' ...' if len(lm.classes) > 10 else ''})"
+            )
+    rows = explain_files(lm, args.images, args.out, methods=methods, topk=args.topk, target=target)
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -332,13 +354,27 @@ def _explain(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
         raise ConfigError(f"--max-upload-mb {args.max_upload_mb:g}: must be a positive number")
-    cfg = ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                      queue_size=args.queue_size, timeout_ms=args.timeout_ms,
-                      max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                      topk=args.topk, threads=args.threads)  # fmt: skip
-    serve(args.weights, host=args.host, port=args.port, backend=args.backend, model=args.model,
-          precision=args.precision, cfg=cfg, log_level=args.log_level,
-          expose=args.expose)  # fmt: skip
+    cfg = ServeConfig(
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        queue_size=args.queue_size,
+        timeout_ms=args.timeout_ms,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        topk=args.topk,
+        threads=args.threads,
+    )
+    serve(
+        args.weights,
+        host=args.host,
+        port=args.port,
+        backend=args.backend,
+        model=args.model,
+        precision=args.precision,
+        cfg=cfg,
+        log_level=args.log_level,
+        expose=args.expose,
+    )
     return 0
 
 
@@ -384,12 +420,22 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 def _weights_info(args: argparse.Namespace) -> int:
     e = get_pretrained(args.name)
-    info = {"name": e.name, "file": e.file, "url": e.url, "sha256": e.sha256,
-            "size_mb": e.size_mb, **e.meta.to_dict()}  # fmt: skip
+    info = {
+        "name": e.name,
+        "file": e.file,
+        "url": e.url,
+        "sha256": e.sha256,
+        "size_mb": e.size_mb,
+        **e.meta.to_dict(),
+    }
     if e.classes_file is not None:  # class names from their own file: shown once it is cached
         rf = e.classes_file
-        info["classes_source"] = {"url": rf.url, "file": rf.file, "sha256": rf.sha256,
-                                  "about": rf.about}  # fmt: skip
+        info["classes_source"] = {
+            "url": rf.url,
+            "file": rf.file,
+            "sha256": rf.sha256,
+            "about": rf.about,
+        }
         got = cached_class_index(rf)
         if got is not None:
             info["class_ids"], info["classes"] = got
@@ -410,9 +456,11 @@ def _weights_info(args: argparse.Namespace) -> int:
 
 def _weights_package(args: argparse.Namespace) -> int:
     r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
-    print(f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
-          f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
-          f"{r['n']} held-out images (fp32)")  # fmt: skip
+    print(
+        f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
+        f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
+        f"{r['n']} held-out images (fp32)"
+    )
     if args.json:
         print(json.dumps(r))
     return 0
@@ -432,12 +480,12 @@ def _weights_download(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
 
     rows = []
+    recorded = {} if args.measure else recorded_costs()
     for n in list_models(args.pattern):
         spec = get_spec(n)
-        m = create_model(n)
-        s = spec.default_image_size
-        macs = None if args.no_macs else count_macs(m, (1, 3, s, s))
-        rows.append((n, spec.family, spec.depth, spec.kind, count_params(m), macs))
+        cost = model_cost(n, recorded)  # recorded: nothing is built unless --measure
+        macs = None if args.no_macs else cost.macs
+        rows.append((n, spec.family, spec.depth, spec.kind, cost.params, macs))
     if args.json:
         print(
             json.dumps(
@@ -513,24 +561,32 @@ def _benchmark(args: argparse.Namespace) -> int:
         names = BACKENDS if args.backend == "all" else tuple(args.backend.split(","))
         bad = [b for b in names if b not in BACKENDS]
         if bad or dev != "cpu":
-            raise ConfigError(f"--backend {args.backend}: all or a list of {', '.join(BACKENDS)} "
-                              "(CPU only)")  # fmt: skip
-        r = bench.bench_backends(args.model, (1, 16), names, args.image_size, args.steps,
-                                 args.rounds)  # fmt: skip
-        print(f"{r['model']} at {r['image_size']}px, {r['threads']} threads, img/s (median of "
-              f"{args.rounds} alternating rounds)")  # fmt: skip
+            raise ConfigError(
+                f"--backend {args.backend}: all or a list of {', '.join(BACKENDS)} (CPU only)"
+            )
+        r = bench.bench_backends(
+            args.model, (1, 16), names, args.image_size, args.steps, args.rounds
+        )
+        print(
+            f"{r['model']} at {r['image_size']}px, {r['threads']} threads, img/s (median of "
+            f"{args.rounds} alternating rounds)"
+        )
         for bs, res in r["results"].items():
             ref = res.get("openvino default")
             for name, v in res.items():
                 rel = f"  {v / ref:.2f}x OpenVINO default" if ref else ""
                 print(f"batch {bs:>3}  {name:<17} {v:9.1f}{rel}")
             ours = {k: v for k, v in res.items() if k != "openvino default"}
-            for label, pool in (("fp32/bf16", {k: v for k, v in ours.items() if "int8" not in k}),
-                                ("int8", {k: v for k, v in ours.items() if "int8" in k})):  # fmt: skip
+            for label, pool in (
+                ("fp32/bf16", {k: v for k, v in ours.items() if "int8" not in k}),
+                ("int8", {k: v for k, v in ours.items() if "int8" in k}),
+            ):
                 if ref and pool:
                     best = max(pool, key=pool.get)
-                    print(f"batch {bs:>3}  resnets' best {label} path: {best}, "
-                          f"{pool[best] / ref:.2f}x OpenVINO default")  # fmt: skip
+                    print(
+                        f"batch {bs:>3}  resnets' best {label} path: {best}, "
+                        f"{pool[best] / ref:.2f}x OpenVINO default"
+                    )
     elif args.what == "infer":
         r = bench.bench_infer(
             args.model, args.batch_size, dev, args.image_size, args.steps, args.rounds
@@ -646,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", help="architecture, for weights files without resnets metadata (torchvision's)"
     )
-    p.add_argument("--batch-size", type=count(1), default=256)
+    p.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32")
     p.add_argument(
@@ -688,8 +744,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method", default="gradcam,ig", help="gradcam, ig (integrated gradients), or both"
     )
-    p.add_argument("--target", default=None, metavar="CLASS",
-                   help="the class to explain (default: the predicted one)")  # fmt: skip
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="CLASS",
+        help="the class to explain (default: the predicted one)",
+    )
     p.add_argument("--topk", type=count(1), default=5)
     p.add_argument("--model", help="architecture, for weights files without resnets metadata")
     p.add_argument("--device", default="cpu")
@@ -702,34 +762,75 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a model: POST /v1/predict, POST /v1/explain, GET /v1/model, "
         "GET /healthz, and a web page at /. Stops cleanly on SIGTERM or Ctrl-C.",
     )
-    p.add_argument("--weights", required=True, metavar="NAME|RUN_DIR|FILE|EXPORT",
-                   help="weights (name, file, run folder) or an exported model (.onnx, OpenVINO folder)")  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (127.0.0.1: this machine only)")  # fmt: skip
-    p.add_argument("--expose", action="store_true",
-                   help="allow an empty or wildcard --host (every interface)")  # fmt: skip
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="NAME|RUN_DIR|FILE|EXPORT",
+        help="weights (name, file, run folder) or an exported model (.onnx, OpenVINO folder)",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
+    )
+    p.add_argument(
+        "--expose", action="store_true", help="allow an empty or wildcard --host (every interface)"
+    )
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino", "auto"),
-                   default="auto", help="inference runtime (auto: the fastest installed)")  # fmt: skip
-    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
-                   help="auto: OpenVINO's own choice (bf16 where the CPU has it); fp32: f32 everywhere")  # fmt: skip
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino", "auto"),
+        default="auto",
+        help="inference runtime (auto: the fastest installed)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        default="auto",
+        help="auto: OpenVINO's own choice (bf16 where the CPU has it); fp32: f32 everywhere",
+    )
     p.add_argument("--model", help="architecture, for weights files without resnets metadata")
-    p.add_argument("--max-batch", type=count(1), default=16, metavar="N",
-                   help="requests per forward pass (1: no dynamic batching)")  # fmt: skip
-    p.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
-                   help="how long a batch's first request waits for others")  # fmt: skip
-    p.add_argument("--queue-size", type=count(1), default=64, metavar="N",
-                   help="waiting requests beyond which the answer is 503")  # fmt: skip
-    p.add_argument("--timeout-ms", type=float, default=10_000.0, metavar="MS",
-                   help="a request not answered by then gets 504")  # fmt: skip
-    p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
-                   help="larger bodies get 413")  # fmt: skip
-    p.add_argument("--max-pixels", type=count(1), default=25_000_000, metavar="N",
-                   help="images with more pixels get 400 (read from the header, before decoding)")  # fmt: skip
+    p.add_argument(
+        "--max-batch",
+        type=count(1),
+        default=16,
+        metavar="N",
+        help="requests per forward pass (1: no dynamic batching)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        metavar="MS",
+        help="how long a batch's first request waits for others",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=count(1),
+        default=64,
+        metavar="N",
+        help="waiting requests beyond which the answer is 503",
+    )
+    p.add_argument(
+        "--timeout-ms",
+        type=float,
+        default=10_000.0,
+        metavar="MS",
+        help="a request not answered by then gets 504",
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=10.0, metavar="MB", help="larger bodies get 413"
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=count(1),
+        default=25_000_000,
+        metavar="N",
+        help="images with more pixels get 400 (read from the header, before decoding)",
+    )
     p.add_argument("--topk", type=count(1), default=5)
     p.add_argument("--threads", type=count(1), default=2, help="preprocessing threads")
-    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
-                   default="info")  # fmt: skip
+    p.add_argument(
+        "--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info"
+    )
     p.set_defaults(fn=_serve)
 
     p = sub.add_parser(
@@ -744,14 +845,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="real images for the parity check (default: the data named in the weights)",
     )
-    p.add_argument("--int8", action="store_true",
-                   help="post-training static int8 quantization (NNCF for openvino, ONNX "
-                   "Runtime's quantizer for onnx), calibrated on training images")  # fmt: skip
-    p.add_argument("--calib", metavar="SPEC", default=None,
-                   help="calibration data for --int8 (default: the weights' own data; images "
-                   "come from the training split they record)")  # fmt: skip
-    p.add_argument("--calib-size", type=count(1), default=300, metavar="N",
-                   help="calibration images for --int8")  # fmt: skip
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="post-training static int8 quantization (NNCF for openvino, ONNX "
+        "Runtime's quantizer for onnx), calibrated on training images",
+    )
+    p.add_argument(
+        "--calib",
+        metavar="SPEC",
+        default=None,
+        help="calibration data for --int8 (default: the weights' own data; images "
+        "come from the training split they record)",
+    )
+    p.add_argument(
+        "--calib-size",
+        type=count(1),
+        default=300,
+        metavar="N",
+        help="calibration images for --int8",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_export)
 
@@ -789,8 +902,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", required=True, metavar="MODEL.TAG")
     q.add_argument("--out", required=True, metavar="DIR", help="e.g. src/resnets/weights")
     q.add_argument("--data", default=None, help="where the run's data is now, if it moved")
-    q.add_argument("--half", action="store_true",
-                   help="store float16 (half the file); scored after the rounding")  # fmt: skip
+    q.add_argument(
+        "--half",
+        action="store_true",
+        help="store float16 (half the file); scored after the rounding",
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=_weights_package)
     q = wsub.add_parser("download", help="fetch named weights into the cache, checking SHA-256")
@@ -800,15 +916,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")
-    p.add_argument("--no-macs", action="store_true", help="skip counting MACs (faster)")
+    p.add_argument("--no-macs", action="store_true", help="leave the MACs column out")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="build every model and count again instead of reading the recorded table",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_models)
 
     p = sub.add_parser("summary", help="per-stage output shapes, parameters and MACs of a model")
     p.add_argument("model")
-    p.add_argument("--image-size", type=count(0), default=0)
-    p.add_argument("--num-classes", type=count(1), default=None)
-    p.add_argument("--in-chans", type=count(1), default=3)
+    p.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
+    p.add_argument("--num-classes", type=bounded(1, 100_000), default=None)
+    p.add_argument("--in-chans", type=bounded(1, 64), default=3)
     p.add_argument("--shortcut", choices=("A", "B", "C"), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_summary)
@@ -824,12 +945,12 @@ def build_parser() -> argparse.ArgumentParser:
         "torch,onnxruntime,openvino: each at batch 1 and 16 in alternating rounds",
     )
     p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch-size", type=count(1), default=128)
+    p.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=128)
     p.add_argument("--device", default="auto")
-    p.add_argument("--image-size", type=count(0), default=0)
-    p.add_argument("--steps", type=count(1), default=10, help="steps per timed round")
+    p.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
+    p.add_argument("--steps", type=bounded(1, 100_000), default=10, help="steps per timed round")
     p.add_argument(
-        "--rounds", type=count(1), default=3, help="alternating rounds (median reported)"
+        "--rounds", type=bounded(1, 1000), default=3, help="alternating rounds (median reported)"
     )
     p.add_argument(
         "--recipe",
@@ -874,7 +995,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("info", help="classes, counts, image size and how it would be loaded")
     q.add_argument("data", metavar="SPEC", help="digits, cifar10[:PATH], a folder or shard folder")
     q.add_argument("--mode", choices=("auto", "memory", "stream"), default="auto")
-    q.add_argument("--image-size", type=count(0), default=0)
+    q.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=_data_info)
     q = dsub.add_parser("shard", help="pack a class folder into tar shards (WebDataset layout)")

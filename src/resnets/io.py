@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pickle
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,6 +28,12 @@ from tqdm import tqdm
 from .errors import CheckpointError, ResnetsError, WeightsError
 
 MAGIC = b"RESNETS-CKPT 1 "
+
+
+def progress_bar(*, disable: bool = False, **kwargs: Any) -> tqdm:
+    """A tqdm bar on a terminal only: output going to a file or a pipe gets no bar frames
+    (carriage returns), just the plain lines the commands log."""
+    return tqdm(disable=disable or not sys.stderr.isatty(), **kwargs)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -173,8 +180,13 @@ def download(
         with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
             total = int(r.headers.get("Content-Length") or 0)
             got = 0
-            with tqdm(total=total or None, unit="B", unit_scale=True, disable=not progress,
-                      desc=f"download {dest.name}") as bar:  # fmt: skip
+            with progress_bar(
+                total=total or None,
+                unit="B",
+                unit_scale=True,
+                disable=not progress,
+                desc=f"download {dest.name}",
+            ) as bar:
                 while chunk := r.read(1 << 20):
                     f.write(chunk)
                     sha.update(chunk)

@@ -121,8 +121,16 @@ def plot_label_curves(
     colors = colormaps["tab10"](np.arange(10))
     for i, (label, pts) in enumerate(curves.items()):
         xs, ms, ss = (np.array(v, dtype=float) for v in zip(*pts))
-        ax.errorbar(xs, 100 * ms, yerr=100 * ss, color=colors[i % 10], marker="o", lw=1.8,
-                    capsize=3, label=label)  # fmt: skip
+        ax.errorbar(
+            xs,
+            100 * ms,
+            yerr=100 * ss,
+            color=colors[i % 10],
+            marker="o",
+            lw=1.8,
+            capsize=3,
+            label=label,
+        )
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation accuracy (%)")
@@ -144,8 +152,13 @@ def plot_explanation(
     """Images side by side (each ``(H, W, 3)`` uint8, e.g. the input and heat-map overlays)
     and a horizontal bar chart of class probabilities (most probable on top)."""
     n = len(panels)
-    fig, axes = subplots(1, n + 1, figsize=(3.0 * n + 3.4, 3.4), dpi=110,
-                         gridspec_kw={"width_ratios": [1] * n + [1.15]})  # fmt: skip
+    fig, axes = subplots(
+        1,
+        n + 1,
+        figsize=(3.0 * n + 3.4, 3.4),
+        dpi=110,
+        gridspec_kw={"width_ratios": [1] * n + [1.15]},
+    )
     for ax, (name, img) in zip(axes[:n], panels):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(name, fontsize=9)

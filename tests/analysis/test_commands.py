@@ -190,8 +190,21 @@ def test_shared_runs_must_have_the_same_config(tmp_path, capsys):
 
 def test_transfer_command(tmp_path):
     out = tmp_path / "tr"
-    argv = ["reproduce", "transfer", "--model", "resnet8", "--labels", "4,all", "--val-per-class",
-            "15", "--pretrain-budget", "0.001", "--out", str(out), *TINY]  # fmt: skip
+    argv = [
+        "reproduce",
+        "transfer",
+        "--model",
+        "resnet8",
+        "--labels",
+        "4,all",
+        "--val-per-class",
+        "15",
+        "--pretrain-budget",
+        "0.001",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert main(argv) == 0
     text = (out / "RESULTS.md").read_text()
     assert "| labelled images per class | from scratch | linear probe | fine-tuned |" in text
@@ -221,9 +234,22 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
     import subprocess
     import sys
 
-    args = [sys.executable, "-m", "resnets", "reproduce", "paper", "--data", "digits",
-            "--budget", "0.00005", "--no-progress", "--out", str(tmp_path / "res"),
-            "--runs-from", str(tmp_path / "store")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "resnets",
+        "reproduce",
+        "paper",
+        "--data",
+        "digits",
+        "--budget",
+        "0.00005",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "res"),
+        "--runs-from",
+        str(tmp_path / "store"),
+    ]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     logs = [w.communicate(timeout=600)[1] for w in workers]
@@ -239,8 +265,11 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
     assert any("held by other workers" in log for log in logs) or all(
         "another worker has it" not in log for log in logs
     )
-    for folder, labels in (("degradation", "(a)(b)(c)"), ("cifar-table", "(d)"),
-                           ("responses", "(e)")):  # fmt: skip
+    for folder, labels in (
+        ("degradation", "(a)(b)(c)"),
+        ("cifar-table", "(d)"),
+        ("responses", "(e)"),
+    ):
         text = (tmp_path / "res" / folder / "RESULTS.md").read_text()
         head = "\n".join(text.splitlines()[:4])
         assert "**Machine**" in head and "**Budget 5e-05**" in head

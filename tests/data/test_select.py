@@ -58,12 +58,36 @@ def test_training_on_a_class_subset_and_scoring_its_validation_split(tmp_path, c
     from resnets.cli import main
     from resnets.train import build_config, train
 
-    cfg = build_config("digits", cli_values={"classes": ["3", "1", "7"], "per_class": 60,
-                                             "epochs": 3.0, "iters": 0, "val_split": 60})  # fmt: skip
+    cfg = build_config(
+        "digits",
+        cli_values={
+            "classes": ["3", "1", "7"],
+            "per_class": 60,
+            "epochs": 3.0,
+            "iters": 0,
+            "val_split": 60,
+        },
+    )
     res = train(cfg, tmp_path / "r", progress=False, echo=False)
     conf = json.loads((tmp_path / "r" / "config.json").read_text())
     assert conf["resolved"]["train_size"] == 180 and conf["resolved"]["num_classes"] == 3
-    assert main(["eval", "--weights", str(tmp_path / "r"), "--data", "digits", "--subset", "val",
-                 "--json", "--no-progress", "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(tmp_path / "r"),
+                "--data",
+                "digits",
+                "--subset",
+                "val",
+                "--json",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["n"] == 60 and out["top1"] == pytest.approx(1 - res.final_val_err)

@@ -238,8 +238,17 @@ def test_skip_bad_in_stream_mode_lists_the_unreadable_files(tmp_path):
 
     root = make_image_folder(tmp_path / "imgs", per_class=10, size=16)
     (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    cli = {"data": str(root), "data_mode": "stream", "image_size": 16, "skip_bad": True,
-           "epochs": 2.0, "iters": 0, "val_split": 6, "batch_size": 8, "decode_workers": 1}  # fmt: skip
+    cli = {
+        "data": str(root),
+        "data_mode": "stream",
+        "image_size": 16,
+        "skip_bad": True,
+        "epochs": 2.0,
+        "iters": 0,
+        "val_split": 6,
+        "batch_size": 8,
+        "decode_workers": 1,
+    }
     train(build_config("digits", cli_values=cli), tmp_path / "r", progress=False, echo=False)
     log = (tmp_path / "r" / "train.log").read_text()
     assert "1 unreadable files left out of the loss and the scores: " in log and "broken.jpg" in log
@@ -257,8 +266,18 @@ def test_undecodable_streamed_samples_are_left_out_of_loss_errors_and_scores(tmp
     names = [r.name for r in d.images.records]
     bad_at = next(i for i, n in enumerate(names) if n.endswith("broken.jpg"))
     n = len(names)
-    stream = BatchStream(d.images, d.labels, np.arange(n), n, 0, [0.5] * 3, [0.25] * 3, None,
-                         torch.device("cpu"), drop_last=False)  # fmt: skip
+    stream = BatchStream(
+        d.images,
+        d.labels,
+        np.arange(n),
+        n,
+        0,
+        [0.5] * 3,
+        [0.25] * 3,
+        None,
+        torch.device("cpu"),
+        drop_last=False,
+    )
     x, y = stream.make_batch(0, 0)
     assert y[bad_at] == IGNORE and (y[np.arange(n) != bad_at] >= 0).all()
     assert d.images.bad_names == [names[bad_at]]
@@ -278,11 +297,30 @@ def test_undecodable_streamed_samples_are_left_out_of_loss_errors_and_scores(tmp
     assert seen == n - 1  # the black image is not counted as seen, nor as an error
     assert errors == want_err
     assert loss_sum / seen == pytest.approx(want_loss, rel=1e-5)  # mean over decodable ones
-    res = evaluate(model, d.images, d.labels, np.arange(n), mean=[0.5] * 3, std=[0.25] * 3,
-                   num_classes=3, batch_size=n, device=torch.device("cpu"))  # fmt: skip
+    res = evaluate(
+        model,
+        d.images,
+        d.labels,
+        np.arange(n),
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        num_classes=3,
+        batch_size=n,
+        device=torch.device("cpu"),
+    )
     assert res.n == n - 1 == int(keep.sum())
     # a batch made only of undecodable files is an error that names them, not a NaN loss
-    only_bad = BatchStream(d.images, d.labels, np.array([bad_at]), 1, 0, [0.5] * 3, [0.25] * 3,
-                           None, torch.device("cpu"), drop_last=False)  # fmt: skip
+    only_bad = BatchStream(
+        d.images,
+        d.labels,
+        np.array([bad_at]),
+        1,
+        0,
+        [0.5] * 3,
+        [0.25] * 3,
+        None,
+        torch.device("cpu"),
+        drop_last=False,
+    )
     with pytest.raises(DataError, match="broken.jpg"):
         only_bad.make_batch(0, 0)

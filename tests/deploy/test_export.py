@@ -53,12 +53,33 @@ def test_openvino_export_matches_pytorch_with_an_f32_hint(run):
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_eval_and_predict_agree_across_backends(run, backend, capsys, tmp_path):
     scores = {}
-    for b, w in (("torch", run / "run"), (backend, run / "run"),
-                 (backend, run / ("m.onnx" if backend == "onnxruntime" else "ov"))):  # fmt: skip
+    for b, w in (
+        ("torch", run / "run"),
+        (backend, run / "run"),
+        (backend, run / ("m.onnx" if backend == "onnxruntime" else "ov")),
+    ):
         if not (w.exists()):
             pytest.skip("export test did not run first")
-        assert main(["eval", "--weights", str(w), "--data", "digits", "--subset", "val",
-                     "--backend", b, "--json", "--no-progress", "--out", str(tmp_path)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "eval",
+                    "--weights",
+                    str(w),
+                    "--data",
+                    "digits",
+                    "--subset",
+                    "val",
+                    "--backend",
+                    b,
+                    "--json",
+                    "--no-progress",
+                    "--out",
+                    str(tmp_path),
+                ]
+            )
+            == 0
+        )
         scores[(b, w.name)] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     tops = [s["top1"] for s in scores.values()]
     assert max(tops) - min(tops) <= 1 / 359  # fp32 everywhere: at most one tie broken otherwise
@@ -68,8 +89,10 @@ def test_eval_and_predict_agree_across_backends(run, backend, capsys, tmp_path):
     Image.fromarray((load_digits().images[7] * 255 / 16).round().astype(np.uint8)).save(img)
     tops = []
     for b in ("torch", backend):
-        assert main(["predict", "--weights", str(run / "run"), str(img), "--backend", b,
-                     "--json"]) == 0  # fmt: skip
+        assert (
+            main(["predict", "--weights", str(run / "run"), str(img), "--backend", b, "--json"])
+            == 0
+        )
         tops.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]["top"])
     assert [t["class"] for t in tops[0]] == [t["class"] for t in tops[1]]
     assert abs(tops[0][0]["prob"] - tops[1][0]["prob"]) < 1e-4
@@ -79,13 +102,22 @@ def test_bad_exports_and_backends_are_one_line_errors(run, tmp_path, capsys):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a protobuf at all")
     cases = [
-        (["eval", "--weights", str(junk), "--data", "digits", "--backend", "onnxruntime"], "not a valid ONNX"),
-        (["export", "--weights", str(run / "run"), "--out", str(tmp_path / "x.bin")], "ending in .onnx"),
+        (
+            ["eval", "--weights", str(junk), "--data", "digits", "--backend", "onnxruntime"],
+            "not a valid ONNX",
+        ),
+        (
+            ["export", "--weights", str(run / "run"), "--out", str(tmp_path / "x.bin")],
+            "ending in .onnx",
+        ),
         (["export", "--weights", str(run / "run"), "--out", str(junk)], "exists"),
-        (["eval", "--weights", str(junk), "--data", "digits", "--backend", "torch"], "runs on onnxruntime or openvino"),
+        (
+            ["eval", "--weights", str(junk), "--data", "digits", "--backend", "torch"],
+            "runs on onnxruntime or openvino",
+        ),
         (["eval", "--weights", str(junk), "--data", "digits"], "not a valid ONNX"),
         (["benchmark", "infer", "--backend", "tensorrt"], "--backend tensorrt"),
-    ]  # fmt: skip
+    ]
     for argv, msg in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -100,8 +132,18 @@ def test_load_for_backend_auto_picks_an_installed_runtime(run):
 
 
 def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
-    argv = ["benchmark", "infer", "--backend", "all", "--model", "resnet8", "--steps", "1",
-            "--rounds", "1"]  # fmt: skip
+    argv = [
+        "benchmark",
+        "infer",
+        "--backend",
+        "all",
+        "--model",
+        "resnet8",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     for name in (
@@ -122,8 +164,24 @@ def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
 @pytest.mark.parametrize("fmt, backend", [("onnx", "onnxruntime"), ("openvino", "openvino")])
 def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fmt, backend, capsys):
     out = run / ("int8.onnx" if fmt == "onnx" else "int8-ov")
-    assert main(["export", "--weights", str(run / "run"), "--format", fmt, "--out", str(out),
-                 "--int8", "--calib-size", "200", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--weights",
+                str(run / "run"),
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+                "--int8",
+                "--calib-size",
+                "200",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rep["int8"] and rep["ok"] and rep["agreement"] >= 0.95
     meta = read_exported_meta(out)
@@ -134,8 +192,19 @@ def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fm
     )
     assert meta.classes == [str(i) for i in range(10)]
     if fmt == "onnx":  # OpenVINO cannot compile ONNX Runtime's per-channel QDQ graph: one line
-        assert main(["predict", "--weights", str(out), "--backend", "openvino",
-                     str(run / "run" / "curves.png")]) == 2  # fmt: skip
+        assert (
+            main(
+                [
+                    "predict",
+                    "--weights",
+                    str(out),
+                    "--backend",
+                    "openvino",
+                    str(run / "run" / "curves.png"),
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert "openvino cannot run this model" in err and len(err.strip().splitlines()) == 1
     if fmt == "onnx":  # int8 weights: the file is smaller than the fp32 graph
@@ -150,8 +219,26 @@ def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fm
         assert "FakeQuantize" in xml or "FakeConvert" in xml
     tops = {}
     for w, b in ((run / "run", "torch"), (out, backend)):
-        assert main(["eval", "--weights", str(w), "--data", "digits", "--subset", "val",
-                     "--backend", b, "--json", "--no-progress", "--out", str(run / "e")]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "eval",
+                    "--weights",
+                    str(w),
+                    "--data",
+                    "digits",
+                    "--subset",
+                    "val",
+                    "--backend",
+                    b,
+                    "--json",
+                    "--no-progress",
+                    "--out",
+                    str(run / "e"),
+                ]
+            )
+            == 0
+        )
         tops[b] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"]
     assert abs(tops["torch"] - tops[backend]) <= 0.02, tops  # at most 2 points of top-1
     # an exported model needs no --backend: the fastest installed runtime runs it
@@ -172,6 +259,18 @@ def onnx_bytes_of(run):
 
 
 def test_calib_without_int8_is_an_error(run, tmp_path, capsys):
-    assert main(["export", "--weights", str(run / "run"), "--out", str(tmp_path / "m.onnx"),
-                 "--calib", "digits"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--weights",
+                str(run / "run"),
+                "--out",
+                str(tmp_path / "m.onnx"),
+                "--calib",
+                "digits",
+            ]
+        )
+        == 2
+    )
     assert "--calib is for --int8" in capsys.readouterr().err

@@ -120,15 +120,45 @@ def test_bad_requests_get_clear_answers_and_the_server_keeps_serving(served):
     good = (data / "red" / "0001.png").read_bytes()
     with TestClient(create_app(lm, explainer, cfg)) as c:
         cases = [
-            (dict(content=b"x" * 60_000, headers={"content-type": "image/png"}), 413, "over the limit"),
-            (dict(content=b"not an image", headers={"content-type": "image/jpeg"}), 400, "not an image"),
-            (dict(content=good[: len(good) // 2], headers={"content-type": "image/png"}), 400, "upload"),
-            (dict(content=_png(np.zeros((100, 100, 3), np.uint8)), headers={"content-type": "image/png"}), 400, "pixels is over the limit"),
-            (dict(content=b"{}", headers={"content-type": "application/json"}), 415, "content type"),
+            (
+                dict(content=b"x" * 60_000, headers={"content-type": "image/png"}),
+                413,
+                "over the limit",
+            ),
+            (
+                dict(content=b"not an image", headers={"content-type": "image/jpeg"}),
+                400,
+                "not an image",
+            ),
+            (
+                dict(content=good[: len(good) // 2], headers={"content-type": "image/png"}),
+                400,
+                "upload",
+            ),
+            (
+                dict(
+                    content=_png(np.zeros((100, 100, 3), np.uint8)),
+                    headers={"content-type": "image/png"},
+                ),
+                400,
+                "pixels is over the limit",
+            ),
+            (
+                dict(content=b"{}", headers={"content-type": "application/json"}),
+                415,
+                "content type",
+            ),
             (dict(content=b"", headers={"content-type": "image/png"}), 400, "empty body"),
             (dict(files={"other": ("a.png", good, "image/png")}), 400, "'file' field"),
-            (dict(content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}), 400, ""),
-        ]  # fmt: skip
+            (
+                dict(
+                    content=b"--x\r\nbroken",
+                    headers={"content-type": "multipart/form-data; boundary=x"},
+                ),
+                400,
+                "",
+            ),
+        ]
         for kwargs, status, words in cases:
             _one_line_error(c.post("/v1/predict", **kwargs), status, words)
             ok = c.post("/v1/predict", content=good, headers={"content-type": "image/png"})
@@ -208,8 +238,12 @@ def _start_cli_server(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen
     port = _free_port()
     log = tmp_path / f"serve-{port}.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "resnets", "serve", *args, "--port", str(port)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resnets", "serve", *args, "--port", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -260,8 +294,13 @@ def _chrome():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=1100,900"):  # fmt: skip
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1100,900",
+    ):
         opts.add_argument(a)
     return webdriver.Chrome(service=Service(driver), options=opts)
 
@@ -290,8 +329,11 @@ def test_web_page_in_a_real_browser_uploads_an_image_and_shows_its_class(patch_r
             assert [r.get_attribute("data-class") for r in rows][0] == name and len(rows) == 4
             assert rows[0].find_element(By.CSS_SELECTOR, ".pct").text.endswith("%")
             # the Grad-CAM overlay arrived and decoded
-            wait.until(lambda b: b.execute_script(
-                "const i = document.getElementById('cam'); return !i.hidden && i.complete && i.naturalWidth === 224;"))  # fmt: skip
+            wait.until(
+                lambda b: b.execute_script(
+                    "const i = document.getElementById('cam'); return !i.hidden && i.complete && i.naturalWidth === 224;"
+                )
+            )
         assert "Predicted: green" in browser.find_element(By.ID, "top-class").text
         shot = Path(os.environ.get("RESNETS_SCREENSHOT", tmp_path / "page.png"))
         browser.save_screenshot(str(shot))

@@ -41,8 +41,18 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
     images = torch.from_numpy(rng.integers(0, 256, (24, 8, 8, 1), dtype=np.uint8))
     labels = torch.from_numpy(rng.integers(0, 10, 24))
     idx = np.arange(24)
-    ten = evaluate(lm.model, images, labels, idx, mean=lm.mean, std=lm.std, num_classes=10,
-                   batch_size=10, ten_crop=True, pad=1)  # fmt: skip
+    ten = evaluate(
+        lm.model,
+        images,
+        labels,
+        idx,
+        mean=lm.mean,
+        std=lm.std,
+        num_classes=10,
+        batch_size=10,
+        ten_crop=True,
+        pad=1,
+    )
     views = A.ten_crop(images.permute(0, 3, 1, 2), 8, pad=1)
     with torch.no_grad():
         lm.model.eval()
@@ -184,8 +194,16 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
     rng = np.random.default_rng(1)
     images = torch.from_numpy(rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8))
     labels = torch.from_numpy(rng.integers(0, 10, 12))
-    res = evaluate(lm.model, images, labels, np.arange(12), mean=lm.mean, std=lm.std,
-                   num_classes=10, scales=(8, 12))  # fmt: skip
+    res = evaluate(
+        lm.model,
+        images,
+        labels,
+        np.arange(12),
+        mean=lm.mean,
+        std=lm.std,
+        num_classes=10,
+        scales=(8, 12),
+    )
     x = A.to_float_nchw(images, torch.tensor(lm.mean), torch.tensor(lm.std))
     with torch.no_grad():
         lm.model.eval()
@@ -199,9 +217,32 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
         float(F.nll_loss(probs.log(), labels, reduction="sum")), rel=1e-5
     )
     with pytest.raises(ValueError, match="pick one"):
-        evaluate(lm.model, images, labels, np.arange(12), mean=lm.mean, std=lm.std,
-                 num_classes=10, scales=(8,), ten_crop=True)  # fmt: skip
-    assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--scales", "8,12",
-                 "--json", "--no-progress"]) == 0  # fmt: skip
+        evaluate(
+            lm.model,
+            images,
+            labels,
+            np.arange(12),
+            mean=lm.mean,
+            std=lm.std,
+            num_classes=10,
+            scales=(8,),
+            ten_crop=True,
+        )
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(digits_run),
+                "--data",
+                "digits",
+                "--scales",
+                "8,12",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scales"] == [8, 12]
     assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--scales", "0"]) == 2

@@ -94,8 +94,24 @@ def test_explain_command_writes_figures_overlays_and_json(patch_run, tmp_path, c
         > 100
     )
     # a chosen target class
-    assert main(["explain", "--weights", str(run), str(imgs[0]), "--out", str(out / "t"),
-                 "--target", "green", "--method", "gradcam", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "explain",
+                "--weights",
+                str(run),
+                str(imgs[0]),
+                "--out",
+                str(out / "t"),
+                "--target",
+                "green",
+                "--method",
+                "gradcam",
+                "--json",
+            ]
+        )
+        == 0
+    )
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
     assert row["target"] == "green" and set(row["overlays"]) == {"gradcam"}
 
@@ -117,8 +133,17 @@ def test_overlay_is_the_image_where_the_heat_is_zero():
 )
 def test_bad_explain_options_are_one_line_errors(patch_run, tmp_path, capsys, argv, msg):
     run, data, _ = patch_run
-    code = main(["explain", "--weights", str(run), str(data / "red" / "0000.png"), "--out",
-                 str(tmp_path / "o"), *argv])  # fmt: skip
+    code = main(
+        [
+            "explain",
+            "--weights",
+            str(run),
+            str(data / "red" / "0000.png"),
+            "--out",
+            str(tmp_path / "o"),
+            *argv,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
 
@@ -157,8 +182,21 @@ def test_explain_never_overwrites_an_input_or_its_own_outputs(patch_run, tmp_pat
     for n in names:
         Image.open(src).convert("RGB").save(folder / n)
     before = {n: (folder / n).read_bytes() for n in names}
-    assert main(["explain", "--weights", str(run), *(str(folder / n) for n in names),
-                 "--out", str(folder), "--method", "gradcam"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "explain",
+                "--weights",
+                str(run),
+                *(str(folder / n) for n in names),
+                "--out",
+                str(folder),
+                "--method",
+                "gradcam",
+            ]
+        )
+        == 0
+    )
     assert {n: (folder / n).read_bytes() for n in names} == before
     rows = json.loads((folder / "explain.json").read_text())
     outputs = [r["figure"] for r in rows] + [f for r in rows for f in r["overlays"].values()]
@@ -169,6 +207,17 @@ def test_explain_never_overwrites_an_input_or_its_own_outputs(patch_run, tmp_pat
     # an input named explain.json in --out is refused, not replaced
     (tmp_path / "j").mkdir()
     (tmp_path / "j" / "explain.json").write_bytes(src.read_bytes())
-    assert main(["explain", "--weights", str(run), str(tmp_path / "j" / "explain.json"),
-                 "--out", str(tmp_path / "j")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "explain",
+                "--weights",
+                str(run),
+                str(tmp_path / "j" / "explain.json"),
+                "--out",
+                str(tmp_path / "j"),
+            ]
+        )
+        == 2
+    )
     assert (tmp_path / "j" / "explain.json").read_bytes() == src.read_bytes()

@@ -20,8 +20,21 @@ def test_package_run_rescores_in_fp32_and_registers_a_loadable_name(
 ):
     run, data, _ = patch_run
     out = tmp_path / "weights"
-    assert main(["weights", "package", str(run), "--name", "resnet8.patches", "--out", str(out),
-                 "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "weights",
+                "package",
+                str(run),
+                "--name",
+                "resnet8.patches",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     f = out / "resnet8.patches.safetensors"
     assert (out / "resnet8.patches.sha256").read_text().split()[0] == rec["sha256"]
@@ -111,12 +124,32 @@ def test_a_default_folder_run_is_scored_on_its_own_held_out_split(tmp_path, caps
     from ..conftest import make_patch_folder
 
     make_patch_folder(tmp_path / "data", per_class=40)
-    cfg = build_config(None, cli_values={"data": str(tmp_path / "data"), "model": "resnet8",
-                                         "epochs": 1.0, "val_split": 0.2})  # fmt: skip
+    cfg = build_config(
+        None,
+        cli_values={
+            "data": str(tmp_path / "data"),
+            "model": "resnet8",
+            "epochs": 1.0,
+            "val_split": 0.2,
+        },
+    )
     assert cfg.image_size == 0  # the default: native size
     train(cfg, tmp_path / "run", progress=False, echo=False)
-    assert main(["eval", "--weights", str(tmp_path / "run"), "--data", str(tmp_path / "data"),
-                 "--subset", "val", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(tmp_path / "run"),
+                "--data",
+                str(tmp_path / "data"),
+                "--subset",
+                "val",
+                "--json",
+            ]
+        )
+        == 0
+    )
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert scored["n"] == 32  # 20% of 160 images held out

@@ -20,10 +20,24 @@ from resnets.train import build_config, train
 
 def test_family_is_registered_and_listed():
     names = set(list_models())
-    assert {"resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2",
-            "wide_resnet101_2", "resnext29_8x64d", "resnext29_16x64d", "wrn_28_10",
-            "preact_resnet110", "preact_resnet164", "preact_resnet1001", "preact_resnet50",
-            "densenet121", "densenet_bc_100_12", "concat20", "concat56"} <= names  # fmt: skip
+    assert {
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        "resnext101_64x4d",
+        "wide_resnet50_2",
+        "wide_resnet101_2",
+        "resnext29_8x64d",
+        "resnext29_16x64d",
+        "wrn_28_10",
+        "preact_resnet110",
+        "preact_resnet164",
+        "preact_resnet1001",
+        "preact_resnet50",
+        "densenet121",
+        "densenet_bc_100_12",
+        "concat20",
+        "concat56",
+    } <= names
     assert list_models("wrn_10_2") == ["wrn_10_2"]  # any WRN-d-k by name
     with pytest.raises(ConfigError, match="6n\\+4"):
         create_model("wrn_11_2")
@@ -52,8 +66,16 @@ def _bottleneck_reference(sd, prefix, x, groups, stride):
     """A block computed from its state_dict with torch.nn.functional only (eval-mode BN)."""
 
     def bn(t, p):
-        return F.batch_norm(t, sd[p + ".running_mean"], sd[p + ".running_var"],
-                            sd[p + ".weight"], sd[p + ".bias"], False, 0.0, 1e-5)  # fmt: skip
+        return F.batch_norm(
+            t,
+            sd[p + ".running_mean"],
+            sd[p + ".running_var"],
+            sd[p + ".weight"],
+            sd[p + ".bias"],
+            False,
+            0.0,
+            1e-5,
+        )
 
     out = F.relu(bn(F.conv2d(x, sd[prefix + "conv1.weight"]), prefix + "bn1"))
     out = F.conv2d(out, sd[prefix + "conv2.weight"], stride=stride, padding=1, groups=groups)
@@ -61,8 +83,9 @@ def _bottleneck_reference(sd, prefix, x, groups, stride):
     out = bn(F.conv2d(out, sd[prefix + "conv3.weight"]), prefix + "bn3")
     short = x
     if prefix + "downsample.0.weight" in sd:
-        short = bn(F.conv2d(x, sd[prefix + "downsample.0.weight"], stride=stride),
-                   prefix + "downsample.1")  # fmt: skip
+        short = bn(
+            F.conv2d(x, sd[prefix + "downsample.0.weight"], stride=stride), prefix + "downsample.1"
+        )
     return F.relu(out + short)
 
 
@@ -89,9 +112,15 @@ def test_torchvision_densenet_file_with_legacy_keys_loads_strictly(tmp_path):
     assert "features.transition3.conv.weight" in sd and "features.norm5.running_var" in sd
     assert sd["classifier.weight"].shape == (1000, 1024)
     # torchvision's published file keeps its old dotted names: denselayer1.norm.1.weight
-    legacy = {k.replace("norm1.", "norm.1.").replace("conv1.", "conv.1.")
-              .replace("norm2.", "norm.2.").replace("conv2.", "conv.2.")
-              if ".denselayer" in k else k: v for k, v in sd.items()}  # fmt: skip
+    legacy = {
+        k.replace("norm1.", "norm.1.")
+        .replace("conv1.", "conv.1.")
+        .replace("norm2.", "norm.2.")
+        .replace("conv2.", "conv.2.")
+        if ".denselayer" in k
+        else k: v
+        for k, v in sd.items()
+    }
     assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
     torch.save(legacy, tmp_path / "densenet121-00000000.pth")
     back, meta = read_weights(tmp_path / "densenet121-00000000.pth")
@@ -168,9 +197,13 @@ def test_concatenating_block_keeps_its_input_and_grows_by_the_stage_width():
     ],
 )
 def test_family_members_train_with_the_trainer(name, tmp_path):
-    cfg = build_config("digits", cli_values={"model": name, "epochs": 2.0, "iters": 0})
+    # ResNet-110's warm-up (lr 0.01 until training error < 80%, paper section 4.2) takes
+    # most of two epochs: it gets six, so the threshold holds in fp32 and bf16 alike
+    # (measured: 19.8% fp32, 21.2% bf16 validation error; at two epochs 81-82% on both)
+    epochs = 6.0 if name == "preact_resnet110" else 2.0
+    cfg = build_config("digits", cli_values={"model": name, "epochs": epochs, "iters": 0})
     res = train(cfg, tmp_path / "run", progress=False, echo=False)
     assert res.iters > 0 and res.stopped is None
-    assert res.final_val_err < 0.8  # 10 classes: it learned something in two epochs
+    assert res.final_val_err < 0.6  # 10 classes (chance: 90% error): it learned something
     net, meta = load_model(tmp_path / "run")
     assert meta.model == name and type(net).__name__ == type(create_model(name)).__name__

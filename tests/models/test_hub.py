@@ -62,8 +62,13 @@ def server(tmp_path, monkeypatch):
 
 def _entry(monkeypatch, server, mode="good", prefix=None) -> str:
     real = get_pretrained("resnet18.tv_in1k")
-    e = Pretrained(real.name, server["file"], prefix or server["prefix"], real.meta,
-                   f"{server['base']}/{mode}/{server['file']}")  # fmt: skip
+    e = Pretrained(
+        real.name,
+        server["file"],
+        prefix or server["prefix"],
+        real.meta,
+        f"{server['base']}/{mode}/{server['file']}",
+    )
     monkeypatch.setitem(hub._PRETRAINED, e.name, e)
     return e.name
 
@@ -76,8 +81,17 @@ def test_download_verifies_and_caches(server, monkeypatch):
     assert cached.is_file() and hub.verify(name).startswith(server["prefix"])
     assert [p.name for p in server["cache"].iterdir()] == [server["file"]]  # no temp files
     # a second use reads the cache: works with the server unreachable
-    monkeypatch.setitem(hub._PRETRAINED, name, Pretrained(name, server["file"], server["prefix"],
-                        get_pretrained(name).meta, "http://127.0.0.1:9/x.pth"))  # fmt: skip
+    monkeypatch.setitem(
+        hub._PRETRAINED,
+        name,
+        Pretrained(
+            name,
+            server["file"],
+            server["prefix"],
+            get_pretrained(name).meta,
+            "http://127.0.0.1:9/x.pth",
+        ),
+    )
     net, meta = load_model(name)
     assert meta.model == "resnet18" and meta.image_size == 256 and meta.eval_size == 224
     assert torch.equal(net.fc.weight, server["sd"]["fc.weight"])
@@ -187,15 +201,24 @@ def test_features_only_backbones(name, chans, red):
 
 def test_metadata_record_round_trip_and_bad_fields(tmp_path):
     m = create_model("resnet20")
-    meta = WeightsMeta(model="resnet20", classes=[f"c{i}" for i in range(10)],
-                       mean=[125.0, 123.0, 114.0], std=[63.0, 62.0, 66.0],
-                       metrics={"top1": 0.9, "top5": 0.99, "split": "val"})  # fmt: skip
+    meta = WeightsMeta(
+        model="resnet20",
+        classes=[f"c{i}" for i in range(10)],
+        mean=[125.0, 123.0, 114.0],
+        std=[63.0, 62.0, 66.0],
+        metrics={"top1": 0.9, "top5": 0.99, "split": "val"},
+    )
     save_weights(m, tmp_path / "w.safetensors", meta)
     _, back = read_weights(tmp_path / "w.safetensors")
     assert back == meta
-    for bad, field in [({"model": 3}, "model"), ({"mean": "x"}, "mean"),
-                       ({"classes": [1, 2]}, "classes"), ({"image_size": -1}, "image_size"),
-                       ({"std": [0.0]}, "std"), ({"tta": "rot"}, "tta")]:  # fmt: skip
+    for bad, field in [
+        ({"model": 3}, "model"),
+        ({"mean": "x"}, "mean"),
+        ({"classes": [1, 2]}, "classes"),
+        ({"image_size": -1}, "image_size"),
+        ({"std": [0.0]}, "std"),
+        ({"tta": "rot"}, "tta"),
+    ]:
         with pytest.raises(WeightsError, match=f"field '{field}' has the wrong type"):
             WeightsMeta.from_dict({"model": "resnet20", **bad}, "f")
     with pytest.raises(WeightsError, match="no 'model'"):
@@ -250,8 +273,18 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
         pytest.skip(f"{name} is not shipped in this checkout")
     verify(name)
     meta = get_pretrained(name).meta
-    assert meta.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                            "horse", "ship", "truck"]  # fmt: skip
+    assert meta.classes == [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     assert f"--recipe {recipe}" in meta.command and meta.final["iters"] == iters
     assert meta.split["n_val"] == 5000 and meta.metrics["n"] == 5000
     assert meta.params == params and 0.85 < meta.metrics["top1"] < 1.0
@@ -275,11 +308,21 @@ def _class_index(n: int = 1000, shuffle: bool = False) -> bytes:
 
 def _entry_with_classes(monkeypatch, server, body: bytes, sha: str | None = None) -> str:
     _Handler.files["imagenet_class_index.json"] = body
-    rf = hub.RemoteFile(f"{server['base']}/good/imagenet_class_index.json",
-                        "imagenet_class_index.json", sha or hashlib.sha256(body).hexdigest(), "test")  # fmt: skip
+    rf = hub.RemoteFile(
+        f"{server['base']}/good/imagenet_class_index.json",
+        "imagenet_class_index.json",
+        sha or hashlib.sha256(body).hexdigest(),
+        "test",
+    )
     real = get_pretrained("resnet18.tv_in1k")
-    e = Pretrained(real.name, server["file"], server["prefix"], real.meta,
-                   f"{server['base']}/good/{server['file']}", classes_file=rf)  # fmt: skip
+    e = Pretrained(
+        real.name,
+        server["file"],
+        server["prefix"],
+        real.meta,
+        f"{server['base']}/good/{server['file']}",
+        classes_file=rf,
+    )
     monkeypatch.setitem(hub._PRETRAINED, e.name, e)
     return e.name
 

@@ -18,10 +18,27 @@ from resnets.models import (
 
 ALL = list_models()
 # the deepest nets are slow on 2 CPU cores; they get the same checks on a smaller input
-HEAVY = {"resnet1202", "plain1202", "resnet152", "plain152", "resnet101", "plain101",
-         "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
-         "resnext29_8x64d", "resnext29_16x64d", "wrn_28_10", "preact_resnet1001", "resnet1001",
-         "preact_resnet152", "preact_resnet101", "densenet201", "densenet169"}  # fmt: skip
+HEAVY = {
+    "resnet1202",
+    "plain1202",
+    "resnet152",
+    "plain152",
+    "resnet101",
+    "plain101",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "resnext29_8x64d",
+    "resnext29_16x64d",
+    "wrn_28_10",
+    "preact_resnet1001",
+    "resnet1001",
+    "preact_resnet152",
+    "preact_resnet101",
+    "densenet201",
+    "densenet169",
+}
 
 PAPER_PARAMS = {
     # torchvision's counts, which ours must equal exactly
@@ -241,3 +258,15 @@ def test_torch_export_roundtrip(name):
     ep = torch.export.export(m, (x,))
     with torch.no_grad():
         assert torch.allclose(ep.module()(x), m(x), atol=1e-5)
+
+
+def test_the_recorded_costs_are_every_models_measured_costs():
+    """`resnets models` reads params and MACs from a table instead of building 56 models;
+    the table must hold every registered model with the counts a fresh build gives."""
+    from resnets.models import list_models
+    from resnets.models.summary import measure_cost, recorded_costs
+
+    table = recorded_costs()
+    assert sorted(table) == sorted(list_models())
+    for name in table:
+        assert table[name] == measure_cost(name), name

@@ -64,8 +64,14 @@ def _run(nproc: int, *args: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
     # its own process group, so a time-out kills torchrun's workers too (none is left running
     # to slow the rest of the suite)
-    p = subprocess.Popen([*launcher, "train", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)  # fmt: skip
+    p = subprocess.Popen(
+        [*launcher, "train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         out, _ = p.communicate(timeout=300)
     except subprocess.TimeoutExpired:
@@ -110,8 +116,23 @@ def test_sync_bn_over_gloo_matches_one_process(tmp_path):
     grow about 2x per step: after 10 steps 1 and 2 processes differ by 4e-4, as much as one
     process run with 1 and with 2 threads (4.5e-4, measured), so longer runs cannot be compared
     at 1e-4 whatever the reduction."""
-    bn = ["--model", "resnet20", "--iters", "3", "--epochs", "0", "--batch-size", "64",
-          "--lr", "0.02", "--precision", "fp32", "--no-progress", "--device", "cpu"]  # fmt: skip
+    bn = [
+        "--model",
+        "resnet20",
+        "--iters",
+        "3",
+        "--epochs",
+        "0",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.02",
+        "--precision",
+        "fp32",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     _run(1, "--out", str(tmp_path / "one"), *bn)
     _run(2, "--out", str(tmp_path / "two"), *bn, "--sync-bn", "true")
     one = load_file(tmp_path / "one" / "model.safetensors")

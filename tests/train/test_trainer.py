@@ -158,8 +158,15 @@ def test_nonfinite_loss_rollback_restores_weights_and_halves_lr(tmp_path):
 
 
 def test_nonfinite_loss_rollbacks_are_capped(tmp_path):
-    cfg = small(lr=1e12, ramp_iters=0, epochs=1.0, log_every=1, checkpoint_every=1,
-                on_nonfinite="rollback", max_rollbacks=2)  # fmt: skip
+    cfg = small(
+        lr=1e12,
+        ramp_iters=0,
+        epochs=1.0,
+        log_every=1,
+        checkpoint_every=1,
+        on_nonfinite="rollback",
+        max_rollbacks=2,
+    )
     with pytest.raises(TrainingDiverged, match="loss became"):
         train(cfg, tmp_path / "rb", progress=False, echo=False)
     assert (tmp_path / "rb" / "train.log").read_text().count("rolled back") == 2

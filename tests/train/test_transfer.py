@@ -33,8 +33,16 @@ def digit_halves(tmp_path_factory):
 
 
 def _cfg(data, **kw):
-    cli = {"data": str(data), "model": "resnet8", "epochs": 2.0, "iters": 0, "val_split": 10,
-           "batch_size": 32, "ramp_iters": 0, **kw}  # fmt: skip
+    cli = {
+        "data": str(data),
+        "model": "resnet8",
+        "epochs": 2.0,
+        "iters": 0,
+        "val_split": 10,
+        "batch_size": 32,
+        "ramp_iters": 0,
+        **kw,
+    }
     return build_config("digits", cli_values=cli)
 
 
@@ -66,8 +74,13 @@ def test_init_replaces_the_head_and_loads_the_backbone(digit_halves, tmp_path):
 
 def test_linear_probe_changes_only_the_head(digit_halves, tmp_path):
     pre = _weights(digit_halves / "pre")
-    cfg = _cfg(digit_halves / "b", init=str(digit_halves / "pre"), freeze="backbone",
-               freeze_bn=True, epochs=1.0)  # fmt: skip
+    cfg = _cfg(
+        digit_halves / "b",
+        init=str(digit_halves / "pre"),
+        freeze="backbone",
+        freeze_bn=True,
+        epochs=1.0,
+    )
     train(cfg, tmp_path / "probe", progress=False, echo=False)
     after = _weights(tmp_path / "probe")
     body = [k for k in pre if not k.startswith("fc.") and "num_batches" not in k]
@@ -88,8 +101,13 @@ def test_freeze_stages_and_bn_statistics(digit_halves, tmp_path):
 
 def test_backbone_lr_scale(digit_halves, tmp_path):
     pre = _weights(digit_halves / "pre")
-    cfg = _cfg(digit_halves / "b", init=str(digit_halves / "pre"), backbone_lr_scale=0.0,
-               freeze_bn=True, epochs=1.0)  # fmt: skip
+    cfg = _cfg(
+        digit_halves / "b",
+        init=str(digit_halves / "pre"),
+        backbone_lr_scale=0.0,
+        freeze_bn=True,
+        epochs=1.0,
+    )
     train(cfg, tmp_path / "lr0", progress=False, echo=False)
     after = _weights(tmp_path / "lr0")
     assert torch.equal(after["layer3.0.conv2.weight"], pre["layer3.0.conv2.weight"])  # lr x0
@@ -113,19 +131,39 @@ def test_resume_is_exact_with_transfer_settings(digit_halves, tmp_path, kw):
 def test_bad_transfer_inputs(digit_halves, tmp_path, image_folder):
     pre = str(digit_halves / "pre")
     with pytest.raises(WeightsError, match="weights do not fit resnet14: missing keys: layer1.1"):
-        train(_cfg(digit_halves / "b", model="resnet14", init=pre), tmp_path / "x1",
-              progress=False, echo=False)  # fmt: skip
+        train(
+            _cfg(digit_halves / "b", model="resnet14", init=pre),
+            tmp_path / "x1",
+            progress=False,
+            echo=False,
+        )
     with pytest.raises(WeightsError, match=r"unknown weights 'resnet8\.cifar1'|no such weights"):
-        train(_cfg(digit_halves / "b", init="resnet8.cifar1"), tmp_path / "x2",
-              progress=False, echo=False)  # fmt: skip
+        train(
+            _cfg(digit_halves / "b", init="resnet8.cifar1"),
+            tmp_path / "x2",
+            progress=False,
+            echo=False,
+        )
     with pytest.raises(ConfigError, match="the model has 3 stages"):
-        train(_cfg(digit_halves / "b", init=pre, freeze="stages:4"), tmp_path / "x3",
-              progress=False, echo=False)  # fmt: skip
+        train(
+            _cfg(digit_halves / "b", init=pre, freeze="stages:4"),
+            tmp_path / "x3",
+            progress=False,
+            echo=False,
+        )
     with pytest.raises(ConfigError, match="freeze='layer9'"):
         _cfg(digit_halves / "b", freeze="layer9")
     digits_run = tmp_path / "gray"
-    train(build_config("digits", cli_values={"model": "resnet8", "epochs": 1.0, "iters": 0}),
-          digits_run, progress=False, echo=False)  # fmt: skip
+    train(
+        build_config("digits", cli_values={"model": "resnet8", "epochs": 1.0, "iters": 0}),
+        digits_run,
+        progress=False,
+        echo=False,
+    )
     with pytest.raises(WeightsError, match="1-channel images, the data has 3"):
-        train(_cfg(image_folder, init=str(digits_run), val_split=6, batch_size=8),
-              tmp_path / "x4", progress=False, echo=False)  # fmt: skip
+        train(
+            _cfg(image_folder, init=str(digits_run), val_split=6, batch_size=8),
+            tmp_path / "x4",
+            progress=False,
+            echo=False,
+        )

@@ -257,8 +257,9 @@ def _degradation(args: argparse.Namespace) -> int:
                 f"| {kind}-{d} | {d} | {rs[0]['params']:,} | {X.fmt_pct(tm, ts, len(rs))} | "
                 f"{X.fmt_pct(vm, vs, len(rs))} | {sum(r['train_time'] or 0 for r in rs) / 60:.1f} |"
             )
-    verdict = [v.line() for v in degradation_verdicts(_run_table(records),
-                                                       min(depths), max(depths))]  # fmt: skip
+    verdict = [
+        v.line() for v in degradation_verdicts(_run_table(records), min(depths), max(depths))
+    ]
     sections = [
         "## Degradation (paper Fig. 6)",
         "",
@@ -406,22 +407,28 @@ def _sum_vs_concat(args: argparse.Namespace) -> int:
     variants = [  # (label, model, builder options, config overrides)
         ("sum (ResNet)", f"resnet{d}", {}, {}),
         ("concat, same widths", f"concat{d}", {}, {}),
-        (f"concat, matched params (width {w})", f"concat{d}", {"base_width": w},
-         {"base_width": w}),
-    ]  # fmt: skip
+        (f"concat, matched params (width {w})", f"concat{d}", {"base_width": w}, {"base_width": w}),
+    ]
     specs = [
-        X.RunSpec(f"{model}{'-w' + str(o['base_width']) if o else ''}-s{seed}",
-                  X.budget_config(model, args.data, args.budget, seed, args.device,
-                                  workers=args.workers, **o),
-                  {"model": model, "seed": seed, "tag": label})
-        for label, model, _kw, o in variants for seed in range(args.seeds)
-    ]  # fmt: skip
+        X.RunSpec(
+            f"{model}{'-w' + str(o['base_width']) if o else ''}-s{seed}",
+            X.budget_config(
+                model, args.data, args.budget, seed, args.device, workers=args.workers, **o
+            ),
+            {"model": model, "seed": seed, "tag": label},
+        )
+        for label, model, _kw, o in variants
+        for seed in range(args.seeds)
+    ]
     t0 = time.perf_counter()
     records = X.run_all(specs, _runs_root(args, out), progress=not args.no_progress)
     wall = time.perf_counter() - t0
     groups = _group(records, lambda r: r["tag"])
-    plot_curves({label: _mean_curve(groups[label]) for label, *_ in variants},
-                out / "curves.png", title=f"sum vs concat, {d} layers (mean over seeds)")  # fmt: skip
+    plot_curves(
+        {label: _mean_curve(groups[label]) for label, *_ in variants},
+        out / "curves.png",
+        title=f"sum vs concat, {d} layers (mean over seeds)",
+    )
     table = [
         "| shortcut | params | MACs / image | activations, batch 128 (MiB) | final width | "
         "s per epoch (45k images) | final val error (%) | best val error (%) |",
@@ -493,10 +500,12 @@ def _preact(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     groups = _group(records, lambda r: r["model"])
     plot_panels(
-        [("original units", {f"ResNet-{d}": _mean_curve(groups[a]) for d, a, _b in pairs}),
-         ("pre-activation units", {f"ResNet-{d}": _mean_curve(groups[b]) for d, _a, b in pairs})],
+        [
+            ("original units", {f"ResNet-{d}": _mean_curve(groups[a]) for d, a, _b in pairs}),
+            ("pre-activation units", {f"ResNet-{d}": _mean_curve(groups[b]) for d, _a, b in pairs}),
+        ],
         out / "curves.png",
-    )  # fmt: skip
+    )
     table = [
         "| depth | unit | params | final training error (%) | final val error (%) | "
         "paper, CIFAR-10 test error (%) |",
@@ -505,8 +514,10 @@ def _preact(args: argparse.Namespace) -> int:
     verdict = []
     for d, a, b in pairs:
         finals = {}
-        for model, unit, paper in ((a, "original", PAPER_PREACT[d][0]),
-                                   (b, "pre-activation", PAPER_PREACT[d][1])):  # fmt: skip
+        for model, unit, paper in (
+            (a, "original", PAPER_PREACT[d][0]),
+            (b, "pre-activation", PAPER_PREACT[d][1]),
+        ):
             rs = groups[model]
             tm, ts = X.mean_std([r["final_train_err"] for r in rs])
             vm, vs = X.mean_std([r["final_val_err"] for r in rs])
@@ -551,15 +562,27 @@ def _transfer(args: argparse.Namespace) -> int:
         raise ConfigError(f"--source {args.source}: leaves no class to transfer to")
     counts = _ints(args.labels.replace("all", "0"), "labels")
     per_val = args.val_per_class
-    pre = X.budget_config(args.model, args.data, args.pretrain_budget, 0, args.device,
-                          workers=args.workers, classes=source, val_split=per_val * len(source))  # fmt: skip
+    pre = X.budget_config(
+        args.model,
+        args.data,
+        args.pretrain_budget,
+        0,
+        args.device,
+        workers=args.workers,
+        classes=source,
+        val_split=per_val * len(source),
+    )
     root = _runs_root(args, out)
     t0 = time.perf_counter()
-    (pre_rec,) = X.run_all([X.RunSpec("pretrain", pre, {"mode": "pretrain"})], root,
-                           progress=not args.no_progress)  # fmt: skip
+    (pre_rec,) = X.run_all(
+        [X.RunSpec("pretrain", pre, {"mode": "pretrain"})], root, progress=not args.no_progress
+    )
     pre_dir = str(Path(pre_rec["run_dir"]).resolve())
-    modes = {"from scratch": {}, "linear probe": {"init": pre_dir, "freeze": "backbone",
-             "freeze_bn": True}, "fine-tuned": {"init": pre_dir}}  # fmt: skip
+    modes = {
+        "from scratch": {},
+        "linear probe": {"init": pre_dir, "freeze": "backbone", "freeze_bn": True},
+        "fine-tuned": {"init": pre_dir},
+    }
     # the final accuracy is what this experiment compares: 5 evaluations per run, not 40
     eval_every = max(1, round(PAPER_ITERS * args.budget) // 5)
     specs = []
@@ -568,19 +591,36 @@ def _transfer(args: argparse.Namespace) -> int:
             for seed in range(args.seeds):
                 n_train = n * len(target) if n else None
                 bs = min(128, n_train) if n_train else 128
-                cfg = X.budget_config(args.model, args.data, args.budget, seed, args.device,
-                                      workers=args.workers, classes=target, per_class=n,
-                                      val_split=per_val * len(target), batch_size=bs,
-                                      eval_every=eval_every, **kw)  # fmt: skip
+                cfg = X.budget_config(
+                    args.model,
+                    args.data,
+                    args.budget,
+                    seed,
+                    args.device,
+                    workers=args.workers,
+                    classes=target,
+                    per_class=n,
+                    val_split=per_val * len(target),
+                    batch_size=bs,
+                    eval_every=eval_every,
+                    **kw,
+                )
                 tag = mode.split()[-1] if mode != "from scratch" else "scratch"
-                specs.append(X.RunSpec(f"{tag}-n{n or 'all'}-s{seed}", cfg,
-                                       {"mode": mode, "labels": n, "seed": seed}))  # fmt: skip
+                specs.append(
+                    X.RunSpec(
+                        f"{tag}-n{n or 'all'}-s{seed}",
+                        cfg,
+                        {"mode": mode, "labels": n, "seed": seed},
+                    )
+                )
     records = X.run_all(specs, root, progress=not args.no_progress)
     wall = time.perf_counter() - t0
     full = min(np.bincount(data.labels)[[names.index(c) for c in target]]) - per_val
     curves: dict[str, list[tuple[float, float, float]]] = {}
-    table = ["| labelled images per class | " + " | ".join(modes) + " |",
-             "| ---: |" + " ---: |" * len(modes)]  # fmt: skip
+    table = [
+        "| labelled images per class | " + " | ".join(modes) + " |",
+        "| ---: |" + " ---: |" * len(modes),
+    ]
     for n in counts:
         cells = []
         for mode in modes:
@@ -589,8 +629,11 @@ def _transfer(args: argparse.Namespace) -> int:
             curves.setdefault(mode, []).append((n or full, m, sd))
             cells.append(X.fmt_pct(m, sd, len(rs)))
         table.append(f"| {n or f'all (~{full})'} | " + " | ".join(cells) + " |")
-    plot_label_curves(curves, out / "transfer.png",
-                      title=f"{args.model}: {len(target)} new classes, pretrained on {len(source)} others")  # fmt: skip
+    plot_label_curves(
+        curves,
+        out / "transfer.png",
+        title=f"{args.model}: {len(target)} new classes, pretrained on {len(source)} others",
+    )
     pre_acc = 1 - pre_rec["final_val_err"]
     gain = {n: dict(zip(modes, [v[i][1] for v in curves.values()])) for i, n in enumerate(counts)}
     sections = [
@@ -613,9 +656,19 @@ def _transfer(args: argparse.Namespace) -> int:
         "every labelled image is that extra training, not transfer: at the full schedule the last "
         "row is expected to close up, while the few-label rows measure what transfer buys.",
     ]
-    _write_csv(out / "transfer.csv", [{"mode": r["mode"], "labels_per_class": r["labels"],
-               "seed": r["seed"], "val_acc": 1 - r["final_val_err"], "train_time": r["train_time"]}
-               for r in records])  # fmt: skip
+    _write_csv(
+        out / "transfer.csv",
+        [
+            {
+                "mode": r["mode"],
+                "labels_per_class": r["labels"],
+                "seed": r["seed"],
+                "val_acc": 1 - r["final_val_err"],
+                "train_time": r["train_time"],
+            }
+            for r in records
+        ],
+    )
     p = _finish(out, "Transfer learning with few labels", args, sections, wall, [pre_rec, *records])
     print(f"results: {p}")
     return 0
@@ -638,11 +691,17 @@ def _transfer_verdict(acc: dict[int, dict[str, float]], counts: list[int], seeds
         f"**Verdict: {verdict} at this budget.** With {lab(few)}, fine-tuning the pretrained "
         f"network is {100 * d_few:+.1f} points against training from scratch (the linear probe "
         f"{100 * probe:+.1f}); with {lab(many)} the difference is {100 * d_many:+.1f} points. "
-        + ("The advantage shrinks as labels grow, as the claim says. " if shrinks else
-           "The advantage does not shrink as labels grow here. ")
-        + ("One seed per cell: differences of a point or two are within run-to-run noise."
-           if seeds == 1 else f"Mean and standard deviation over {seeds} seeds.")
-    )  # fmt: skip
+        + (
+            "The advantage shrinks as labels grow, as the claim says. "
+            if shrinks
+            else "The advantage does not shrink as labels grow here. "
+        )
+        + (
+            "One seed per cell: differences of a point or two are within run-to-run noise."
+            if seeds == 1
+            else f"Mean and standard deviation over {seeds} seeds."
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -953,9 +1012,14 @@ def _paper(args: argparse.Namespace) -> int:
         (_cifar_table, "cifar-table", {"depths": "20,32,44,56,110", "with_1202": False}),
         (_degradation, "degradation", {"depths": plain}),
         (_responses, "responses", {"depths": "20,56"}),
-    ]  # fmt: skip
-    per_depth = {20: args.seeds, 56: args.seeds, 32: args.table_seeds, 44: args.table_seeds,
-                 110: args.seeds_110}  # fmt: skip
+    ]
+    per_depth = {
+        20: args.seeds,
+        56: args.seeds,
+        32: args.table_seeds,
+        44: args.table_seeds,
+        110: args.seeds_110,
+    }
     for fn, folder, extra in reports:
         sub = argparse.Namespace(**{**vars(args), **extra, "depth_seeds": per_depth})
         sub.fn, sub.out, sub.runs_from = fn, str(Path(args.out) / folder), str(root)

@@ -91,8 +91,12 @@ def _missing(label: str, claim: str, *models: str) -> Verdict:
 
 def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> list[Verdict]:
     """Claims (a)-(c) of Fig. 6 and Table 6 from a table with plain and residual runs."""
-    p_lo, p_hi, r_lo, r_hi = (f"plain{shallow}", f"plain{deep}", f"resnet{shallow}",
-                              f"resnet{deep}")  # fmt: skip
+    p_lo, p_hi, r_lo, r_hi = (
+        f"plain{shallow}",
+        f"plain{deep}",
+        f"resnet{shallow}",
+        f"resnet{deep}",
+    )
     out = []
     claim = f"plain-{deep} has higher training and validation error than plain-{shallow}"
     if not (table.get(p_lo) and table.get(p_hi)):
@@ -118,9 +122,14 @@ def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> 
             continue
         (_, b_v), (_, w_v) = _spreads(table, better), _spreads(table, worse)
         out.append(
-            Verdict(label, claim, lower(b_v, w_v),
-                    f"validation: {better} {b_v.pct()} against {worse} {w_v.pct()}", not clear_gap(b_v, w_v))
-        )  # fmt: skip
+            Verdict(
+                label,
+                claim,
+                lower(b_v, w_v),
+                f"validation: {better} {b_v.pct()} against {worse} {w_v.pct()}",
+                not clear_gap(b_v, w_v),
+            )
+        )
     return out
 
 
@@ -134,8 +143,9 @@ def ordering_verdict(table: RunTable, depths: Sequence[int]) -> Verdict:
     vals = [_spreads(table, m)[1] for m in models]
     holds = all(lower(b, a) for a, b in zip(vals, vals[1:]))
     evidence = "; ".join(f"ResNet-{d} {v.pct()}" for d, v in zip(depths, vals))
-    broken = [f"{a}->{b}" for a, b, va, vb in zip(depths, depths[1:], vals, vals[1:])
-              if not lower(vb, va)]  # fmt: skip
+    broken = [
+        f"{a}->{b}" for a, b, va, vb in zip(depths, depths[1:], vals, vals[1:]) if not lower(vb, va)
+    ]
     if broken:
         evidence += "; out of order at " + ", ".join(broken)
     within = any(not clear_gap(a, b) for a, b in zip(vals, vals[1:]))

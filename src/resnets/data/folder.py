@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from ..errors import DataError
-from ..io import file_digest
+from ..io import file_digest, progress_bar
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
 
@@ -149,7 +148,7 @@ def load_folder(
     jobs = [(str(p), size) for p, _ in files]
     bar = None
     if progress:
-        bar = tqdm(total=n, desc=f"decode {root.name}", unit="img", leave=False)
+        bar = progress_bar(total=n, desc=f"decode {root.name}", unit="img", leave=False)
     if workers > 1 and n > 256:
         with ProcessPoolExecutor(workers) as ex:
             results = ex.map(_decode_one, jobs, chunksize=256)

@@ -36,10 +36,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from ..errors import DataError
-from ..io import atomic_write_bytes, file_digest
+from ..io import atomic_write_bytes, file_digest, progress_bar
 from .folder import _probe_size, scan_folder
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
@@ -443,7 +442,7 @@ def write_shards(
     shard_info = []
     bar = None
     if progress:
-        bar = tqdm(total=len(files), desc=f"shard {src.name}", unit="img", leave=False)
+        bar = progress_bar(total=len(files), desc=f"shard {src.name}", unit="img", leave=False)
     for s, start in enumerate(range(0, len(files), shard_size)):
         name = f"shard-{s:06d}.tar"
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)

@@ -45,8 +45,15 @@ class ExternalModel(nn.Module):
     """A compiled ONNX Runtime session or OpenVINO model, called like a module (float32 NCHW in,
     logits out). ``threads`` caps the runtime's threads (0: its own default)."""
 
-    def __init__(self, backend: str, source: str | bytes | Any, meta: WeightsMeta, *,
-                 threads: int = 0, precision: str = "f32") -> None:  # fmt: skip
+    def __init__(
+        self,
+        backend: str,
+        source: str | bytes | Any,
+        meta: WeightsMeta,
+        *,
+        threads: int = 0,
+        precision: str = "f32",
+    ) -> None:
         super().__init__()
         self.backend, self.meta = backend, meta
         self.num_classes = (
@@ -156,8 +163,10 @@ def load_for_backend(
             ext = ExternalModel(backend, src, meta, threads=threads, precision=precision)
         except RuntimeError as e:  # the runtime cannot read or compile this graph
             first = str(e).strip().splitlines()
-            raise WeightsError(f"{weights}: {backend} cannot run this model "
-                               f"({first[-1][:200] if first else type(e).__name__})") from None  # fmt: skip
+            raise WeightsError(
+                f"{weights}: {backend} cannot run this model "
+                f"({first[-1][:200] if first else type(e).__name__})"
+            ) from None
         return loaded_from_meta(ext, meta, str(weights))
     lm = load_for_inference(weights, model=model)
     if backend == "torch":

@@ -104,10 +104,17 @@ def export_model(
     meta = lm.meta
     if int8:
         cx, cspec, where = calibration_images(lm, calib, calib_size)
-        meta = replace(meta, quantization={
-            "dtype": "int8", "tool": "nncf" if fmt == "openvino" else "onnxruntime",
-            "calib_data": cspec, "calib_split": where, "calib_images": int(cx.shape[0]),
-            "from_weights": str(weights)})  # fmt: skip
+        meta = replace(
+            meta,
+            quantization={
+                "dtype": "int8",
+                "tool": "nncf" if fmt == "openvino" else "onnxruntime",
+                "calib_data": cspec,
+                "calib_split": where,
+                "calib_images": int(cx.shape[0]),
+                "from_weights": str(weights),
+            },
+        )
     data = onnx_bytes(lm.model, meta, int(x.shape[-1]))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
@@ -134,8 +141,9 @@ def export_model(
         ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)
         atomic_write_text(tmp / "resnets.json", json.dumps(meta.to_dict(), indent=1))
         tmp.rename(out)  # the folder appears whole or not at all
-        runner = ExternalModel("openvino", str(out / "model.xml"), meta,
-                               precision="" if int8 else "f32")  # fmt: skip
+        runner = ExternalModel(
+            "openvino", str(out / "model.xml"), meta, precision="" if int8 else "f32"
+        )
         size = sum(f.stat().st_size for f in out.iterdir())
     with torch.no_grad():
         ref = lm.model(x).float()

@@ -15,9 +15,16 @@ OPSET = 17
 
 
 def _metadata(meta: WeightsMeta) -> dict[str, str]:
-    pre = {"mean": meta.mean, "std": meta.std, "units": "0..255", "channel_order": "RGB",
-           "layout": "NCHW", "resize_short_side": meta.image_size, "center_crop": meta.eval_size,
-           "interpolation": meta.interpolation}  # fmt: skip
+    pre = {
+        "mean": meta.mean,
+        "std": meta.std,
+        "units": "0..255",
+        "channel_order": "RGB",
+        "layout": "NCHW",
+        "resize_short_side": meta.image_size,
+        "center_crop": meta.eval_size,
+        "interpolation": meta.interpolation,
+    }
     return {
         "resnets": json.dumps(meta.to_dict(), sort_keys=True),
         "classes": json.dumps(meta.classes or []),

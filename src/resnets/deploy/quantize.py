@@ -60,8 +60,14 @@ def calibration_images(
             "split is unknown; calibrate on other data with --calib"
         )
     if sp and lm.meta.data_fingerprint == ds.fingerprint:
-        sel = select_samples(ds.labels, ds.classes, val_split=sp["val_split"], seed=sp["seed"],
-                             classes=sp.get("classes", []), per_class=sp.get("per_class", 0))  # fmt: skip
+        sel = select_samples(
+            ds.labels,
+            ds.classes,
+            val_split=sp["val_split"],
+            seed=sp["seed"],
+            classes=sp.get("classes", []),
+            per_class=sp.get("per_class", 0),
+        )
         pool, where = np.asarray(sel.train_idx), "the training split"
     idx = np.sort(np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False))
     return batch_inputs(lm, ds.images[idx], f"--calib {spec}"), spec, where
@@ -94,8 +100,9 @@ def quantize_openvino(onnx_data: bytes, calib: torch.Tensor) -> Any:
         f.write_bytes(onnx_data)
         model = ov.convert_model(str(f))
     data = _batches(calib)
-    return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data),
-                         preset=nncf.QuantizationPreset.MIXED)  # fmt: skip
+    return nncf.quantize(
+        model, nncf.Dataset(data), subset_size=len(data), preset=nncf.QuantizationPreset.MIXED
+    )
 
 
 def quantize_onnx(onnx_data: bytes, calib: torch.Tensor, out: str | os.PathLike) -> None:
@@ -129,8 +136,14 @@ def quantize_onnx(onnx_data: bytes, calib: torch.Tensor, out: str | os.PathLike)
         level = root.level
         root.setLevel(logging.ERROR)
         try:
-            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8)  # fmt: skip
+            quantize_static(
+                str(pre),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+            )
         finally:
             root.setLevel(level)

@@ -68,9 +68,16 @@ class ServeConfig:
     threads: int = 2  # preprocessing threads
 
     #: the largest value each limit accepts: every limit is a bound this machine can afford
-    BOUNDS = {"max_batch": 1024, "queue_size": 100_000, "max_upload_bytes": 1 << 30,
-              "max_pixels": 400_000_000, "topk": 1000, "threads": 64,
-              "max_wait_ms": 10_000.0, "timeout_ms": 3_600_000.0}  # fmt: skip
+    BOUNDS = {
+        "max_batch": 1024,
+        "queue_size": 100_000,
+        "max_upload_bytes": 1 << 30,
+        "max_pixels": 400_000_000,
+        "topk": 1000,
+        "threads": 64,
+        "max_wait_ms": 10_000.0,
+        "timeout_ms": 3_600_000.0,
+    }
 
     def check(self) -> "ServeConfig":
         """Refuse a limit that is not a finite number in its range (0, nan, inf, negative):
@@ -100,8 +107,9 @@ def bind_socket(host: str, port: int, *, expose: bool = False) -> socket.socket:
         )
     bind_host = "" if host.strip() == "*" else host.strip()
     try:
-        info = socket.getaddrinfo(bind_host or None, port, type=socket.SOCK_STREAM,
-                                  flags=socket.AI_PASSIVE)  # fmt: skip
+        info = socket.getaddrinfo(
+            bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as e:
         raise ConfigError(f"--host {host!r}: cannot be resolved ({e.strerror})") from None
     family, kind, proto, _, address = info[0]
@@ -143,8 +151,9 @@ def decode_limited(data: bytes, max_pixels: int, label: str = "upload") -> np.nd
         raise ApiError(400, f"{label}: empty body (send an image file)")
     size = image_size_of(data)
     if size and size[0] * size[1] > max_pixels:
-        raise ApiError(400, f"{label}: {size[0]}x{size[1]} pixels is over the limit of "
-                            f"{max_pixels:,}")  # fmt: skip
+        raise ApiError(
+            400, f"{label}: {size[0]}x{size[1]} pixels is over the limit of {max_pixels:,}"
+        )
     try:
         return decode_image(data, label)
     except DataError as e:
@@ -189,8 +198,9 @@ class Batcher:
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
-            raise ApiError(503, f"server busy: {self.cfg.queue_size} requests already waiting; "
-                                "retry later") from None  # fmt: skip
+            raise ApiError(
+                503, f"server busy: {self.cfg.queue_size} requests already waiting; retry later"
+            ) from None
         try:
             logits = await asyncio.wait_for(asyncio.shield(job.future), self.cfg.timeout_ms / 1e3)
         except asyncio.TimeoutError:
@@ -212,8 +222,11 @@ class Batcher:
             while len(jobs) < self.cfg.max_batch:
                 left = deadline - loop.time()
                 try:
-                    jobs.append(self.queue.get_nowait() if left <= 0 else
-                                await asyncio.wait_for(self.queue.get(), left))  # fmt: skip
+                    jobs.append(
+                        self.queue.get_nowait()
+                        if left <= 0
+                        else await asyncio.wait_for(self.queue.get(), left)
+                    )
                 except (asyncio.QueueEmpty, asyncio.TimeoutError):
                     break
             jobs = [j for j in jobs if not j.future.done()]  # timed out while waiting
@@ -235,15 +248,17 @@ class Batcher:
                     j.future.set_result(logits[i])
 
 
-def load_served(weights: str, backend: str = "auto", *, model: str | None = None,
-                precision: str = "auto") -> tuple[LoadedModel, LoadedModel | None]:  # fmt: skip
+def load_served(
+    weights: str, backend: str = "auto", *, model: str | None = None, precision: str = "auto"
+) -> tuple[LoadedModel, LoadedModel | None]:
     """The model for predictions on ``backend``, and a PyTorch copy for explanations (None
     for an exported model, which has no gradients). ``precision``: ``auto`` lets OpenVINO
     choose (bf16 where the CPU has it), ``fp32`` asks it for f32."""
     if precision not in ("auto", "fp32"):
         raise ConfigError(f"--precision {precision!r}: auto or fp32")
-    lm = load_for_backend(weights, backend, model=model,
-                          precision="" if precision == "auto" else "f32")  # fmt: skip
+    lm = load_for_backend(
+        weights, backend, model=model, precision="" if precision == "auto" else "f32"
+    )
     if is_exported(weights):
         return lm, None
     if hasattr(lm.model, "stages"):  # torch: its own copy, so explanations' hooks never
@@ -251,8 +266,13 @@ def load_served(weights: str, backend: str = "auto", *, model: str | None = None
     return lm, load_for_inference(weights, model=model)
 
 
-def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
-               cfg: ServeConfig | None = None, *, label: str = "") -> Any:  # fmt: skip
+def create_app(
+    lm: LoadedModel,
+    explainer: LoadedModel | None = None,
+    cfg: ServeConfig | None = None,
+    *,
+    label: str = "",
+) -> Any:
     """The FastAPI application serving ``lm`` (and explanations from ``explainer``)."""
     try:
         from fastapi import FastAPI, Request
@@ -275,8 +295,7 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
         await state["batcher"].stop()
         prep_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="resnets", version="1", lifespan=lifespan, docs_url="/docs",
-                  redoc_url=None)  # fmt: skip
+    app = FastAPI(title="resnets", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
 
     def err(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -318,8 +337,9 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
                 yield bytes(body)
 
             try:
-                form = await MultiPartParser(request.headers, once(), max_files=1, max_fields=8,
-                                             max_part_size=limit).parse()  # fmt: skip
+                form = await MultiPartParser(
+                    request.headers, once(), max_files=1, max_fields=8, max_part_size=limit
+                ).parse()
             except Exception as e:
                 raise ApiError(400, f"malformed multipart body ({e})") from None
             f = form.get("file")
@@ -327,8 +347,11 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
                 raise ApiError(400, "multipart upload without a 'file' field holding the image")
             return await f.read()
         if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
-            raise ApiError(415, f"content type {ctype!r}: send an image (image/*, "
-                                "application/octet-stream or a multipart 'file' field)")  # fmt: skip
+            raise ApiError(
+                415,
+                f"content type {ctype!r}: send an image (image/*, "
+                "application/octet-stream or a multipart 'file' field)",
+            )
         return bytes(body)
 
     def preprocess(data: bytes) -> tuple[np.ndarray, torch.Tensor]:
@@ -355,11 +378,17 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
     @app.get("/v1/model")
     async def model_info():
         b = state.get("batcher")
-        return {"weights": label, "backend": getattr(lm.model, "backend", "torch"),
-                "record": lm.meta.to_dict(), "classes": lm.classes,
-                "input": {"channels": lm.in_chans, "size": lm.eval_size or lm.image_size},
-                "explain": explainer is not None, "settings": asdict(cfg),
-                "served": b.served if b else 0, "batches": b.batches if b else 0}  # fmt: skip
+        return {
+            "weights": label,
+            "backend": getattr(lm.model, "backend", "torch"),
+            "record": lm.meta.to_dict(),
+            "classes": lm.classes,
+            "input": {"channels": lm.in_chans, "size": lm.eval_size or lm.image_size},
+            "explain": explainer is not None,
+            "settings": asdict(cfg),
+            "served": b.served if b else 0,
+            "batches": b.batches if b else 0,
+        }
 
     @app.post("/v1/predict")
     async def predict(request: Request):
@@ -368,14 +397,18 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
         _, x = await prepared(request)
         logits, n = await state["batcher"].submit(x)
         top = top_classes(lm, logits, k)
-        return {"predictions": [{"class": t["class"], "probability": t["prob"]} for t in top],
-                "latency_ms": round((time.perf_counter() - t0) * 1e3, 3), "batch_size": n}  # fmt: skip
+        return {
+            "predictions": [{"class": t["class"], "probability": t["prob"]} for t in top],
+            "latency_ms": round((time.perf_counter() - t0) * 1e3, 3),
+            "batch_size": n,
+        }
 
     @app.post("/v1/explain")
     async def explain(request: Request):
         if explainer is None:
-            raise ApiError(501, "explanations need PyTorch weights; this server runs an "
-                                "exported model")  # fmt: skip
+            raise ApiError(
+                501, "explanations need PyTorch weights; this server runs an exported model"
+            )
         target_name = request.query_params.get("target")
         target = None
         if target_name is not None:
@@ -403,9 +436,18 @@ def create_app(lm: LoadedModel, explainer: LoadedModel | None = None,
     return app
 
 
-def serve(weights: str, *, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
-          model: str | None = None, precision: str = "auto", cfg: ServeConfig | None = None,
-          log_level: str = "info", expose: bool = False) -> None:  # fmt: skip
+def serve(
+    weights: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: str = "auto",
+    model: str | None = None,
+    precision: str = "auto",
+    cfg: ServeConfig | None = None,
+    log_level: str = "info",
+    expose: bool = False,
+) -> None:
     """Load ``weights`` and serve them until SIGTERM or Ctrl-C."""
     try:
         import uvicorn
@@ -415,8 +457,11 @@ def serve(weights: str, *, host: str = "127.0.0.1", port: int = 8000, backend: s
     sock = bind_socket(host, port, expose=expose)  # before loading: a busy port fails at once
     lm, explainer = load_served(weights, backend, model=model, precision=precision)
     app = create_app(lm, explainer, cfg, label=str(weights))
-    print(f"serving {weights} ({lm.meta.model}, {len(lm.classes)} classes) on "
-          f"{getattr(lm.model, 'backend', 'torch')} at http://{host}:{port}/ "
-          f"(batches of up to {cfg.max_batch}, {cfg.max_wait_ms:g} ms wait)", flush=True)  # fmt: skip
+    print(
+        f"serving {weights} ({lm.meta.model}, {len(lm.classes)} classes) on "
+        f"{getattr(lm.model, 'backend', 'torch')} at http://{host}:{port}/ "
+        f"(batches of up to {cfg.max_batch}, {cfg.max_wait_ms:g} ms wait)",
+        flush=True,
+    )
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=10)
     uvicorn.Server(config).run(sockets=[sock])

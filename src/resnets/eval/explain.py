@@ -114,8 +114,14 @@ def explain_tensor(
         out.maps["gradcam"] = _unit(a[0, 0].detach().cpu().numpy())
     if "ig" in methods:
         ig = IntegratedGradients(net)
-        a, delta = ig.attribute(x, baselines=torch.zeros_like(x), target=tgt, n_steps=ig_steps,
-                                internal_batch_size=ig_steps, return_convergence_delta=True)  # fmt: skip
+        a, delta = ig.attribute(
+            x,
+            baselines=torch.zeros_like(x),
+            target=tgt,
+            n_steps=ig_steps,
+            internal_batch_size=ig_steps,
+            return_convergence_delta=True,
+        )
         # magnitudes summed over channels; the 99th percentile keeps one pixel from
         # washing out the rest of the map
         out.maps["ig"] = _unit(a[0].abs().sum(0).detach().cpu().numpy(), 99.0)
@@ -202,11 +208,22 @@ def explain_files(
             Image.fromarray(ov).save(buffer, format="PNG")
             atomic_write_bytes(out / files[m], buffer.getvalue())
         tname = lm.classes[e.target]
-        plot_explanation(panels, [(t["class"], t["prob"]) for t in e.top], out / f"{name}.png",
-                         title=f"{Path(p).name}: explaining '{tname}'")  # fmt: skip
-        rows.append({"image": str(p), "figure": f"{name}.png", "overlays": files,
-                     "target": tname, "top": e.top,
-                     "peaks": {m: list(e.peak(m)) for m in methods},
-                     "ig_delta": e.ig_delta})  # fmt: skip
+        plot_explanation(
+            panels,
+            [(t["class"], t["prob"]) for t in e.top],
+            out / f"{name}.png",
+            title=f"{Path(p).name}: explaining '{tname}'",
+        )
+        rows.append(
+            {
+                "image": str(p),
+                "figure": f"{name}.png",
+                "overlays": files,
+                "target": tname,
+                "top": e.top,
+                "peaks": {m: list(e.peak(m)) for m in methods},
+                "ig_delta": e.ig_delta,
+            }
+        )
     atomic_write_text(out / "explain.json", json.dumps(rows, indent=1))
     return rows

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from ..data import augment as A
 from ..data.pipeline import IGNORE, BatchStream
+from ..io import progress_bar
 from ..runtime import autocast_ctx
 
 
@@ -123,7 +123,7 @@ def evaluate(
     size = eval_size or int(images.shape[1])
     bar = None
     if progress:
-        bar = tqdm(total=len(indices), desc="eval", unit="img", leave=False)
+        bar = progress_bar(total=len(indices), desc="eval", unit="img", leave=False)
     order = stream.order(0)
     streamed = bool(getattr(images, "lazy", False))
     for step in range(len(stream)):
@@ -133,8 +133,9 @@ def evaluate(
             xf = A.to_float_nchw(x, stream.mean, stream.std)
             probs = 0
             for side in scales:
-                xs = F.interpolate(xf, size=(side, side), mode="bilinear", align_corners=False,
-                                   antialias=True).contiguous(memory_format=torch.channels_last)  # fmt: skip
+                xs = F.interpolate(
+                    xf, size=(side, side), mode="bilinear", align_corners=False, antialias=True
+                ).contiguous(memory_format=torch.channels_last)
                 for view in (xs, xs.flip(3)):
                     with autocast_ctx(device, bf16):
                         probs = probs + model(view).float().softmax(1)

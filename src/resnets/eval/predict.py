@@ -153,8 +153,14 @@ def score(
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )
-        sel = select_samples(data.labels, data.classes, val_split=sp["val_split"], seed=sp["seed"],
-                             classes=sp.get("classes", []), per_class=sp.get("per_class", 0))  # fmt: skip
+        sel = select_samples(
+            data.labels,
+            data.classes,
+            val_split=sp["val_split"],
+            seed=sp["seed"],
+            classes=sp.get("classes", []),
+            per_class=sp.get("per_class", 0),
+        )
         if sel.classes != lm.classes:
             raise DataError(
                 f"{data_spec}: its classes are not the ones these weights were trained on"
@@ -203,8 +209,11 @@ def prepare(
         x = A.center_crop(x, lm.eval_size)
         h, w = arr.shape[:2]
         s = lm.eval_size
-        view = (arr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-                if min(h, w) >= s else resize_short_center_crop(arr, s))  # fmt: skip
+        view = (
+            arr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+            if min(h, w) >= s
+            else resize_short_center_crop(arr, s)
+        )
     return np.ascontiguousarray(view), x.contiguous()
 
 

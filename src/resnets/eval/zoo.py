@@ -39,9 +39,14 @@ def _run_rate(summary: dict[str, Any], config: dict[str, Any]) -> float | None:
 
 
 def package_run(
-    run_dir: str | os.PathLike, name: str, out_dir: str | os.PathLike, *,
-    license: str = CIFAR_LICENSE, data: str | None = None, half: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    run_dir: str | os.PathLike,
+    name: str,
+    out_dir: str | os.PathLike,
+    *,
+    license: str = CIFAR_LICENSE,
+    data: str | None = None,
+    half: bool = False,
+) -> dict[str, Any]:
     """Write ``out_dir/NAME.safetensors`` (+ ``.sha256``) from a finished run; returns what
     was recorded. ``data`` overrides where the run's data is now (a moved folder). ``half``
     stores the floating-point tensors as float16 (half the file): they are rounded before
@@ -102,5 +107,12 @@ def package_run(
     save_weights(lm.model, dest, meta, dtype=torch.float16 if half else None)
     digest = file_digest(dest)
     atomic_write_text(out / f"{name}.sha256", f"{digest}  {dest.name}\n")
-    return {"file": str(dest), "sha256": digest, "top1": res.top1, "top5": res.top5,
-            "n": res.n, "size_bytes": dest.stat().st_size, "command": meta.command}  # fmt: skip
+    return {
+        "file": str(dest),
+        "sha256": digest,
+        "top1": res.top1,
+        "top5": res.top5,
+        "n": res.n,
+        "size_bytes": dest.stat().st_size,
+        "command": meta.command,
+    }

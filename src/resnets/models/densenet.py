@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .base import StagedNet
-from .registry import FAMILY_DEFAULTS, ModelSpec, register_model, register_pattern
+from .registry import FAMILY_DEFAULTS, ModelSpec, check_depth, register_model, register_pattern
 from .resnet import conv1x1, conv3x3
 
 
@@ -221,8 +221,7 @@ def densenet201(**kwargs: Any) -> DenseNet:
 
 def cifar_densenet_bc(depth: int, growth: int, **kwargs: Any) -> DenseNet:
     """DenseNet-BC for CIFAR: three blocks of (L-4)/6 bottleneck layers, a 2k-channel stem."""
-    if depth < 10 or (depth - 4) % 6:
-        raise ConfigError(f"DenseNet-BC for CIFAR has 6n+4 layers; got {depth}")
+    check_depth(depth, step=6, offset=4, minimum=10, name="DenseNet-BC for CIFAR")
     n = (depth - 4) // 6
     kwargs.setdefault("num_classes", 10)
     return _densenet(growth, (n, n, n), 2 * growth, stem="cifar", **kwargs)
@@ -284,8 +283,7 @@ class ConcatResNet(StagedNet):
         self, depth: int, *, base_width: int = 16, num_classes: int = 10, in_chans: int = 3
     ) -> None:
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ConfigError(f"a CIFAR network has 6n+2 layers (8, 14, 20, ...); got {depth}")
+        check_depth(depth, step=6, offset=2, minimum=8, maximum=110, name="Concatenating CIFAR")
         if not isinstance(base_width, int) or base_width < 1:
             raise ConfigError(f"base_width must be a positive integer, got {base_width!r}")
         if not isinstance(in_chans, int) or in_chans < 1:
@@ -351,9 +349,10 @@ def concat110(**kwargs: Any) -> ConcatResNet:
 
 def _resolve_concat(m: re.Match[str]) -> ModelSpec:
     """``concat8``, ``concat44``, ...: any CIFAR depth 6n+2 with concatenating shortcuts."""
-    depth = int(m.group(1))
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"CIFAR networks have 6n+2 layers: 8, 14, 20, 26, ...; got {depth}")
+    # concatenation widens the features with every block: 110 layers is already 7x ResNet-110
+    depth = check_depth(
+        int(m.group(1)), step=6, offset=2, minimum=8, maximum=110, name="Concatenating CIFAR"
+    )
 
     def build(**kwargs: Any) -> ConcatResNet:
         return ConcatResNet(depth, **kwargs)

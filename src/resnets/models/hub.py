@@ -95,8 +95,17 @@ def register_pretrained(p: Pretrained, *, default: bool = False) -> None:
         _DEFAULT_TAG[p.model] = p.tag
 
 
-def _torchvision(model: str, tag: str, file: str, top1: float, top5: float, params: int,
-                 size_mb: float | None, resize: int, recipe: str) -> Pretrained:  # fmt: skip
+def _torchvision(
+    model: str,
+    tag: str,
+    file: str,
+    top1: float,
+    top5: float,
+    params: int,
+    size_mb: float | None,
+    resize: int,
+    recipe: str,
+) -> Pretrained:
     meta = WeightsMeta(
         model=model,
         model_kwargs={"num_classes": 1000},
@@ -105,17 +114,22 @@ def _torchvision(model: str, tag: str, file: str, top1: float, top5: float, para
         image_size=resize,
         eval_size=224,
         interpolation="bilinear",
-        metrics={"top1": top1, "top5": top5, "split": "ImageNet-1k validation (50,000 images), "
-                 f"224 centre crop of the {resize} resize, as published by torchvision"},
+        metrics={
+            "top1": top1,
+            "top5": top5,
+            "split": "ImageNet-1k validation (50,000 images), "
+            f"224 centre crop of the {resize} resize, as published by torchvision",
+        },
         params=params,
         command=f"torchvision's recipe: {recipe}",
         source=f"https://download.pytorch.org/models/{file}",
         license=TORCHVISION_LICENSE,
         data="ImageNet-1k",
-    )  # fmt: skip
+    )
     sha_prefix = file.rsplit("-", 1)[1].split(".")[0]
-    return Pretrained(f"{model}.{tag}", file, sha_prefix, meta, meta.source, size_mb,
-                      IMAGENET_CLASS_INDEX)  # fmt: skip
+    return Pretrained(
+        f"{model}.{tag}", file, sha_prefix, meta, meta.source, size_mb, IMAGENET_CLASS_INDEX
+    )
 
 
 _V1 = "https://github.com/pytorch/vision/tree/main/references/classification#resnet"
@@ -124,26 +138,182 @@ _V1X = "https://github.com/pytorch/vision/tree/main/references/classification#re
 _V1W = "https://github.com/pytorch/vision/pull/912"
 _V1D = "https://github.com/pytorch/vision/tree/main/references/classification"
 for _p in (
-    _torchvision("resnet18", "tv_in1k", "resnet18-f37072fd.pth", 0.69758, 0.89078, 11689512, 44.661, 256, _V1),
-    _torchvision("resnet34", "tv_in1k", "resnet34-b627a593.pth", 0.73314, 0.91420, 21797672, 83.275, 256, _V1),
-    _torchvision("resnet50", "tv_in1k", "resnet50-0676ba61.pth", 0.76130, 0.92862, 25557032, 97.781, 256, _V1),
-    _torchvision("resnet50", "tv2_in1k", "resnet50-11ad3fa6.pth", 0.80858, 0.95434, 25557032, 97.790, 232, _V2),
-    _torchvision("resnet101", "tv_in1k", "resnet101-63fe2227.pth", 0.77374, 0.93546, 44549160, 170.511, 256, _V1),
-    _torchvision("resnet101", "tv2_in1k", "resnet101-cd907fc2.pth", 0.81886, 0.95780, 44549160, 170.530, 232, _V2),
-    _torchvision("resnet152", "tv_in1k", "resnet152-394f9c45.pth", 0.78312, 0.94046, 60192808, 230.434, 256, _V1),
-    _torchvision("resnet152", "tv2_in1k", "resnet152-f82ba261.pth", 0.82284, 0.96002, 60192808, 230.474, 232, _V2),
+    _torchvision(
+        "resnet18", "tv_in1k", "resnet18-f37072fd.pth", 0.69758, 0.89078, 11689512, 44.661, 256, _V1
+    ),
+    _torchvision(
+        "resnet34", "tv_in1k", "resnet34-b627a593.pth", 0.73314, 0.91420, 21797672, 83.275, 256, _V1
+    ),
+    _torchvision(
+        "resnet50", "tv_in1k", "resnet50-0676ba61.pth", 0.76130, 0.92862, 25557032, 97.781, 256, _V1
+    ),
+    _torchvision(
+        "resnet50",
+        "tv2_in1k",
+        "resnet50-11ad3fa6.pth",
+        0.80858,
+        0.95434,
+        25557032,
+        97.790,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "resnet101",
+        "tv_in1k",
+        "resnet101-63fe2227.pth",
+        0.77374,
+        0.93546,
+        44549160,
+        170.511,
+        256,
+        _V1,
+    ),
+    _torchvision(
+        "resnet101",
+        "tv2_in1k",
+        "resnet101-cd907fc2.pth",
+        0.81886,
+        0.95780,
+        44549160,
+        170.530,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "resnet152",
+        "tv_in1k",
+        "resnet152-394f9c45.pth",
+        0.78312,
+        0.94046,
+        60192808,
+        230.434,
+        256,
+        _V1,
+    ),
+    _torchvision(
+        "resnet152",
+        "tv2_in1k",
+        "resnet152-f82ba261.pth",
+        0.82284,
+        0.96002,
+        60192808,
+        230.474,
+        232,
+        _V2,
+    ),
     # the family the paper's successors named (issue: ResNeXt, wide, dense)
-    _torchvision("resnext50_32x4d", "tv_in1k", "resnext50_32x4d-7cdf4587.pth", 0.77618, 0.93698, 25028904, None, 256, _V1X),
-    _torchvision("resnext50_32x4d", "tv2_in1k", "resnext50_32x4d-1a0047aa.pth", 0.81198, 0.95340, 25028904, None, 232, _V2),
-    _torchvision("resnext101_32x8d", "tv_in1k", "resnext101_32x8d-8ba56ff5.pth", 0.79312, 0.94526, 88791336, None, 256, _V1X),
-    _torchvision("resnext101_32x8d", "tv2_in1k", "resnext101_32x8d-110c445d.pth", 0.82834, 0.96228, 88791336, None, 232, _V2),
-    _torchvision("resnext101_64x4d", "tv2_in1k", "resnext101_64x4d-173b62eb.pth", 0.83246, 0.96454, 83455272, None, 232, _V2),
-    _torchvision("wide_resnet50_2", "tv_in1k", "wide_resnet50_2-95faca4d.pth", 0.78468, 0.94086, 68883240, None, 256, _V1W),
-    _torchvision("wide_resnet50_2", "tv2_in1k", "wide_resnet50_2-9ba9bcbe.pth", 0.81602, 0.95758, 68883240, None, 232, _V2),
-    _torchvision("wide_resnet101_2", "tv_in1k", "wide_resnet101_2-32ee1156.pth", 0.78848, 0.94284, 126886696, None, 256, _V1W),
-    _torchvision("wide_resnet101_2", "tv2_in1k", "wide_resnet101_2-d733dc28.pth", 0.82510, 0.96020, 126886696, None, 232, _V2),
-    _torchvision("densenet121", "tv_in1k", "densenet121-a639ec97.pth", 0.74434, 0.91972, 7978856, None, 256, _V1D),
-):  # fmt: skip
+    _torchvision(
+        "resnext50_32x4d",
+        "tv_in1k",
+        "resnext50_32x4d-7cdf4587.pth",
+        0.77618,
+        0.93698,
+        25028904,
+        None,
+        256,
+        _V1X,
+    ),
+    _torchvision(
+        "resnext50_32x4d",
+        "tv2_in1k",
+        "resnext50_32x4d-1a0047aa.pth",
+        0.81198,
+        0.95340,
+        25028904,
+        None,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "resnext101_32x8d",
+        "tv_in1k",
+        "resnext101_32x8d-8ba56ff5.pth",
+        0.79312,
+        0.94526,
+        88791336,
+        None,
+        256,
+        _V1X,
+    ),
+    _torchvision(
+        "resnext101_32x8d",
+        "tv2_in1k",
+        "resnext101_32x8d-110c445d.pth",
+        0.82834,
+        0.96228,
+        88791336,
+        None,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "resnext101_64x4d",
+        "tv2_in1k",
+        "resnext101_64x4d-173b62eb.pth",
+        0.83246,
+        0.96454,
+        83455272,
+        None,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "wide_resnet50_2",
+        "tv_in1k",
+        "wide_resnet50_2-95faca4d.pth",
+        0.78468,
+        0.94086,
+        68883240,
+        None,
+        256,
+        _V1W,
+    ),
+    _torchvision(
+        "wide_resnet50_2",
+        "tv2_in1k",
+        "wide_resnet50_2-9ba9bcbe.pth",
+        0.81602,
+        0.95758,
+        68883240,
+        None,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "wide_resnet101_2",
+        "tv_in1k",
+        "wide_resnet101_2-32ee1156.pth",
+        0.78848,
+        0.94284,
+        126886696,
+        None,
+        256,
+        _V1W,
+    ),
+    _torchvision(
+        "wide_resnet101_2",
+        "tv2_in1k",
+        "wide_resnet101_2-d733dc28.pth",
+        0.82510,
+        0.96020,
+        126886696,
+        None,
+        232,
+        _V2,
+    ),
+    _torchvision(
+        "densenet121",
+        "tv_in1k",
+        "densenet121-a639ec97.pth",
+        0.74434,
+        0.91972,
+        7978856,
+        None,
+        256,
+        _V1D,
+    ),
+):
     register_pretrained(_p, default=_p.tag == "tv2_in1k")
 
 
@@ -195,8 +365,13 @@ def _cached(
     if not download_ok:
         raise WeightsError(f"{label}: not downloaded yet; fetch {url} into {dest}")
     try:
-        return download(url, dest, sha256_prefix=sha256, progress=progress,
-                        offline_hint=f"Offline? Download {url} and put it at {dest}")  # fmt: skip
+        return download(
+            url,
+            dest,
+            sha256_prefix=sha256,
+            progress=progress,
+            offline_hint=f"Offline? Download {url} and put it at {dest}",
+        )
     except DownloadError as e:
         raise WeightsError(f"{label}: {e}") from None
 
@@ -276,8 +451,11 @@ def _with_class_names(meta: WeightsMeta, name: str | None, num_classes: int) -> 
         # a 1000-way file without metadata (torchvision's): the cached index, if any
         got = class_names(name) if name else cached_class_index(IMAGENET_CLASS_INDEX)
     except WeightsError as e:
-        log.warning("%s: class names unavailable, predictions show class indices (%s)",
-                    name or "ImageNet weights", e)  # fmt: skip
+        log.warning(
+            "%s: class names unavailable, predictions show class indices (%s)",
+            name or "ImageNet weights",
+            e,
+        )
         return meta
     if got is None:
         return meta

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .base import StagedNet
-from .registry import FAMILY_DEFAULTS, ModelSpec, register_model, register_pattern
+from .registry import FAMILY_DEFAULTS, ModelSpec, check_depth, register_model, register_pattern
 from .resnet import IMAGENET_LAYERS, ZeroPadShortcut, conv1x1, conv3x3
 
 
@@ -270,8 +270,7 @@ def wide_resnet(depth: int, k: int, **kwargs: Any) -> PreActResNet:
     """WRN-``depth``-``k`` (the wide paper's Table 1): a 16-channel 3x3 stem, then (d-4)/6
     pre-act basic units per stage of widths 16k/32k/64k. ``dropout=0.3`` is that paper's
     dropout setting (default 0)."""
-    if depth < 10 or (depth - 4) % 6:
-        raise ConfigError(f"a wide ResNet has 6n+4 layers (10, 16, 22, 28, ...); got {depth}")
+    check_depth(depth, step=6, offset=4, minimum=10, name="WRN-d-k")
     if k < 1:
         raise ConfigError(f"a wide ResNet's widening factor k is >= 1; got {k}")
     n = (depth - 4) // 6
@@ -301,9 +300,10 @@ def wrn_40_4(**kwargs: Any) -> PreActResNet:
 
 def _resolve_wrn(m: re.Match[str]) -> ModelSpec:
     """``wrn_d_k``: any depth 6n+4 and widening factor k."""
-    depth, k = int(m.group(1)), int(m.group(2))
-    if depth < 10 or (depth - 4) % 6 or k < 1:
-        raise ConfigError(f"WRN-d-k needs d = 6n+4 >= 10 and k >= 1; got d={depth}, k={k}")
+    depth = check_depth(int(m.group(1)), step=6, offset=4, minimum=10, name="WRN-d-k")
+    k = int(m.group(2))
+    if not 1 <= k <= 32:  # WRN-28-10 is the paper's widest; k=32 is already 10x its parameters
+        raise ConfigError(f"WRN-d-k needs a widening factor k from 1 to 32; got k={k}")
 
     def build(**kwargs: Any) -> PreActResNet:
         return wide_resnet(depth, k, **kwargs)

@@ -78,6 +78,24 @@ def register_model(
     return deco
 
 
+#: the deepest nets the patterns build: the paper's ResNet-1202 and Identity Mappings'
+#: ResNet-1001 are the deepest published; beyond that a model only exhausts memory
+MAX_CIFAR_DEPTH = 1202
+
+
+def check_depth(
+    depth: int, *, step: int, offset: int, minimum: int, name: str, maximum: int = MAX_CIFAR_DEPTH
+) -> int:
+    """``depth`` if it is ``step*n + offset`` within [minimum, maximum], else a one-line error
+    naming the rule (6n+2 for the paper's CIFAR nets, 9n+2 for bottlenecks, 6n+4 for WRNs)."""
+    if not minimum <= depth <= maximum or (depth - offset) % step:
+        raise ConfigError(
+            f"{name} networks have {step}n+{offset} layers, {minimum} to {maximum}: "
+            f"{', '.join(str(minimum + step * i) for i in range(4))}, ...; got {depth}"
+        )
+    return depth
+
+
 def register_pattern(pattern: str, resolve: Callable[[re.Match[str]], ModelSpec]) -> None:
     """Names matching ``pattern`` (a full-match regex) resolve to ``resolve(match)``, which
     returns a spec or raises :class:`ConfigError` (e.g. a depth that is not 6n+2)."""

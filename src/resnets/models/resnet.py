@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .base import StagedNet
-from .registry import FAMILY_DEFAULTS, ModelSpec, register_model, register_pattern
+from .registry import FAMILY_DEFAULTS, ModelSpec, check_depth, register_model, register_pattern
 
 Shortcut = Literal["A", "B", "C"]
 Stem = Literal["imagenet", "cifar"]
@@ -333,8 +333,7 @@ def imagenet_resnet(depth: int, *, residual: bool = True, **kwargs: Any) -> ResN
 
 def cifar_resnet(depth: int, *, residual: bool = True, **kwargs: Any) -> ResNet:
     """The CIFAR network of paper section 4.2: 6n+2 layers, 16/32/64 filters; shortcut A."""
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"a CIFAR network has 6n+2 layers (8, 14, 20, ...); got depth {depth}")
+    check_depth(depth, step=6, offset=2, minimum=8, name="CIFAR")
     n = (depth - 2) // 6
     kwargs.setdefault("shortcut", "A")
     kwargs.setdefault("num_classes", 10)
@@ -346,8 +345,7 @@ def cifar_resnet(depth: int, *, residual: bool = True, **kwargs: Any) -> ResNet:
 def cifar_bottleneck(depth: int, **kwargs: Any) -> ResNet:
     """CIFAR ResNet of bottleneck blocks (9n+2 layers; inner widths 16/32/64, outputs
     64/128/256; projection shortcuts where the shape changes), as in He et al. (2016)."""
-    if depth < 11 or (depth - 2) % 9:
-        raise ConfigError(f"a CIFAR bottleneck ResNet has 9n+2 layers; got depth {depth}")
+    check_depth(depth, step=9, offset=2, minimum=11, name="CIFAR bottleneck")
     n = (depth - 2) // 9
     kwargs.setdefault("shortcut", "B")
     kwargs.setdefault("num_classes", 10)
@@ -502,9 +500,8 @@ def resnet1001(**kwargs: Any) -> ResNet:
 def _resolve_cifar_name(m: re.Match[str]) -> ModelSpec:
     """``resnet8``, ``plain14``, ``cifar_resnet50``: any CIFAR depth 6n+2 (the ``cifar_``
     prefix reaches the depths whose plain name is an ImageNet net, 50 and 152)."""
-    kind, depth = m.group(1), int(m.group(2))
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"CIFAR networks have 6n+2 layers: 8, 14, 20, 26, ...; got {depth}")
+    kind = m.group(1)
+    depth = check_depth(int(m.group(2)), step=6, offset=2, minimum=8, name="CIFAR")
     residual = kind == "resnet"
 
     def build(**kwargs: Any) -> ResNet:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import register_model
+from .registry import check_depth, register_model
 from .resnet import IMAGENET_LAYERS, ResNet
 
 
@@ -37,7 +37,7 @@ def imagenet_grouped(depth: int, groups: int, width_per_group: int, **kwargs: An
 
 def cifar_resnext(depth: int, cardinality: int, width: int, **kwargs: Any) -> ResNet:
     """ResNeXt-``depth`` for CIFAR, ``cardinality x width d`` (paper Table 7): 9n+2 layers."""
-    n = (depth - 2) // 9
+    n = (check_depth(depth, step=9, offset=2, minimum=11, name="ResNeXt for CIFAR") - 2) // 9
     kwargs.setdefault("shortcut", "B")
     kwargs.setdefault("num_classes", 10)
     return ResNet(

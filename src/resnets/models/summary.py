@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..io import atomic_write_text
+from .registry import create_model, get_spec, list_models
 from .resnet import ResNet
 
 
@@ -109,3 +113,44 @@ def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     del out
     model.train(was_training)
     return sum(seen.values())
+
+
+#: params and MACs (at the default input size) of every registered model, measured once by
+#: ``python -c "from resnets.models.summary import write_costs; write_costs()"`` and checked against a fresh count by the tests,
+#: so that listing the models builds none of them
+COSTS_FILE = Path(__file__).with_name("costs.json")
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    params: int
+    macs: int
+
+
+def recorded_costs() -> dict[str, ModelCost]:
+    """The recorded costs, by model name (empty if the file is missing)."""
+    try:
+        raw = json.loads(COSTS_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: ModelCost(int(v["params"]), int(v["macs"])) for name, v in raw.items()}
+
+
+def measure_cost(name: str) -> ModelCost:
+    """Build ``name`` and count its params and MACs at its default input size."""
+    model = create_model(name)
+    size = get_spec(name).default_image_size
+    return ModelCost(count_params(model), count_macs(model, (1, 3, size, size)))
+
+
+def model_cost(name: str, recorded: dict[str, ModelCost] | None = None) -> ModelCost:
+    """The recorded cost of ``name``, or a fresh measurement for a model not recorded."""
+    table = recorded_costs() if recorded is None else recorded
+    return table.get(name) or measure_cost(name)
+
+
+def write_costs() -> Path:
+    """Measure every registered model and write the table (run after adding a model)."""
+    table = {n: asdict(measure_cost(n)) for n in list_models()}
+    atomic_write_text(COSTS_FILE, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    return COSTS_FILE

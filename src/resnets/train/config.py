@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from ..argtypes import MAX_BATCH, MAX_IMAGE_SIDE
 from ..errors import ConfigError
 from ..models import get_spec
 
@@ -247,7 +248,20 @@ class TrainConfig:
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             f"device={self.device!r}: must be auto, cpu, cuda or cuda:N",
         )
-        need(self.batch_size >= 1, f"batch_size={self.batch_size}: must be >= 1")
+        need(
+            1 <= self.batch_size <= MAX_BATCH,
+            f"batch_size={self.batch_size}: must be from 1 to {MAX_BATCH}",
+        )
+        for k in ("image_size", "crop_size", "eval_size"):  # sizes bound before any decode
+            need(
+                0 <= getattr(self, k) <= MAX_IMAGE_SIDE,
+                f"{k}={getattr(self, k)}: must be from 0 to {MAX_IMAGE_SIDE} pixels",
+            )
+        need(0 <= self.pad <= 256, f"pad={self.pad}: must be from 0 to 256 pixels")
+        need(
+            self.workers <= 64 and self.decode_workers <= 256,
+            f"workers={self.workers}, decode_workers={self.decode_workers}: at most 64 and 256",
+        )
         for k in ("lr", "warmup_lr"):
             v = getattr(self, k)
             need(math.isfinite(v) and v > 0, f"{k}={v}: must be > 0")
@@ -263,10 +277,14 @@ class TrainConfig:
         need(0 <= self.dropout < 1, f"dropout={self.dropout}: must be in [0, 1)")
         need(self.base_width >= 0, f"base_width={self.base_width}: must be >= 0")
         kind = get_spec(self.model).kind
-        need(not self.dropout or kind in ("preact", "dense"),
-             f"dropout={self.dropout}: {self.model} has no dropout (wide, pre-act and dense nets do)")  # fmt: skip
-        need(not self.base_width or kind == "concat",
-             f"base_width={self.base_width}: only the concat* nets take it, not {self.model}")  # fmt: skip
+        need(
+            not self.dropout or kind in ("preact", "dense"),
+            f"dropout={self.dropout}: {self.model} has no dropout (wide, pre-act and dense nets do)",
+        )
+        need(
+            not self.base_width or kind == "concat",
+            f"base_width={self.base_width}: only the concat* nets take it, not {self.model}",
+        )
         need(0 < self.lr_decay <= 1, f"lr_decay={self.lr_decay}: must be in (0, 1]")
         need(math.isfinite(self.epochs) and self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
         need(

@@ -3,19 +3,20 @@ of a call of :func:`~resnets.train.train`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, TrainingDiverged
 from ..eval.metrics import evaluate
 from ..models.weights import WeightsMeta, save_weights
 from ..plots import plot_curves
 from .config import TrainConfig
-from .run_dir import RunLog, read_run_config
+from .run_dir import RunLog, read_metrics, read_run_config, time_to_accuracy, write_json
 from .state import RunState
 
 
@@ -43,16 +44,34 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted; resume with: resnets train --resume {result.run_dir}")
 
 
-def evaluation_row(cfg: TrainConfig, td: Any, forward: Any, st: RunState, lr: float,
-                   steps_per_epoch: int, device: torch.device, bf16: bool) -> dict[str, Any]:  # fmt: skip
+def evaluation_row(
+    cfg: TrainConfig,
+    td: Any,
+    forward: Any,
+    st: RunState,
+    lr: float,
+    steps_per_epoch: int,
+    device: torch.device,
+    bf16: bool,
+) -> dict[str, Any]:
     """One ``metrics.jsonl`` line: the interval's training numbers, the learning rate of its
     last iteration, and a validation pass."""
     val = None
     if len(td.val_idx):
-        val = evaluate(forward, td.images, td.labels, td.val_idx, mean=td.mean, std=td.std,
-                       num_classes=td.num_classes, batch_size=max(256, cfg.batch_size),
-                       device=device, bf16=bf16, eval_size=cfg.eval_size or cfg.crop_size,
-                       tta=cfg.tta)  # fmt: skip
+        val = evaluate(
+            forward,
+            td.images,
+            td.labels,
+            td.val_idx,
+            mean=td.mean,
+            std=td.std,
+            num_classes=td.num_classes,
+            batch_size=max(256, cfg.batch_size),
+            device=device,
+            bf16=bf16,
+            eval_size=cfg.eval_size or cfg.crop_size,
+            tta=cfg.tta,
+        )
     return {
         "epoch": round(st.step / steps_per_epoch, 4),
         "step": st.step,
@@ -136,3 +155,79 @@ def unreadable_note(images: Any) -> str:
         return ""
     shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
     return f"; {len(names)} unreadable files left out of the loss and the scores: {shown}"
+
+
+def is_new_best(row: dict[str, Any], state: RunState, raw_model: nn.Module) -> bool:
+    """Whether this evaluation beats the best so far, with finite loss and weights (only
+    then is best.ckpt written)."""
+    return (
+        row["val_err"] is not None
+        and math.isfinite(row["val_loss"])
+        and row["val_err"] < state.best_val_err
+        and params_finite(raw_model)
+    )
+
+
+def stopped_result(
+    run_dir: Path, state: RunState, wall_time: float, stopped: str, signal_number: int | None
+) -> TrainResult:
+    """The result of a session that stopped early (a signal or --stop-after): resumable."""
+    code = 128 + (signal_number or 15) if stopped == "signal" else 0
+    return TrainResult(
+        run_dir=run_dir,
+        final_val_err=None,
+        best_val_err=None,
+        final_train_err=math.nan,
+        iters=state.step,
+        wall_time=wall_time,
+        images_per_sec=0.0,
+        stopped=stopped,
+        exit_code=code,
+    )
+
+
+def finish_run(
+    run_dir: Path,
+    cfg: TrainConfig,
+    raw_model: nn.Module,
+    meta: dict[str, Any],
+    row: dict[str, Any] | None,
+    state: RunState,
+    *,
+    wall_time: float,
+    world_size: int,
+    write: bool,
+    log: RunLog,
+) -> TrainResult:
+    """The end of a finished run: final weights with their metadata, curves.png and
+    summary.json (``write``: on the main process only); returns the result."""
+    if not params_finite(raw_model):
+        raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
+    final = {
+        "val_err": row["val_err"] if row else None,
+        "train_err": row["train_err"] if row else None,
+        "iters": state.step,
+    }
+    # images/s over the whole run: state.elapsed sums the step time of every session
+    result = TrainResult(
+        run_dir=run_dir,
+        final_val_err=final["val_err"],
+        best_val_err=state.best_val_err if math.isfinite(state.best_val_err) else None,
+        final_train_err=final["train_err"] if row else math.nan,
+        iters=state.step,
+        wall_time=wall_time,
+        images_per_sec=state.step * cfg.batch_size / state.elapsed if state.elapsed else 0.0,
+    )
+    if write:
+        save_final_weights(raw_model, run_dir, final_meta(meta, final, row, run_dir))
+        rows = read_metrics(run_dir / "metrics.jsonl")
+        draw_curves(run_dir, cfg, rows, log)
+        summary = {
+            **asdict(result),
+            "run_dir": str(run_dir),
+            "train_time": state.elapsed,
+            "world_size": world_size,
+            "time_to_accuracy": time_to_accuracy(rows),
+        }
+        write_json(run_dir, "summary.json", summary)
+    return result

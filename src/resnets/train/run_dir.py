@@ -194,8 +194,16 @@ class MetricsLog:
     """``metrics.jsonl`` (one JSON line per evaluation) and, if asked, the same numbers as
     TensorBoard events in ``RUN_DIR/tensorboard``. Only the main process writes."""
 
-    SCALARS = ("train_loss", "train_err", "val_loss", "val_err", "val_top5_err", "lr",
-               "images_per_sec", "data_wait")  # fmt: skip
+    SCALARS = (
+        "train_loss",
+        "train_err",
+        "val_loss",
+        "val_err",
+        "val_top5_err",
+        "lr",
+        "images_per_sec",
+        "data_wait",
+    )
 
     def __init__(self, run_dir: Path, *, enabled: bool, tensorboard: bool) -> None:
         self.path, self.enabled, self.tb = run_dir / "metrics.jsonl", enabled, None
@@ -242,6 +250,28 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 def write_json(run_dir: Path, name: str, obj: dict[str, Any]) -> None:
     """Strict JSON (a NaN or infinity is written as null), atomically."""
     atomic_write_json(run_dir / name, _finite(obj))
+
+
+def write_run_config(
+    run_dir: Path,
+    config: dict[str, Any],
+    command: str | None,
+    resolved: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
+    """``config.json``: the config, the command line, what it resolved to on this machine
+    (device, precision, sizes), the weights' metadata and the software versions."""
+    write_json(
+        run_dir,
+        "config.json",
+        {
+            "config": config,
+            "command": command or " ".join(sys.argv),
+            "resolved": resolved,
+            "meta": meta,
+            "versions": versions(),
+        },
+    )
 
 
 def _finite(x: Any) -> Any:

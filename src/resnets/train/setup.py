@@ -18,9 +18,18 @@ from ..data.select import select_samples
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
-from ..runtime import Dist
+from ..runtime import Dist, use_bf16
 from .config import TrainConfig, config_from_dict
-from .run_dir import RunLog, default_run_dir, is_abandoned, lock_run, make_run_dir, read_run_config
+from .run_dir import (
+    RunLog,
+    default_run_dir,
+    is_abandoned,
+    lock_run,
+    make_run_dir,
+    read_run_config,
+    write_run_config,
+)
+from .schedule import warmup_enabled
 
 
 def open_run(
@@ -121,8 +130,14 @@ def load_train_data(
         dist.barrier()
     if data.skipped:
         log(f"skipped {len(data.skipped)} unreadable files:\n  " + "\n  ".join(data.skipped))
-    sel = select_samples(data.labels, data.classes, val_split=cfg.val_split, seed=cfg.seed,
-                         classes=cfg.classes, per_class=cfg.per_class)  # fmt: skip
+    sel = select_samples(
+        data.labels,
+        data.classes,
+        val_split=cfg.val_split,
+        seed=cfg.seed,
+        classes=cfg.classes,
+        per_class=cfg.per_class,
+    )
     train_idx, val_idx = sel.train_idx, sel.val_idx
     stats_idx = train_idx
     if streamed and len(train_idx) > 10000:
@@ -164,8 +179,9 @@ def load_train_data(
         workers=max(cfg.workers, 2 if streamed else 0) if device.type == "cpu" or streamed else 0,
         shard=(dist.rank, dist.world),
     )
-    return TrainData(data, sel.classes, images, labels, train_idx, val_idx, mean, std, stream,
-                     streamed)  # fmt: skip
+    return TrainData(
+        data, sel.classes, images, labels, train_idx, val_idx, mean, std, stream, streamed
+    )
 
 
 def init_from_data(raw_model: nn.Module, td: TrainData, seed: int, device: torch.device) -> None:
@@ -218,3 +234,42 @@ def count_model_macs(cfg: TrainConfig, model_opts: dict[str, Any], td: TrainData
     must not touch the trained one)."""
     size = cfg.crop_size or td.data.image_size
     return count_macs(create_model(cfg.model, **model_opts), (1, td.data.channels, size, size))
+
+
+def record_start(
+    run_dir: Path,
+    cfg: TrainConfig,
+    command: str | None,
+    meta: dict[str, Any],
+    train_data: TrainData,
+    trainable: Any,
+    device: torch.device,
+    total: int,
+    dist: Dist,
+) -> str:
+    """Write a new run's config.json (on the main process) with what the config resolved to
+    on this machine; returns the log line that opens the run."""
+    steps_per_epoch = len(train_data.stream)
+    bf16, warmup = use_bf16(cfg.precision, device), warmup_enabled(cfg)
+    if dist.main:
+        resolved = {
+            "device": str(device),
+            "bf16": bf16,
+            "compile": trainable.compiled,
+            "steps_per_epoch": steps_per_epoch,
+            "total_iters": total,
+            "warmup": warmup,
+            "num_classes": train_data.num_classes,
+            "in_chans": train_data.data.channels,
+            "train_size": len(train_data.train_idx),
+            "val_size": len(train_data.val_idx),
+            "mean": train_data.mean,
+            "std": train_data.std,
+        }
+        write_run_config(run_dir, cfg.to_dict(), command, resolved, meta)
+    return (
+        f"run {run_dir}: {cfg.model} ({meta['params']:,} params) on {cfg.data} "
+        f"[{len(train_data.train_idx)} train / {len(train_data.val_idx)} val, "
+        f"{train_data.num_classes} classes], {total} iterations ({steps_per_epoch}/epoch), "
+        f"{device}, {'bf16' if bf16 else 'fp32'}{', compiled' if trainable.compiled else ''}"
+    )

@@ -109,8 +109,16 @@ def restore_train_state(
     return st
 
 
-def roll_back(cfg: TrainConfig, st: RunState, run_dir: Path, raw_model: nn.Module,
-              optimizer: torch.optim.Optimizer, loss_sum: float, lr: float, log: RunLog) -> RunState:  # fmt: skip
+def roll_back(
+    cfg: TrainConfig,
+    st: RunState,
+    run_dir: Path,
+    raw_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_sum: float,
+    lr: float,
+    log: RunLog,
+) -> RunState:
     """After a non-finite loss: the last checkpoint's state with lr halved, when
     ``on_nonfinite=rollback`` allows another roll-back; otherwise TrainingDiverged."""
     last = run_dir / "last.ckpt"
@@ -122,6 +130,8 @@ def roll_back(cfg: TrainConfig, st: RunState, run_dir: Path, raw_model: nn.Modul
     rb, scale, at = st.rollbacks + 1, st.lr_scale * 0.5, st.step
     new = restore_train_state(last, raw_model, optimizer, load_checkpoint(last))
     new.rollbacks, new.lr_scale = rb, scale
-    log(f"non-finite loss near iteration {at}: rolled back to iteration {new.step}, "
-        f"lr x{scale:g} (roll-back {rb})")  # fmt: skip
+    log(
+        f"non-finite loss near iteration {at}: rolled back to iteration {new.step}, "
+        f"lr x{scale:g} (roll-back {rb})"
+    )
     return new

@@ -46,8 +46,13 @@ def convert_global_bn(module: nn.Module) -> nn.Module:
     its parameters (the same objects, so an optimizer built before still updates them) and
     buffers."""
     if type(module) is nn.BatchNorm2d:
-        new = GlobalBatchNorm2d(module.num_features, module.eps, module.momentum,
-                                module.affine, module.track_running_stats)  # fmt: skip
+        new = GlobalBatchNorm2d(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
         if module.affine:
             new.weight, new.bias = module.weight, module.bias
         new.running_mean, new.running_var = module.running_mean, module.running_var
