@@ -1000,7 +1000,14 @@ def _paper(args: argparse.Namespace) -> int:
     for name in names:
         model, seed = name.rsplit("-s", 1)
         specs.append(_spec(model, int(seed), args))
-    done, total = X.run_queue(specs, root, progress=not args.no_progress)
+    if args.report_only:  # train nothing: report if every run has finished
+        runs = root / "runs"
+        done, total = sum((runs / s.name / "summary.json").is_file() for s in specs), len(specs)
+    else:
+        done, total = X.run_queue(specs, root, progress=not args.no_progress)
+    if done < total and args.report_only:
+        print(f"{done}/{total} runs finished: no report yet", file=sys.stderr)
+        return 1
     if done < total:
         print(f"{done}/{total} runs finished; the rest are held by other workers", file=sys.stderr)
         return 0
@@ -1068,6 +1075,11 @@ def register(sub) -> None:
     p.add_argument("--plain-32-44", action="store_true", help="also plain-32 and plain-44")
     p.add_argument(
         "--train-only", action="store_true", help="train this worker's share, write no report"
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing; write the reports if every run has finished (else exit 1)",
     )
     p.set_defaults(fn=_paper)
     p = rsub.add_parser("shortcuts", help="shortcut options A, B, C on one network (Table 3)")
