@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -86,6 +87,59 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file in ``folder`` (recursively) and the folders themselves."""
+    for path in sorted(Path(folder).rglob("*"), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        elif path.is_dir():
+            fsync_dir(path)
+    fsync_dir(Path(folder))
+
+
+def partial_folder(dest: Path) -> Path:
+    """A new hidden folder beside ``dest`` to build it in (removed by :func:`replace_folder`
+    or by the caller on failure): a reader never sees a half-built ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # left by a killed process
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def replace_folder(tmp: Path, dest: Path) -> None:
+    """Put the complete folder ``tmp`` at ``dest``: files fsynced, then renamed in one step
+    when ``dest`` is absent or empty; an existing ``dest`` is moved aside first and removed
+    after, so ``dest`` holds the complete old folder or the complete new one."""
+    tmp, dest = Path(tmp), Path(dest)
+    fsync_tree(tmp)
+    if dest.is_dir() and any(dest.iterdir()):
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+    fsync_dir(dest.parent)
 
 
 def first_line(e: BaseException, limit: int = 200) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..io import file_digest, progress_bar
+from ..io import file_digest, fsync_tree, progress_bar
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
 
@@ -206,14 +206,17 @@ def load_folder(
     cdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cdir.parent))
     try:
-        mm = np.lib.format.open_memmap(
-            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *shape)
-        )
-        for j, i in enumerate(keep):
-            mm[j] = decoded[i]
-        mm.flush()
-        del mm
+        # written with plain writes, not through a memory map: a full disk is then an
+        # OSError (one line), not a SIGBUS, and the half-built folder is removed below
+        with open(tmp / "images.npy", "wb") as f:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (len(keep), *shape)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for i in keep:
+                f.write(np.ascontiguousarray(decoded[i], dtype=np.uint8).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
         (tmp / "meta.json").write_text(json.dumps(meta))
+        fsync_tree(tmp)
         try:
             os.replace(tmp, cdir)
         except OSError:  # another process built the same cache first

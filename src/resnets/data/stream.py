@@ -25,6 +25,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import shutil
 import tarfile
 import tempfile
 import threading
@@ -38,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..io import atomic_write_bytes, file_digest, progress_bar
+from ..io import atomic_write_bytes, file_digest, partial_folder, progress_bar, replace_folder
 from .folder import _probe_size, scan_folder
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
@@ -438,7 +439,27 @@ def write_shards(
     order = np.arange(len(files))
     if seed is not None:
         order = np.random.default_rng(seed).permutation(len(files))
-    out.mkdir(parents=True, exist_ok=True)
+    final, out = out, partial_folder(out)  # built aside, renamed whole at the end
+    try:
+        meta = _write_shards(src, out, classes, files, order, shard_size, seed, progress)
+        replace_folder(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return meta
+
+
+def _write_shards(
+    src: Path,
+    out: Path,
+    classes: list[str],
+    files: list[tuple[Path, int]],
+    order: np.ndarray,
+    shard_size: int,
+    seed: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """The shards and ``dataset.json`` of :func:`write_shards`, into the folder ``out``."""
     shard_info = []
     bar = None
     if progress:

@@ -31,7 +31,7 @@ import torch
 from ..data.load import load_dataset
 from ..errors import ConfigError
 from ..eval.predict import LoadedModel, batch_inputs, load_for_inference
-from ..io import atomic_write_bytes, atomic_write_text
+from ..io import atomic_write_bytes, atomic_write_text, partial_folder, replace_folder
 from .backends import ExternalModel
 from .graph import onnx_bytes, with_metadata
 from .quantize import DEFAULT_CALIB_IMAGES, calibration_images, quantize_onnx, quantize_openvino
@@ -128,19 +128,23 @@ def export_model(
     else:
         import openvino as ov
 
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if int8:
-            ov_model = quantize_openvino(data, cx)
-        else:
-            (tmp / "model.onnx").write_bytes(data)
-            ov_model = ov.convert_model(str(tmp / "model.onnx"))
-            (tmp / "model.onnx").unlink()
-        # fp32 weights in the file (save_model would halve them to fp16 by default)
-        ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)
-        atomic_write_text(tmp / "resnets.json", json.dumps(meta.to_dict(), indent=1))
-        tmp.rename(out)  # the folder appears whole or not at all
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: a file; an OpenVINO export is a folder")
+        tmp = partial_folder(out)
+        try:
+            if int8:
+                ov_model = quantize_openvino(data, cx)
+            else:
+                (tmp / "model.onnx").write_bytes(data)
+                ov_model = ov.convert_model(str(tmp / "model.onnx"))
+                (tmp / "model.onnx").unlink()
+            # fp32 weights in the file (save_model would halve them to fp16 by default)
+            ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)
+            atomic_write_text(tmp / "resnets.json", json.dumps(meta.to_dict(), indent=1))
+            replace_folder(tmp, out)  # the folder appears whole (old or new), never half
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         runner = ExternalModel(
             "openvino", str(out / "model.xml"), meta, precision="" if int8 else "f32"
         )
