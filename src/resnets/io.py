@@ -26,9 +26,22 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .errors import CheckpointError, ResnetsError, WeightsError
+from .errors import CheckpointError, ConfigError, ResnetsError, WeightsError
 
 MAGIC = b"RESNETS-CKPT 1 "
+
+
+def env_folder(variable: str, default: Path) -> Path:
+    """The folder an environment variable names (``default`` when unset or empty), checked
+    before any work: a path through or to a file is a one-line error naming the variable."""
+    value = os.environ.get(variable, "").strip()
+    folder = Path(value).expanduser() if value else default
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ConfigError(f"${variable}={value or folder}: {part} is a file, not a folder")
+            break
+    return folder
 
 
 def progress_bar(*, disable: bool = False, **kwargs: Any) -> tqdm:

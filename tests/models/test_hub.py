@@ -97,6 +97,22 @@ def test_download_verifies_and_caches(server, monkeypatch):
     assert torch.equal(net.fc.weight, server["sd"]["fc.weight"])
 
 
+def test_a_cached_file_is_verified_on_every_load(server, monkeypatch):
+    """A cached weights file damaged or replaced after its download is refused by the next
+    load, with the file named; nothing of it is loaded."""
+    name = _entry(monkeypatch, server)
+    hub.weights_file(name, progress=False)
+    cached = server["cache"] / server["file"]
+    body = bytearray(cached.read_bytes())
+    body[len(body) // 2] ^= 0xFF  # one flipped byte in the middle of a tensor
+    cached.write_bytes(bytes(body))
+    with pytest.raises(WeightsError, match=f"{cached}: does not match|{cached} does not match"):
+        load_model(name)
+    cached.unlink()  # deleted: downloaded and checked again
+    net, _ = load_model(name)
+    assert torch.equal(net.fc.weight, server["sd"]["fc.weight"])
+
+
 def test_wrong_hash_leaves_nothing(server, monkeypatch):
     _entry(monkeypatch, server, prefix="00000000")
     with pytest.raises(WeightsError, match="does not start with the expected 00000000"):

@@ -161,3 +161,38 @@ def test_resume_with_a_corrupt_or_missing_config_json(tmp_path):
     (run / "config.json").unlink()  # missing: the checkpoint has the config, the run goes on
     res = train(small(), resume=run, progress=False, echo=False)
     assert res.final_val_err is not None and (run / "model.safetensors").is_file()
+
+
+def test_a_lock_whose_pid_now_belongs_to_another_process_is_stale(tmp_path):
+    """The lock records the PID with its process's start time: a live process that took the
+    PID over later (a PID reuse) does not hold the run; the true holder still does."""
+    from resnets.train.run_dir import process_start
+
+    run = tmp_path / "r"
+    train(small(), run, progress=False, echo=False, stop_after=3)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (run / ".lock").write_text(f"{other.pid} 1")  # same PID, an earlier start time
+        res = train(small(), resume=run, progress=False, echo=False)
+        assert res.stopped is None and res.final_val_err is not None
+        (run / ".lock").write_text(f"{other.pid} {process_start(other.pid)}")
+        (run / "summary.json").unlink()
+        with pytest.raises(ConfigError, match=f"in use by process {other.pid}"):
+            train(small(), resume=run, progress=False, echo=False)
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_resume_refuses_a_data_folder_that_changed(tmp_path):
+    from ..conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "imgs", per_class=12, size=16)
+    cfg = build_config(None, cli_values={"data": str(data), "model": "resnet8", "epochs": 3.0,
+                                         "val_split": 0.25})  # fmt: skip
+    run = tmp_path / "r"
+    train(cfg, run, progress=False, echo=False, stop_after=2)
+    victim = sorted((data / "cat").iterdir())[0]
+    victim.unlink()  # one image fewer: another split, another result
+    with pytest.raises(ConfigError, match="changed since this run started"):
+        train(cfg, resume=run, progress=False, echo=False)

@@ -16,13 +16,14 @@ import shutil
 import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..io import file_digest, fsync_tree, progress_bar
+from ..io import env_folder, file_digest, fsync_tree, progress_bar
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
 
@@ -31,7 +32,7 @@ CACHE_VERSION = 1
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "resnets" / "decoded"))
+    return env_folder(CACHE_ENV, Path.home() / ".cache" / "resnets" / "decoded")
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -69,15 +70,19 @@ def _decode_one(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
     return arr, None
 
 
-def _hash_files(root: Path, files: list[tuple[Path, int]], settings: dict) -> str:
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+def _hash_files(root: Path, files: list[tuple[Path, int]], *settings: dict) -> list[str]:
+    """One fingerprint per ``settings`` (each file's bytes are read once for all of them)."""
+    hashes = [hashlib.sha256(json.dumps(x, sort_keys=True).encode()) for x in settings]
     for p, label in files:
-        h.update(f"{p.relative_to(root).as_posix()}\0{label}\0".encode())
+        name = f"{p.relative_to(root).as_posix()}\0{label}\0".encode()
         try:
-            h.update(bytes.fromhex(file_digest(p)))  # in chunks: a 3 GB file is not read whole
+            digest = bytes.fromhex(file_digest(p))  # in chunks: a 3 GB file is not read whole
         except OSError as e:
             raise DataError(f"{p}: cannot read file ({e.strerror or e})") from None
-    return h.hexdigest()
+        for h in hashes:
+            h.update(name)
+            h.update(digest)
+    return [h.hexdigest() for h in hashes]
 
 
 def _probe_size(files: list[tuple[Path, int]], sample: int = 64) -> int:
@@ -128,16 +133,19 @@ def load_folder(
     classes, files = scanned or scan_folder(root)
     native = _native_square(files)
     size = image_size or (0 if native else 256)
-    if size == native:
-        # asking for the native size is keeping it: one decode, one cache, one fingerprint
-        # (weights trained at the default native size then match an eval at their recorded size)
-        size = 0
     settings = {"v": CACHE_VERSION, "size": size, "skip_bad": skip_bad}
-    key = _hash_files(root, files, settings)
+    # the native size asked for by number (32) or by 0 decodes the same images: each
+    # fingerprint is an alias of the other (weights trained with either match the data)
+    other = {**settings, "size": native if size == 0 else 0}
+    if native and size in (0, native):
+        key, alias = _hash_files(root, files, settings, other)
+        aliases: tuple[str, ...] = (alias,)
+    else:
+        (key,), aliases = _hash_files(root, files, settings), ()
     cdir = cache_root() / key
     if cache and (cdir / "meta.json").is_file():
         try:
-            return _open_cache(cdir, root)
+            return replace(_open_cache(cdir, root), aliases=aliases)
         except (OSError, ValueError, KeyError):
             shutil.rmtree(cdir, ignore_errors=True)  # a damaged cache is rebuilt
 
@@ -201,7 +209,7 @@ def load_folder(
     }
     if not cache:
         images = np.stack([decoded[i] for i in keep])  # type: ignore[misc]
-        return ImageSet(images, labels, classes, root.name, key, rel, skipped)
+        return ImageSet(images, labels, classes, root.name, key, rel, skipped, aliases)
 
     cdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=cdir.parent))
@@ -224,7 +232,7 @@ def load_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return _open_cache(cdir, root)
+    return replace(_open_cache(cdir, root), aliases=aliases)
 
 
 def _open_cache(cdir: Path, root: Path) -> ImageSet:

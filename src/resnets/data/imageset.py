@@ -18,6 +18,12 @@ class ImageSet:
     fingerprint: str
     paths: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: other fingerprints of these very images (the native size named by number or by 0)
+    aliases: tuple[str, ...] = ()
+
+    def is_data(self, fingerprint: str | None) -> bool:
+        """Whether ``fingerprint`` (recorded by weights or a run) names these images."""
+        return fingerprint is not None and fingerprint in (self.fingerprint, *self.aliases)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

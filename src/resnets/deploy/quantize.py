@@ -52,14 +52,14 @@ def calibration_images(
     sp, where = lm.meta.split, "all images"
     pool = np.arange(len(ds))
     trained_on = bool(lm.meta.data) and _same_data(spec, lm.meta.data)
-    if sp and trained_on and lm.meta.data_fingerprint != ds.fingerprint:
+    if sp and trained_on and not ds.is_data(lm.meta.data_fingerprint):
         # the folder the weights were trained on has changed: which images were held out is
         # unknown, and calibrating on a validation image would flatter the int8 score
         raise ConfigError(
             f"--calib {spec}: changed since these weights were trained on it, so its held-out "
             "split is unknown; calibrate on other data with --calib"
         )
-    if sp and lm.meta.data_fingerprint == ds.fingerprint:
+    if sp and ds.is_data(lm.meta.data_fingerprint):
         sel = select_samples(
             ds.labels,
             ds.classes,

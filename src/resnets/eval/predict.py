@@ -137,7 +137,7 @@ def score(
     if subset == "all":
         labels = map_classes(data.classes, lm.classes, data_spec, lm.meta.class_ids)[data.labels]
         idx = np.arange(len(data))
-        if lm.meta.data_fingerprint == data.fingerprint and lm.meta.split:
+        if data.is_data(lm.meta.data_fingerprint) and lm.meta.split:
             warnings.warn(
                 f"{data_spec} is the data these weights were trained on: 'all' scores its "
                 "training images too; --subset val scores the held-out ones",
@@ -149,7 +149,7 @@ def score(
             raise WeightsError(
                 "--subset val/train needs weights trained by resnets (they record the split)"
             )
-        if lm.meta.data_fingerprint and lm.meta.data_fingerprint != data.fingerprint:
+        if lm.meta.data_fingerprint and not data.is_data(lm.meta.data_fingerprint):
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )

@@ -27,7 +27,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import WeightsError
-from ..io import DownloadError, download, file_digest
+from ..io import DownloadError, download, env_folder, file_digest
 from .registry import create_model, get_spec, is_model
 from .weights import WeightsMeta, load_state_dict_checked, read_meta, read_weights
 
@@ -352,15 +352,21 @@ def get_pretrained(name: str) -> Pretrained:
 
 
 def weights_cache() -> Path:
-    return Path(os.environ.get(WEIGHTS_ENV) or Path.home() / ".cache" / "resnets" / "weights")
+    return env_folder(WEIGHTS_ENV, Path.home() / ".cache" / "resnets" / "weights")
 
 
 def _cached(
     url: str, file: str, sha256: str, label: str, download_ok: bool, progress: bool
 ) -> Path:
-    """``file`` in the weights cache, downloaded from ``url`` and checked when missing."""
+    """``file`` in the weights cache, downloaded from ``url`` when missing, and checked against
+    the SHA-256 its name promises on every load (a cached file can be damaged or replaced)."""
     dest = weights_cache() / file
     if dest.is_file():
+        if not file_digest(dest).startswith(sha256):
+            raise WeightsError(
+                f"{label}: {dest} does not match its SHA-256 {sha256[:12]}... (damaged or "
+                "replaced); delete it to download it again"
+            )
         return dest
     if not download_ok:
         raise WeightsError(f"{label}: not downloaded yet; fetch {url} into {dest}")

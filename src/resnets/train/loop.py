@@ -91,6 +91,7 @@ def train(
     else:
         state = restore_train_state(run_dir / "last.ckpt", raw_model, optimizer, ckpt)
         meta = ckpt.get("meta") or setup.weights_meta(cfg, data, raw_model, opts, None)
+        setup.check_resumed_data(meta, data, run_dir)
         if dist.main:
             run_files.truncate_metrics(run_dir, state.step)
         log(

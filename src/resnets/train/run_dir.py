@@ -54,15 +54,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def lock_holder(run_dir: Path) -> int | None:
-    """The live process holding ``run_dir``'s lock (None: no lock, or a stale one)."""
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), or
+    None where that cannot be read: with the PID, it names one process even after the PID
+    is reused by another."""
     try:
-        pid = int((run_dir / LOCK).read_text().strip() or "0")
-    except (FileNotFoundError, ValueError):
-        return None
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return pid if pid > 0 and pid != os.getpid() and _pid_alive(pid) else None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def lock_text() -> bytes:
+    """This process's lock: its PID and start time."""
+    return f"{os.getpid()} {process_start(os.getpid()) or ''}".strip().encode()
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The live process holding ``run_dir``'s lock (None: no lock, or a stale one: its process
+    is gone, or its PID now belongs to another process that started later)."""
+    try:
+        parts = (run_dir / LOCK).read_text().split()
+        pid = int(parts[0]) if parts else 0
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid() or not _pid_alive(pid):
+        return None
+    if len(parts) > 1 and process_start(pid) not in (None, parts[1]):
+        return None  # the PID was reused: the process that took the lock is gone
+    return pid
 
 
 def lock_run(run_dir: Path) -> None:
@@ -77,7 +97,7 @@ def lock_run(run_dir: Path) -> None:
         if pid.isdigit() and not _pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
     try:
-        atomic_write_bytes(run_dir / LOCK, str(os.getpid()).encode())
+        atomic_write_bytes(run_dir / LOCK, lock_text())
     except OSError as e:
         raise ConfigError(f"{run_dir}: cannot write there ({e.strerror or e})") from None
 
@@ -128,7 +148,7 @@ def make_run_dir(out: Path) -> Path:
     # a lock file, created exclusively, so two processes never share a run directory
     try:
         fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, lock_text())
         os.close(fd)
     except FileExistsError:
         raise ConfigError(f"--out {out}: in use by another process") from None

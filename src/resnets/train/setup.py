@@ -273,3 +273,14 @@ def record_start(
         f"{train_data.num_classes} classes], {total} iterations ({steps_per_epoch}/epoch), "
         f"{device}, {'bf16' if bf16 else 'fp32'}{', compiled' if trainable.compiled else ''}"
     )
+
+
+def check_resumed_data(meta: dict[str, Any], train_data: TrainData, run_dir: Path) -> None:
+    """A resumed run continues on the images it started on: a data folder whose files
+    changed since (added, removed, edited) would silently change its split and its result."""
+    recorded = meta.get("data_fingerprint")
+    if recorded and not train_data.data.is_data(recorded):
+        raise ConfigError(
+            f"--resume {run_dir}: the data {meta.get('data', '')!r} changed since this run "
+            "started (its fingerprint differs); restore it, or start a new run"
+        )
