@@ -1057,13 +1057,15 @@ def _data_shard(args: argparse.Namespace) -> int:
 
 def _data_verify(args: argparse.Namespace) -> int:
 
-    if not (Path(args.out) / SHARD_META).is_file():
-        raise DataError(f"{args.out}: no {SHARD_META} (not written by `resnets data shard`)")
-    bad = verify_shards(args.out)
-    if bad:
-        print(f"{len(bad)} damaged or missing shards: {', '.join(bad)}", file=sys.stderr)
+    if not Path(args.out).is_dir():
+        raise DataError(f"{args.out}: not a folder")
+    problems = verify_shards(args.out)
+    if problems:
+        for line in problems:
+            print(f"{args.out}/{line}", file=sys.stderr)
+        print(f"{len(problems)} problem(s) against {SHARD_META}", file=sys.stderr)
         return 1
-    print(f"{args.out}: every shard matches its SHA-256")
+    print(f"{args.out}: every shard matches {SHARD_META} (files, SHA-256, samples, labels)")
     return 0
 
 

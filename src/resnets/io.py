@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import sys
 import urllib.error
 import urllib.request
@@ -26,9 +27,37 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .errors import CheckpointError, ConfigError, ResnetsError, WeightsError
+from .errors import CheckpointError, ConfigError, DataError, ResnetsError, WeightsError
 
 MAGIC = b"RESNETS-CKPT 1 "
+
+
+#: the largest weights or checkpoint file read (ResNet-152's checkpoint is ~0.5 GB)
+MAX_WEIGHTS_BYTES = 4 * 2**30
+
+
+def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. Its kind and size are checked
+    before reading, so a FIFO, a device such as /dev/zero or a huge sparse file is a one-line
+    error instead of a read without end."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise DataError(f"{path}: {kind} ({what}: a regular file expected)")
+    if st.st_size > limit:
+        raise DataError(f"{path}: {st.st_size:,} bytes, over the {limit:,}-byte limit ({what})")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    if len(data) > limit:  # grew while being read
+        raise DataError(f"{path}: over the {limit:,}-byte limit ({what})")
+    return data
 
 
 def env_folder(variable: str, default: Path) -> Path:
@@ -191,12 +220,12 @@ def safe_torch_load(data: bytes | str | os.PathLike, label: str) -> Any:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`, verifying its SHA-256."""
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+        raw = read_bounded(path, MAX_WEIGHTS_BYTES, "checkpoint")
+    except DataError as e:
+        raise CheckpointError(str(e)) from None
     if not raw.startswith(MAGIC):
         raise CheckpointError(f"{path}: not a resnets checkpoint (missing header)")
     nl = raw.find(b"\n", len(MAGIC))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,43 @@ def test_centre_square_resize_matches_resize_then_crop():
         float
     )
     assert np.abs(ours - ref).mean() < 2.0  # the same view, up to resampling
+
+
+def test_a_float_image_with_a_non_finite_pixel_is_an_error_not_black(tmp_path):
+    arr = np.full((8, 8), 0.5, np.float32)
+    arr[2, 3] = np.nan
+    Image.fromarray(arr, mode="F").save(tmp_path / "nan.tiff")
+    with pytest.raises(DataError, match=r"nan\.tiff: 1 pixel\(s\) are not finite"):
+        decode_image(tmp_path / "nan.tiff")
+    arr[2, 3] = np.inf
+    Image.fromarray(arr, mode="F").save(tmp_path / "inf.tiff")
+    with pytest.raises(DataError, match="not finite"):
+        decode_image(tmp_path / "inf.tiff")
+
+
+def test_reading_never_reads_without_end(tmp_path):
+    """A FIFO, /dev/zero and a 20 GB sparse file are refused by kind and size before a byte
+    is read (each would otherwise block or fill the memory)."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    sparse = tmp_path / "huge.png"
+    with open(sparse, "wb") as f:
+        f.truncate(20 * 2**30)
+    for path, msg in ((tmp_path / "pipe.png", "not a regular file"),
+                      (Path("/dev/zero"), "not a regular file"),
+                      (sparse, "over the")):  # fmt: skip
+        with pytest.raises(DataError, match=msg):
+            decode_image(path)
+
+
+def test_image_size_is_applied_to_the_bundled_sets():
+    from resnets.data import load_dataset
+
+    base = load_dataset("digits", progress=False)
+    big = load_dataset("digits", image_size=16, progress=False)
+    assert base.images.shape[1:] == (8, 8, 1) and big.images.shape[1:] == (16, 16, 1)
+    assert big.fingerprint != base.fingerprint and not big.is_data(base.fingerprint)
+    # the resize keeps the picture: each enlarged digit, shrunk back, is close to the original
+    small = big.images.reshape(-1, 8, 2, 8, 2, 1).mean(axis=(2, 4))
+    assert np.corrcoef(small.ravel(), base.images.ravel().astype(float))[0, 1] > 0.9

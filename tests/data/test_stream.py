@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import tarfile
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from resnets.cli import main
 from resnets.data import AugmentSpec, BatchStream, decode_image, load_dataset
 from resnets.data import stream as S
 from resnets.errors import DataError
@@ -94,7 +96,9 @@ def test_shards_round_trip_and_verify(tmp_path, folder):
     b = bytearray(p.read_bytes())
     b[1000] ^= 0xFF
     p.write_bytes(bytes(b))
-    assert S.verify_shards(tmp_path / "shards") == ["shard-000002.tar"]
+    assert S.verify_shards(tmp_path / "shards") == [
+        "shard-000002.tar: bytes differ from its SHA-256"
+    ]
     with pytest.raises(DataError, match="not empty"):
         S.write_shards(folder, tmp_path / "shards", progress=False)
 
@@ -223,7 +227,7 @@ def test_data_commands(tmp_path, folder, capsys):
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["images"] == 30 and info["streamed"] and info["per_class"]["dog"] == 10
     assert main(["data", "verify", str(folder)]) == 2  # no dataset.json: a clear error
-    assert "no dataset.json" in capsys.readouterr().err
+    assert "dataset.json: missing" in capsys.readouterr().err
     assert (
         main(["benchmark", "data", "--data", str(tmp_path / "sh"), "--images", "30", "--json"]) == 0
     )
@@ -324,3 +328,83 @@ def test_undecodable_streamed_samples_are_left_out_of_loss_errors_and_scores(tmp
     )
     with pytest.raises(DataError, match="broken.jpg"):
         only_bad.make_batch(0, 0)
+
+
+def _tar_with(path, members: dict[str, bytes]) -> None:
+    import io as stdio
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, stdio.BytesIO(data))
+
+
+def _reindex(root, **changes):
+    meta = json.loads((root / "dataset.json").read_text())
+    meta.update(changes)
+    (root / "dataset.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda r: _tar_with(r / "shard-000099.tar", {}), "shard-000099.tar: not listed"),
+        (lambda r: [p.unlink() for p in r.glob("*.tar")], "shard-000000.tar: missing"),
+        (lambda r: (r / "shard-000001.tar").unlink(), "shard-000001.tar: missing"),
+        (lambda r: _reindex(r, shards=[], samples=0), "the index lists no shards"),
+    ],
+)
+def test_data_verify_compares_the_folder_and_its_index_both_ways(tmp_path, folder, damage,
+                                                                 expected, capsys):  # fmt: skip
+    root = tmp_path / "shards"
+    S.write_shards(folder, root, shard_size=7, progress=False)
+    damage(root)
+    problems = S.verify_shards(root)
+    assert any(expected in p for p in problems), problems
+    assert main(["data", "verify", str(root)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_data_verify_checks_samples_and_labels_behind_a_matching_hash(tmp_path, folder):
+    """A shard rewritten with its index updated to match (so the SHA-256 agrees): empty,
+    a label out of range, a label that is not UTF-8: each is named."""
+    import hashlib
+
+    root = tmp_path / "shards"
+    S.write_shards(folder, root, shard_size=7, progress=False)
+    for members, expected in (
+        ({}, "0 samples, the index says 7"),
+        ({"a.png": (folder / "cat" / "001.png").read_bytes(), "a.cls": b"7"}, "label 7, outside"),
+        ({"a.png": b"x", "a.cls": b"\xff\xfe"}, "label is not UTF-8"),
+    ):
+        shard = root / "shard-000000.tar"
+        _tar_with(shard, members)
+        meta = json.loads((root / "dataset.json").read_text())
+        meta["shards"][0]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+        (root / "dataset.json").write_text(json.dumps(meta))
+        assert any(expected in p for p in S.verify_shards(root)), S.verify_shards(root)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "not valid UTF-8 JSON"),
+        ('{"classes": ["a"], "shards": [', "not valid UTF-8 JSON"),  # truncated
+        ("[1, 2]", "not a JSON object"),
+        ('{"classes": [], "shards": []}', "'classes'"),
+        (
+            '{"classes": ["a"], "shards": [{"name": "../x.tar", "samples": 1, "sha256": "0"}]}',
+            "a .tar file name",
+        ),
+        ('{"classes": ["a"], "shards": [], "samples": 3}', "not the shards' sum"),
+    ],
+)
+def test_a_malformed_index_is_one_line(tmp_path, text, expected, capsys):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "dataset.json").write_text(text)
+    with pytest.raises(DataError, match=re.escape(expected)):
+        S.read_shard_meta(tmp_path / "s")
+    assert main(["data", "verify", str(tmp_path / "s")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

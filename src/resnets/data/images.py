@@ -11,15 +11,18 @@ import io
 import os
 import struct
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
+from ..io import read_bounded
 
 #: Images with more pixels than this are refused as possible decompression bombs.
 MAX_PIXELS = 64_000_000
+#: An image file larger than this is refused before it is read (a 64-megapixel PNG can be
+#: ~200 MB; anything larger is not an image this tool should decode).
+MAX_IMAGE_BYTES = 256 * 2**20
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -32,6 +35,9 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
             hi = arr.max() if arr.size else 0
             arr = arr / 257.0 if hi > 255 else arr
         else:  # float images: 0..1 or 0..255
+            if not np.isfinite(arr).all():  # nan or inf pixels: no colour to map them to
+                bad = int((~np.isfinite(arr)).sum())
+                raise DataError(f"{bad} pixel(s) are not finite numbers (nan or inf)")
             hi = arr.max() if arr.size else 0
             arr = arr * 255.0 if hi <= 1.0 else arr
         g = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
@@ -56,10 +62,7 @@ def decode_image(data: bytes | str | os.PathLike, name: str | None = None) -> np
     """
     label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
     if not isinstance(data, bytes):
-        try:
-            data = Path(data).read_bytes()
-        except OSError as e:
-            raise DataError(f"{label}: cannot read file ({e.strerror or e})") from None
+        data = read_bounded(data, MAX_IMAGE_BYTES, "image file")
     if len(data) == 0:
         raise DataError(f"{label}: empty file")
     try:
@@ -77,8 +80,8 @@ def decode_image(data: bytes | str | os.PathLike, name: str | None = None) -> np
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 arr = _to_rgb(img)
-    except DataError:
-        raise
+    except DataError as e:
+        raise DataError(str(e) if str(e).startswith(label) else f"{label}: {e}") from None
     except UnidentifiedImageError:
         raise DataError(f"{label}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -15,6 +15,7 @@ Folder images are decoded once into a memory-mapped uint8 cache keyed by the fil
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..errors import DataError
 from . import stream as S
 from .cifar import CIFAR_ARCHIVES, load_cifar
 from .folder import load_folder, scan_folder
+from .images import resize_short_center_crop
 from .imageset import ImageSet
 
 
@@ -37,6 +39,22 @@ def load_digits() -> ImageSet:
     labels = d.target.astype(np.int64)
     fp = hashlib.sha256(imgs.tobytes() + labels.tobytes()).hexdigest()
     return ImageSet(imgs, labels, [str(i) for i in range(10)], "digits", fp)
+
+
+def _at_size(data: ImageSet, image_size: int) -> ImageSet:
+    """The in-memory sets (digits, CIFAR) at ``image_size`` when one is asked for: the option is
+    applied to every source, never silently ignored (short side resized, centre crop)."""
+    if not image_size or image_size == data.image_size:
+        return data
+
+    def resized(image: np.ndarray) -> np.ndarray:
+        if image.shape[2] == 1:  # grayscale (digits): resized as one plane
+            return resize_short_center_crop(image[:, :, 0], image_size)[:, :, None]
+        return resize_short_center_crop(image, image_size)
+
+    images = np.stack([resized(np.asarray(im)) for im in data.images])
+    digest = hashlib.sha256(f"{data.fingerprint}\0size {image_size}".encode()).hexdigest()
+    return replace(data, images=images, fingerprint=digest, aliases=())
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -73,9 +91,9 @@ def load_dataset(
         raise DataError(f"data mode {mode!r}: must be auto, memory or stream")
     kind, path = parse_spec(spec)
     if kind == "digits":
-        return load_digits()
+        return _at_size(load_digits(), image_size)
     if kind in CIFAR_ARCHIVES:
-        return load_cifar(kind, path, split)
+        return _at_size(load_cifar(kind, path, split), image_size)
     root = Path(path or spec)
     procs = workers or 0
     if S.is_shard_dir(root):

@@ -25,6 +25,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -352,7 +353,10 @@ def index_shard(path: Path) -> list[tuple[str, Record | None, int | None]]:
                     s["image"] = Record(str(path), m.offset_data, m.size, f"{path.name}:{m.name}")
                 elif ext in ("cls", "label", "cls.txt"):
                     f = tf.extractfile(m)
-                    text = f.read().decode().strip() if f else ""
+                    try:
+                        text = f.read(64).decode().strip() if f else ""
+                    except UnicodeDecodeError:
+                        raise DataError(f"{path.name}:{m.name}: label is not UTF-8 text") from None
                     try:
                         s["label"] = int(text)
                     except ValueError:
@@ -376,12 +380,7 @@ def stream_shards(
     shards = sorted(root.glob("*.tar"))
     if not shards:
         raise DataError(f"{root}: no .tar shards")
-    meta: dict[str, Any] = {}
-    if (root / SHARD_META).is_file():
-        try:
-            meta = json.loads((root / SHARD_META).read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{root / SHARD_META}: invalid JSON ({e})") from None
+    meta: dict[str, Any] = read_shard_meta(root) if (root / SHARD_META).is_file() else {}
     recs: list[Record] = []
     labels: list[int] = []
     names: list[str] = []
@@ -509,17 +508,92 @@ def _write_shards(
     return meta
 
 
-def verify_shards(root: str | Path) -> list[str]:
-    """Shards whose SHA-256 differs from ``dataset.json`` (empty: all intact)."""
-    root = Path(root)
-    meta = json.loads((root / SHARD_META).read_text())
-    bad = []
-    for s in meta["shards"]:
-        p = root / s["name"]
-        try:
-            ok = file_digest(p) == s["sha256"]
-        except OSError:
-            ok = False
+_SHARD_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.tar")
+_MAX_META_BYTES = 64 * 2**20
+
+
+def read_shard_meta(root: str | Path) -> dict[str, Any]:
+    """``dataset.json`` of a shard folder, checked field by field: a missing, truncated or
+    malformed index is a one-line error naming the file and the field."""
+    path = Path(root) / SHARD_META
+    if not path.is_file():
+        raise DataError(f"{path}: missing (not a folder written by `resnets data shard`)")
+    if path.stat().st_size > _MAX_META_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes, not an index")
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not valid UTF-8 JSON ({e})") from None
+
+    def need(ok: bool, what: str) -> None:
         if not ok:
-            bad.append(s["name"])
-    return bad
+            raise DataError(f"{path}: {what}")
+
+    need(isinstance(meta, dict), "not a JSON object")
+    classes, shards = meta.get("classes"), meta.get("shards")
+    need(
+        isinstance(classes, list)
+        and bool(classes)
+        and all(isinstance(c, str) and c for c in classes),
+        "'classes': a list of names",
+    )
+    need(isinstance(shards, list), "'shards': a list")
+    for i, sh in enumerate(shards):
+        need(isinstance(sh, dict), f"shards[{i}]: not an object")
+        name, samples, digest = sh.get("name"), sh.get("samples"), sh.get("sha256")
+        need(
+            isinstance(name, str) and _SHARD_NAME.fullmatch(name) is not None,
+            f"shards[{i}].name {name!r}: a .tar file name in this folder",
+        )
+        need(
+            isinstance(samples, int) and not isinstance(samples, bool) and samples >= 0,
+            f"shards[{i}].samples {samples!r}: a count",
+        )
+        need(
+            isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) is not None,
+            f"shards[{i}].sha256: 64 hex digits",
+        )
+    names = [sh["name"] for sh in shards]
+    need(len(set(names)) == len(names), "a shard is listed twice")
+    total = meta.get("samples")
+    need(total == sum(sh["samples"] for sh in shards), f"'samples' {total!r}: not the shards' sum")
+    return meta
+
+
+def verify_shards(root: str | Path) -> list[str]:
+    """Every difference between a shard folder and its ``dataset.json``, both ways (empty:
+    intact): shards missing or unlisted, bytes that differ from the SHA-256, sample counts,
+    samples without an image or a label, labels outside the classes."""
+    root = Path(root)
+    meta = read_shard_meta(root)
+    problems = []
+    listed = {sh["name"] for sh in meta["shards"]}
+    present = {p.name for p in root.glob("*.tar")}
+    if not listed:
+        problems.append("the index lists no shards")
+    problems += [f"{n}: not listed in {SHARD_META}" for n in sorted(present - listed)]
+    for sh in meta["shards"]:
+        p = root / sh["name"]
+        if not p.is_file():
+            problems.append(f"{sh['name']}: missing")
+            continue
+        try:
+            if file_digest(p) != sh["sha256"]:
+                problems.append(f"{sh['name']}: bytes differ from its SHA-256")
+                continue
+            samples = index_shard(p)
+        except (OSError, DataError) as e:
+            problems.append(f"{sh['name']}: {e}")
+            continue
+        if len(samples) != sh["samples"]:
+            problems.append(f"{sh['name']}: {len(samples)} samples, the index says {sh['samples']}")
+        for key, rec, label in samples:
+            if rec is None or label is None:
+                problems.append(
+                    f"{sh['name']}: sample {key!r} has no {'image' if rec is None else 'label'}"
+                )
+            elif not 0 <= label < len(meta["classes"]):
+                problems.append(
+                    f"{sh['name']}: sample {key!r} has label {label}, outside 0..{len(meta['classes']) - 1}"
+                )
+    return problems

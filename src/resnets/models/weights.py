@@ -26,7 +26,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from ..io import MAGIC, atomic_write_bytes, load_checkpoint, safe_torch_load
+from ..io import MAGIC, MAX_WEIGHTS_BYTES, atomic_write_bytes, load_checkpoint, safe_torch_load
 
 META_KEY = "resnets"
 SCHEMA_VERSION = 1
@@ -191,7 +191,9 @@ def read_weights(
     """A state_dict and its metadata (None for foreign files) from any supported file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file")
+        raise WeightsError(f"{path}: no such weights file (or not a regular file)")
+    if path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path}: {path.stat().st_size:,} bytes, over the weights limit")
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..argtypes import MAX_BATCH, MAX_IMAGE_SIDE
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
+from ..io import read_bounded
 from ..models import get_spec
 
 Shortcut = Literal["", "A", "B", "C"]
@@ -658,7 +659,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or TOML file of config keys (a resolved ``config.json`` of a run works too)."""
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        text = read_bounded(p, 2**20, "config file").decode("utf-8")
+    except DataError as e:
+        raise ConfigError(str(e)) from None
     except UnicodeDecodeError as e:
         raise ConfigError(
             f"{p}: not UTF-8 text (byte {e.start}); save the config as UTF-8"
