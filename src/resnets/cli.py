@@ -363,6 +363,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         topk=args.topk,
         threads=args.threads,
+        max_in_flight=args.max_in_flight,
+        upload_timeout_s=args.upload_timeout_s,
     )
     serve(
         args.weights,
@@ -828,6 +830,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--topk", type=count(1), default=5)
     p.add_argument("--threads", type=count(1), default=2, help="preprocessing threads")
+    p.add_argument(
+        "--max-in-flight",
+        type=count(1),
+        default=64,
+        metavar="N",
+        help="requests received or answered at once; beyond, 503 (bounds upload memory "
+        "to N x --max-upload-mb)",
+    )
+    p.add_argument(
+        "--upload-timeout-s",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="an upload not received within S seconds gets 408 (slow clients)",
+    )
     p.add_argument(
         "--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info"
     )

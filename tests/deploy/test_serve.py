@@ -388,3 +388,66 @@ def test_serve_on_a_busy_port_is_a_one_line_error(capsys, tmp_path):
         assert main(["serve", "--weights", str(tmp_path / "none"), "--port", str(port)]) == 2
     out, err = capsys.readouterr()
     assert "serving" not in out and f"--port {port}: already in use" in err
+
+
+@pytest.mark.parametrize("value", ["٣", "²", "３", "1e3", " 5", "5 ", "99999999999999", "0"])
+def test_query_values_with_unicode_digits_are_a_400_not_a_500(client, value):
+    r = client.post("/v1/predict", params={"topk": value}, content=b"x",
+                    headers={"content-type": "image/png"})  # fmt: skip
+    assert r.status_code == 400 and "topk" in r.json()["error"]
+
+
+def test_a_non_ascii_content_length_is_a_400(served):
+    lm, explainer, _ = served
+    with _server(create_app(lm, explainer, label="patch-run")) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for value in ("\u00b2".encode("latin-1"), b"1_0", b"-5"):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                      b"Content-Length: " + value + b"\r\n\r\nx")  # fmt: skip
+            assert _status(s) == 400
+            s.close()
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+
+
+def _raw_upload(port: int, declared: int, sent: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+              f"Content-Length: {declared}\r\n\r\n".encode() + sent)  # fmt: skip
+    return s
+
+
+def _status(s: socket.socket) -> int:
+    head = s.recv(4096).decode("latin-1")
+    return int(head.split()[1])
+
+
+def test_slow_uploads_are_capped_in_flight_and_timed_out(served, caplog):
+    """Clients that open uploads and send nothing more: beyond max_in_flight they get 503 at
+    once, and those held get 408 after the upload timeout; the server answers throughout,
+    and a client that hangs up mid-upload costs one log line, not a traceback."""
+    lm, explainer, data = served
+    cfg = replace(ServeConfig(), max_in_flight=2, upload_timeout_s=1.5)
+    app = create_app(lm, explainer, cfg, label="patch-run")
+    with _server(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        held = [_raw_upload(port, 5000, b"\x89PNG") for _ in range(2)]
+        time.sleep(0.3)
+        extra = _raw_upload(port, 5000, b"\x89PNG")
+        assert _status(extra) == 503
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200  # still serving
+        assert [_status(s) for s in held] == [408, 408]
+        for s in [*held, extra]:
+            s.close()
+        # a client that disconnects mid-upload
+        with caplog.at_level("WARNING", logger="resnets.serve"):
+            gone = _raw_upload(port, 5000, b"\x89PNG partial")
+            time.sleep(0.2)
+            gone.close()
+            time.sleep(0.5)
+        lines = [r for r in caplog.records if "disconnected during its upload" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].exc_info is None
+        png = _png(np.asarray(Image.open(next((data / "red").iterdir())).convert("RGB")))
+        r = httpx.post(f"{base}/v1/predict", content=png,
+                       headers={"content-type": "image/png"}, timeout=30)  # fmt: skip
+        assert r.status_code == 200 and r.json()["predictions"][0]["class"] == "red"

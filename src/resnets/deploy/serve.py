@@ -28,7 +28,9 @@ import asyncio
 import copy
 import errno
 import io
+import logging
 import math
+import re
 import socket
 import struct
 import threading
@@ -51,6 +53,9 @@ from ..eval.predict import LoadedModel, load_for_inference, prepare, top_classes
 from .backends import is_exported, load_for_backend
 
 PAGE = Path(__file__).with_name("page.html")
+#: a byte count or a count in a query: ASCII digits, at most 12 of them
+ASCII_COUNT = re.compile(r"[0-9]{1,12}")
+log = logging.getLogger("resnets.serve")
 NEEDS_SERVE = "serving needs FastAPI and uvicorn: pip install 'resnets[serve]'"
 
 
@@ -66,6 +71,10 @@ class ServeConfig:
     max_pixels: int = 25_000_000  # 400 beyond (checked from the header, before decoding)
     topk: int = 5
     threads: int = 2  # preprocessing threads
+    # requests being received or answered at once; beyond, 503 at once. With the upload
+    # limit it bounds the memory uploads can hold: max_in_flight x max_upload_bytes
+    max_in_flight: int = 64
+    upload_timeout_s: float = 30.0  # an upload not received by then gets 408 (slow clients)
 
     #: the largest value each limit accepts: every limit is a bound this machine can afford
     BOUNDS = {
@@ -74,6 +83,8 @@ class ServeConfig:
         "max_upload_bytes": 1 << 30,
         "max_pixels": 400_000_000,
         "topk": 1000,
+        "max_in_flight": 10_000,
+        "upload_timeout_s": 3600.0,
         "threads": 64,
         "max_wait_ms": 10_000.0,
         "timeout_ms": 3_600_000.0,
@@ -280,6 +291,7 @@ def create_app(
         from fastapi.responses import HTMLResponse, JSONResponse, Response
         from starlette.exceptions import HTTPException
         from starlette.formparsers import MultiPartParser
+        from starlette.requests import ClientDisconnect
     except ImportError:
         raise ConfigError(NEEDS_SERVE) from None
     cfg = (cfg or ServeConfig()).check()
@@ -318,18 +330,45 @@ def create_app(
     async def _unexpected(request, e: Exception):  # never a traceback page, never a crash
         return err(500, f"internal error: {type(e).__name__}: {e}"[:300])
 
+    in_flight = {"requests": 0}
+
+    @asynccontextmanager
+    async def admitted():
+        """One request in flight, or 503 at once when max_in_flight are."""
+        if in_flight["requests"] >= cfg.max_in_flight:
+            raise ApiError(503, f"{cfg.max_in_flight} requests in flight: try again shortly")
+        in_flight["requests"] += 1
+        try:
+            yield
+        finally:
+            in_flight["requests"] -= 1
+
+    async def receive(request: Request, limit: int) -> bytearray:
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise ApiError(413, f"upload is over the limit of {limit:,} bytes")
+        except ClientDisconnect:
+            log.warning("client %s disconnected during its upload (%d bytes received)",
+                        request.client.host if request.client else "?", len(body))  # fmt: skip
+            raise ApiError(400, "the client disconnected during the upload") from None
+        return body
+
     async def read_image(request: Request) -> bytes:
         """The image bytes of a request (multipart field ``file``, or the raw body), read no
-        further than the upload limit."""
-        declared = request.headers.get("content-length")
+        further than the upload limit and no longer than the upload timeout."""
+        declared = request.headers.get("content-length", "")
         limit = cfg.max_upload_bytes
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared and not ASCII_COUNT.fullmatch(declared):
+            raise ApiError(400, f"content-length {declared[:20]!r}: not a byte count")
+        if declared and int(declared) > limit:
             raise ApiError(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise ApiError(413, f"upload is over the limit of {limit:,} bytes")
+        try:
+            body = await asyncio.wait_for(receive(request, limit), cfg.upload_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"upload not received within {cfg.upload_timeout_s:g} s") from None
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
 
@@ -367,8 +406,10 @@ def create_app(
 
     def topk_of(request: Request) -> int:
         raw = request.query_params.get("topk", str(cfg.topk))
-        if not raw.isdigit() or int(raw) < 1:
-            raise ApiError(400, f"topk={raw!r}: a whole number >= 1")
+        # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() then
+        # refuses or reads as another number
+        if not ASCII_COUNT.fullmatch(raw) or not 1 <= int(raw) <= 1000:
+            raise ApiError(400, f"topk={raw[:20]!r}: a whole number from 1 to 1000")
         return int(raw)
 
     @app.get("/healthz")
@@ -394,8 +435,9 @@ def create_app(
     async def predict(request: Request):
         t0 = time.perf_counter()
         k = topk_of(request)
-        _, x = await prepared(request)
-        logits, n = await state["batcher"].submit(x)
+        async with admitted():
+            _, x = await prepared(request)
+            logits, n = await state["batcher"].submit(x)
         top = top_classes(lm, logits, k)
         return {
             "predictions": [{"class": t["class"], "probability": t["prob"]} for t in top],
@@ -415,7 +457,8 @@ def create_app(
             if target_name not in lm.classes:
                 raise ApiError(400, f"target={target_name!r}: not a class of the model")
             target = lm.classes.index(target_name)
-        view, x = await prepared(request)
+        async with admitted():
+            view, x = await prepared(request)
 
         def run() -> tuple[bytes, str, float | None]:
             with explain_lock:
