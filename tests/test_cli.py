@@ -44,10 +44,26 @@ def test_models_and_summary(capsys):
         (["train", "--recipe", "he2016"], "unknown recipe"),
         (["eval", "--weights", "/no/such.safetensors", "--data", "digits"], "no such weights file"),
         (["train", "--resume", "/no/such/run"], "nothing to resume"),
+        # --out through or onto a file: refused before any work (issue 23)
+        (
+            ["export", "--weights", "resnet20.cifar10", "--format", "onnx", "--out", "f/x.onnx"],
+            "f is a file, not a folder",
+        ),
+        (
+            ["explain", "--weights", "resnet20.cifar10", "f", "--out", "f"],
+            "exists and is not a folder",
+        ),
+        (
+            ["eval", "--weights", "resnet20.cifar10", "--data", "digits", "--out", "f"],
+            "exists and is not a folder",
+        ),
+        (["weights", "package", ".", "--name", "a.b", "--out", "f/w"], "f is a file"),
+        (["train", "--out", "f"], "exists and is not a folder"),
     ],
 )
 def test_bad_input_is_one_line_error(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("a file where a folder is asked for")
     assert main(argv + (["--no-progress"] if argv[0] == "train" else [])) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("resnets: error:") and match.split(":")[0] in err

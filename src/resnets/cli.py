@@ -26,6 +26,7 @@ from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
 from .eval.explain import METHODS, explain_files
 from .eval.zoo import package_run
+from .io import check_writable
 from .models import (
     count_macs,
     create_model,
@@ -193,6 +194,7 @@ def _backend_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    check_writable(args.out, folder=args.format == "openvino")
     r = export_model(
         args.weights,
         args.format,
@@ -240,7 +242,8 @@ def _eval(args: argparse.Namespace) -> int:
     scales = _sides(args.scales, "--scales") if args.scales else []
     if scales and args.ten_crop:
         raise ConfigError("--scales and --ten-crop are two different tests: pick one")
-
+    if args.out:
+        check_writable(args.out, folder=True)
     device = pick_device(args.device)
     lm = _load(args, device)
     tta = lm.meta.tta if args.tta == "auto" else args.tta
@@ -332,6 +335,7 @@ def _explain(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     if not methods or any(m not in METHODS for m in methods):
         raise ConfigError(f"--method {args.method!r}: a comma list of {', '.join(METHODS)}")
+    check_writable(args.out, folder=True)
     lm = load_for_inference(args.weights, model=args.model, device=pick_device(args.device))
     target = None
     if args.target is not None:
@@ -457,6 +461,7 @@ def _weights_info(args: argparse.Namespace) -> int:
 
 
 def _weights_package(args: argparse.Namespace) -> int:
+    check_writable(args.out, folder=True)
     r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
     print(
         f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "

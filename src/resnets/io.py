@@ -60,6 +60,35 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> byt
     return data
 
 
+def check_writable(target: str | os.PathLike, option: str = "--out", *, folder: bool) -> None:
+    """Before any work: ``target`` (a file, or a ``folder``) can be written where it is asked
+    for. A path through a file, a file where a folder is wanted (or the reverse), a read-only
+    or full file system are one-line errors now, not after minutes of work."""
+    target = Path(target)
+    if target.exists() and target.is_dir() != folder:
+        raise ConfigError(f"{option} {target}: exists and is {'not ' if folder else ''}a folder")
+    base = target if folder else target.parent
+    existing = next((p for p in (base, *base.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"{option} {target}: {existing} is a file, not a folder")
+    probe_dir = base if base.exists() else existing
+    if probe_dir is None:
+        return
+    probe = probe_dir / f".resnets-write-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"probe")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise ConfigError(f"{option} {target}: cannot write there ({e.strerror or e})") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
 def env_folder(variable: str, default: Path) -> Path:
     """The folder an environment variable names (``default`` when unset or empty), checked
     before any work: a path through or to a file is a one-line error naming the variable."""
