@@ -24,9 +24,10 @@ from .deploy.backends import is_exported
 from .deploy.serve import ServeConfig, serve
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
+from .eval.calibration import calibrate_weights, calibration_summary
 from .eval.explain import METHODS, explain_files
 from .eval.zoo import package_run
-from .io import check_writable
+from .io import atomic_write_text, check_writable
 from .models import (
     count_macs,
     create_model,
@@ -46,7 +47,7 @@ from .models.hub import (
     weights_file,
 )
 from .models.summary import human, model_cost, recorded_costs
-from .plots import plot_confusion
+from .plots import plot_confusion, plot_reliability
 from .runtime import pick_device, use_bf16
 from .train import TrainingInterrupted, build_config, train
 from .train.config import (
@@ -274,11 +275,20 @@ def _eval(args: argparse.Namespace) -> int:
         out / "confusion.png",
         title=f"{lm.meta.model} on {args.data}: top-1 {res.top1:.2%}",
     )
+    reliability = plot_reliability(
+        res.reliability(), out / "reliability.png", ece=res.ece,
+        title=f"{lm.meta.model} on {args.data} ({args.subset})",
+    )  # fmt: skip
+    # one record, built once: eval.json, and the --json line is the same object
     report = {
         "top1": res.top1,
         "top5": res.top5,
         "n": res.n,
         "loss": res.loss,
+        "ece": res.ece,
+        "nll": res.nll,
+        "brier": res.brier,
+        "temperature": res.temperature,
         "ten_crop": bool(args.ten_crop),
         "scales": scales,
         "tta": tta,
@@ -286,8 +296,10 @@ def _eval(args: argparse.Namespace) -> int:
         "data": args.data,
         "per_class": {c: (None if a != a else float(a)) for c, a in zip(lm.classes, per_class)},
         "confusion_png": str(png),
+        "reliability_png": str(reliability),
+        "reliability": res.reliability(),
     }
-    (out / "eval.json").write_text(json.dumps(report, indent=2))
+    atomic_write_text(out / "eval.json", json.dumps(report, indent=2))
     if not args.json or args.verbose:
         print(
             f"{lm.meta.model} on {args.data} ({args.subset}, {res.n} images"
@@ -296,24 +308,36 @@ def _eval(args: argparse.Namespace) -> int:
         )
         print(f"  top-1 accuracy {res.top1:.2%}  (error {1 - res.top1:.2%})")
         print(f"  top-5 accuracy {res.top5:.2%}")
+        calibrated = f", temperature {res.temperature:.3f}" if res.temperature != 1.0 else ""
+        print(f"  calibration{calibrated}: ECE {res.ece:.2%} (15 bins), NLL {res.nll:.4f}, "
+              f"Brier {res.brier:.4f}")  # fmt: skip
         width = max(len(c) for c in lm.classes)
         for c, a in zip(lm.classes, per_class):
             print(f"    {c:<{width}}  {'n/a' if a != a else f'{a:.2%}'}")
         print(f"  confusion matrix: {png}")
+        print(f"  reliability diagram: {reliability}")
     if args.json:
         print(
-            json.dumps(
-                {
-                    "top1": res.top1,
-                    "top5": res.top5,
-                    "n": res.n,
-                    "ten_crop": bool(args.ten_crop),
-                    "scales": scales,
-                    "tta": tta,
-                    "confusion_png": str(png),
-                }
-            )
+            json.dumps({k: v for k, v in report.items() if k not in ("per_class", "reliability")})
         )
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(args.out, folder=False)
+    report = calibrate_weights(args.weights, args.data, subset=args.subset, out=args.out,
+                               batch_size=args.batch_size, progress=not args.no_progress)  # fmt: skip
+    b, a = report.before, report.after
+    if not args.json or args.verbose:
+        print(f"temperature {a.temperature:.4f}, fitted on {a.n} held-out images of {args.data}")
+        print(f"  ECE   {b.ece:7.2%} -> {a.ece:7.2%}  (15 bins)")
+        print(f"  NLL   {b.nll:7.4f} -> {a.nll:7.4f}")
+        print(f"  Brier {b.brier:7.4f} -> {a.brier:7.4f}")
+        print(f"  top-1 {report.top1:.2%} (unchanged: the class is the same at any temperature)")
+        print(f"  stored in {report.path}")
+    if args.json:
+        print(json.dumps(calibration_summary(report)))
     return 0
 
 
@@ -718,11 +742,34 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_arg(p)
     p.add_argument("--out", metavar="DIR", help="where to write confusion.png and eval.json")
     p.add_argument(
-        "--json", action="store_true", help="last line: one JSON object with top1, top5, n"
+        "--json",
+        action="store_true",
+        help="last line: one JSON object (top1, top5, n, ece, nll, brier, temperature, ...)",
     )
     p.add_argument("--verbose", action="store_true", help="with --json, also print the table")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=_eval)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="fit a softmax temperature on the held-out split; store it with the weights",
+        description="Temperature scaling (Guo et al. 2017) on the validation split the weights "
+        "record: ECE, NLL and Brier before and after; the predicted class never changes. "
+        "eval, predict, explain and serve then report calibrated probabilities.",
+    )
+    p.add_argument("--weights", required=True, metavar="RUN_DIR|FILE|NAME")
+    p.add_argument("--data", required=True, metavar="SPEC", help="the data the weights trained on")
+    p.add_argument(
+        "--subset", default="val", help="only 'val': images the model trained on are refused"
+    )
+    p.add_argument(
+        "--out", metavar="FILE.safetensors", help="write a calibrated copy (default: in place)"
+    )
+    p.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=256)
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.add_argument("--verbose", action="store_true", help="with --json, also print the table")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_calibrate)
 
     p = sub.add_parser("predict", help="top-k classes of image files")
     p.add_argument(

@@ -178,3 +178,33 @@ def plot_explanation(
     fig.tight_layout()
     save_figure(fig, out)
     return Path(out)
+
+
+def plot_reliability(
+    bins: list[dict[str, float]], out: str | Path, title: str = "", ece: float | None = None
+) -> Path:
+    """The reliability diagram: accuracy against confidence per bin (bars), the diagonal of a
+    perfectly calibrated model, and the images in each bin (lower panel, log scale)."""
+    fig, (ax, counts_ax) = subplots(
+        2, 1, figsize=(5.5, 6.5), dpi=110, gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    )
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    accuracy = [b["accuracy"] if b["count"] else 0.0 for b in bins]
+    confidence = [b["confidence"] if b["count"] else c for b, c in zip(bins, centres)]
+    ax.bar(centres, accuracy, width=width * 0.95, color="tab:blue", label="accuracy")
+    ax.bar(centres, [c - a if b["count"] else 0 for b, a, c in zip(bins, accuracy, confidence)],
+           bottom=accuracy, width=width * 0.95, color="tab:red", alpha=0.35,
+           label="gap to confidence")  # fmt: skip
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title + (f"  (ECE {ece:.2%})" if ece is not None else ""), fontsize=10)
+    counts_ax.bar(centres, [max(b["count"], 0) for b in bins], width=width * 0.95, color="grey")
+    counts_ax.set_yscale("symlog")
+    counts_ax.set_xlabel("confidence (top probability)")
+    counts_ax.set_ylabel("images")
+    fig.tight_layout()
+    return save_figure(fig, out)

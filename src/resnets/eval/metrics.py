@@ -15,6 +15,9 @@ from ..data.pipeline import IGNORE, BatchStream
 from ..io import progress_bar
 from ..runtime import autocast_ctx
 
+#: confidence bins of the expected calibration error and the reliability diagram (Guo et al.)
+ECE_BINS = 15
+
 
 @dataclass
 class EvalResult:
@@ -25,6 +28,15 @@ class EvalResult:
     correct1: int = 0
     correct5: int = 0
     confusion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    # calibration, with the softmax temperature applied (1.0: none): each scored image's
+    # confidence (its top probability) and whether the top class was right, the Brier sum
+    temperature: float = 1.0
+    confidences: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    brier_sum: float = 0.0
+    nll_sum: float = 0.0
+    logits: np.ndarray | None = None  # every scored row, when asked (temperature fitting)
+    targets: np.ndarray | None = None
 
     @property
     def loss(self) -> float:
@@ -42,15 +54,72 @@ class EvalResult:
     def err(self) -> float:
         return 1.0 - self.top1
 
+    @property
+    def nll(self) -> float:
+        """Mean negative log-likelihood of the true class at this temperature."""
+        return self.nll_sum / max(self.n, 1)
+
+    @property
+    def brier(self) -> float:
+        """Mean Brier score: squared distance of the probabilities from the one-hot truth."""
+        return self.brier_sum / max(self.n, 1)
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error over 15 equal-width confidence bins (Guo et al. 2017),
+        computed by torchmetrics from each image's top probability and correctness."""
+        return expected_calibration_error(self.confidences, self.hits)
+
+    def reliability(self, bins: int = ECE_BINS) -> list[dict[str, float]]:
+        """Per confidence bin: its range, image count, mean confidence and accuracy."""
+        edges = np.linspace(0, 1, bins + 1)
+        which = np.clip(np.digitize(self.confidences, edges[1:-1], right=True), 0, bins - 1)
+        rows = []
+        for b in range(bins):
+            m = which == b
+            count = int(m.sum())
+            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
+                         "confidence": float(self.confidences[m].mean()) if count else float("nan"),
+                         "accuracy": float(self.hits[m].mean()) if count else float("nan")})  # fmt: skip
+        return rows
+
     def per_class(self) -> np.ndarray:
         totals = self.confusion.sum(1)
         return np.where(totals > 0, np.diag(self.confusion) / np.maximum(totals, 1), np.nan)
 
 
+def expected_calibration_error(confidences: np.ndarray, hits: np.ndarray) -> float:
+    """Top-label ECE with 15 equal-width bins: sum over bins of |accuracy - confidence| weighted
+    by the bin's share of images. torchmetrics computes it (the binary form on (confidence,
+    correct) is exactly the multiclass top-label ECE)."""
+    if len(confidences) == 0:
+        return float("nan")
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    return float(
+        binary_calibration_error(torch.as_tensor(confidences, dtype=torch.float32),
+                                 torch.as_tensor(hits, dtype=torch.long), n_bins=ECE_BINS,
+                                 norm="l1")
+    )  # fmt: skip
+
+
 class Accumulator:
     """Per-batch counts kept on the device (no host synchronisation until :meth:`result`)."""
 
-    def __init__(self, num_classes: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        device: torch.device,
+        temperature: float = 1.0,
+        keep_logits: bool = False,
+    ) -> None:
+        self.temperature, self.keep_logits = temperature, keep_logits
+        self.conf_parts: list[Tensor] = []
+        self.hit_parts: list[Tensor] = []
+        self.logit_parts: list[Tensor] = []
+        self.target_parts: list[Tensor] = []
+        self.brier = torch.zeros((), dtype=torch.float64, device=device)
+        self.nll = torch.zeros((), dtype=torch.float64, device=device)
         self.k = num_classes
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
         self.c1 = torch.zeros((), dtype=torch.long, device=device)
@@ -68,6 +137,16 @@ class Accumulator:
         self.c5 += hit.any(1).sum()
         self.conf += torch.bincount(y * self.k + top[:, 0], minlength=self.k * self.k)
         self.n += int(y.shape[0])
+        scaled = logits / self.temperature
+        probs = scaled.softmax(1)
+        self.nll += F.cross_entropy(scaled, y, reduction="sum").double()
+        self.brier += ((probs - F.one_hot(y, self.k).float()) ** 2).sum().double()
+        confidence, predicted = probs.max(1)
+        self.conf_parts.append(confidence)
+        self.hit_parts.append(predicted == y)
+        if self.keep_logits:
+            self.logit_parts.append(logits)
+            self.target_parts.append(y)
 
     def result(self) -> EvalResult:
         return EvalResult(
@@ -76,6 +155,15 @@ class Accumulator:
             correct1=int(self.c1),
             correct5=int(self.c5),
             confusion=self.conf.view(self.k, self.k).cpu().numpy(),
+            temperature=self.temperature,
+            confidences=torch.cat(self.conf_parts).cpu().numpy()
+            if self.conf_parts
+            else np.zeros(0, np.float32),
+            hits=torch.cat(self.hit_parts).cpu().numpy() if self.hit_parts else np.zeros(0, bool),
+            brier_sum=float(self.brier),
+            nll_sum=float(self.nll),
+            logits=torch.cat(self.logit_parts).cpu().numpy() if self.logit_parts else None,
+            targets=torch.cat(self.target_parts).cpu().numpy() if self.target_parts else None,
         )
 
 
@@ -98,6 +186,8 @@ def evaluate(
     pad: int = 4,
     tta: str = "none",
     progress: bool = False,
+    temperature: float = 1.0,
+    keep_logits: bool = False,
 ) -> EvalResult:
     """Score ``model`` on ``images[indices]`` (uint8 NHWC) in eval mode.
 
@@ -119,7 +209,7 @@ def evaluate(
     stream = BatchStream(
         images, labels, indices, batch_size, 0, mean, std, None, device, drop_last=False
     )
-    acc = Accumulator(num_classes, device)
+    acc = Accumulator(num_classes, device, temperature, keep_logits)
     size = eval_size or int(images.shape[1])
     bar = None
     if progress:

@@ -111,6 +111,8 @@ def score(
     bf16: bool = False,
     skip_bad: bool = False,
     progress: bool = False,
+    keep_logits: bool = False,
+    temperature: float | None = None,
 ) -> tuple[EvalResult, ImageSet]:
     """Evaluate a loaded model on a data spec.
 
@@ -185,6 +187,8 @@ def score(
         pad=lm.pad,
         tta=tta,
         progress=progress,
+        temperature=lm.meta.temperature or 1.0 if temperature is None else temperature,
+        keep_logits=keep_logits,
     )
     return res, data
 
@@ -235,8 +239,9 @@ def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
 
 
 def top_classes(lm: LoadedModel, logits: torch.Tensor, topk: int = 5) -> list[dict[str, Any]]:
-    """``[{"class", "index", "prob"}, ...]``, the ``topk`` most probable classes of one row."""
-    probs = logits.float().softmax(-1).reshape(-1)
+    """``[{"class", "index", "prob"}, ...]``, the ``topk`` most probable classes of one row,
+    with the weights' calibrated temperature applied (the order, so the class, is unchanged)."""
+    probs = (logits.float() / (lm.meta.temperature or 1.0)).softmax(-1).reshape(-1)
     vals, idx = probs.topk(min(topk, probs.numel()))
     return [
         {"class": lm.classes[i], "index": int(i), "prob": float(v)}

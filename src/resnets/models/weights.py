@@ -60,6 +60,10 @@ class WeightsMeta:
     split: dict[str, Any] | None = None  # {"val_split", "seed", "n_train", "n_val"}
     final: dict[str, Any] | None = None
     quantization: dict[str, Any] | None = None  # exported int8: {"dtype", "tool", "calib_*"}
+    # softmax temperature fitted on the held-out split (`resnets calibrate`): probabilities
+    # are softmax(logits / temperature); the predicted class does not change
+    temperature: float | None = None
+    calibration: dict[str, Any] | None = None  # what the fit saw and measured, before/after
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -147,6 +151,13 @@ _TYPE_CHECKS = {
     "split": lambda v: isinstance(v, dict),
     "final": lambda v: isinstance(v, dict),
     "quantization": lambda v: isinstance(v, dict),
+    "temperature": lambda v: (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and 0.01 <= v <= 100
+    ),
+    "calibration": lambda v: isinstance(v, dict),
     "schema_version": _is_int,
 }
 
