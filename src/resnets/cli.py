@@ -217,9 +217,10 @@ def _export(args: argparse.Namespace) -> int:
             f"{'openvino' if r.format == 'openvino' else 'onnxruntime'} --subset val ..."
         )
     else:
+        per_batch = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.batch_diffs.items())
         print(
             f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
-            f"{r.max_abs_diff:.2e} against PyTorch fp32 (< 1e-4: {verdict})"
+            f"{r.max_abs_diff:.2e} against PyTorch fp32 ({per_batch}; < 1e-4: {verdict})"
         )
     if args.json:
         print(
@@ -231,6 +232,7 @@ def _export(args: argparse.Namespace) -> int:
                     "max_abs_diff": r.max_abs_diff,
                     "agreement": r.agreement,
                     "n_checked": r.n_checked,
+                    "batch_diffs": r.batch_diffs,
                     "size_bytes": r.size_bytes,
                     "ok": r.ok,
                 }

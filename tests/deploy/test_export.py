@@ -32,6 +32,7 @@ def test_onnx_export_holds_classes_preprocessing_and_matches_pytorch(run):
 
     r = export_model(run / "run", "onnx", run / "m.onnx")
     assert r.ok and r.max_abs_diff < 1e-4 and r.n_checked == 64 and r.check_data == "digits"
+    assert sorted(r.batch_diffs) == [1, 7, 64] and max(r.batch_diffs.values()) < 1e-4
     props = {p.key: p.value for p in onnx.load(str(run / "m.onnx")).metadata_props}
     assert json.loads(props["classes"]) == [str(i) for i in range(10)]
     pre = json.loads(props["preprocessing"])
@@ -45,9 +46,28 @@ def test_onnx_export_holds_classes_preprocessing_and_matches_pytorch(run):
 
 def test_openvino_export_matches_pytorch_with_an_f32_hint(run):
     r = export_model(run / "run", "openvino", run / "ov")
-    assert r.ok and r.max_abs_diff < 1e-4
+    assert r.ok and r.max_abs_diff < 1e-4 and sorted(r.batch_diffs) == [1, 7, 64]
     assert {p.name for p in (run / "ov").iterdir()} == {"model.xml", "model.bin", "resnets.json"}
-    assert not (run / "ov.partial").exists()
+    assert not [p for p in run.iterdir() if ".partial" in p.name]
+
+
+def test_float16_weights_that_would_overflow_are_refused(tmp_path):
+    """A value beyond float16's 65504 (a BatchNorm running variance can grow that large)
+    would be stored as inf: refused with the tensor named, nothing written."""
+    import torch
+
+    from resnets.errors import WeightsError
+    from resnets.models import create_model
+    from resnets.models.weights import WeightsMeta, save_weights
+
+    net = create_model("resnet8")
+    with torch.no_grad():
+        net.bn1.running_var[3] = 1e6
+    with pytest.raises(WeightsError, match="bn1.running_var: holds 1e\\+06, beyond"):
+        save_weights(net, tmp_path / "w.safetensors", WeightsMeta(model="resnet8"),
+                     dtype=torch.float16)  # fmt: skip
+    assert not (tmp_path / "w.safetensors").exists()
+    save_weights(net, tmp_path / "w.safetensors", WeightsMeta(model="resnet8"))  # float32: fine
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

@@ -179,6 +179,15 @@ def save_weights(
         .contiguous()
         for k, v in model.state_dict().items()
     }
+    if dtype is not None:  # a value the narrower type cannot hold would be stored as inf
+        source = model.state_dict()
+        for k, v in sd.items():
+            if v.is_floating_point() and not torch.isfinite(v).all() and source[k].isfinite().all():
+                top = float(source[k].abs().max())
+                raise WeightsError(
+                    f"{k}: holds {top:.4g}, beyond what {dtype} can store "
+                    f"(max {torch.finfo(dtype).max:.4g}); keep float32"
+                )
     metadata = {META_KEY: json.dumps(meta.to_dict(), sort_keys=True)}
     atomic_write_bytes(path, st_save(sd, metadata=metadata))
 
