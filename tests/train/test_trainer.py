@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from resnets.errors import ConfigError, TrainingDiverged
+from resnets.io import load_checkpoint
 from resnets.train import build_config, train
 from resnets.train.config import TrainConfig
 from resnets.train.schedule import lr_at, warmup_update
@@ -338,3 +339,33 @@ def test_tensorboard_events_hold_the_metrics(tmp_path):
         events = ea.Scalars(key)
         assert [e.step for e in events] == [r["step"] for r in rows]
         assert [e.value for e in events] == pytest.approx([r[key] for r in rows], rel=1e-6)
+
+
+def test_ema_is_evaluated_beside_the_raw_weights_saved_and_resumed_bit_exactly(tmp_path):
+    """--ema: the average (parameters and BatchNorm buffers) is evaluated at every
+    evaluation, kept in the checkpoint, resumed bit-exactly, and with ema_final it is the
+    final model.safetensors."""
+    cfg = small(epochs=2.0, checkpoint_every=7, ema=0.9, ema_final=True)
+    full = train(cfg, tmp_path / "full", progress=False, echo=False)
+    part = train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=17)
+    assert part.stopped == "stop_after"
+    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["ema_val_err"] is not None for r in rows)
+    assert full.final_val_err == rows[-1]["ema_val_err"]  # the final weights are the average
+    # the average differs from the raw weights, and its BatchNorm statistics are averaged too
+    raw = load_checkpoint(tmp_path / "full" / "last.ckpt")["model"]
+    bn = next(k for k in a if k.endswith("running_var"))
+    assert not torch.equal(a[bn], raw[bn]) and not torch.equal(a["fc.weight"], raw["fc.weight"])
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [({"ema": 1.0}, "ema=1.0"), ({"ema": 0.2}, "ema=0.2"), ({"ema_final": True}, "needs ema")],
+)
+def test_bad_ema_settings_are_refused(values, match):
+    with pytest.raises(ConfigError, match=match):
+        small(**values)

@@ -149,6 +149,12 @@ class TrainConfig:
     nesterov: bool = opt(False, "Nesterov momentum (modern recipes)")
     weight_decay: float = opt(1e-4, "L2 penalty on every parameter, as the paper")
     label_smoothing: float = opt(0.0, "cross-entropy label smoothing (0 = off, as the paper)")
+    ema: float = opt(
+        0.0,
+        "exponential moving average of the weights, decay per step (e.g. 0.999; 0 = off); "
+        "BatchNorm buffers are averaged too (torch.optim.swa_utils, use_buffers)",
+    )
+    ema_final: bool = opt(False, "save the averaged weights as the final ones (with ema > 0)")
     iters: int = opt(0, "total training iterations; 0 = derived from epochs", unit="iterations")
     epochs: float = opt(0.0, "total epochs, used when iters == 0", unit="epochs")
     schedule: Schedule = opt(
@@ -276,6 +282,8 @@ class TrainConfig:
             f"label_smoothing={self.label_smoothing}: must be in [0, 1)",
         )
         need(0 <= self.dropout < 1, f"dropout={self.dropout}: must be in [0, 1)")
+        need(self.ema == 0 or 0.5 <= self.ema < 1, f"ema={self.ema}: 0 (off) or in [0.5, 1)")
+        need(not self.ema_final or self.ema > 0, "ema_final=true needs ema > 0")
         need(self.base_width >= 0, f"base_width={self.base_width}: must be >= 0")
         kind = get_spec(self.model).kind
         need(

@@ -70,7 +70,7 @@ def train(
     trainable = build_for_training(
         cfg, num_classes=classes, in_chans=channels, device=device, total_iters=total, dist=dist
     )
-    raw_model, optimizer = trainable.raw_model, trainable.optimizer
+    raw_model, optimizer, ema = trainable.raw_model, trainable.optimizer, trainable.ema
     bf16, warmup = use_bf16(cfg.precision, device), schedule.warmup_enabled(cfg)
     smoothing = cfg.label_smoothing
     step = TrainStep(
@@ -89,7 +89,7 @@ def train(
         dist.barrier()  # (config.json is written by the main process alone)
         log(line)
     else:
-        state = restore_train_state(run_dir / "last.ckpt", raw_model, optimizer, ckpt)
+        state = restore_train_state(run_dir / "last.ckpt", raw_model, optimizer, ckpt, ema)
         meta = ckpt.get("meta") or setup.weights_meta(cfg, data, raw_model, opts, None)
         setup.check_resumed_data(meta, data, run_dir)
         if dist.main:
@@ -101,7 +101,7 @@ def train(
 
     def save(name: str = "last.ckpt") -> None:
         if dist.main:
-            save_train_state(run_dir / name, raw_model, optimizer, state, cfg.to_dict(), meta)
+            save_train_state(run_dir / name, raw_model, optimizer, state, cfg.to_dict(), meta, ema)
 
     # -- the loop: one iteration per batch; the host syncs only every log_every steps
     eval_every = cfg.eval_every or steps_per_epoch
@@ -150,7 +150,7 @@ def train(
 
             # a non-finite loss: roll back to the last checkpoint with lr halved, or stop
             if not math.isfinite(loss_sum):
-                state = roll_back(cfg, state, run_dir, raw_model, optimizer, loss_sum, lr, log)
+                state = roll_back(cfg, state, run_dir, raw_model, optimizer, loss_sum, lr, log, ema)
                 batches = data.stream.epoch(state.epoch, state.epoch_step)
                 t_sync, wait = time.perf_counter(), 0.0
                 continue
@@ -173,15 +173,9 @@ def train(
 
             # evaluate (metrics line, best checkpoint), checkpoint
             if do_eval:
+                forward = trainable.local_forward
                 row = report.evaluation_row(
-                    cfg,
-                    data,
-                    trainable.local_forward,
-                    state,
-                    lr,
-                    steps_per_epoch,
-                    device,
-                    bf16,
+                    cfg, data, forward, state, lr, steps_per_epoch, device, bf16, ema
                 )
                 metrics.append(row)
                 state.last_eval = row
@@ -217,6 +211,7 @@ def train(
 
     # -- final weights (with everything needed to use them), curves, summary
     row = row or state.last_eval  # resumed after the last evaluation (a kill while saving)
+    wall = time.perf_counter() - t_start
     result = report.finish_run(
         run_dir,
         cfg,
@@ -224,10 +219,11 @@ def train(
         meta,
         row,
         state,
-        wall_time=time.perf_counter() - t_start,
+        wall_time=wall,
         world_size=dist.world,
         write=dist.main,
         log=log,
+        ema=ema,
     )
     if dist.main:
         run_files.release(run_dir)

@@ -53,25 +53,15 @@ def evaluation_row(
     steps_per_epoch: int,
     device: torch.device,
     bf16: bool,
+    ema: nn.Module | None = None,
 ) -> dict[str, Any]:
     """One ``metrics.jsonl`` line: the interval's training numbers, the learning rate of its
-    last iteration, and a validation pass."""
-    val = None
+    last iteration, and a validation pass (and one of the averaged weights, with ema)."""
+    val = ema_val = None
     if len(td.val_idx):
-        val = evaluate(
-            forward,
-            td.images,
-            td.labels,
-            td.val_idx,
-            mean=td.mean,
-            std=td.std,
-            num_classes=td.num_classes,
-            batch_size=max(256, cfg.batch_size),
-            device=device,
-            bf16=bf16,
-            eval_size=cfg.eval_size or cfg.crop_size,
-            tta=cfg.tta,
-        )
+        val = _validate(cfg, td, forward, device, bf16)
+        if ema is not None:
+            ema_val = _validate(cfg, td, ema.module, device, bf16)
     return {
         "epoch": round(st.step / steps_per_epoch, 4),
         "step": st.step,
@@ -80,6 +70,7 @@ def evaluation_row(
         "val_loss": val.loss if val else None,
         "val_err": val.err if val else None,
         "val_top5_err": (1 - val.top5) if val else None,
+        **({"ema_val_loss": ema_val.loss, "ema_val_err": ema_val.err} if ema_val else {}),
         "lr": lr,
         "images_per_sec": st.interval_n / max(st.interval_time, 1e-9),
         "data_wait": st.interval_wait / max(st.interval_time, 1e-9),
@@ -87,10 +78,30 @@ def evaluation_row(
     }
 
 
+def _validate(cfg: TrainConfig, td: Any, forward: Any, device: torch.device, bf16: bool) -> Any:
+    """One pass over the validation split."""
+    return evaluate(
+        forward,
+        td.images,
+        td.labels,
+        td.val_idx,
+        mean=td.mean,
+        std=td.std,
+        num_classes=td.num_classes,
+        batch_size=max(256, cfg.batch_size),
+        device=device,
+        bf16=bf16,
+        eval_size=cfg.eval_size or cfg.crop_size,
+        tta=cfg.tta,
+    )
+
+
 def eval_message(row: dict[str, Any], total: int) -> str:
     msg = f"iter {row['step']}/{total} epoch {row['epoch']:.2f}: train err {row['train_err']:.2%}"
     if row["val_err"] is not None:
         msg += f", val err {row['val_err']:.2%}"
+    if row.get("ema_val_err") is not None:
+        msg += f" (EMA {row['ema_val_err']:.2%})"
     return msg + f", lr {row['lr']:.3g}, {row['images_per_sec']:.0f} img/s"
 
 
@@ -198,13 +209,15 @@ def finish_run(
     world_size: int,
     write: bool,
     log: RunLog,
+    ema: nn.Module | None = None,
 ) -> TrainResult:
     """The end of a finished run: final weights with their metadata, curves.png and
     summary.json (``write``: on the main process only); returns the result."""
     if not params_finite(raw_model):
         raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
+    averaged = ema is not None and cfg.ema_final  # the final weights are the average
     final = {
-        "val_err": row["val_err"] if row else None,
+        "val_err": (row.get("ema_val_err") if averaged else row["val_err"]) if row else None,
         "train_err": row["train_err"] if row else None,
         "iters": state.step,
     }
@@ -219,7 +232,8 @@ def finish_run(
         images_per_sec=state.step * cfg.batch_size / state.elapsed if state.elapsed else 0.0,
     )
     if write:
-        save_final_weights(raw_model, run_dir, final_meta(meta, final, row, run_dir))
+        final_model = ema.module if ema is not None and cfg.ema_final else raw_model
+        save_final_weights(final_model, run_dir, final_meta(meta, final, row, run_dir))
         rows = read_metrics(run_dir / "metrics.jsonl")
         draw_curves(run_dir, cfg, rows, log)
         summary = {

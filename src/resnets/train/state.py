@@ -73,6 +73,7 @@ def save_train_state(
     st: RunState,
     config: dict[str, Any],
     meta: dict[str, Any],
+    ema: nn.Module | None = None,
 ) -> None:
     """Write a checkpoint; an OS error (full disk, I/O) leaves the previous one intact and is
     reported as a :class:`CheckpointError` that says how to go on."""
@@ -83,6 +84,7 @@ def save_train_state(
         "torch_rng": torch.get_rng_state(),
         "config": config,
         "meta": meta,
+        "ema": ema.state_dict() if ema is not None else None,
     }
     try:
         save_checkpoint(path, state)
@@ -94,7 +96,11 @@ def save_train_state(
 
 
 def restore_train_state(
-    path: Path, raw_model: nn.Module, optimizer: torch.optim.Optimizer, state: dict | None = None
+    path: Path,
+    raw_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict | None = None,
+    ema: nn.Module | None = None,
 ) -> RunState:
     """Load a checkpoint (or the already-read ``state``) into the model and optimizer, restore
     the global RNG and return the run state."""
@@ -102,6 +108,10 @@ def restore_train_state(
     try:
         load_state_dict_checked(raw_model, state["model"], str(path))
         optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            if state.get("ema") is None:
+                raise CheckpointError(f"{path}: holds no weight average (ema) to resume")
+            ema.load_state_dict(state["ema"])
         st = RunState(**state["run_state"])
         torch.set_rng_state(state["torch_rng"])
     except (KeyError, TypeError, ValueError) as e:
@@ -118,6 +128,7 @@ def roll_back(
     loss_sum: float,
     lr: float,
     log: RunLog,
+    ema: nn.Module | None = None,
 ) -> RunState:
     """After a non-finite loss: the last checkpoint's state with lr halved, when
     ``on_nonfinite=rollback`` allows another roll-back; otherwise TrainingDiverged."""
@@ -128,7 +139,7 @@ def roll_back(
             f"or set on_nonfinite=rollback. Last good checkpoint: {last}"
         )
     rb, scale, at = st.rollbacks + 1, st.lr_scale * 0.5, st.step
-    new = restore_train_state(last, raw_model, optimizer, load_checkpoint(last))
+    new = restore_train_state(last, raw_model, optimizer, load_checkpoint(last), ema)
     new.rollbacks, new.lr_scale = rb, scale
     log(
         f"non-finite loss near iteration {at}: rolled back to iteration {new.step}, "

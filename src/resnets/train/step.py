@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data.pipeline import IGNORE
 from ..models import create_model
@@ -65,6 +66,8 @@ class Trainee:
     optimizer: torch.optim.SGD
     compiled: bool
     lr_scales: list[float]  # of each parameter group (backbone, classifier)
+    # the weights' exponential moving average (cfg.ema > 0), updated after every step
+    ema: AveragedModel | None = None
 
     @property
     def local_forward(self) -> nn.Module | Callable[[Tensor], Tensor]:
@@ -117,7 +120,10 @@ def build_for_training(
         forward = nn.parallel.DistributedDataParallel(
             forward, device_ids=[device.index] if device.type == "cuda" else None
         )
-    return Trainee(raw_model, forward, optimizer, compiled, lr_scales)
+    ema = None
+    if cfg.ema:  # parameters and BatchNorm buffers alike (use_buffers): as timm's ModelEma
+        ema = AveragedModel(raw_model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    return Trainee(raw_model, forward, optimizer, compiled, lr_scales, ema)
 
 
 class TrainStep:
@@ -149,6 +155,8 @@ class TrainStep:
         if self.on_backward is not None:
             self.on_backward(self.t.raw_model, step)
         self.t.optimizer.step()
+        if self.t.ema is not None:
+            self.t.ema.update_parameters(self.t.raw_model)
         with torch.no_grad():
             # samples labelled IGNORE (undecodable, skip_bad) count neither as seen nor wrong;
             # the count stays on the device so that no step waits for the host
