@@ -25,7 +25,14 @@ from .deploy.serve import ServeConfig, serve
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
 from .eval.calibration import calibrate_weights, calibration_summary
+from .eval.corruptions import (
+    DEVIATIONS,
+    corruption_table,
+    evaluate_corruptions,
+    parse_corruptions,
+)
 from .eval.explain import METHODS, explain_files
+from .eval.predict import scoring_selection
 from .eval.zoo import package_run
 from .io import atomic_write_text, check_writable
 from .models import (
@@ -47,7 +54,7 @@ from .models.hub import (
     weights_file,
 )
 from .models.summary import human, model_cost, recorded_costs
-from .plots import plot_confusion, plot_reliability
+from .plots import plot_confusion, plot_corruptions, plot_reliability
 from .runtime import pick_device, use_bf16
 from .train import TrainingInterrupted, build_config, train
 from .train.config import (
@@ -247,6 +254,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError("--scales and --ten-crop are two different tests: pick one")
     if args.out:
         check_writable(args.out, folder=True)
+    if args.corruptions:  # names and severities checked before any work
+        parse_corruptions(args.corruptions)
+        _ints_in(args.severities, "--severities", 1, 5)
     device = pick_device(args.device)
     lm = _load(args, device)
     tta = lm.meta.tta if args.tta == "auto" else args.tta
@@ -318,11 +328,60 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"    {c:<{width}}  {'n/a' if a != a else f'{a:.2%}'}")
         print(f"  confusion matrix: {png}")
         print(f"  reliability diagram: {reliability}")
+    if args.corruptions:
+        report["corruptions"] = _eval_corruptions(args, lm, device, tta, out)
+        atomic_write_text(out / "eval.json", json.dumps(report, indent=2))
     if args.json:
-        print(
-            json.dumps({k: v for k, v in report.items() if k not in ("per_class", "reliability")})
-        )
+        skip = ("per_class", "reliability", "corruptions")
+        line = {k: v for k, v in report.items() if k not in skip}
+        if args.corruptions:
+            line["corruption_mean_top1"] = report["corruptions"]["mean_top1"]
+        print(json.dumps(line))
     return 0
+
+
+def _eval_corruptions(args, lm, device, tta: str, out: Path) -> dict:
+    """--corruptions: the 15 common corruptions regenerated on the scored images."""
+    names = parse_corruptions(args.corruptions)
+    severities = _ints_in(args.severities, "--severities", 1, 5)
+    data, labels, idx = scoring_selection(lm, args.data, subset=args.subset, progress=False)
+    idx = idx[: args.corruption_images] if args.corruption_images else idx
+    images = np.asarray(data.images[idx])
+    clean_top1, scores = evaluate_corruptions(lm, images, labels[idx], names, severities,
+                                  seed=args.corruption_seed, batch_size=args.batch_size,
+                                  device=device, tta=tta, progress=not args.no_progress)  # fmt: skip
+    rows = [(c.corruption, c.severity, c.top1) for c in scores]
+    csv_text = "corruption,severity,top1,n\n" + "".join(
+        f"{c.corruption},{c.severity},{c.top1:.6f},{c.n}\n" for c in scores
+    )
+    atomic_write_text(out / "corruptions.csv", csv_text)
+    png = plot_corruptions(rows, clean_top1, out / "corruptions.png",
+                           title=f"{lm.meta.model}: common corruptions (regenerated, seed "
+                           f"{args.corruption_seed}), {len(idx)} images")  # fmt: skip
+    mean = float(np.mean([c.top1 for c in scores]))
+    if not args.json or args.verbose:
+        print(f"common corruptions (Hendrycks & Dietterich 2019), regenerated on {len(idx)} "
+              f"images with seed {args.corruption_seed} (CIFAR-10-C itself is not available):")  # fmt: skip
+        for line in corruption_table(scores, clean_top1):
+            print("  " + line)
+        for name, why in DEVIATIONS.items():
+            if name in names:
+                print(f"  note: {name}: {why}")
+        print(f"  figure: {png}; table: {out / 'corruptions.csv'}")
+    return {"regenerated": True, "seed": args.corruption_seed, "images": int(len(idx)),
+            "mean_top1": mean, "clean_top1": clean_top1,
+            "deviations": {k: v for k, v in DEVIATIONS.items() if k in names},
+            "cells": [c.__dict__ for c in scores], "figure": str(png)}  # fmt: skip
+
+
+def _ints_in(text: str, option: str, low: int, high: int) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: comma-separated integers") from None
+    if not values or values[0] < low or values[-1] > high:
+        raise ConfigError(f"{option} {text!r}: integers from {low} to {high}")
+    return values
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -743,6 +802,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _backend_arg(p)
     p.add_argument("--out", metavar="DIR", help="where to write confusion.png and eval.json")
+    p.add_argument(
+        "--corruptions",
+        metavar="all|NAMES",
+        help="also score under the 15 common corruptions (Hendrycks & Dietterich 2019), "
+        "regenerated with fixed seeds: all, or a comma list (gaussian_noise, fog, ...)",
+    )
+    p.add_argument("--severities", default="1,2,3,4,5", help="corruption severities (1-5)")
+    p.add_argument("--corruption-seed", type=bounded(0, 2**31 - 1), default=0)
+    p.add_argument(
+        "--corruption-images",
+        type=bounded(0, 10**7),
+        default=0,
+        metavar="N",
+        help="corrupt the first N scored images only (0: all)",
+    )
     p.add_argument(
         "--json",
         action="store_true",

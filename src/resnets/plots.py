@@ -208,3 +208,28 @@ def plot_reliability(
     counts_ax.set_ylabel("images")
     fig.tight_layout()
     return save_figure(fig, out)
+
+
+def plot_corruptions(
+    rows: list[tuple[str, int, float]], clean: float, out: str | Path, title: str = ""
+) -> Path:
+    """Accuracy against severity, one line per corruption (grouped by colour family), the
+    mean over corruptions bold, the clean accuracy dashed."""
+    fig, ax = subplots(figsize=(8, 5), dpi=110)
+    names = list(dict.fromkeys(r[0] for r in rows))
+    cmap = colormaps["tab20"]
+    severities = sorted({r[1] for r in rows})
+    for i, name in enumerate(names):
+        ys = [100 * a for n, s, a in rows if n == name]
+        ax.plot(severities, ys, marker="o", ms=3, lw=1, color=cmap(i % 20), label=name)
+    mean = [100 * float(np.mean([a for _, s, a in rows if s == v])) for v in severities]
+    ax.plot(severities, mean, color="black", lw=3, label="mean")
+    ax.axhline(100 * clean, color="black", ls="--", lw=1, label="clean")
+    ax.set_xlabel("severity")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_xticks(severities)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out)

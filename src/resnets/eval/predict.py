@@ -98,31 +98,17 @@ def map_classes(
     return np.array([index[c] for c in data_classes], dtype=np.int64)
 
 
-def score(
+def scoring_selection(
     lm: LoadedModel,
     data_spec: str,
     *,
     subset: str = "all",
-    ten_crop: bool = False,
     scales: Sequence[int] = (),
-    tta: str = "auto",
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    bf16: bool = False,
     skip_bad: bool = False,
     progress: bool = False,
-    keep_logits: bool = False,
-    temperature: float | None = None,
-) -> tuple[EvalResult, ImageSet]:
-    """Evaluate a loaded model on a data spec.
-
-    ``subset``: ``all`` (every image; for CIFAR the official test split), or ``val``/``train``:
-    the split held out during training, recomputed from the seed stored with the weights (the
-    data must be the one trained on). ``tta``: none | flip | auto (what the weights were
-    validated with during training, recorded in their metadata).
-    """
-    if tta == "auto":
-        tta = lm.meta.tta
+) -> tuple[ImageSet, np.ndarray, np.ndarray]:
+    """The images a model is scored on: ``(data, labels, indices)`` for ``subset`` (all, or
+    the val/train split recorded with the weights), checked against the model's classes."""
     kind, _ = parse_spec(data_spec)
     split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
     if kind == "folder" and subset == "all" and not is_shard_dir(data_spec):
@@ -170,6 +156,36 @@ def score(
         labels, idx = sel.labels, (sel.val_idx if subset == "val" else sel.train_idx)
     if len(idx) == 0:
         raise DataError(f"{data_spec}: no images to score (subset {subset})")
+    return data, labels, idx
+
+
+def score(
+    lm: LoadedModel,
+    data_spec: str,
+    *,
+    subset: str = "all",
+    ten_crop: bool = False,
+    scales: Sequence[int] = (),
+    tta: str = "auto",
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    bf16: bool = False,
+    skip_bad: bool = False,
+    progress: bool = False,
+    keep_logits: bool = False,
+    temperature: float | None = None,
+) -> tuple[EvalResult, ImageSet]:
+    """Evaluate a loaded model on a data spec.
+
+    ``subset``: ``all`` (every image; for CIFAR the official test split), or ``val``/``train``:
+    the split held out during training, recomputed from the seed stored with the weights (the
+    data must be the one trained on). ``tta``: none | flip | auto (what the weights were
+    validated with during training, recorded in their metadata).
+    """
+    if tta == "auto":
+        tta = lm.meta.tta
+    data, labels, idx = scoring_selection(lm, data_spec, subset=subset, scales=scales,
+                                          skip_bad=skip_bad, progress=progress)  # fmt: skip
     res = evaluate(
         lm.model,
         data.images,
