@@ -21,6 +21,7 @@ from .data import load_dataset
 from .data.stream import SHARD_META, is_shard_dir, verify_shards, write_shards
 from .deploy import BACKENDS, export_model, load_for_backend
 from .deploy.backends import is_exported
+from .deploy.card import write_card
 from .deploy.serve import ServeConfig, serve
 from .errors import ConfigError, DataError, ResnetsError
 from .eval import load_for_inference, predict, score
@@ -506,6 +507,17 @@ def _weights_list(args: argparse.Namespace) -> int:
         t1 = f"{r['top1']:.2%}" if r["top1"] is not None else "-"
         t5 = f"{r['top5']:.2%}" if r["top5"] is not None else "-"
         print(f"{r['name']:<22} {t1:>7} {t5:>7} {r['params'] or 0:>12,}  {r['where']}")
+    return 0
+
+
+def _weights_card(args: argparse.Namespace) -> int:
+    out = Path(args.out or Path("cards") / Path(str(args.weights)).name.replace(".safetensors", ""))
+    check_writable(out, folder=True)
+    path = write_card(args.weights, args.data, out, corruption_images=args.corruption_images,
+                      progress=not args.no_progress)  # fmt: skip
+    print(f"card: {path}")
+    if args.json:
+        print(json.dumps({"card": str(path)}))
     return 0
 
 
@@ -1054,6 +1066,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=_weights_package)
+    q = wsub.add_parser(
+        "card",
+        help="a Markdown card of measured evidence for a set of weights",
+        description="Held-out top-1 with a 95%% interval, per-class accuracy, confusion, "
+        "calibration, common corruptions, int8 drop, export parity (batch 1, 7, 64), float16 "
+        "headroom: every number measured now.",
+    )
+    q.add_argument("weights", metavar="NAME|RUN_DIR|FILE")
+    q.add_argument("--data", required=True, metavar="SPEC", help="the data the weights trained on")
+    q.add_argument("--out", metavar="DIR", help="default: cards/<name>")
+    q.add_argument(
+        "--corruption-images",
+        type=bounded(0, 10**7),
+        default=1000,
+        metavar="N",
+        help="held-out images the 75 corrupted sets are made from (0: all)",
+    )
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(fn=_weights_card)
     q = wsub.add_parser("download", help="fetch named weights into the cache, checking SHA-256")
     q.add_argument("names", nargs="+", metavar="MODEL.TAG")
     q.add_argument("--no-progress", action="store_true")
