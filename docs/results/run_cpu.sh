@@ -9,6 +9,9 @@ B=${BUDGET:-0.01}         # cifar-table and shortcuts
 BD=${BUDGET_DEG:-0.01}    # degradation and layer responses (the runs they share)
 BG=${BUDGET_GRAD:-0.005}  # gradient recordings
 common=(--data "$D" --device cpu --no-progress)
+# issue 20: Table 6 + Fig. 6 + Fig. 7 at budget 0.1 from one queue (start it twice with
+# OMP_NUM_THREADS=1 on 2 cores: the workers share the queue), then the three reports
+OMP_NUM_THREADS=1 resnets reproduce paper "${common[@]}" --budget 0.1 --runs-from .bgtrain/runs-b0.1 --out docs/results
 resnets reproduce shortcuts "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/shortcuts
 resnets reproduce cifar-table "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/cifar-table
 resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-b$BG-grad" --out docs/results/gradients
