@@ -13,10 +13,7 @@ common=(--data "$D" --device cpu --no-progress)
 # OMP_NUM_THREADS=1 on 2 cores: the workers share the queue), then the three reports
 OMP_NUM_THREADS=1 resnets reproduce paper "${common[@]}" --budget 0.1 --runs-from .bgtrain/runs-b0.1 --out docs/results
 resnets reproduce shortcuts "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/shortcuts
-resnets reproduce cifar-table "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/cifar-table
 resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-b$BG-grad" --out docs/results/gradients
-resnets reproduce degradation "${common[@]}" --seeds 2 --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/degradation
-resnets analyze responses "${common[@]}" --budget "$BD" --runs-from ".data/runs-b$BD" --out docs/results/responses
 resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --runs-from .data/runs-transfer --out docs/results/transfer
 # the family (issue 13): sum against concatenation, original against pre-activation units
 python -m resnets reproduce sum-vs-concat --data ../shared/data/cifar10-jpeg/train --budget 0.005 --out docs/results/sum-vs-concat --runs-from .data/runs-family
