@@ -31,6 +31,7 @@ from .eval.corruptions import (
     corruption_table,
     evaluate_corruptions,
     parse_corruptions,
+    spread_subset,
 )
 from .eval.explain import METHODS, explain_files
 from .eval.predict import scoring_selection
@@ -346,7 +347,7 @@ def _eval_corruptions(args, lm, device, tta: str, out: Path) -> dict:
     names = parse_corruptions(args.corruptions)
     severities = _ints_in(args.severities, "--severities", 1, 5)
     data, labels, idx = scoring_selection(lm, args.data, subset=args.subset, progress=False)
-    idx = idx[: args.corruption_images] if args.corruption_images else idx
+    idx = spread_subset(idx, args.corruption_images)
     images = np.asarray(data.images[idx])
     clean_top1, scores = evaluate_corruptions(lm, images, labels[idx], names, severities,
                                   seed=args.corruption_seed, batch_size=args.batch_size,
@@ -827,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=bounded(0, 10**7),
         default=0,
         metavar="N",
-        help="corrupt the first N scored images only (0: all)",
+        help="corrupt N of the scored images, spread evenly over them (0: all)",
     )
     p.add_argument(
         "--json",

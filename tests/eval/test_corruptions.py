@@ -90,3 +90,14 @@ def test_an_unknown_corruption_is_a_one_line_error(patch_run, capsys):
     assert "'sandstorm': not a corruption" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", "--weights", str(run), "--data", str(data), "--corruptions", "all",
                  "--severities", "0,6"]) == 2  # fmt: skip
+
+
+def test_a_corrupted_subset_spreads_over_every_class():
+    """Held-out indices come grouped by class: N of them are taken evenly spaced, so a
+    1,000-image subset of a 10-class split holds 100 of each, not two classes."""
+    from resnets.eval.corruptions import spread_subset
+
+    grouped = np.repeat(np.arange(10), 500)  # labels of a class-sorted 5,000-image split
+    picked = spread_subset(np.arange(5000), 1000)
+    assert len(picked) == 1000 and np.bincount(grouped[picked]).tolist() == [100] * 10
+    assert spread_subset(np.arange(7), 0).tolist() == list(range(7))

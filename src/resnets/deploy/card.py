@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..eval.calibration import fit_temperature, measure
-from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions
+from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, spread_subset
 from ..eval.predict import LoadedModel, load_for_inference, score, scoring_selection
 from ..io import atomic_write_text, progress_bar
 from ..models.hub import resolve_weights_path
@@ -98,9 +98,9 @@ def gather_evidence(
     figures["reliability"] = str(plot_reliability(bins, out / "reliability.png",
                                                   title=f"{weights} at T={t:.3f}", ece=after.ece))  # fmt: skip
     steps.update(1)
-    # 3. common corruptions on the first N held-out images
+    # 3. common corruptions on N held-out images spread over the split (all classes)
     selected, labels, idx = scoring_selection(lm, data, subset="val")
-    idx = idx[:corruption_images] if corruption_images else idx
+    idx = spread_subset(idx, corruption_images)
     clean, scores = evaluate_corruptions(lm, np.asarray(selected.images[idx]), labels[idx],
                                          list(CORRUPTIONS), [1, 2, 3, 4, 5], tta=lm.meta.tta)  # fmt: skip
     rows = [(c.corruption, c.severity, c.top1) for c in scores]
@@ -206,7 +206,7 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
         "## Common corruptions (regenerated)",
         "",
         f"The 15 corruptions of Hendrycks & Dietterich (2019) at severities 1-5, regenerated "
-        f"with seed 0 on the first {ev.corruption_images:,} held-out images (CIFAR-10-C itself "
+        f"with seed 0 on {ev.corruption_images:,} held-out images spread evenly over the split (CIFAR-10-C itself "
         f"cannot be downloaded here). Clean accuracy on the same images: "
         f"{ev.corruption_clean:.2%}; mean over all 75: **{mean_c:.2%}**.",
         "",

@@ -298,6 +298,14 @@ DEVIATIONS = {
 }
 
 
+def spread_subset(indices: Array, n: int) -> Array:
+    """``n`` of ``indices`` evenly spaced (all when ``n`` is 0 or larger): held-out indices are
+    grouped by class, so the first ``n`` would be one or two classes, not a sample."""
+    if not n or n >= len(indices):
+        return indices
+    return indices[np.round(np.linspace(0, len(indices) - 1, n)).astype(int)]
+
+
 def parse_corruptions(text: str) -> list[str]:
     """``all`` or a comma list of corruption names; an unknown name is a one-line error."""
     from ..errors import ConfigError
