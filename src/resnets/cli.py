@@ -1200,7 +1200,7 @@ def _data_info(args: argparse.Namespace) -> int:
         "classes": len(d.classes),
         "image_size": d.image_size,
         "channels": d.channels,
-        "streamed": bool(getattr(d.images, "lazy", False)),
+        "streamed": d.streamed,
         "fingerprint": d.fingerprint,
         "per_class": dict(zip(d.classes, counts)),
     }

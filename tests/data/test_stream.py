@@ -82,7 +82,7 @@ def test_shards_round_trip_and_verify(tmp_path, folder):
     assert S.verify_shards(tmp_path / "shards") == []
     mem = load_dataset(str(folder), mode="memory", progress=False)
     sh = load_dataset(str(tmp_path / "shards"), progress=False)  # auto: shards are streamed
-    assert getattr(sh.images, "lazy", False) and sh.classes == mem.classes
+    assert sh.streamed and not mem.streamed and sh.classes == mem.classes
     assert np.bincount(sh.labels).tolist() == np.bincount(mem.labels).tolist()
     # the same images, whatever the shuffled order: match them by content
     sh_imgs = sh.images[np.arange(len(sh))]

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, DataError
 from . import augment as A
+from .imageset import is_streamed
 
 # label of a sample to leave out of the loss and the error count (F.cross_entropy's default
 # ignore_index): streamed images that could not be decoded under skip_bad
@@ -172,7 +173,7 @@ class BatchStream:
         if isinstance(self.images, Tensor):
             x = self.images[idx.to(self.images.device)]
         else:
-            if getattr(self.images, "lazy", False):  # streamed: undecodable ones are masked
+            if is_streamed(self.images):  # undecodable ones are masked
                 arr, bad = self.images.take(idx.numpy())
             else:
                 arr, bad = self.images[idx.numpy()], None

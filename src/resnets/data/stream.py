@@ -307,7 +307,7 @@ def stream_folder(
     recs = [Record(str(p), name=str(p)) for p, _ in files]
     labels = np.array([lab for _, lab in files], dtype=np.int64)
     images = LazyImages(recs, size, processes=processes, skip_bad=skip_bad)
-    return ImageSet(images, labels, classes, root.name, h.hexdigest(), rel, [])  # type: ignore[arg-type]
+    return ImageSet(images, labels, classes, root.name, h.hexdigest(), rel, [])
 
 
 def estimated_decoded_bytes(files: list[tuple[Path, int]], image_size: int) -> int:
@@ -409,7 +409,7 @@ def stream_shards(
         size = first.shape[0] if first.shape[0] == first.shape[1] else 256
     h.update(f"{size}".encode())
     images = LazyImages(recs, size, processes=processes, skip_bad=skip_bad)
-    return ImageSet(images, lab, list(classes), root.name, h.hexdigest(), names, [])  # type: ignore[arg-type]
+    return ImageSet(images, lab, list(classes), root.name, h.hexdigest(), names, [])
 
 
 def write_shards(

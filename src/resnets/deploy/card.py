@@ -25,6 +25,7 @@ from ..eval.predict import LoadedModel, load_for_inference, score, scoring_selec
 from ..io import atomic_write_text, progress_bar
 from ..models.hub import resolve_weights_path
 from ..plots import plot_confusion, plot_corruptions, plot_reliability
+from ..runtime import machine_label
 from .backends import load_for_backend
 from .export import export_model
 
@@ -252,8 +253,6 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
 def write_card(weights: str, data: str, out: str | Path, *, corruption_images: int = 1000,
                progress: bool = True) -> Path:  # fmt: skip
     """Measure and write ``out/CARD.md`` with its figures; returns the Markdown file."""
-    from ..runtime import machine_label
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ev = gather_evidence(weights, data, out, corruption_images=corruption_images,

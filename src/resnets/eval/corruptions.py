@@ -24,6 +24,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..errors import ConfigError
+from ..io import progress_bar
+from .metrics import evaluate
+
 Array = np.ndarray
 
 # /////////////// helpers ///////////////
@@ -308,8 +312,6 @@ def spread_subset(indices: Array, n: int) -> Array:
 
 def parse_corruptions(text: str) -> list[str]:
     """``all`` or a comma list of corruption names; an unknown name is a one-line error."""
-    from ..errors import ConfigError
-
     names = list(CORRUPTIONS) if text.strip() in ("all", "") else [
         t.strip() for t in text.split(",") if t.strip()]  # fmt: skip
     unknown = [n for n in names if n not in CORRUPTIONS]
@@ -355,8 +357,6 @@ class CorruptionScore:
 def score_images(lm: Any, images: Array, labels: Array, *, batch_size: int = 256,
                  device: Any = "cpu", tta: str = "none") -> Any:  # fmt: skip
     """``lm`` on an in-memory uint8 image array (every image scored)."""
-    from .metrics import evaluate
-
     return evaluate(lm.model, images, labels, np.arange(len(images)), mean=lm.mean, std=lm.std,
                     num_classes=len(lm.classes), batch_size=batch_size, device=device,
                     eval_size=lm.eval_size, pad=lm.pad, tta=tta,
@@ -377,8 +377,6 @@ def evaluate_corruptions(
     progress: bool = False,
 ) -> tuple[float, list[CorruptionScore]]:
     """Top-1 of ``lm`` on ``images`` clean, then under every corruption and severity."""
-    from ..io import progress_bar
-
     run = {"batch_size": batch_size, "device": device, "tta": tta}
     clean = score_images(lm, images, labels, **run).top1
     scores = []

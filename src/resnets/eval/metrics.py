@@ -9,8 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics.functional.classification import binary_calibration_error
 
 from ..data import augment as A
+from ..data.imageset import is_streamed
 from ..data.pipeline import IGNORE, BatchStream
 from ..io import progress_bar
 from ..runtime import autocast_ctx
@@ -94,8 +96,6 @@ def expected_calibration_error(confidences: np.ndarray, hits: np.ndarray) -> flo
     correct) is exactly the multiclass top-label ECE)."""
     if len(confidences) == 0:
         return float("nan")
-    from torchmetrics.functional.classification import binary_calibration_error
-
     return float(
         binary_calibration_error(torch.as_tensor(confidences, dtype=torch.float32),
                                  torch.as_tensor(hits, dtype=torch.long), n_bins=ECE_BINS,
@@ -215,7 +215,7 @@ def evaluate(
     if progress:
         bar = progress_bar(total=len(indices), desc="eval", unit="img", leave=False)
     order = stream.order(0)
-    streamed = bool(getattr(images, "lazy", False))
+    streamed = is_streamed(images)
     for step in range(len(stream)):
         idx = order[step * batch_size : (step + 1) * batch_size]
         x, y = stream._gather(idx, scoring=True)

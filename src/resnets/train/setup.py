@@ -125,7 +125,7 @@ def load_train_data(
         mode=cfg.data_mode,
         workers=cfg.decode_workers or None,
     )
-    streamed = bool(getattr(data.images, "lazy", False))
+    streamed = data.streamed
     if dist.main:
         dist.barrier()
     if data.skipped:
