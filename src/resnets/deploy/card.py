@@ -21,6 +21,7 @@ import torch
 
 from ..eval.calibration import fit_temperature, measure
 from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, spread_subset
+from ..eval.metrics import reliability_bins
 from ..eval.predict import LoadedModel, load_for_inference, score, scoring_selection
 from ..io import atomic_write_text, progress_bar
 from ..models.hub import resolve_weights_path
@@ -95,7 +96,7 @@ def gather_evidence(
                    "stored": lm.meta.temperature is not None}  # fmt: skip
     probs = torch.as_tensor(res.logits).double().div(t).softmax(1)
     conf, pred = probs.max(1)
-    bins = _reliability_bins(conf.numpy(), (pred.numpy() == res.targets))
+    bins = reliability_bins(conf.numpy(), (pred.numpy() == res.targets))
     figures["reliability"] = str(plot_reliability(bins, out / "reliability.png",
                                                   title=f"{weights} at T={t:.3f}", ece=after.ece))  # fmt: skip
     steps.update(1)
@@ -132,19 +133,6 @@ def gather_evidence(
         parity=parity, float16=_float16_check(resolve_weights_path(weights), lm),
         figures=figures,
     )  # fmt: skip
-
-
-def _reliability_bins(confidences: np.ndarray, hits: np.ndarray, bins: int = 15) -> list[dict]:
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidences, edges[1:-1], right=True), 0, bins - 1)
-    rows = []
-    for b in range(bins):
-        m = which == b
-        count = int(m.sum())
-        rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-                     "confidence": float(confidences[m].mean()) if count else math.nan,
-                     "accuracy": float(hits[m].mean()) if count else math.nan})  # fmt: skip
-    return rows
 
 
 def render_card(ev: CardEvidence, data: str, machine: str) -> str:

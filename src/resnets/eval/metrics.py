@@ -74,20 +74,34 @@ class EvalResult:
 
     def reliability(self, bins: int = ECE_BINS) -> list[dict[str, float]]:
         """Per confidence bin: its range, image count, mean confidence and accuracy."""
-        edges = np.linspace(0, 1, bins + 1)
-        which = np.clip(np.digitize(self.confidences, edges[1:-1], right=True), 0, bins - 1)
-        rows = []
-        for b in range(bins):
-            m = which == b
-            count = int(m.sum())
-            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-                         "confidence": float(self.confidences[m].mean()) if count else float("nan"),
-                         "accuracy": float(self.hits[m].mean()) if count else float("nan")})  # fmt: skip
-        return rows
+        return reliability_bins(self.confidences, self.hits, bins)
 
     def per_class(self) -> np.ndarray:
         totals = self.confusion.sum(1)
         return np.where(totals > 0, np.diag(self.confusion) / np.maximum(totals, 1), np.nan)
+
+
+def reliability_bins(
+    confidences: np.ndarray, hits: np.ndarray, bins: int = ECE_BINS
+) -> list[dict[str, float]]:
+    """The reliability diagram's rows: per equal-width confidence bin, its range, the images
+    in it, their mean confidence and their accuracy (nan for an empty bin)."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidences, edges[1:-1], right=True), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        m = which == b
+        count = int(m.sum())
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "confidence": float(confidences[m].mean()) if count else float("nan"),
+                "accuracy": float(hits[m].mean()) if count else float("nan"),
+            }
+        )
+    return rows
 
 
 def expected_calibration_error(confidences: np.ndarray, hits: np.ndarray) -> float:
