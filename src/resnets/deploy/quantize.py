@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from ..data.load import load_dataset
-from ..data.select import select_samples
 from ..errors import ConfigError
-from ..eval.predict import LoadedModel, batch_inputs
+from ..eval.predict import LoadedModel, batch_inputs, recorded_split
 
 DEFAULT_CALIB_IMAGES = 300
 
@@ -60,14 +59,7 @@ def calibration_images(
             "split is unknown; calibrate on other data with --calib"
         )
     if sp and ds.is_data(lm.meta.data_fingerprint):
-        sel = select_samples(
-            ds.labels,
-            ds.classes,
-            val_split=sp["val_split"],
-            seed=sp["seed"],
-            classes=sp.get("classes", []),
-            per_class=sp.get("per_class", 0),
-        )
+        sel = recorded_split(sp, ds)
         pool, where = np.asarray(sel.train_idx), "the training split"
     idx = np.sort(np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False))
     return batch_inputs(lm, ds.images[idx], f"--calib {spec}"), spec, where

@@ -98,6 +98,13 @@ def map_classes(
     return np.array([index[c] for c in data_classes], dtype=np.int64)
 
 
+def recorded_split(split: dict[str, Any], data: ImageSet) -> Any:
+    """The training / held-out split a weights record describes, recomputed on ``data``."""
+    return select_samples(data.labels, data.classes, val_split=split["val_split"],
+                          seed=split["seed"], classes=split.get("classes", []),
+                          per_class=split.get("per_class", 0))  # fmt: skip
+
+
 def scoring_selection(
     lm: LoadedModel,
     data_spec: str,
@@ -141,14 +148,7 @@ def scoring_selection(
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )
-        sel = select_samples(
-            data.labels,
-            data.classes,
-            val_split=sp["val_split"],
-            seed=sp["seed"],
-            classes=sp.get("classes", []),
-            per_class=sp.get("per_class", 0),
-        )
+        sel = recorded_split(sp, data)
         if sel.classes != lm.classes:
             raise DataError(
                 f"{data_spec}: its classes are not the ones these weights were trained on"
