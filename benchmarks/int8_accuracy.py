@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 from resnets.bench import alternate
-from resnets.deploy import export_model, load_for_backend
-from resnets.eval import load_for_inference, score
+from resnets.deploy import export_model
+from resnets.eval import score
+from resnets.inference import load_weights
 
 
 def size_of(p: Path) -> int:
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="resnets-int8-"))
-    ref = load_for_inference(args.weights)
+    ref = load_weights(args.weights)
     data = args.data or ref.meta.data
     exports = {
         "onnx fp32": (tmp / "fp32.onnx", "onnx", False, "onnxruntime"),
@@ -58,7 +59,7 @@ def main() -> None:
             calib_size=args.calib_size,
         )
         # int8 runs at the runtime's own precision; fp32 exports with the f32 hint
-        lm = load_for_backend(path, backend, precision="" if int8 else "f32")
+        lm = load_weights(path, backend=backend, precision="auto" if int8 else "fp32")
         r, _ = score(lm, data, subset="val")
         rows[name] = {"top1": r.top1, "n": r.n, "size": size_of(path), "backend": backend}
         models[name] = lm.model

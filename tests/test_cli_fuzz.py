@@ -143,12 +143,12 @@ def test_cli_never_tracebacks(tmp_path_factory, monkeypatch, memory_ceiling, cmd
 def test_negative_control_a_planted_traceback_is_found(tmp_path_factory, monkeypatch):
     """The fuzz can fail: with a bug planted in one command (a traceback on any argument),
     the same fixed draw finds it."""
-    import resnets.cli
+    import resnets.cli.models
 
     def planted(args):
         raise ValueError("planted bug")
 
-    monkeypatch.setattr(resnets.cli, "_summary", planted)
+    monkeypatch.setattr(resnets.cli.models, "_summary", planted)
     with pytest.raises(ValueError, match="planted bug"):
         test_cli_never_tracebacks(tmp_path_factory, monkeypatch, None)
 

@@ -18,6 +18,7 @@ from safetensors.torch import save as st_save
 
 from resnets.data import stream as shards
 from resnets.errors import DataError, WeightsError
+from resnets.inference import load_weights
 from resnets.models import create_model
 from resnets.models.weights import META_KEY, read_meta, read_weights
 
@@ -68,7 +69,8 @@ requests = st.fixed_dictionaries(
 @pytest.fixture(scope="module")
 def fuzz_client(patch_run):
     run, _, _ = patch_run
-    lm, explainer = serve_module.load_served(str(run), "torch")
+    lm = load_weights(str(run))
+    explainer = lm.gradient_copy()
     with TestClient(serve_module.create_app(lm, explainer, label="fuzz")) as c:
         yield c
 

@@ -7,10 +7,11 @@ import ast
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 import resnets
 from resnets.cli import build_parser
-from resnets.models import get_spec, list_models
+from resnets.models import create_model, get_spec, list_models
 from resnets.train.config import TrainConfig, choices_of, config_markdown, field_docs
 
 SRC = Path(resnets.__file__).parent
@@ -25,13 +26,14 @@ LAYERS = {
     "argtypes": 1,
     "models": 2,
     "data": 2,
-    "eval": 3,
-    "train": 4,
-    "deploy": 4,
-    "analysis": 5,
-    "bench": 5,
-    "cli": 6,
-    "__main__": 7,
+    "inference": 3,
+    "eval": 4,
+    "train": 5,
+    "deploy": 5,
+    "analysis": 6,
+    "bench": 6,
+    "cli": 7,
+    "__main__": 8,
 }
 # imported inside functions only because they are optional or heavy and rarely needed
 OPTIONAL = {
@@ -178,11 +180,98 @@ def test_training_loop_reads_top_to_bottom():
     assert not [n for n in ast.walk(fn) if isinstance(n, (ast.Try, ast.Nonlocal))]
 
 
+def _weighted_depth(name: str) -> int:
+    """The depth of a built model, counted as each family's paper counts it: the weighted
+    layers on the main path (convolutions and the classifier), without projection shortcuts.
+    Wide ResNets (Zagoruyko & Komodakis) count every convolution, shortcuts included, and not
+    the classifier; the concat nets' 1x1 transitions and DenseNet's are counted as DenseNet
+    counts its own; the fast net's fixed whitening convolution is a layer."""
+    from resnets.models.concat import ConcatTransition
+    from resnets.models.fast import Whiten
+
+    spec = get_spec(name)
+    net = create_model(name)
+    skipped = {id(m) for t in net.modules() if isinstance(t, ConcatTransition) for m in t.modules()}
+    depth = 0
+    for key, module in net.named_modules():
+        if id(module) in skipped:
+            continue
+        if isinstance(module, Whiten):
+            depth += 1
+        elif isinstance(module, nn.Conv2d):
+            shortcut = any(w in key for w in ("shortcut", "downsample", "proj"))
+            depth += 1 if (not shortcut or name.startswith("wrn_")) else 0
+        elif isinstance(module, nn.Linear):
+            depth += 0 if name.startswith("wrn_") else 1
+    assert spec.depth, name
+    return depth
+
+
 @pytest.mark.parametrize("name", list_models())
-def test_every_registered_name_is_an_explicit_builder(name):
-    fn = get_spec(name).builder
-    assert fn.__name__ == name and fn.__doc__
-    assert f"def {name}(**kwargs" in Path(fn.__code__.co_filename).read_text()
+def test_every_registered_name_builds_the_depth_it_names(name):
+    """The builder registered under a name builds a net of that name's depth (a builder
+    registered with the wrong depth, or calling the wrong constructor, fails here), and it is
+    written out as an explicit ``def NAME(**kwargs)`` with a docstring."""
+    spec = get_spec(name)
+    assert _weighted_depth(name) == spec.depth
+    assert spec.builder.__doc__
+    assert f"def {name}(**kwargs" in Path(spec.builder.__code__.co_filename).read_text()
+
+
+def test_no_source_file_or_function_is_too_long_to_read():
+    """Files of at most 700 lines, functions of at most 150."""
+    long_files, long_functions = [], []
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > 700:
+            long_files.append(f"{path.relative_to(SRC)} ({len(text.splitlines())})")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 150:
+                    long_functions.append(f"{path.relative_to(SRC)}:{node.name} ({lines})")
+    assert not long_files and not long_functions, (long_files, long_functions)
+
+
+def test_each_thing_has_one_door():
+    """One create_model, one list_models, one public weights loader, one parser per command."""
+    defined: dict[str, list[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(str(path.relative_to(SRC)))
+    for name in ("create_model", "list_models", "load_weights", "build_parser"):
+        assert len(defined.get(name, [])) == 1, (name, defined.get(name))
+    for old in ("load_model", "load_for_inference", "load_for_backend", "load_served"):
+        assert old not in defined, (old, defined[old])
+    # the shared options come from the one helper each in argtypes.py: every command that loads
+    # weights takes --weights, --model, --backend and --device from there (same help), and every
+    # --device outside the training config is that helper's
+    helpers = {
+        "--weights": "MODEL.TAG",
+        "--model": "architecture",
+        "--backend": "inference runtime",
+        "--device": "auto, cpu",
+    }
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    parsers = dict(sub.choices)
+    for name in ("weights", "data", "reproduce", "analyze"):
+        nested = next(
+            a for a in parsers.pop(name)._actions if a.dest not in ("help",) and a.choices
+        )
+        parsers.update({f"{name} {k}": v for k, v in nested.choices.items()})
+    checked = 0
+    for command, parser in parsers.items():
+        flags = {f: a for a in parser._actions for f in a.option_strings}
+        loads_weights = "--weights" in flags or any(a.dest == "weights" for a in parser._actions)
+        for flag, text in helpers.items():
+            action = flags.get(flag)
+            if action is None or action.dest.startswith("cfg_"):
+                continue
+            if loads_weights or flag == "--device":
+                assert text in (action.help or ""), (command, flag, action.help)
+                checked += 1
+    assert checked >= 20
 
 
 def test_config_docs_are_generated_from_the_field_metadata():

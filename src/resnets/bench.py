@@ -24,9 +24,9 @@ from .data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratif
 from .data.folder import CACHE_ENV
 from .data.images import decode_image, resize_short_center_crop
 from .data.stream import decode_bytes, is_shard_dir, jpeg_decoder, stream_folder, stream_shards
-from .deploy.backends import ExternalModel, available_backends
-from .deploy.graph import onnx_bytes
 from .deploy.quantize import quantize_onnx, quantize_openvino
+from .inference import ExternalModel, available_backends
+from .inference.graph import onnx_bytes
 from .models import count_macs, create_model, get_spec
 from .models.weights import WeightsMeta
 from .runtime import use_bf16
@@ -324,11 +324,13 @@ def bench_backends(
             variants["onnxruntime int8"] = ExternalModel("onnxruntime", q, meta, threads=threads)
     if "openvino" in backends and "openvino" in installed:
         variants["openvino default"] = PlainOpenVINO(graph)
-        variants["openvino"] = ExternalModel("openvino", graph, meta, threads=threads, precision="")
+        variants["openvino"] = ExternalModel(
+            "openvino", graph, meta, threads=threads, precision="auto"
+        )
         variants["openvino f32"] = ExternalModel("openvino", graph, meta, threads=threads)
         if int8:
             variants["openvino int8"] = ExternalModel(
-                "openvino", quantize_openvino(graph, calib), meta, threads=threads, precision=""
+                "openvino", quantize_openvino(graph, calib), meta, threads=threads, precision="auto"
             )
     out: dict[str, Any] = {
         "model": model,

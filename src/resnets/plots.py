@@ -193,9 +193,15 @@ def plot_reliability(
     accuracy = [b["accuracy"] if b["count"] else 0.0 for b in bins]
     confidence = [b["confidence"] if b["count"] else c for b, c in zip(bins, centres)]
     ax.bar(centres, accuracy, width=width * 0.95, color="tab:blue", label="accuracy")
-    ax.bar(centres, [c - a if b["count"] else 0 for b, a, c in zip(bins, accuracy, confidence)],
-           bottom=accuracy, width=width * 0.95, color="tab:red", alpha=0.35,
-           label="gap to confidence")  # fmt: skip
+    ax.bar(
+        centres,
+        [c - a if b["count"] else 0 for b, a, c in zip(bins, accuracy, confidence)],
+        bottom=accuracy,
+        width=width * 0.95,
+        color="tab:red",
+        alpha=0.35,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)

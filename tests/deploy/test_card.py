@@ -10,7 +10,8 @@ import pytest
 
 from resnets.cli import main
 from resnets.deploy.card import wilson_interval
-from resnets.eval import load_for_inference, score
+from resnets.eval import score
+from resnets.inference import load_weights
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
@@ -30,7 +31,7 @@ def test_card_states_measured_numbers(patch_run, tmp_path, capsys):
     assert main(["weights", "card", str(run), "--data", str(data), "--out", str(out),
                  "--corruption-images", "40", "--no-progress"]) == 0  # fmt: skip
     text = (out / "CARD.md").read_text()
-    res, _ = score(load_for_inference(run), str(data), subset="val")
+    res, _ = score(load_weights(run), str(data), subset="val")
     assert f"Top-1 **{res.top1:.2%}**" in text  # the same number an independent eval gives
     lo, hi = wilson_interval(round(res.top1 * res.n), res.n)
     assert f"{lo:.2%} - {hi:.2%}, n = {res.n:,}" in text

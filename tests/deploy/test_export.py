@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from resnets.cli import main
-from resnets.deploy import export_model, load_for_backend
-from resnets.deploy.backends import read_exported_meta
+from resnets.deploy import export_model
+from resnets.inference import load_weights, read_exported_meta
 from resnets.train import build_config, train
 
 pytest.importorskip("onnxruntime")
@@ -145,10 +145,10 @@ def test_bad_exports_and_backends_are_one_line_errors(run, tmp_path, capsys):
 
 
 def test_load_for_backend_auto_picks_an_installed_runtime(run):
-    lm = load_for_backend(run / "run", "auto")
+    lm = load_weights(run / "run", backend="auto")
     assert type(lm.model).__name__ == "ExternalModel" and lm.model.backend == "openvino"
     if (run / "m.onnx").exists():  # an ONNX file runs on the runtime it was made for
-        assert load_for_backend(run / "m.onnx", "auto").model.backend == "onnxruntime"
+        assert load_weights(run / "m.onnx", backend="auto").model.backend == "onnxruntime"
 
 
 def test_benchmark_infer_runs_every_backend_at_batch_1_and_16(capsys):
@@ -271,10 +271,10 @@ def test_int8_export_is_calibrated_on_training_images_and_keeps_accuracy(run, fm
 
 
 def onnx_bytes_of(run):
-    from resnets.deploy.graph import onnx_bytes
-    from resnets.eval import load_for_inference
+    from resnets.inference import load_weights
+    from resnets.inference.graph import onnx_bytes
 
-    lm = load_for_inference(run / "run")
+    lm = load_weights(run / "run")
     return onnx_bytes(lm.model, lm.meta, 8)
 
 

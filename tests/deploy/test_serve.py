@@ -30,7 +30,8 @@ pytest.importorskip("captum")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from resnets.cli import main  # noqa: E402
-from resnets.deploy.serve import ServeConfig, create_app, load_served  # noqa: E402
+from resnets.deploy.serve import ServeConfig, create_app  # noqa: E402
+from resnets.inference import load_weights  # noqa: E402
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -65,7 +66,8 @@ def _server(app):
 @pytest.fixture(scope="module")
 def served(patch_run):
     run, data, _ = patch_run
-    lm, explainer = load_served(str(run), "torch")
+    lm = load_weights(str(run))
+    explainer = lm.gradient_copy()
     return lm, explainer, data
 
 

@@ -13,10 +13,10 @@ import torch
 
 from resnets.cli import main
 from resnets.errors import ConfigError, WeightsError
-from resnets.eval import load_for_inference
 from resnets.eval.calibration import calibrate_weights, fit_temperature, measure
 from resnets.eval.metrics import expected_calibration_error
 from resnets.eval.predict import top_classes
+from resnets.inference import load_weights
 
 
 def test_ece_matches_a_hand_computed_case():
@@ -57,7 +57,7 @@ def test_calibrate_stores_a_temperature_that_changes_probabilities_not_classes(
 ):
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     x = torch.randn(6, 1, 8, 8)
     with torch.no_grad():
         logits = lm.model(x)
@@ -67,7 +67,7 @@ def test_calibrate_stores_a_temperature_that_changes_probabilities_not_classes(
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     t = out["after"]["temperature"]
     assert out["after"]["nll"] <= out["before"]["nll"] + 1e-9 and t != 1.0
-    calibrated = load_for_inference(run)
+    calibrated = load_weights(run)
     assert calibrated.meta.temperature == pytest.approx(t, rel=1e-5)
     assert calibrated.meta.calibration["before"]["ece"] == pytest.approx(out["before"]["ece"])
     new = [top_classes(calibrated, row, 3) for row in logits]
@@ -90,7 +90,7 @@ def test_calibration_refuses_training_images_and_unknown_splits(digits_run, tmp_
 
     from resnets.models.weights import save_weights
 
-    lm = load_for_inference(digits_run)  # the same weights, their record without the split
+    lm = load_weights(digits_run)  # the same weights, their record without the split
     no_split = tmp_path / "no-split.safetensors"
     save_weights(lm.model, no_split, replace(lm.meta, split=None))
     with pytest.raises(WeightsError, match="no held-out split recorded"):

@@ -12,14 +12,14 @@ from PIL import Image
 from resnets.cli import main
 from resnets.data import load_dataset
 from resnets.errors import DataError, WeightsError
-from resnets.eval import load_for_inference, predict, score
+from resnets.eval import predict, score
+from resnets.inference import load_weights, model_from_weights
 from resnets.models import create_model
-from resnets.models.hub import load_model
 from resnets.models.weights import read_weights
 
 
 def test_eval_val_subset_matches_training_log(digits_run):
-    lm = load_for_inference(digits_run)
+    lm = load_weights(digits_run)
     res, _ = score(lm, "digits", subset="val")
     last = json.loads((digits_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert res.n == 359
@@ -36,7 +36,7 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
     from resnets.data import augment as A
     from resnets.eval.metrics import evaluate
 
-    lm = load_for_inference(digits_run)
+    lm = load_weights(digits_run)
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (24, 8, 8, 1), dtype=np.uint8))
     labels = torch.from_numpy(rng.integers(0, 10, 24))
@@ -103,12 +103,12 @@ def test_predict_cli(digits_run, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out[0]["top"]) == 3
     assert sum(t["prob"] for t in out[0]["top"]) <= 1.0 + 1e-6
-    lm = load_for_inference(digits_run)
+    lm = load_weights(digits_run)
     assert predict(lm, [str(img)])[0]["top"][0]["class"] in lm.classes
 
 
 def test_class_mismatch_is_an_error(digits_run, image_folder):
-    lm = load_for_inference(digits_run)
+    lm = load_weights(digits_run)
     with pytest.raises(DataError, match="channels|class lists differ"):
         score(lm, str(image_folder))
 
@@ -132,7 +132,7 @@ def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path, monkeypatch
         },
     )
     train(cfg, tmp_path / "run", progress=False, echo=False)
-    lm = load_for_inference(tmp_path / "run")
+    lm = load_weights(tmp_path / "run")
     sub = make_image_folder(tmp_path / "te", classes=("c", "a"), per_class=3)
     res, data = score(lm, str(sub))
     assert res.n == 6 and res.confusion[1].sum() == 0  # no "b" images
@@ -153,7 +153,7 @@ def test_torchvision_style_pth_loads_strict_and_gives_same_outputs(tmp_path):
     torch.manual_seed(0)
     src = create_model("resnet18").eval()
     torch.save(src.state_dict(), tmp_path / "resnet18-test.pth")
-    net, meta = load_model(tmp_path / "resnet18-test.pth", model="resnet18")
+    net, meta = model_from_weights(tmp_path / "resnet18-test.pth", model="resnet18")
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(net.eval()(x), src(x))
@@ -163,9 +163,9 @@ def test_torchvision_style_pth_loads_strict_and_gives_same_outputs(tmp_path):
 def test_wrong_architecture_lists_mismatched_keys(tmp_path):
     torch.save(create_model("resnet18").state_dict(), tmp_path / "r18.pth")
     with pytest.raises(WeightsError, match="missing keys: .*layer1.0.conv3"):
-        load_model(tmp_path / "r18.pth", model="resnet50")
+        model_from_weights(tmp_path / "r18.pth", model="resnet50")
     with pytest.raises(WeightsError, match="shape mismatch.*fc.weight"):
-        load_model(tmp_path / "r18.pth", model="resnet18", num_classes=10)
+        model_from_weights(tmp_path / "r18.pth", model="resnet18", num_classes=10)
 
 
 def test_weights_that_would_run_code_are_refused(tmp_path):
@@ -190,7 +190,7 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
     from resnets.data import augment as A
     from resnets.eval.metrics import evaluate
 
-    lm = load_for_inference(digits_run)
+    lm = load_weights(digits_run)
     rng = np.random.default_rng(1)
     images = torch.from_numpy(rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8))
     labels = torch.from_numpy(rng.integers(0, 10, 12))

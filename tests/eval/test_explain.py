@@ -11,8 +11,8 @@ from PIL import Image
 from resnets.cli import main
 from resnets.data.images import decode_image
 from resnets.data.select import select_samples
-from resnets.eval import load_for_inference
 from resnets.eval.explain import explain_image, overlay, overlay_png
+from resnets.inference import load_weights
 from resnets.models import create_model
 
 pytest.importorskip("captum")
@@ -41,7 +41,7 @@ def _hit_rate(lm, data, boxes, files, method="gradcam"):
 @pytest.mark.slow
 def test_gradcam_peak_falls_inside_the_patch_that_decides_the_class(patch_run):
     run, data, boxes = patch_run
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     assert lm.meta.metrics["top1"] > 0.95  # the model did learn the task
     files = _val_files(lm, boxes)
     assert len(files) == 120
@@ -49,14 +49,14 @@ def test_gradcam_peak_falls_inside_the_patch_that_decides_the_class(patch_run):
     assert trained >= 0.8, trained
     # control: the same architecture untrained points at the patch far less often, so the
     # hit rate measures what the training learned, not the patch's contrast alone
-    untrained = load_for_inference(run)
+    untrained = load_weights(run)
     untrained.model.load_state_dict(create_model("resnet8", num_classes=4).state_dict())
     assert _hit_rate(untrained, data, boxes, files[:40]) < trained - 0.3
 
 
 def test_integrated_gradients_add_up_and_mark_the_patch(patch_run):
     run, data, boxes = patch_run
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     f = _val_files(lm, boxes)[0]
     e = explain_image(lm, decode_image(data / f), f, methods=("ig",))
     assert e.ig_delta is not None and e.ig_delta < 0.05 * max(1.0, abs(e.top[0]["prob"]))
@@ -150,7 +150,7 @@ def test_bad_explain_options_are_one_line_errors(patch_run, tmp_path, capsys, ar
 
 def test_overlay_png_is_a_png(patch_run):
     run, data, _ = patch_run
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     e = explain_image(lm, decode_image(data / "green" / "0002.png"), methods=("gradcam",))
     png = overlay_png(e)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -160,11 +160,11 @@ def test_overlay_png_is_a_png(patch_run):
     "name", ["preact_resnet110", "densenet_bc_100_12", "concat20", "fast_resnet8", "wrn_16_4"]
 )
 def test_every_family_can_be_explained(name):
-    from resnets.eval.predict import loaded_from_meta
+    from resnets.inference import wrap_module
     from resnets.models.weights import WeightsMeta
 
     net = create_model(name, num_classes=10).eval()
-    lm = loaded_from_meta(net, WeightsMeta(model=name, mean=[128.0] * 3, std=[64.0] * 3), name)
+    lm = wrap_module(net, WeightsMeta(model=name, mean=[128.0] * 3, std=[64.0] * 3), name)
     img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     e = explain_image(lm, img, methods=("gradcam",))
     assert e.maps["gradcam"].shape == (32, 32) and np.isfinite(e.maps["gradcam"]).all()

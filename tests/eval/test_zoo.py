@@ -9,9 +9,10 @@ import torch
 
 from resnets.cli import main
 from resnets.errors import ConfigError
-from resnets.eval import load_for_inference, score
+from resnets.eval import score
 from resnets.eval.zoo import package_run
-from resnets.models import create_model, hub
+from resnets.inference import load_weights
+from resnets.models import catalogue, create_model
 from resnets.models.weights import read_meta
 
 
@@ -39,19 +40,19 @@ def test_package_run_rescores_in_fp32_and_registers_a_loadable_name(
     f = out / "resnet8.patches.safetensors"
     assert (out / "resnet8.patches.sha256").read_text().split()[0] == rec["sha256"]
     meta = read_meta(f)
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     want, _ = score(lm, str(data), subset="val")  # the same split, fp32
     assert meta.metrics["top1"] == pytest.approx(want.top1) and meta.metrics["n"] == 120
     assert "held out" in meta.metrics["split"] and "fp32" in meta.metrics["split"]
     assert meta.command and meta.params == 74_900 and meta.macs > 0 and meta.license
     assert meta.final["train_time_s"] > 0
     # shipped: registered by name at import, checked, and create_model(pretrained=True) works
-    monkeypatch.setattr(hub, "PACKAGE_WEIGHTS", out)
-    monkeypatch.setattr(hub, "_PRETRAINED", dict(hub._PRETRAINED))
-    monkeypatch.setattr(hub, "_DEFAULT_TAG", dict(hub._DEFAULT_TAG))
-    hub._register_shipped()
-    assert "resnet8.patches" in hub.list_pretrained("resnet8.*")
-    assert hub.verify("resnet8.patches") == rec["sha256"]
+    monkeypatch.setattr(catalogue, "PACKAGE_WEIGHTS", out)
+    monkeypatch.setattr(catalogue, "_PRETRAINED", dict(catalogue._PRETRAINED))
+    monkeypatch.setattr(catalogue, "_DEFAULT_TAG", dict(catalogue._DEFAULT_TAG))
+    catalogue._register_shipped()
+    assert "resnet8.patches" in catalogue.list_pretrained("resnet8.*")
+    assert catalogue.verify("resnet8.patches") == rec["sha256"]
     net = create_model("resnet8", pretrained=True, num_classes=4).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -61,7 +62,7 @@ def test_package_run_rescores_in_fp32_and_registers_a_loadable_name(
     raw[-5] ^= 0xFF
     f.write_bytes(bytes(raw))
     with pytest.raises(Exception, match="SHA-256"):
-        hub.verify("resnet8.patches")
+        catalogue.verify("resnet8.patches")
 
 
 def test_package_refuses_a_wrong_name_or_an_unfinished_run(patch_run, tmp_path):
@@ -99,7 +100,7 @@ def test_package_half_stores_float16_and_states_the_accuracy_of_the_stored_value
     assert all(t.dtype == torch.float16 for t in sd.values() if t.is_floating_point())
     assert half["size_bytes"] < 0.6 * full["size_bytes"]
     assert read_meta(f).final["stored_dtype"] == "float16"
-    lm = load_for_inference(f)  # loads back into the float32 model
+    lm = load_weights(f)  # loads back into the float32 model
     assert next(lm.model.parameters()).dtype == torch.float32
     again, _ = score(lm, str(data), subset="val")
     assert again.top1 == pytest.approx(half["top1"])

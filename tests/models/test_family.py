@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from resnets.errors import ConfigError
+from resnets.inference import model_from_weights
 from resnets.models import create_model, list_models
-from resnets.models.hub import get_pretrained, load_model
+from resnets.models.catalogue import get_pretrained
 from resnets.models.weights import read_weights
 from resnets.train import build_config, train
 
@@ -125,7 +126,7 @@ def test_torchvision_densenet_file_with_legacy_keys_loads_strictly(tmp_path):
     torch.save(legacy, tmp_path / "densenet121-00000000.pth")
     back, meta = read_weights(tmp_path / "densenet121-00000000.pth")
     assert meta is None and set(back) == set(sd)
-    net, _ = load_model(tmp_path / "densenet121-00000000.pth", model="densenet121")
+    net, _ = model_from_weights(tmp_path / "densenet121-00000000.pth", model="densenet121")
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(net.eval()(x), m(x))
@@ -205,5 +206,5 @@ def test_family_members_train_with_the_trainer(name, tmp_path):
     res = train(cfg, tmp_path / "run", progress=False, echo=False)
     assert res.iters > 0 and res.stopped is None
     assert res.final_val_err < 0.6  # 10 classes (chance: 90% error): it learned something
-    net, meta = load_model(tmp_path / "run")
+    net, meta = model_from_weights(tmp_path / "run")
     assert meta.model == name and type(net).__name__ == type(create_model(name)).__name__

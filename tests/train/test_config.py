@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from resnets.errors import ConfigError
 from resnets.train.config import (
-    RECIPES,
     TrainConfig,
     build_config,
     field_names,
     parse_set,
     read_config_file,
 )
+from resnets.train.recipes import RECIPES
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

@@ -143,11 +143,12 @@ def test_eval_and_predict_refuse_silent_wrong_results(digits_run, tmp_path, caps
 
 
 def test_zero_images_to_score_is_an_error(tmp_path):
-    from resnets.eval import load_for_inference, score
+    from resnets.eval import score
+    from resnets.inference import load_weights
 
     run = tmp_path / "nv"
     train(small(val_split=0), run, progress=False, echo=False)
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     with pytest.raises(DataError, match="no images to score"):
         score(lm, "digits", subset="val")
 

@@ -267,9 +267,10 @@ def test_imagenet_recipes_run_on_a_folder(recipe, tmp_path, image_folder):
         # zero-initialised residual BN: the trained model's last BN gammas stayed near 0
         sd = load_file(tmp_path / recipe / "model.safetensors")
         assert sd["layer1.0.bn2.weight"].abs().max() < 0.05
-    from resnets.eval import load_for_inference, score
+    from resnets.eval import score
+    from resnets.inference import load_weights
 
-    lm = load_for_inference(tmp_path / recipe)
+    lm = load_weights(tmp_path / recipe)
     assert (lm.image_size, lm.eval_size) == (40, 32)
     r, _ = score(lm, str(image_folder), ten_crop=True)
     assert r.n == 36
@@ -314,9 +315,10 @@ def test_fast_cifar_recipe_on_digits_resumes_bit_identically(tmp_path):
     torch.manual_seed(cfg.seed)
     fresh = create_model("fast_resnet8", num_classes=10, in_chans=1)
     assert not torch.allclose(a["stem.weight"], fresh.stem.weight)  # set from the data
-    from resnets.eval import load_for_inference, score
+    from resnets.eval import score
+    from resnets.inference import load_weights
 
-    lm = load_for_inference(tmp_path / "full")
+    lm = load_weights(tmp_path / "full")
     assert lm.meta.tta == "flip"
     resolved = json.loads((tmp_path / "full" / "config.json").read_text())["resolved"]
     # evaluated as in training (bf16 where the CPU has it): exactly the logged accuracy

@@ -15,30 +15,31 @@ import fcntl
 import json
 import math
 import os
-import platform
-import statistics
+import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy
 import torch
 
-from .. import __version__
-from ..errors import ConfigError
-from ..runtime import cpu_name, machine_label
+from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
+from ..errors import ConfigError, TrainingDiverged
+from ..inference import model_from_weights
+from ..io import atomic_write_text
+from ..models import count_macs, count_params, create_model
+from ..models.summary import activation_bytes
 from ..train import TrainingInterrupted, train
 from ..train.config import TrainConfig, build_config
 from ..train.run_dir import read_metrics
-from .paper import budget_iters, scaled_milestones
-
-JPEG_NOTE = (
-    "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
-    "measured on them sit somewhat above figures for the original lossless arrays. Validation is "
-    "the 5k split held out of the 50k training images (the paper's Table 6 uses the 10k test set)."
+from .layers import (
+    calibrate_bn,
+    gradient_norms,
+    gradient_norms_at,
+    response_stds,
+    shattered_correlation,
 )
+from .paper import budget_iters, scaled_milestones
 
 
 @dataclass
@@ -215,77 +216,189 @@ def run_machine(conf: dict[str, Any]) -> str:
     return f"{cpu}, {bf16}, {versions.get('threads', '?')} thread(s)"
 
 
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return math.nan, math.nan
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+# ---------------------------------------------------------------------------------------------
+# measurements on trained and fresh networks
 
 
-def fmt_pct(m: float, s: float, n: int) -> str:
-    if math.isnan(m):
-        return "n/a"
-    return f"{100 * m:.2f} ± {100 * s:.2f}" if n > 1 else f"{100 * m:.2f}"
+def val_batches(run_dir: Path, limit: int | None = None) -> tuple[torch.nn.Module, list]:
+    """The loaded model of a finished run and its validation split as normalised batches."""
+    conf = json.loads((run_dir / "config.json").read_text())
+    cfg = conf["config"]
+    model, meta = model_from_weights(run_dir / "model.safetensors")
+    data = load_dataset(cfg["data"], image_size=cfg["image_size"], progress=False)
+    _, val = stratified_split(data.labels, cfg["val_split"], cfg["seed"])
+    if limit:
+        val = val[:limit]
+    stream = BatchStream(
+        data.images, data.labels, val, 500, 0, meta.mean, meta.std, None, drop_last=False
+    )
+    return model, [x for x, _ in stream.epoch(0)]
 
 
-def environment() -> dict[str, str]:
-    cpu = cpu_name()
+def response_curves(
+    specs: list[RunSpec], root: Path
+) -> tuple[list[dict[str, Any]], dict[str, tuple[list[float], list[float]]]]:
+    """Fig. 7's measurement on each finished run: the std of every 3x3 layer's response over
+    the validation split; returns CSV rows and per model (layer order, sorted order)."""
+    rows, curves = [], {}
+    for spec in specs:
+        model, batches = val_batches(root / "runs" / spec.name)
+        stds = response_stds(model, batches)
+        ordered = sorted((s for _, s in stds), reverse=True)
+        curves[spec.cfg.model] = ([s for _, s in stds], ordered)
+        for i, ((layer, std), sorted_std) in enumerate(zip(stds, ordered)):
+            rows.append(
+                {
+                    "model": spec.cfg.model,
+                    "layer_index": i + 1,
+                    "layer": layer,
+                    "std": std,
+                    "sorted_std": sorted_std,
+                }
+            )
+    return rows, curves
+
+
+def model_costs(model: str, **kwargs: Any) -> dict[str, Any]:
+    """Parameters, MACs (one 32x32 image), training activations (batch 128, MiB), features."""
+    net = create_model(model, **kwargs)
     return {
-        "cpu": f"{cpu} ({torch.get_num_threads()} threads)",
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "resnets": __version__,
+        "params": count_params(net),
+        "macs": count_macs(net, (1, 3, 32, 32)),
+        "act_mib": activation_bytes(net, (128, 3, 32, 32)) / 2**20,
+        "features": int(net.num_features),
     }
 
 
-def write_results(
-    out: Path,
-    title: str,
-    command: str,
-    budget: float,
-    sections: list[str],
-    wall: float,
-    data: str,
-    train_seconds: float | None = None,
-    machines: list[str] | None = None,
-) -> Path:
-    """RESULTS.md: the tables and figures, the paper's numbers beside ours, and how they were made."""
-    env = environment()
-    iters = budget_iters(budget)
-    first, second = (round(m) for m in scaled_milestones(budget))
-    lines = [
-        f"# {title}",
-        "",
-        f"**Machine**: {'; '.join(sorted(set(machines))) if machines else env['cpu']} "
-        f"(report written on {machine_label()}). "
-        f"**Budget {budget:g}**: {iters:,} of the paper's 64k iterations.",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Budget {budget:g} of the paper's schedule: {iters:,} iterations of batch 128 "
-        f"(lr /10 at {first:,} and {second:,}).",
-        f"Data: `{data}`. "
-        + (
-            f"Training time of the runs behind these numbers: {train_seconds / 60:.1f} min; "
-            if train_seconds is not None
-            else ""
-        )
-        + f"this invocation took {wall / 60:.1f} min (a re-run skips finished runs).",
-        "",
-    ]
-    if "cifar10-jpeg" in data or data.endswith(".jpg"):
-        lines += [JPEG_NOTE, ""]
-    if budget < 1:
-        lines += [
-            f"**At budget {budget:g} these are short-schedule numbers, not the paper's full 64k-iteration "
-            "training: compare orderings and trends, not absolute errors.**",
-            "",
-        ]
-    lines += sections
-    lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()]
-    lines += [f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
-    p = out / "RESULTS.md"
-    p.write_text("\n".join(lines))
-    return p
+def matched_concat_width(depth: int, target_params: int) -> int:
+    """The concat net's base width whose parameter count is closest to ``target_params``."""
+
+    def params(width: int) -> int:
+        return count_params(create_model(f"concat{depth}", base_width=width))
+
+    return min(range(2, 33), key=lambda width: abs(params(width) - target_params))
+
+
+@dataclass
+class GradientMeasurements:
+    """Gradient norms per conv layer and shattered-gradient correlations."""
+
+    rows: list[dict[str, Any]]  # gradients.csv
+    shattered: list[dict[str, Any]]  # shattered.csv
+    init_curves: dict[tuple[str, bool], list[float]]  # (model, batchnorm) -> norms at init
+    train_curves: dict[str, dict[int, list[float]]]  # model -> iteration -> norms
+    probe: torch.Tensor | None = None  # the one validation image shattering is measured at
+
+
+def gradients_at_init(
+    data_spec: str, budget: float, device: str, depths: list[int]
+) -> GradientMeasurements:
+    """Weight-gradient norms of fresh plain and residual nets, with and without BatchNorm, on
+    one fixed training batch, and their shattered-gradient correlation (Balduzzi et al. 2017)."""
+    base = budget_config("resnet20", data_spec, budget, 0, device)
+    data = load_dataset(base.data, image_size=base.image_size, progress=False)
+    train_idx, val_idx = stratified_split(data.labels, base.val_split, 0)
+    mean, std = channel_stats(data.images, train_idx)
+    stream = BatchStream(
+        data.images,
+        data.labels,
+        train_idx,
+        min(128, len(train_idx)),
+        0,
+        mean,
+        std,
+        AugmentSpec("none"),
+    )
+    x, y = stream.make_batch(0, 0)
+    calibration = [stream.make_batch(0, k)[0] for k in range(min(4, len(stream)))]
+    one = BatchStream(data.images, data.labels, val_idx, 1, 0, mean, std, None)
+    x0 = one.make_batch(0, 0)[0][0]
+    found = GradientMeasurements([], [], {}, {}, probe=x0)
+    for batchnorm in (True, False):
+        for kind in ("plain", "resnet"):
+            for depth in depths:
+                name = f"{kind}{depth}"
+                torch.manual_seed(0)
+                net = create_model(
+                    name, num_classes=len(data.classes), in_chans=data.channels, batchnorm=batchnorm
+                )
+                norms = gradient_norms_at(net, x, y)
+                found.init_curves[(name, batchnorm)] = [v for _, v in norms]
+                found.rows += [
+                    {
+                        "model": name,
+                        "batchnorm": batchnorm,
+                        "phase": "init",
+                        "layer_index": i + 1,
+                        "layer": layer,
+                        "grad_norm": v,
+                    }
+                    for i, (layer, v) in enumerate(norms)
+                ]
+                if batchnorm:
+                    calibrate_bn(net, calibration)
+                found.shattered.append(
+                    {
+                        "model": name,
+                        "batchnorm": batchnorm,
+                        "phase": "init",
+                        **shattered_correlation(net, x0),
+                    }
+                )
+    return found
+
+
+def gradients_in_training(
+    found: GradientMeasurements,
+    specs: list[RunSpec],
+    root: Path,
+    progress: bool,
+) -> None:
+    """Train each BN net at the budget with a hook that records the gradient norms at a few
+    iterations (0, 10%, 50%, last); an interrupted recording restarts, hooks do not resume."""
+    for spec in specs:
+        name, cfg = spec.cfg.model, spec.cfg
+        run_dir = root / "runs" / f"grad-{name}"
+        record_path = run_dir / "gradients.json"
+        if record_path.is_file():
+            record = {int(k): v for k, v in json.loads(record_path.read_text()).items()}
+        else:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            marks = sorted({0, cfg.iters // 10, cfg.iters // 2, cfg.iters - 1})
+            record = {}
+
+            def hook(model, step, record=record, marks=marks):
+                if step in marks:
+                    record[step] = [v for _, v in gradient_norms(model)]
+
+            try:
+                result = train(cfg, run_dir, progress=progress, echo=False, on_backward=hook)
+            except TrainingDiverged:
+                result = None
+            if result is not None and result.stopped:
+                raise TrainingInterrupted(result)
+            atomic_write_text(record_path, json.dumps(record))
+        found.train_curves[name] = record
+        for step, norms in record.items():
+            found.rows += [
+                {
+                    "model": name,
+                    "batchnorm": True,
+                    "phase": f"iter {step}",
+                    "layer_index": i + 1,
+                    "layer": "",
+                    "grad_norm": v,
+                }
+                for i, v in enumerate(norms)
+            ]
+        if (run_dir / "model.safetensors").is_file():
+            trained, _ = model_from_weights(run_dir / "model.safetensors")
+            found.shattered.append(
+                {
+                    "model": name,
+                    "batchnorm": True,
+                    "phase": "trained",
+                    **shattered_correlation(trained, found.probe),
+                }
+            )

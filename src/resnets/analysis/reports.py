@@ -9,10 +9,30 @@ is ever typed by hand: RESULTS.md prints :meth:`Verdict.line`.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import platform
 import statistics
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy
+import torch
+
+from .. import __version__
+from ..io import atomic_write_text
+from ..runtime import cpu_name, machine_label
+from .paper import budget_iters, scaled_milestones
+
+JPEG_NOTE = (
+    "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
+    "measured on them sit somewhat above figures for the original lossless arrays. Validation is "
+    "the 5k split held out of the 50k training images (the paper's Table 6 uses the 10k test set)."
+)
 
 
 @dataclass(frozen=True)
@@ -175,3 +195,156 @@ def response_verdict(
     within |= not clear_gap(deep, shallow)
     parts.append(f"ResNet-{min(depths)} {shallow.mean:.3f} -> ResNet-{max(depths)} {deep.mean:.3f}")
     return Verdict("(e)", claim, holds, "mean std of 3x3 responses: " + "; ".join(parts), within)
+
+
+# ---------------------------------------------------------------------------------------------
+# run records -> tables, curves, CSV and RESULTS.md
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return math.nan, math.nan
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def fmt_pct(m: float, s: float, n: int) -> str:
+    if math.isnan(m):
+        return "n/a"
+    return f"{100 * m:.2f} ± {100 * s:.2f}" if n > 1 else f"{100 * m:.2f}"
+
+
+def mean_curve(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Average the metrics rows of several seeds step by step."""
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for r in records:
+        for row in r["rows"]:
+            by_step.setdefault(row["step"], []).append(row)
+    out = []
+    for step in sorted(by_step):
+        rows = by_step[step]
+        vals = [x["val_err"] for x in rows if x.get("val_err") is not None]
+        out.append(
+            {
+                "step": step,
+                "train_err": float(numpy.mean([x["train_err"] for x in rows])),
+                "val_err": float(numpy.mean(vals)) if vals else None,
+            }
+        )
+    return out
+
+
+def run_table(records: list[dict[str, Any]]) -> dict[str, list[RunFinal]]:
+    """Each model's finished runs, one RunFinal per seed, for the verdicts."""
+    table: dict[str, list[RunFinal]] = {}
+    for r in records:
+        if r["final_val_err"] is not None and r["final_train_err"] is not None:
+            table.setdefault(r["model"], []).append(
+                RunFinal(r["final_train_err"], r["final_val_err"])
+            )
+    return table
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of one shape as a CSV file, written atomically (nothing for no rows)."""
+    if not rows:
+        return
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
+
+
+def per_run_csv(out: Path, records: list[dict[str, Any]]) -> None:
+    write_csv(
+        out / "runs.csv",
+        [
+            {
+                k: r.get(k)
+                for k in (
+                    "name",
+                    "model",
+                    "tag",
+                    "seed",
+                    "params",
+                    "iters",
+                    "final_train_err",
+                    "final_val_err",
+                    "best_val_err",
+                    "train_time",
+                )
+            }
+            for r in records
+        ],
+    )
+
+
+def group(records: list[dict[str, Any]], key) -> dict[Any, list[dict[str, Any]]]:
+    g: dict[Any, list[dict[str, Any]]] = {}
+    for r in records:
+        g.setdefault(key(r), []).append(r)
+    return g
+
+
+def environment() -> dict[str, str]:
+    cpu = cpu_name()
+    return {
+        "cpu": f"{cpu} ({torch.get_num_threads()} threads)",
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "resnets": __version__,
+    }
+
+
+def write_results(
+    out: Path,
+    title: str,
+    command: str,
+    budget: float,
+    sections: list[str],
+    wall: float,
+    data: str,
+    train_seconds: float | None = None,
+    machines: list[str] | None = None,
+) -> Path:
+    """RESULTS.md: the tables and figures, the paper's numbers beside ours, and how they were made."""
+    env = environment()
+    iters = budget_iters(budget)
+    first, second = (round(m) for m in scaled_milestones(budget))
+    lines = [
+        f"# {title}",
+        "",
+        f"**Machine**: {'; '.join(sorted(set(machines))) if machines else env['cpu']} "
+        f"(report written on {machine_label()}). "
+        f"**Budget {budget:g}**: {iters:,} of the paper's 64k iterations.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Budget {budget:g} of the paper's schedule: {iters:,} iterations of batch 128 "
+        f"(lr /10 at {first:,} and {second:,}).",
+        f"Data: `{data}`. "
+        + (
+            f"Training time of the runs behind these numbers: {train_seconds / 60:.1f} min; "
+            if train_seconds is not None
+            else ""
+        )
+        + f"this invocation took {wall / 60:.1f} min (a re-run skips finished runs).",
+        "",
+    ]
+    if "cifar10-jpeg" in data or data.endswith(".jpg"):
+        lines += [JPEG_NOTE, ""]
+    if budget < 1:
+        lines += [
+            f"**At budget {budget:g} these are short-schedule numbers, not the paper's full 64k-iteration "
+            "training: compare orderings and trends, not absolute errors.**",
+            "",
+        ]
+    lines += sections
+    lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()]
+    lines += [f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
+    p = out / "RESULTS.md"
+    atomic_write_text(p, "\n".join(lines))
+    return p

@@ -1,13 +1,9 @@
-"""From a trained model to a deployed one: export (ONNX, OpenVINO) and inference backends."""
+"""From a trained model to a deployed one: export (ONNX, OpenVINO, int8), a card of evidence,
+and an HTTP server. (Loading a model on any runtime is ``resnets.inference``.)"""
 
-from .backends import BACKENDS, ExternalModel, available_backends, load_for_backend
 from .export import ExportReport, export_model
 
 __all__ = [
-    "BACKENDS",
     "ExportReport",
-    "ExternalModel",
-    "available_backends",
     "export_model",
-    "load_for_backend",
 ]

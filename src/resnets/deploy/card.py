@@ -22,12 +22,12 @@ import torch
 from ..eval.calibration import fit_temperature, measure
 from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, spread_subset
 from ..eval.metrics import reliability_bins
-from ..eval.predict import LoadedModel, load_for_inference, score, scoring_selection
+from ..eval.predict import score, scoring_selection
+from ..inference import LoadedModel, load_weights
 from ..io import atomic_write_text, progress_bar
-from ..models.hub import resolve_weights_path
+from ..models.catalogue import resolve_weights_path
 from ..plots import plot_confusion, plot_corruptions, plot_reliability
 from ..runtime import machine_label
-from .backends import load_for_backend
 from .export import export_model
 
 FLOAT16_MAX = float(torch.finfo(torch.float16).max)
@@ -69,56 +69,90 @@ def _float16_check(weights_path: Path, lm: LoadedModel) -> dict[str, Any] | None
     stored = (lm.meta.final or {}).get("stored_dtype")
     if stored != "float16":
         return None
-    variances = {k: float(v.max()) for k, v in lm.model.state_dict().items()
-                 if k.endswith("running_var")}  # fmt: skip
+    variances = {
+        k: float(v.max()) for k, v in lm.model.state_dict().items() if k.endswith("running_var")
+    }
     worst = max(variances, key=variances.get)
-    return {"largest_running_var": variances[worst], "tensor": worst, "limit": FLOAT16_MAX,
-            "headroom": FLOAT16_MAX / max(variances[worst], 1e-30)}  # fmt: skip
+    return {
+        "largest_running_var": variances[worst],
+        "tensor": worst,
+        "limit": FLOAT16_MAX,
+        "headroom": FLOAT16_MAX / max(variances[worst], 1e-30),
+    }
 
 
 def gather_evidence(
     weights: str, data: str, out: Path, *, corruption_images: int = 1000, progress: bool = True
 ) -> CardEvidence:
     """Measure everything a card states (exports go to a temporary folder)."""
-    lm = load_for_inference(weights)
+    lm = load_weights(weights)
     steps = progress_bar(total=5, desc="card", unit="part", disable=not progress)
     # 1. accuracy on the held-out split, per class, and the logits for calibration
     res, _ = score(lm, data, subset="val", keep_logits=True, temperature=1.0)
     steps.update(1)
     correct = int(round(res.top1 * res.n))
     per_class = dict(zip(lm.classes, (float(a) for a in res.per_class())))
-    figures = {"confusion": str(plot_confusion(res.confusion, lm.classes, out / "confusion.png",
-                                               title=f"{weights}: top-1 {res.top1:.2%}"))}  # fmt: skip
+    figures = {
+        "confusion": str(
+            plot_confusion(
+                res.confusion,
+                lm.classes,
+                out / "confusion.png",
+                title=f"{weights}: top-1 {res.top1:.2%}",
+            )
+        )
+    }
     # 2. calibration: raw, and at the stored temperature (or one fitted now, said so)
     t = lm.meta.temperature or fit_temperature(res.logits, res.targets)
     before, after = measure(res.logits, res.targets, 1.0), measure(res.logits, res.targets, t)
-    calibration = {"before": before.to_dict(), "after": after.to_dict(),
-                   "stored": lm.meta.temperature is not None}  # fmt: skip
+    calibration = {
+        "before": before.to_dict(),
+        "after": after.to_dict(),
+        "stored": lm.meta.temperature is not None,
+    }
     probs = torch.as_tensor(res.logits).double().div(t).softmax(1)
     conf, pred = probs.max(1)
     bins = reliability_bins(conf.numpy(), (pred.numpy() == res.targets))
-    figures["reliability"] = str(plot_reliability(bins, out / "reliability.png",
-                                                  title=f"{weights} at T={t:.3f}", ece=after.ece))  # fmt: skip
+    figures["reliability"] = str(
+        plot_reliability(
+            bins, out / "reliability.png", title=f"{weights} at T={t:.3f}", ece=after.ece
+        )
+    )
     steps.update(1)
     # 3. common corruptions on N held-out images spread over the split (all classes)
     selected, labels, idx = scoring_selection(lm, data, subset="val")
     idx = spread_subset(idx, corruption_images)
-    clean, scores = evaluate_corruptions(lm, np.asarray(selected.images[idx]), labels[idx],
-                                         list(CORRUPTIONS), [1, 2, 3, 4, 5], tta=lm.meta.tta)  # fmt: skip
+    clean, scores = evaluate_corruptions(
+        lm,
+        np.asarray(selected.images[idx]),
+        labels[idx],
+        list(CORRUPTIONS),
+        [1, 2, 3, 4, 5],
+        tta=lm.meta.tta,
+    )
     rows = [(c.corruption, c.severity, c.top1) for c in scores]
-    figures["corruptions"] = str(plot_corruptions(rows, clean, out / "corruptions.png",
-                                                  title=f"{weights}: common corruptions "
-                                                  f"(regenerated), {len(idx)} images"))  # fmt: skip
+    figures["corruptions"] = str(
+        plot_corruptions(
+            rows,
+            clean,
+            out / "corruptions.png",
+            title=f"{weights}: common corruptions (regenerated), {len(idx)} images",
+        )
+    )
     steps.update(1)
     with tempfile.TemporaryDirectory() as tmp:
         # 4. int8 (ONNX Runtime, calibrated on training images) against fp32 on the same split
         int8_path = Path(tmp) / "int8.onnx"
         export_model(weights, "onnx", int8_path, int8=True, check_data=data, calib=data)
-        q = load_for_backend(str(int8_path), "onnxruntime")
+        q = load_weights(str(int8_path), backend="onnxruntime")
         q_res, _ = score(q, data, subset="val", keep_logits=True, temperature=1.0)
         changed = float((q_res.logits.argmax(1) != res.logits.argmax(1)).mean())
-        int8 = {"top1": q_res.top1, "drop": res.top1 - q_res.top1, "changed": changed,
-                "tool": "ONNX Runtime static quantization"}  # fmt: skip
+        int8 = {
+            "top1": q_res.top1,
+            "drop": res.top1 - q_res.top1,
+            "changed": changed,
+            "tool": "ONNX Runtime static quantization",
+        }
         steps.update(1)
         # 5. parity of the fp32 exports at batch 1, 7 and 64
         parity = {}
@@ -127,12 +161,22 @@ def gather_evidence(
         steps.update(1)
     steps.close()
     return CardEvidence(
-        name=str(weights), lm=lm, top1=res.top1, top5=res.top5, n=res.n,
-        interval=wilson_interval(correct, res.n), per_class=per_class, calibration=calibration,
-        corruption_clean=clean, corruptions=scores, corruption_images=len(idx), int8=int8,
-        parity=parity, float16=_float16_check(resolve_weights_path(weights), lm),
+        name=str(weights),
+        lm=lm,
+        top1=res.top1,
+        top5=res.top5,
+        n=res.n,
+        interval=wilson_interval(correct, res.n),
+        per_class=per_class,
+        calibration=calibration,
+        corruption_clean=clean,
+        corruptions=scores,
+        corruption_images=len(idx),
+        int8=int8,
+        parity=parity,
+        float16=_float16_check(resolve_weights_path(weights), lm),
         figures=figures,
-    )  # fmt: skip
+    )
 
 
 def render_card(ev: CardEvidence, data: str, machine: str) -> str:
@@ -141,8 +185,9 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
     split = meta.split or {}
     lo, hi = ev.interval
     cal_b, cal_a = ev.calibration["before"], ev.calibration["after"]
-    by_severity = {s: float(np.mean([c.top1 for c in ev.corruptions if c.severity == s]))
-                   for s in range(1, 6)}  # fmt: skip
+    by_severity = {
+        s: float(np.mean([c.top1 for c in ev.corruptions if c.severity == s])) for s in range(1, 6)
+    }
     mean_c = float(np.mean([c.top1 for c in ev.corruptions]))
     final = meta.final or {}
     lines = [
@@ -222,7 +267,7 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
         *[
             f"| {fmt} | " + " | ".join(f"{d.get(b, math.nan):.1e}" for b in (1, 7, 64)) + " |"
             for fmt, d in ev.parity.items()
-        ],  # fmt: skip
+        ],
         "",
     ]
     if ev.float16:
@@ -238,13 +283,18 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
     return "\n".join(lines)
 
 
-def write_card(weights: str, data: str, out: str | Path, *, corruption_images: int = 1000,
-               progress: bool = True) -> Path:  # fmt: skip
+def write_card(
+    weights: str,
+    data: str,
+    out: str | Path,
+    *,
+    corruption_images: int = 1000,
+    progress: bool = True,
+) -> Path:
     """Measure and write ``out/CARD.md`` with its figures; returns the Markdown file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ev = gather_evidence(weights, data, out, corruption_images=corruption_images,
-                         progress=progress)  # fmt: skip
+    ev = gather_evidence(weights, data, out, corruption_images=corruption_images, progress=progress)
     path = out / "CARD.md"
     atomic_write_text(path, render_card(ev, data, machine_label()))
     return path

@@ -22,18 +22,19 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.load import load_dataset
 from ..errors import ConfigError
-from ..eval.predict import LoadedModel, batch_inputs, load_for_inference
+from ..eval.predict import batch_inputs
+from ..inference import ExternalModel, LoadedModel, load_weights
+from ..inference.graph import onnx_bytes, with_metadata
 from ..io import atomic_write_bytes, atomic_write_text, partial_folder, replace_folder
-from .backends import ExternalModel
-from .graph import onnx_bytes, with_metadata
 from .quantize import DEFAULT_CALIB_IMAGES, calibration_images, quantize_onnx, quantize_openvino
 
 FORMATS = ("onnx", "openvino")
@@ -59,6 +60,10 @@ class ExportReport:
         top-1 class for at least 95% of the check images (accuracy is measured with
         ``resnets eval`` on the held-out split)."""
         return self.agreement >= INT8_AGREEMENT if self.int8 else self.max_abs_diff < PARITY_TOL
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values (the ``--json`` line of ``resnets export``)."""
+        return {**asdict(self), "path": str(self.path), "ok": self.ok}
 
 
 def check_images(lm: LoadedModel, data: str | None, n: int) -> tuple[torch.Tensor, str]:
@@ -100,7 +105,7 @@ def export_model(
         raise ConfigError(f"--out {out}: an ONNX export is a file ending in .onnx")
     if calib and not int8:
         raise ConfigError("--calib is for --int8 exports")
-    lm = load_for_inference(weights, model=model)
+    lm = load_weights(weights, model=model)
     x, spec = check_images(lm, check_data, n_check)
     meta = lm.meta
     if int8:
@@ -147,7 +152,7 @@ def export_model(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         runner = ExternalModel(
-            "openvino", str(out / "model.xml"), meta, precision="" if int8 else "f32"
+            "openvino", str(out / "model.xml"), meta, precision="auto" if int8 else "fp32"
         )
         size = sum(f.stat().st_size for f in out.iterdir())
     # the batch axis is dynamic: proven at batch 1, an odd 7 and the full 64

@@ -25,7 +25,6 @@ shutdown).
 # and Request is imported inside create_app (FastAPI is an optional dependency)
 
 import asyncio
-import copy
 import errno
 import io
 import logging
@@ -37,7 +36,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,8 +48,8 @@ from PIL import Image
 from ..data.images import decode_image
 from ..errors import ConfigError, DataError, ResnetsError
 from ..eval.explain import explain_tensor, overlay_png
-from ..eval.predict import LoadedModel, load_for_inference, prepare, top_classes
-from .backends import is_exported, load_for_backend
+from ..eval.predict import prepare, top_classes
+from ..inference import LoadedModel, load_weights
 
 PAGE = Path(__file__).with_name("page.html")
 #: a byte count or a count in a query: ASCII digits, at most 12 of them
@@ -259,57 +258,71 @@ class Batcher:
                     j.future.set_result(logits[i])
 
 
-def load_served(
-    weights: str, backend: str = "auto", *, model: str | None = None, precision: str = "auto"
-) -> tuple[LoadedModel, LoadedModel | None]:
-    """The model for predictions on ``backend``, and a PyTorch copy for explanations (None
-    for an exported model, which has no gradients). ``precision``: ``auto`` lets OpenVINO
-    choose (bf16 where the CPU has it), ``fp32`` asks it for f32."""
-    if precision not in ("auto", "fp32"):
-        raise ConfigError(f"--precision {precision!r}: auto or fp32")
-    lm = load_for_backend(
-        weights, backend, model=model, precision="" if precision == "auto" else "f32"
-    )
-    if is_exported(weights):
-        return lm, None
-    if hasattr(lm.model, "stages"):  # torch: its own copy, so explanations' hooks never
-        return lm, replace(lm, model=copy.deepcopy(lm.model))  # meet a batch
-    return lm, load_for_inference(weights, model=model)
+async def _receive(request: Any, limit: int) -> bytearray:
+    from starlette.requests import ClientDisconnect
 
-
-def create_app(
-    lm: LoadedModel,
-    explainer: LoadedModel | None = None,
-    cfg: ServeConfig | None = None,
-    *,
-    label: str = "",
-) -> Any:
-    """The FastAPI application serving ``lm`` (and explanations from ``explainer``)."""
+    body = bytearray()
     try:
-        from fastapi import FastAPI, Request
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import HTMLResponse, JSONResponse, Response
-        from starlette.exceptions import HTTPException
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, f"upload is over the limit of {limit:,} bytes")
+    except ClientDisconnect:
+        log.warning(
+            "client %s disconnected during its upload (%d bytes received)",
+            request.client.host if request.client else "?",
+            len(body),
+        )
+        raise ApiError(400, "the client disconnected during the upload") from None
+    return body
+
+
+async def read_upload(request: Any, cfg: ServeConfig) -> bytes:
+    """The image bytes of a request (multipart field ``file``, or the raw body), read no
+    further than the upload limit and no longer than the upload timeout."""
+    declared = request.headers.get("content-length", "")
+    limit = cfg.max_upload_bytes
+    if declared and not ASCII_COUNT.fullmatch(declared):
+        raise ApiError(400, f"content-length {declared[:20]!r}: not a byte count")
+    if declared and int(declared) > limit:
+        raise ApiError(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
+    try:
+        body = await asyncio.wait_for(_receive(request, limit), cfg.upload_timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"upload not received within {cfg.upload_timeout_s:g} s") from None
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
         from starlette.formparsers import MultiPartParser
-        from starlette.requests import ClientDisconnect
-    except ImportError:
-        raise ConfigError(NEEDS_SERVE) from None
-    cfg = (cfg or ServeConfig()).check()
-    prep_pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="resnets-prep")
-    explain_lock = threading.Lock()
-    state: dict[str, Any] = {}
 
-    @asynccontextmanager
-    async def lifespan(app):
-        state["batcher"] = Batcher(lm, cfg)
-        state["batcher"].start()
-        yield
-        await state["batcher"].stop()
-        prep_pool.shutdown(wait=False, cancel_futures=True)
+        async def once():
+            yield bytes(body)
 
-    app = FastAPI(title="resnets", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+        try:
+            form = await MultiPartParser(
+                request.headers, once(), max_files=1, max_fields=8, max_part_size=limit
+            ).parse()
+        except Exception as e:
+            raise ApiError(400, f"malformed multipart body ({e})") from None
+        f = form.get("file")
+        if f is None or isinstance(f, str):
+            raise ApiError(400, "multipart upload without a 'file' field holding the image")
+        return await f.read()
+    if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
+        raise ApiError(
+            415,
+            f"content type {ctype!r}: send an image (image/*, "
+            "application/octet-stream or a multipart 'file' field)",
+        )
+    return bytes(body)
 
-    def err(status: int, message: str) -> JSONResponse:
+
+def _add_error_handlers(app: Any) -> None:
+    """Every error as JSON ``{"error": ...}`` with its status: never a traceback page."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    def err(status: int, message: str) -> Any:
         return JSONResponse({"error": message}, status_code=status)
 
     @app.exception_handler(ApiError)
@@ -330,6 +343,37 @@ def create_app(
     async def _unexpected(request, e: Exception):  # never a traceback page, never a crash
         return err(500, f"internal error: {type(e).__name__}: {e}"[:300])
 
+
+def create_app(
+    lm: LoadedModel,
+    explainer: LoadedModel | None = None,
+    cfg: ServeConfig | None = None,
+    *,
+    label: str = "",
+) -> Any:
+    """The FastAPI application serving ``lm`` (and explanations from ``explainer``)."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import HTMLResponse, Response
+    except ImportError:
+        raise ConfigError(NEEDS_SERVE) from None
+    cfg = (cfg or ServeConfig()).check()
+    prep_pool = ThreadPoolExecutor(cfg.threads, thread_name_prefix="resnets-prep")
+    explain_lock = threading.Lock()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state["batcher"] = Batcher(lm, cfg)
+        state["batcher"].start()
+        yield
+        await state["batcher"].stop()
+        prep_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="resnets", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+
+    _add_error_handlers(app)
+
     in_flight = {"requests": 0}
 
     @asynccontextmanager
@@ -343,56 +387,6 @@ def create_app(
         finally:
             in_flight["requests"] -= 1
 
-    async def receive(request: Request, limit: int) -> bytearray:
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise ApiError(413, f"upload is over the limit of {limit:,} bytes")
-        except ClientDisconnect:
-            log.warning("client %s disconnected during its upload (%d bytes received)",
-                        request.client.host if request.client else "?", len(body))  # fmt: skip
-            raise ApiError(400, "the client disconnected during the upload") from None
-        return body
-
-    async def read_image(request: Request) -> bytes:
-        """The image bytes of a request (multipart field ``file``, or the raw body), read no
-        further than the upload limit and no longer than the upload timeout."""
-        declared = request.headers.get("content-length", "")
-        limit = cfg.max_upload_bytes
-        if declared and not ASCII_COUNT.fullmatch(declared):
-            raise ApiError(400, f"content-length {declared[:20]!r}: not a byte count")
-        if declared and int(declared) > limit:
-            raise ApiError(413, f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
-        try:
-            body = await asyncio.wait_for(receive(request, limit), cfg.upload_timeout_s)
-        except asyncio.TimeoutError:
-            raise ApiError(408, f"upload not received within {cfg.upload_timeout_s:g} s") from None
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "multipart/form-data":
-
-            async def once():
-                yield bytes(body)
-
-            try:
-                form = await MultiPartParser(
-                    request.headers, once(), max_files=1, max_fields=8, max_part_size=limit
-                ).parse()
-            except Exception as e:
-                raise ApiError(400, f"malformed multipart body ({e})") from None
-            f = form.get("file")
-            if f is None or isinstance(f, str):
-                raise ApiError(400, "multipart upload without a 'file' field holding the image")
-            return await f.read()
-        if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
-            raise ApiError(
-                415,
-                f"content type {ctype!r}: send an image (image/*, "
-                "application/octet-stream or a multipart 'file' field)",
-            )
-        return bytes(body)
-
     def preprocess(data: bytes) -> tuple[np.ndarray, torch.Tensor]:
         arr = decode_limited(data, cfg.max_pixels)
         try:
@@ -401,7 +395,7 @@ def create_app(
             raise ApiError(400, str(e)) from None
 
     async def prepared(request: Request) -> tuple[np.ndarray, torch.Tensor]:
-        data = await read_image(request)
+        data = await read_upload(request, cfg)
         return await asyncio.get_running_loop().run_in_executor(prep_pool, preprocess, data)
 
     def topk_of(request: Request) -> int:
@@ -498,7 +492,8 @@ def serve(
         raise ConfigError(NEEDS_SERVE) from None
     cfg = (cfg or ServeConfig()).check()
     sock = bind_socket(host, port, expose=expose)  # before loading: a busy port fails at once
-    lm, explainer = load_served(weights, backend, model=model, precision=precision)
+    lm = load_weights(weights, backend=backend, model=model, precision=precision)
+    explainer = lm.gradient_copy()  # None for an exported model: no gradients
     app = create_app(lm, explainer, cfg, label=str(weights))
     print(
         f"serving {weights} ({lm.meta.model}, {len(lm.classes)} classes) on "

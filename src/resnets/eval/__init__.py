@@ -1,6 +1,6 @@
 """Evaluation and prediction."""
 
 from .metrics import EvalResult, evaluate
-from .predict import LoadedModel, load_for_inference, predict, score
+from .predict import predict, score
 
-__all__ = ["EvalResult", "LoadedModel", "evaluate", "load_for_inference", "predict", "score"]
+__all__ = ["EvalResult", "evaluate", "predict", "score"]

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, WeightsError
+from ..inference import load_weights
 from ..io import atomic_write_text, file_digest
-from ..models.hub import resolve_weights_path
+from ..models.catalogue import resolve_weights_path
 from ..models.weights import save_weights
 from .metrics import expected_calibration_error
-from .predict import load_for_inference, score
+from .predict import score
 
 #: the range searched for T (a fitted T outside it means the logits are not usable)
 T_RANGE = (0.05, 20.0)
@@ -42,8 +43,13 @@ class Calibration:
     n: int
 
     def to_dict(self) -> dict[str, float]:
-        return {"temperature": self.temperature, "ece": self.ece, "nll": self.nll,
-                "brier": self.brier, "n": self.n}  # fmt: skip
+        return {
+            "temperature": self.temperature,
+            "ece": self.ece,
+            "nll": self.nll,
+            "brier": self.brier,
+            "n": self.n,
+        }
 
 
 def measure(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> Calibration:
@@ -97,9 +103,14 @@ class CalibrationReport:
 
 
 def calibrate_weights(
-    weights: str | os.PathLike, data: str, *, subset: str = "val", out: str | None = None,
-    batch_size: int = 256, progress: bool = False,
-) -> CalibrationReport:  # fmt: skip
+    weights: str | os.PathLike,
+    data: str,
+    *,
+    subset: str = "val",
+    out: str | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> CalibrationReport:
     """Fit a temperature on the weights' held-out split of ``data`` and store it in their
     record: in place (a run's ``model.safetensors``, a weights file) or into ``out``."""
     if subset != "val":
@@ -107,14 +118,21 @@ def calibrate_weights(
             f"--subset {subset}: a temperature is fitted on the held-out split only ('val'); "
             "images the model trained on would make it look better calibrated than it is"
         )
-    lm = load_for_inference(weights)
+    lm = load_weights(weights)
     if not lm.meta.split:
         raise WeightsError(
             f"{weights}: no held-out split recorded (weights not trained by resnets): no "
             "images are known to be unseen, so no temperature can be fitted honestly"
         )
-    res, _ = score(lm, data, subset="val", keep_logits=True, temperature=1.0,
-                   batch_size=batch_size, progress=progress)  # fmt: skip
+    res, _ = score(
+        lm,
+        data,
+        subset="val",
+        keep_logits=True,
+        temperature=1.0,
+        batch_size=batch_size,
+        progress=progress,
+    )
     if res.logits is None or res.targets is None:
         raise ConfigError(f"{data}: no validation images to fit a temperature on")
     before = measure(res.logits, res.targets, 1.0)
@@ -123,9 +141,14 @@ def calibrate_weights(
     meta = replace(
         lm.meta,
         temperature=round(t, 6),
-        calibration={"data": data, "split": "validation (held out, never trained on)",
-                     "before": before.to_dict(), "after": after.to_dict(), "bins": 15},
-    )  # fmt: skip
+        calibration={
+            "data": data,
+            "split": "validation (held out, never trained on)",
+            "before": before.to_dict(),
+            "after": after.to_dict(),
+            "bins": 15,
+        },
+    )
     source = resolve_weights_path(weights)
     dest = Path(out) if out else source
     if dest.suffix != ".safetensors":
@@ -139,5 +162,9 @@ def calibrate_weights(
 
 
 def calibration_summary(report: CalibrationReport) -> dict[str, Any]:
-    return {"file": str(report.path), "top1": report.top1, "before": report.before.to_dict(),
-            "after": report.after.to_dict()}  # fmt: skip
+    return {
+        "file": str(report.path),
+        "top1": report.top1,
+        "before": report.before.to_dict(),
+        "after": report.after.to_dict(),
+    }

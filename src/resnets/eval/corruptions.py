@@ -62,8 +62,12 @@ def _motion_kernel(radius: float, sigma: float, angle_deg: float) -> Array:
         r, c = centre - step * math.sin(theta), centre + step * math.cos(theta)
         r0, c0 = int(math.floor(r)), int(math.floor(c))
         fr, fc = r - r0, c - c0
-        for dr, dc, share in ((0, 0, (1 - fr) * (1 - fc)), (1, 0, fr * (1 - fc)),
-                              (0, 1, (1 - fr) * fc), (1, 1, fr * fc)):  # fmt: skip
+        for dr, dc, share in (
+            (0, 0, (1 - fr) * (1 - fc)),
+            (1, 0, fr * (1 - fc)),
+            (0, 1, (1 - fr) * fc),
+            (1, 1, fr * fc),
+        ):
             rr, cc = r0 + dr, c0 + dc
             if 0 <= rr < size and 0 <= cc < size:
                 kernel[rr, cc] += weight * share
@@ -74,8 +78,9 @@ def _motion_blur(x: Array, radius: float, sigma: float, angle: float) -> Array:
     kernel = _motion_kernel(radius, sigma, angle)
     if x.ndim == 2:
         return ndimage.correlate(x, kernel, mode="nearest")
-    return np.stack([ndimage.correlate(x[..., c], kernel, mode="nearest")
-                     for c in range(x.shape[2])], axis=2)  # fmt: skip
+    return np.stack(
+        [ndimage.correlate(x[..., c], kernel, mode="nearest") for c in range(x.shape[2])], axis=2
+    )
 
 
 def _plasma(size: int, decay: float, rng: np.random.Generator) -> Array:
@@ -167,8 +172,9 @@ def defocus_blur(x: Array, s: int, rng: np.random.Generator) -> Array:
 
 
 def glass_blur(x: Array, s: int, rng: np.random.Generator) -> Array:
-    sigma, delta, iterations = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2),
-                                (0.4, 1, 2)][s - 1]  # fmt: skip
+    sigma, delta, iterations = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)][
+        s - 1
+    ]
     img = np.uint8(np.clip(_gaussian(x, sigma), 0, 1) * 255)
     h, w = img.shape[:2]
     for _ in range(iterations):  # locally shuffle pixels, bottom-right to top-left
@@ -194,9 +200,12 @@ def zoom_blur(x: Array, s: int, rng: np.random.Generator) -> Array:
 
 def snow(x: Array, s: int, rng: np.random.Generator) -> Array:
     loc, scale, zoom, cut, radius, sigma, keep = [
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)][s - 1]  # fmt: skip
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ][s - 1]
     layer = rng.normal(size=x.shape[:2], loc=loc, scale=scale)
     layer = _clipped_zoom(layer[..., None], zoom)[..., 0]
     layer[layer < cut] = 0
@@ -232,8 +241,13 @@ def contrast(x: Array, s: int, rng: np.random.Generator) -> Array:
 
 def elastic_transform(x: Array, s: int, rng: np.random.Generator) -> Array:
     size = 32  # the paper's parameters are fractions of the CIFAR side
-    alpha, sigma, affine = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06),
-                            (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][s - 1]  # fmt: skip
+    alpha, sigma, affine = [
+        (0, 0, 0.08),
+        (0.05, 0.2, 0.07),
+        (0.08, 0.06, 0.06),
+        (0.1, 0.04, 0.05),
+        (0.1, 0.03, 0.03),
+    ][s - 1]
     alpha, sigma, affine = size * alpha, size * sigma, size * affine
     h, w = x.shape[:2]
     # a random affine warp of three points around the centre
@@ -245,16 +259,26 @@ def elastic_transform(x: Array, s: int, rng: np.random.Generator) -> Array:
     coeffs = np.linalg.solve(design, src)  # 3x2
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     pts = np.stack([rows.ravel(), cols.ravel(), np.ones(h * w)], 1) @ coeffs
-    warped = np.stack([ndimage.map_coordinates(x[..., c], [pts[:, 0], pts[:, 1]], order=1,
-                                               mode="mirror").reshape(h, w)
-                       for c in range(3)], 2)  # fmt: skip
+    warped = np.stack(
+        [
+            ndimage.map_coordinates(
+                x[..., c], [pts[:, 0], pts[:, 1]], order=1, mode="mirror"
+            ).reshape(h, w)
+            for c in range(3)
+        ],
+        2,
+    )
     # then a smooth random displacement field
     dx = _gaussian(rng.uniform(-1, 1, (h, w)), sigma, truncate=3, mode="reflect") * alpha
     dy = _gaussian(rng.uniform(-1, 1, (h, w)), sigma, truncate=3, mode="reflect") * alpha
     coords = [(rows + dy).ravel(), (cols + dx).ravel()]
-    return np.stack([ndimage.map_coordinates(warped[..., c], coords, order=1,
-                                             mode="reflect").reshape(h, w)
-                     for c in range(3)], 2)  # fmt: skip
+    return np.stack(
+        [
+            ndimage.map_coordinates(warped[..., c], coords, order=1, mode="reflect").reshape(h, w)
+            for c in range(3)
+        ],
+        2,
+    )
 
 
 def pixelate(x: Array, s: int, rng: np.random.Generator) -> Array:
@@ -292,7 +316,7 @@ CORRUPTIONS: dict[str, Callable[[Array, int, np.random.Generator], Array]] = {
         elastic_transform,
         pixelate,
         jpeg_compression,
-    )  # fmt: skip
+    )
 }
 #: where the regenerated corruptions differ from the paper's generation code, and why
 DEVIATIONS = {
@@ -312,8 +336,11 @@ def spread_subset(indices: Array, n: int) -> Array:
 
 def parse_corruptions(text: str) -> list[str]:
     """``all`` or a comma list of corruption names; an unknown name is a one-line error."""
-    names = list(CORRUPTIONS) if text.strip() in ("all", "") else [
-        t.strip() for t in text.split(",") if t.strip()]  # fmt: skip
+    names = (
+        list(CORRUPTIONS)
+        if text.strip() in ("all", "")
+        else [t.strip() for t in text.split(",") if t.strip()]
+    )
     unknown = [n for n in names if n not in CORRUPTIONS]
     if unknown:
         raise ConfigError(
@@ -354,13 +381,31 @@ class CorruptionScore:
     n: int
 
 
-def score_images(lm: Any, images: Array, labels: Array, *, batch_size: int = 256,
-                 device: Any = "cpu", tta: str = "none") -> Any:  # fmt: skip
+def score_images(
+    lm: Any,
+    images: Array,
+    labels: Array,
+    *,
+    batch_size: int = 256,
+    device: Any = "cpu",
+    tta: str = "none",
+) -> Any:
     """``lm`` on an in-memory uint8 image array (every image scored)."""
-    return evaluate(lm.model, images, labels, np.arange(len(images)), mean=lm.mean, std=lm.std,
-                    num_classes=len(lm.classes), batch_size=batch_size, device=device,
-                    eval_size=lm.eval_size, pad=lm.pad, tta=tta,
-                    temperature=lm.meta.temperature or 1.0)  # fmt: skip
+    return evaluate(
+        lm.model,
+        images,
+        labels,
+        np.arange(len(images)),
+        mean=lm.mean,
+        std=lm.std,
+        num_classes=len(lm.classes),
+        batch_size=batch_size,
+        device=device,
+        eval_size=lm.eval_size,
+        pad=lm.pad,
+        tta=tta,
+        temperature=lm.meta.temperature or 1.0,
+    )
 
 
 def evaluate_corruptions(
@@ -380,8 +425,9 @@ def evaluate_corruptions(
     run = {"batch_size": batch_size, "device": device, "tta": tta}
     clean = score_images(lm, images, labels, **run).top1
     scores = []
-    bar = progress_bar(total=len(names) * len(severities), desc="corruptions", unit="set",
-                       disable=not progress)  # fmt: skip
+    bar = progress_bar(
+        total=len(names) * len(severities), desc="corruptions", unit="set", disable=not progress
+    )
     for name in names:
         for severity in severities:
             res = score_images(lm, corrupt_all(images, name, severity, seed), labels, **run)
@@ -403,9 +449,15 @@ def corruption_table(scores: list[CorruptionScore], clean_top1: float) -> list[s
     ]
     for n in names:
         row = [by[(n, v)] for v in severities]
-        lines.append(f"| {n} | " + " | ".join(f"{100 * a:.2f}" for a in row)
-                     + f" | {100 * float(np.mean(row)):.2f} |")  # fmt: skip
+        lines.append(
+            f"| {n} | "
+            + " | ".join(f"{100 * a:.2f}" for a in row)
+            + f" | {100 * float(np.mean(row)):.2f} |"
+        )
     mean = float(np.mean([s.top1 for s in scores]))
-    lines.append(f"| **mean of all {len(scores)}** | " + " | ".join("" for _ in severities)
-                 + f" | **{100 * mean:.2f}** (clean: {100 * clean_top1:.2f}) |")  # fmt: skip
+    lines.append(
+        f"| **mean of all {len(scores)}** | "
+        + " | ".join("" for _ in severities)
+        + f" | **{100 * mean:.2f}** (clean: {100 * clean_top1:.2f}) |"
+    )
     return lines

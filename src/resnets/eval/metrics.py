@@ -111,10 +111,13 @@ def expected_calibration_error(confidences: np.ndarray, hits: np.ndarray) -> flo
     if len(confidences) == 0:
         return float("nan")
     return float(
-        binary_calibration_error(torch.as_tensor(confidences, dtype=torch.float32),
-                                 torch.as_tensor(hits, dtype=torch.long), n_bins=ECE_BINS,
-                                 norm="l1")
-    )  # fmt: skip
+        binary_calibration_error(
+            torch.as_tensor(confidences, dtype=torch.float32),
+            torch.as_tensor(hits, dtype=torch.long),
+            n_bins=ECE_BINS,
+            norm="l1",
+        )
+    )
 
 
 class Accumulator:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,56 +18,8 @@ from ..data.load import load_dataset, parse_spec
 from ..data.select import select_samples
 from ..data.stream import is_shard_dir
 from ..errors import ConfigError, DataError, WeightsError
-from ..models.hub import IMAGENET_MEAN, IMAGENET_STD, load_model
-from ..models.weights import WeightsMeta
+from ..inference import LoadedModel
 from .metrics import EvalResult, evaluate
-
-
-@dataclass
-class LoadedModel:
-    model: torch.nn.Module
-    meta: WeightsMeta
-    classes: list[str]
-    mean: list[float]
-    std: list[float]
-    image_size: int
-    eval_size: int
-    in_chans: int
-    pad: int = 4
-
-
-def load_for_inference(
-    weights: str | os.PathLike, *, model: str | None = None, device: torch.device | str = "cpu"
-) -> LoadedModel:
-    net, meta = load_model(weights, model=model)
-    bad = [
-        n for n, t in net.state_dict().items() if t.is_floating_point() and not t.isfinite().all()
-    ]
-    if bad:
-        raise WeightsError(f"{weights}: non-finite values (NaN/inf) in {', '.join(bad[:3])}")
-    return loaded_from_meta(net.to(device).eval(), meta, str(weights))
-
-
-def loaded_from_meta(net: torch.nn.Module, meta: WeightsMeta, label: str) -> LoadedModel:
-    """A model (PyTorch, or an exported one wrapped as a module) with its preprocessing."""
-    k = net.num_classes
-    classes = list(meta.classes or [str(i) for i in range(k)])
-    if len(classes) != k:
-        raise WeightsError(
-            f"{label}: metadata lists {len(classes)} classes but the model has {k} outputs"
-        )
-    foreign = meta.mean is None  # a file without metadata: torchvision's ImageNet preset
-    return LoadedModel(
-        model=net,
-        meta=meta,
-        classes=classes,
-        mean=list(meta.mean or IMAGENET_MEAN),
-        std=list(meta.std or IMAGENET_STD),
-        image_size=meta.image_size or (256 if foreign else 0),
-        eval_size=meta.eval_size or (224 if foreign else 0),
-        in_chans=net.in_chans,
-        pad=meta.pad,
-    )
 
 
 def map_classes(
@@ -100,9 +50,14 @@ def map_classes(
 
 def recorded_split(split: dict[str, Any], data: ImageSet) -> Any:
     """The training / held-out split a weights record describes, recomputed on ``data``."""
-    return select_samples(data.labels, data.classes, val_split=split["val_split"],
-                          seed=split["seed"], classes=split.get("classes", []),
-                          per_class=split.get("per_class", 0))  # fmt: skip
+    return select_samples(
+        data.labels,
+        data.classes,
+        val_split=split["val_split"],
+        seed=split["seed"],
+        classes=split.get("classes", []),
+        per_class=split.get("per_class", 0),
+    )
 
 
 def scoring_selection(
@@ -184,8 +139,9 @@ def score(
     """
     if tta == "auto":
         tta = lm.meta.tta
-    data, labels, idx = scoring_selection(lm, data_spec, subset=subset, scales=scales,
-                                          skip_bad=skip_bad, progress=progress)  # fmt: skip
+    data, labels, idx = scoring_selection(
+        lm, data_spec, subset=subset, scales=scales, skip_bad=skip_bad, progress=progress
+    )
     res = evaluate(
         lm.model,
         data.images,

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, WeightsError
+from ..inference import load_weights
 from ..io import atomic_write_text, file_digest
 from ..models.summary import count_macs, count_params
 from ..models.weights import check_weights_name, save_weights
-from .predict import load_for_inference, score
+from .predict import score
 
 CIFAR_LICENSE = (
     "MIT (these weights, trained by resnets); CIFAR-10 (Krizhevsky 2009), whose terms apply"
@@ -59,7 +60,7 @@ def package_run(
     summary = json.loads(summary_f.read_text())
     if summary.get("stopped"):
         raise WeightsError(f"{run}: the run stopped early ({summary['stopped']}); resume it first")
-    lm = load_for_inference(run)
+    lm = load_weights(run)
     if lm.meta.model != model:
         raise ConfigError(f"--name {name!r}: the run trained {lm.meta.model}, not {model}")
     if half:  # round to what the file will hold; loading casts back to float32

@@ -1,14 +1,15 @@
 """Models: one configurable :class:`ResNet`, a registry of named builders, summaries.
 
 Importing this package registers every builder (``resnet.py``, ``fast.py``, ``resnext.py``,
-``preact.py``, ``densenet.py``).
+``preact.py``, ``wide.py``, ``densenet.py``, ``concat.py``).
 """
 
 from .base import FeatureInfo, StagedNet
-from .densenet import ConcatResNet, DenseNet
+from .catalogue import get_pretrained, list_pretrained
+from .concat import ConcatResNet
+from .densenet import DenseNet
 from .factory import create_model, list_models
 from .fast import FastResNet
-from .hub import get_pretrained, list_pretrained, load_model
 from .preact import PreActResNet
 from .registry import ModelSpec, get_spec, is_model, register_model
 from .resnet import (
@@ -23,6 +24,7 @@ from .resnet import (
 )
 from .resnext import cifar_resnext, imagenet_grouped
 from .summary import count_macs, count_params, format_summary, summarize
+from .wide import wide_resnet
 
 __all__ = [
     "CIFAR_DEPTHS",
@@ -51,7 +53,7 @@ __all__ = [
     "is_model",
     "list_models",
     "list_pretrained",
-    "load_model",
     "register_model",
     "summarize",
+    "wide_resnet",
 ]

@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from . import registry
 from .base import StagedNet
-from .hub import default_tag, get_pretrained, list_pretrained, weights_file
+from .catalogue import default_tag, get_pretrained, list_pretrained, weights_file
 from .weights import load_state_dict_checked, read_weights
 
 
@@ -32,10 +32,10 @@ def create_model(
             classifier is replaced by a fresh one (transfer learning).
         features_only: a backbone whose ``forward`` returns the maps at ``out_indices``
             (0 = stem, 1..S = stages; default every stage), with ``feature_info``.
-        **kwargs: the builder's options (see :func:`resnets.models.registry.create_model`).
+        **kwargs: the builder's options (see :func:`resnets.models.registry.build`).
     """
     if not pretrained:
-        model = registry.create_model(name, **kwargs)
+        model = registry.build(name, **kwargs)
     else:
         model = _pretrained(name, pretrained, kwargs)
     if features_only:
@@ -61,7 +61,7 @@ def _pretrained(name: str, pretrained: bool | str, kwargs: dict[str, Any]) -> nn
         raise WeightsError(f"weights {wname} are for {entry.model}, not {arch}")
     want_classes = kwargs.pop("num_classes", None)
     opts = {**entry.meta.model_kwargs, **kwargs}
-    model = registry.create_model(arch, **opts)
+    model = registry.build(arch, **opts)
     sd, _ = read_weights(weights_file(wname))
     load_state_dict_checked(model, sd, wname)
     if want_classes is not None and want_classes != model.num_classes:
@@ -76,9 +76,9 @@ def list_models(
     plain: bool | None = None,
     pretrained: bool = False,
 ) -> list[str]:
-    """Registered names matching a glob (see :func:`resnets.models.registry.list_models`);
+    """Registered names matching a glob (see :func:`resnets.models.registry.names`);
     ``pretrained=True``: only those with named weights (``resnets weights list``)."""
-    names = registry.list_models(pattern, family=family, plain=plain)
+    names = registry.names(pattern, family=family, plain=plain)
     if pretrained:
         have = {n.split(".", 1)[0] for n in list_pretrained()}
         names = [n for n in names if n in have]

@@ -1,4 +1,5 @@
-"""The one model registry: ``@register_model`` builders, ``create_model`` and ``list_models``.
+"""The one model registry: ``@register_model`` builders, looked up by ``get_spec`` and built by
+``build`` (the public door is ``resnets.models.create_model``, which adds weights and backbones).
 
 A builder is a plain function named after the model, taking keyword options only::
 
@@ -121,7 +122,7 @@ def get_spec(name: str) -> ModelSpec:
     raise ConfigError(f"unknown model {name!r}{hint}")
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def build(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     Args:
@@ -146,9 +147,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model
 
 
-def list_models(
-    pattern: str = "*", *, family: str | None = None, plain: bool | None = None
-) -> list[str]:
+def names(pattern: str = "*", *, family: str | None = None, plain: bool | None = None) -> list[str]:
     """Registered names matching a glob ``pattern``, optionally of one family or kind.
 
     A pattern without wildcards that a parametric family accepts (``resnet8``) is listed too,

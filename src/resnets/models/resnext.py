@@ -69,18 +69,6 @@ def resnext101_64x4d(**kwargs: Any) -> ResNet:
     return imagenet_grouped(101, 64, 4, **kwargs)
 
 
-@register_model(family="imagenet", depth=50)
-def wide_resnet50_2(**kwargs: Any) -> ResNet:
-    """Wide ResNet-50-2 (Zagoruyko & Komodakis 2016): inner widths doubled, 68.9 M parameters."""
-    return imagenet_grouped(50, 1, 128, **kwargs)
-
-
-@register_model(family="imagenet", depth=101)
-def wide_resnet101_2(**kwargs: Any) -> ResNet:
-    """Wide ResNet-101-2: inner widths doubled, 126.9 M parameters."""
-    return imagenet_grouped(101, 1, 128, **kwargs)
-
-
 @register_model(family="cifar", depth=29)
 def resnext29_8x64d(**kwargs: Any) -> ResNet:
     """ResNeXt-29 8x64d for CIFAR (Xie et al. 2017, Table 7): 34.4 M parameters."""

@@ -11,7 +11,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..io import atomic_write_text
-from .registry import create_model, get_spec, list_models
+from .factory import create_model, list_models
+from .registry import get_spec
 from .resnet import ResNet
 
 

@@ -31,6 +31,11 @@ from ..io import MAGIC, MAX_WEIGHTS_BYTES, atomic_write_bytes, load_checkpoint, 
 META_KEY = "resnets"
 SCHEMA_VERSION = 1
 
+# torchvision's ImageNet normalisation in 0..255 units: the preprocessing of its weights, and of
+# any weights file that carries no resnets record
+IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
 
 @dataclass
 class WeightsMeta:

@@ -1,7 +1,8 @@
 """Training: config and recipes, the step, the loop, run directories and checkpoints."""
 
-from .config import RECIPES, TrainConfig, build_config, list_recipes
+from .config import TrainConfig, build_config
 from .loop import train
+from .recipes import RECIPES, list_recipes
 from .report import TrainingInterrupted, TrainResult
 from .state import RunState
 

@@ -8,7 +8,6 @@ interrupted and resumed run ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -18,13 +17,11 @@ import torch
 from torch import nn
 
 from ..io import progress_bar
-from ..runtime import StopSignals, choose_threads, init_distributed, pick_device, use_bf16
-from . import report, schedule, setup
-from . import run_dir as run_files
+from ..runtime import StopSignals
+from . import report, schedule
 from .config import TrainConfig
-from .state import RunState, restore_train_state, roll_back, save_train_state
-from .step import TrainStep, build_for_training, model_options
-from .transfer import fixed_normalisation, load_backbone, read_init, with_init_settings
+from .session import end_session, start_session
+from .state import roll_back, save_train_state
 
 
 def train(
@@ -45,59 +42,27 @@ def train(
     """
     t_start = time.perf_counter()
 
-    # -- the run directory (new, or resumed with its own config), data, model, optimizer
-    dist = init_distributed(cfg.device)
-    run_dir, cfg, ckpt = setup.open_run(cfg, out, resume, dist)
-    log = run_files.RunLog(run_dir / "train.log", echo and dist.main, enabled=dist.main)
-    metrics = run_files.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
-    device = pick_device(cfg.device)
-    if device.type == "cpu":  # threads beyond the idle cores collapse throughput (issue 11)
-        cfg = dataclasses.replace(cfg, threads=choose_threads(cfg.threads))
-        torch.set_num_threads(cfg.threads)
-    if dist.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-    init = read_init(cfg) if ckpt is None else None  # transfer learning: the weights to start from
-    cfg = with_init_settings(cfg, init[1] if init else None)
-    data = setup.load_train_data(
-        cfg, dist, device, progress, log, fixed_normalisation(cfg, init, ckpt)
+    # -- the run directory (new, or resumed with its own config), data, model, optimizer, state
+    session = start_session(
+        cfg, out, resume, progress=progress, echo=echo, command=command, on_backward=on_backward
     )
-    steps_per_epoch = len(data.stream)
-    total = schedule.total_iters(cfg, steps_per_epoch)
-    cfg = dataclasses.replace(cfg, ramp_iters=schedule.resolve_ramp(cfg, steps_per_epoch))
-    channels = data.data.channels
-    opts = model_options(cfg, data.num_classes, channels)
-    classes = data.num_classes
-    trainable = build_for_training(
-        cfg, num_classes=classes, in_chans=channels, device=device, total_iters=total, dist=dist
+    cfg, dist, run_dir, log, metrics = (
+        session.cfg,
+        session.dist,
+        session.run_dir,
+        session.log,
+        session.metrics,
     )
+    device, data, total, state, meta = (
+        session.device,
+        session.data,
+        session.total,
+        session.state,
+        session.meta,
+    )
+    trainable, step, bf16, warmup = session.trainable, session.step, session.bf16, session.warmup
     raw_model, optimizer, ema = trainable.raw_model, trainable.optimizer, trainable.ema
-    bf16, warmup = use_bf16(cfg.precision, device), schedule.warmup_enabled(cfg)
-    smoothing = cfg.label_smoothing
-    step = TrainStep(
-        trainable, device=device, bf16=bf16, label_smoothing=smoothing, on_backward=on_backward
-    )
-    if ckpt is None:
-        state = RunState()
-        if init:
-            load_backbone(raw_model, *init, data.classes, cfg.init, log)
-        else:
-            setup.init_from_data(raw_model, data, cfg.seed, device)
-        meta = setup.weights_meta(
-            cfg, data, raw_model, opts, setup.count_model_macs(cfg, opts, data)
-        )
-        line = setup.record_start(run_dir, cfg, command, meta, data, trainable, device, total, dist)
-        dist.barrier()  # (config.json is written by the main process alone)
-        log(line)
-    else:
-        state = restore_train_state(run_dir / "last.ckpt", raw_model, optimizer, ckpt, ema)
-        meta = ckpt.get("meta") or setup.weights_meta(cfg, data, raw_model, opts, None)
-        setup.check_resumed_data(meta, data, run_dir)
-        if dist.main:
-            run_files.truncate_metrics(run_dir, state.step)
-        log(
-            f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, "
-            f"batch {state.epoch_step})"
-        )
+    steps_per_epoch = session.steps_per_epoch
 
     def save(name: str = "last.ckpt") -> None:
         if dist.main:
@@ -198,39 +163,5 @@ def train(
     bar.close()
     metrics.close()
 
-    # -- a stopped session: every rank leaves together, after rank 0's checkpoint
-    if stopped is not None:
-        dist.barrier()
-        dist.close()
-        if dist.main:
-            run_files.release(run_dir)  # not training any more: a --resume may take it
-        log(f"stopped at iteration {state.step} ({stopped}); resume with --resume {run_dir}")
-        return report.stopped_result(
-            run_dir, state, time.perf_counter() - t_start, stopped, signals.requested
-        )
-
-    # -- final weights (with everything needed to use them), curves, summary
-    row = row or state.last_eval  # resumed after the last evaluation (a kill while saving)
-    wall = time.perf_counter() - t_start
-    result = report.finish_run(
-        run_dir,
-        cfg,
-        raw_model,
-        meta,
-        row,
-        state,
-        wall_time=wall,
-        world_size=dist.world,
-        write=dist.main,
-        log=log,
-        ema=ema,
-    )
-    if dist.main:
-        run_files.release(run_dir)
-    dist.barrier()
-    dist.close()
-    log(
-        f"done in {result.wall_time:.1f}s: final val err {report.pct(result.final_val_err)}, "
-        f"best {report.pct(result.best_val_err)}\n  run directory: {run_dir}"
-    )
-    return result
+    # -- the end: a stopped session leaves a checkpoint; a finished run its final weights
+    return end_session(session, state, row, stopped, signals.requested, t_start)

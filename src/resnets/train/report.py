@@ -35,6 +35,17 @@ class TrainResult:
     stopped: str | None = None
     exit_code: int = 0
 
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` line of ``resnets train``."""
+        return {
+            "run_dir": str(self.run_dir),
+            "val_err": self.final_val_err,
+            "best_val_err": self.best_val_err,
+            "train_err": self.final_train_err,
+            "iters": self.iters,
+            "wall_time": self.wall_time,
+        }
+
 
 class TrainingInterrupted(Exception):
     """Raised by callers that run several trainings (experiments) when one was interrupted."""

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.hub import get_pretrained, is_weights_name, resolve_weights_path
+from ..models.catalogue import get_pretrained, is_weights_name, resolve_weights_path
 from ..models.weights import WeightsMeta, load_state_dict_checked, read_weights
 from .config import TrainConfig
 from .run_dir import RunLog

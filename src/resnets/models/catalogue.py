@@ -1,5 +1,6 @@
 """Weights by name: ``MODEL.TAG`` (``resnet50.tv2_in1k``, ``resnet20.cifar10``), where they come
-from, how they are checked, and :func:`load_model` for a name, a file or a run directory.
+from and how they are checked: the catalogue of named weights. (The download cache is
+``download.py``, class names ``class_index.py``; weights are loaded by ``resnets.inference``.)
 
 * ``tv_in1k`` / ``tv2_in1k``: torchvision's published ImageNet-1k weights (its V1 and V2
   recipes), downloaded from their real addresses into the cache (``$RESNETS_WEIGHTS`` or
@@ -17,49 +18,21 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
-import logging
 import os
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 from ..errors import WeightsError
-from ..io import DownloadError, download, env_folder, file_digest
-from .registry import create_model, get_spec, is_model
-from .weights import WeightsMeta, load_state_dict_checked, read_meta, read_weights
+from ..io import file_digest
+from .class_index import IMAGENET_CLASS_INDEX, read_class_index
+from .download import RemoteFile, cached_download, remote_file
+from .registry import get_spec, is_model
+from .weights import IMAGENET_MEAN, IMAGENET_STD, WeightsMeta, read_meta
 
-log = logging.getLogger(__name__)
-
-WEIGHTS_ENV = "RESNETS_WEIGHTS"
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
-# torchvision's ImageNet normalisation and its two evaluation presets, in 0..255 units
-IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
-IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 TORCHVISION_LICENSE = (
     "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms of access apply"
-)
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file the weights need besides themselves, fetched into the weights cache."""
-
-    url: str
-    file: str
-    sha256: str
-    about: str
-
-
-IMAGENET_CLASS_INDEX = RemoteFile(
-    url="https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
-    file="imagenet_class_index.json",
-    # SHA-256 of the 35,363-byte file whose MD5 (c2c37ea517e94d9795004a39431a14cb) Keras checks
-    sha256="a1e7a966a1f601d39e4b43e119b3e7dd4a2ad3ea08cf69847cbaf021013767bc",
-    about="the ImageNet-1k class index published with Keras (index -> WordNet ID, class name)",
 )
 
 
@@ -351,93 +324,13 @@ def get_pretrained(name: str) -> Pretrained:
     raise WeightsError(f"unknown weights {name!r}{hint}")
 
 
-def weights_cache() -> Path:
-    return env_folder(WEIGHTS_ENV, Path.home() / ".cache" / "resnets" / "weights")
-
-
-def _cached(
-    url: str, file: str, sha256: str, label: str, download_ok: bool, progress: bool
-) -> Path:
-    """``file`` in the weights cache, downloaded from ``url`` when missing, and checked against
-    the SHA-256 its name promises on every load (a cached file can be damaged or replaced)."""
-    dest = weights_cache() / file
-    if dest.is_file():
-        if not file_digest(dest).startswith(sha256):
-            raise WeightsError(
-                f"{label}: {dest} does not match its SHA-256 {sha256[:12]}... (damaged or "
-                "replaced); delete it to download it again"
-            )
-        return dest
-    if not download_ok:
-        raise WeightsError(f"{label}: not downloaded yet; fetch {url} into {dest}")
-    try:
-        return download(
-            url,
-            dest,
-            sha256_prefix=sha256,
-            progress=progress,
-            offline_hint=f"Offline? Download {url} and put it at {dest}",
-        )
-    except DownloadError as e:
-        raise WeightsError(f"{label}: {e}") from None
-
-
 def weights_file(name: str, *, download_ok: bool = True, progress: bool = True) -> Path:
     """The local file of named weights: the package's, or the cache's (downloaded and checked
     when missing). Offline, the error says which file to put where."""
     p = get_pretrained(name)
     if p.url is None:
         return PACKAGE_WEIGHTS / p.file
-    return _cached(p.url, p.file, p.sha256, name, download_ok, progress)
-
-
-def remote_file(rf: RemoteFile, *, download_ok: bool = True, progress: bool = False) -> Path:
-    """The cached copy of ``rf`` (downloaded and checked when missing)."""
-    return _cached(rf.url, rf.file, rf.sha256, rf.file, download_ok, progress)
-
-
-_WNID = re.compile(r"n\d{8}")
-
-
-def read_class_index(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """``(wordnet_ids, names)`` from a class index file (``{"0": ["n01440764", "tench"], ...}``).
-
-    The file must list 1,000 classes under the keys 0..999 with WordNet IDs in ascending order:
-    the order of torchvision's ImageNet heads (class folders sorted by name). A file in another
-    order would label every prediction wrongly, so it is an error rather than a guess.
-    """
-    label = str(path)
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{label}: not a readable class index ({e})") from None
-    if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [
-        str(i) for i in range(len(raw))
-    ]:
-        raise WeightsError(f"{label}: a class index maps the keys 0..N-1 to [id, name]")
-    ids, names = [], []
-    for i in range(len(raw)):
-        entry = raw[str(i)]
-        if not (
-            isinstance(entry, list)
-            and len(entry) == 2
-            and all(isinstance(x, str) for x in entry)
-            and _WNID.fullmatch(entry[0])
-        ):
-            raise WeightsError(f"{label}: entry {i} is {entry!r:.60}, not [WordNet ID, name]")
-        ids.append(entry[0])
-        names.append(entry[1].replace("_", " "))
-    if len(ids) != 1000 or ids != sorted(ids) or len(set(ids)) != len(ids):
-        raise WeightsError(
-            f"{label}: expected the 1,000 ImageNet-1k classes in ascending WordNet-ID order"
-        )
-    return ids, names
-
-
-def cached_class_index(rf: RemoteFile) -> tuple[list[str], list[str]] | None:
-    """``(ids, names)`` from the cached copy of ``rf``; None when it is not downloaded."""
-    path = weights_cache() / rf.file
-    return read_class_index(path) if path.is_file() else None
+    return cached_download(p.url, p.file, p.sha256, name, download_ok, progress)
 
 
 def class_names(name: str, *, download_ok: bool = True) -> tuple[list[str], list[str]] | None:
@@ -446,27 +339,6 @@ def class_names(name: str, *, download_ok: bool = True) -> tuple[list[str], list
     if rf is None:
         return None
     return read_class_index(remote_file(rf, download_ok=download_ok))
-
-
-def _with_class_names(meta: WeightsMeta, name: str | None, num_classes: int) -> WeightsMeta:
-    """Fill in the class names of ImageNet weights from the class index, downloading it for
-    named weights; without it (offline), predictions show class indices and the log says why."""
-    if meta.classes is not None or num_classes != 1000:
-        return meta
-    try:
-        # a 1000-way file without metadata (torchvision's): the cached index, if any
-        got = class_names(name) if name else cached_class_index(IMAGENET_CLASS_INDEX)
-    except WeightsError as e:
-        log.warning(
-            "%s: class names unavailable, predictions show class indices (%s)",
-            name or "ImageNet weights",
-            e,
-        )
-        return meta
-    if got is None:
-        return meta
-    ids, names = got
-    return replace(meta, classes=names, class_ids=ids)
 
 
 def verify(name: str) -> str:
@@ -503,38 +375,3 @@ def resolve_weights_path(spec: str | os.PathLike) -> Path:
             f"{p}: no such weights file or run directory (nor a weights name: see `resnets weights list`)"
         )
     return p
-
-
-def load_model(
-    spec: str | os.PathLike, *, model: str | None = None, num_classes: int | None = None
-) -> tuple[nn.Module, WeightsMeta]:
-    """Rebuild a model from a weights name, file or run directory; returns ``(model, meta)``.
-
-    For a file without resnets metadata (e.g. torchvision's ``resnet50-0676ba61.pth``), name the
-    architecture with ``model`` (and ``num_classes`` if not 1000).
-    """
-    named = str(spec) if is_weights_name(str(spec)) else None
-    path = resolve_weights_path(spec)
-    sd, meta = read_weights(path)
-    if meta is None and named:
-        meta = get_pretrained(named).meta
-    name = model or (meta.model if meta else None)
-    if not name:
-        raise WeightsError(
-            f"{path}: no resnets metadata in the file; name the architecture (--model)"
-        )
-    meta = meta or WeightsMeta(model=name)
-    kwargs = dict(meta.model_kwargs)
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    elif "num_classes" not in kwargs:
-        head = next((k for k in ("fc.weight", "classifier.weight") if k in sd), None)
-        if head is not None:
-            kwargs["num_classes"] = int(sd[head].shape[0])
-    stem = next((k for k in ("conv1.weight", "features.conv0.weight") if k in sd), None)
-    if "in_chans" not in kwargs and stem is not None:
-        kwargs["in_chans"] = int(sd[stem].shape[1])
-    net = create_model(name, **kwargs)
-    load_state_dict_checked(net, sd, str(path))
-    meta = _with_class_names(meta, named, net.num_classes)
-    return net, replace(meta, model=get_spec(name).name)

@@ -2,9 +2,8 @@
 
 An exported model is wrapped as :class:`ExternalModel`, an ``nn.Module`` without parameters
 whose ``forward`` hands the batch to the runtime, so ``eval`` and ``predict`` run it exactly as
-they run a PyTorch model. :func:`load_for_backend` accepts weights (name, file, run folder) or an
-exported model (an ``.onnx`` file, or an OpenVINO folder holding ``model.xml``); weights given
-to a non-torch backend are exported to ONNX in memory first.
+they run a PyTorch model. Which runtime a model gets is decided in one place:
+:func:`resnets.inference.loader.choose_backend`.
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, WeightsError
-from ..eval.predict import LoadedModel, load_for_inference, loaded_from_meta
 from ..models.weights import WeightsMeta
-from .graph import onnx_bytes
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 META_KEY = "resnets"  # ONNX metadata_props key / OpenVINO sidecar file stem
@@ -52,7 +49,7 @@ class ExternalModel(nn.Module):
         meta: WeightsMeta,
         *,
         threads: int = 0,
-        precision: str = "f32",
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
         self.backend, self.meta = backend, meta
@@ -86,9 +83,13 @@ class ExternalModel(nn.Module):
                     f.write_bytes(source)  # type: ignore[arg-type]
                     model = core.read_model(str(f))
             config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-            # OpenVINO runs bf16 by default where the CPU has it; f32 keeps the parity check
-            if precision:
-                config["INFERENCE_PRECISION_HINT"] = precision
+            # OpenVINO runs bf16 by default where the CPU has it (precision "auto"); fp32
+            # keeps the parity check. Its own spelling of the hint is "f32" / "bf16".
+            hint = {"auto": "", "fp32": "f32", "bf16": "bf16"}.get(precision)
+            if hint is None:
+                raise ConfigError(f"precision {precision!r}: auto, fp32 or bf16")
+            if hint:
+                config["INFERENCE_PRECISION_HINT"] = hint
             if threads:
                 config["INFERENCE_NUM_THREADS"] = threads
             self._compiled = core.compile_model(model, "CPU", config)
@@ -129,48 +130,3 @@ def read_exported_meta(path: str | os.PathLike) -> WeightsMeta:
         return WeightsMeta.from_dict(json.loads(props[META_KEY]), str(p))
     except json.JSONDecodeError:
         raise WeightsError(f"{p}: malformed resnets metadata (not JSON)") from None
-
-
-def load_for_backend(
-    weights: str | os.PathLike,
-    backend: str = "torch",
-    *,
-    model: str | None = None,
-    threads: int = 0,
-    precision: str = "f32",
-) -> LoadedModel:
-    """Weights or an exported model, ready for ``eval``/``predict`` on ``backend``
-    (``auto``: the fastest installed; an exported model never runs on ``torch``)."""
-    if backend not in (*BACKENDS, "auto"):
-        raise ConfigError(f"--backend {backend!r}: one of {', '.join(BACKENDS)}, auto")
-    exported = is_exported(weights)
-    if backend == "auto":  # an export runs on the runtime its format was made for
-        if exported:
-            backend = "openvino" if Path(weights).is_dir() else "onnxruntime"
-        else:
-            backend = available_backends()[0]
-    if backend != "torch" and importlib.util.find_spec(backend) is None:
-        raise ConfigError(f"--backend {backend}: not installed (pip install 'resnets[deploy]')")
-    if exported:
-        if backend == "torch":
-            raise ConfigError(f"{weights}: an exported model runs on onnxruntime or openvino")
-        meta = read_exported_meta(weights)
-        p = Path(weights)
-        src: str | bytes = str(p / "model.xml") if p.is_dir() else str(p)
-        if backend == "onnxruntime" and p.is_dir():
-            raise ConfigError(f"{weights}: an OpenVINO folder runs on --backend openvino")
-        try:
-            ext = ExternalModel(backend, src, meta, threads=threads, precision=precision)
-        except RuntimeError as e:  # the runtime cannot read or compile this graph
-            first = str(e).strip().splitlines()
-            raise WeightsError(
-                f"{weights}: {backend} cannot run this model "
-                f"({first[-1][:200] if first else type(e).__name__})"
-            ) from None
-        return loaded_from_meta(ext, meta, str(weights))
-    lm = load_for_inference(weights, model=model)
-    if backend == "torch":
-        return lm
-    data = onnx_bytes(lm.model, lm.meta, lm.eval_size or lm.image_size or 32)
-    ext = ExternalModel(backend, data, lm.meta, threads=threads, precision=precision)
-    return loaded_from_meta(ext, lm.meta, str(weights))

@@ -15,8 +15,9 @@ import torch
 
 from resnets.cli import main
 from resnets.errors import WeightsError
-from resnets.models import create_model, hub
-from resnets.models.hub import Pretrained, get_pretrained, load_model
+from resnets.inference import model_from_weights
+from resnets.models import catalogue, class_index, create_model, download
+from resnets.models.catalogue import Pretrained, get_pretrained
 from resnets.models.weights import WeightsMeta, read_weights, save_weights
 
 
@@ -69,7 +70,7 @@ def _entry(monkeypatch, server, mode="good", prefix=None) -> str:
         real.meta,
         f"{server['base']}/{mode}/{server['file']}",
     )
-    monkeypatch.setitem(hub._PRETRAINED, e.name, e)
+    monkeypatch.setitem(catalogue._PRETRAINED, e.name, e)
     return e.name
 
 
@@ -78,11 +79,11 @@ def test_download_verifies_and_caches(server, monkeypatch):
     model = create_model("resnet18", pretrained=True)  # the default tag of resnet18
     assert all(torch.equal(model.state_dict()[k], v) for k, v in server["sd"].items())
     cached = server["cache"] / server["file"]
-    assert cached.is_file() and hub.verify(name).startswith(server["prefix"])
+    assert cached.is_file() and catalogue.verify(name).startswith(server["prefix"])
     assert [p.name for p in server["cache"].iterdir()] == [server["file"]]  # no temp files
     # a second use reads the cache: works with the server unreachable
     monkeypatch.setitem(
-        hub._PRETRAINED,
+        catalogue._PRETRAINED,
         name,
         Pretrained(
             name,
@@ -92,7 +93,7 @@ def test_download_verifies_and_caches(server, monkeypatch):
             "http://127.0.0.1:9/x.pth",
         ),
     )
-    net, meta = load_model(name)
+    net, meta = model_from_weights(name)
     assert meta.model == "resnet18" and meta.image_size == 256 and meta.eval_size == 224
     assert torch.equal(net.fc.weight, server["sd"]["fc.weight"])
 
@@ -101,15 +102,15 @@ def test_a_cached_file_is_verified_on_every_load(server, monkeypatch):
     """A cached weights file damaged or replaced after its download is refused by the next
     load, with the file named; nothing of it is loaded."""
     name = _entry(monkeypatch, server)
-    hub.weights_file(name, progress=False)
+    catalogue.weights_file(name, progress=False)
     cached = server["cache"] / server["file"]
     body = bytearray(cached.read_bytes())
     body[len(body) // 2] ^= 0xFF  # one flipped byte in the middle of a tensor
     cached.write_bytes(bytes(body))
     with pytest.raises(WeightsError, match=f"{cached}: does not match|{cached} does not match"):
-        load_model(name)
+        model_from_weights(name)
     cached.unlink()  # deleted: downloaded and checked again
-    net, _ = load_model(name)
+    net, _ = model_from_weights(name)
     assert torch.equal(net.fc.weight, server["sd"]["fc.weight"])
 
 
@@ -123,7 +124,7 @@ def test_wrong_hash_leaves_nothing(server, monkeypatch):
 def test_truncated_download_leaves_nothing(server, monkeypatch):
     _entry(monkeypatch, server, mode="trunc")
     with pytest.raises(WeightsError, match="could not download|ended after"):
-        hub.weights_file("resnet18.tv_in1k", progress=False)
+        catalogue.weights_file("resnet18.tv_in1k", progress=False)
     assert not list(server["cache"].iterdir())
 
 
@@ -150,7 +151,7 @@ def test_interrupted_download_leaves_no_half_file(server, monkeypatch):
 
     monkeypatch.setattr(resnets.io, "tqdm", Bar)
     with pytest.raises(KeyboardInterrupt):
-        hub.weights_file("resnet18.tv_in1k", progress=False)
+        catalogue.weights_file("resnet18.tv_in1k", progress=False)
     assert not list(server["cache"].iterdir())
 
 
@@ -159,10 +160,10 @@ def test_server_down_says_which_file_to_put_where(server, monkeypatch):
     e = Pretrained(
         real.name, server["file"], server["prefix"], real.meta, "http://127.0.0.1:9/r.pth"
     )
-    monkeypatch.setitem(hub._PRETRAINED, e.name, e)
+    monkeypatch.setitem(catalogue._PRETRAINED, e.name, e)
     dest = server["cache"] / server["file"]
     with pytest.raises(WeightsError, match=rf"Offline\? Download .* and put it at {dest}"):
-        load_model("resnet18.tv_in1k")
+        model_from_weights("resnet18.tv_in1k")
     rc = main(["predict", "--weights", "resnet18.tv_in1k", "x.png"])
     assert rc == 2
 
@@ -257,11 +258,11 @@ def test_weights_cli(capsys):
 
 def test_shipped_weights_are_checked(tmp_path):
     """Every weights file inside the package matches its recorded SHA-256."""
-    for name in hub.list_pretrained():
+    for name in catalogue.list_pretrained():
         e = get_pretrained(name)
         if e.url is None:
-            assert hub.verify(name) == e.sha256
-            assert Path(hub.weights_file(name)).is_file()
+            assert catalogue.verify(name) == e.sha256
+            assert Path(catalogue.weights_file(name)).is_file()
 
 
 SHARED_CIFAR = (
@@ -282,8 +283,9 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
 ):
     """Weights shipped in the package load by name with no network, match their SHA-256, and
     their stated held-out accuracy is what scoring gives again."""
-    from resnets.eval import load_for_inference, score
-    from resnets.models.hub import list_pretrained, verify
+    from resnets.eval import score
+    from resnets.inference import load_weights
+    from resnets.models.catalogue import list_pretrained, verify
 
     if name not in list_pretrained("*.cifar10"):
         pytest.skip(f"{name} is not shipped in this checkout")
@@ -308,7 +310,7 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
     assert net.num_classes == 10
     if not SHARED_CIFAR.is_dir():
         pytest.skip("../shared CIFAR-10 JPEGs not here to re-score the weights")
-    lm = load_for_inference(name)
+    lm = load_weights(name)
     res, _ = score(lm, str(SHARED_CIFAR), subset="val", tta=meta.tta)
     # the same fp32 scoring: equal, up to an image or two that another CPU's kernels may flip
     assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=2 / 5000)
@@ -324,7 +326,7 @@ def _class_index(n: int = 1000, shuffle: bool = False) -> bytes:
 
 def _entry_with_classes(monkeypatch, server, body: bytes, sha: str | None = None) -> str:
     _Handler.files["imagenet_class_index.json"] = body
-    rf = hub.RemoteFile(
+    rf = download.RemoteFile(
         f"{server['base']}/good/imagenet_class_index.json",
         "imagenet_class_index.json",
         sha or hashlib.sha256(body).hexdigest(),
@@ -339,18 +341,18 @@ def _entry_with_classes(monkeypatch, server, body: bytes, sha: str | None = None
         f"{server['base']}/good/{server['file']}",
         classes_file=rf,
     )
-    monkeypatch.setitem(hub._PRETRAINED, e.name, e)
+    monkeypatch.setitem(catalogue._PRETRAINED, e.name, e)
     return e.name
 
 
 def test_imagenet_weights_come_with_the_published_class_index():
     """Every torchvision entry names Keras's class index by its address and SHA-256."""
-    for name in hub.list_pretrained("*tv*_in1k"):
+    for name in catalogue.list_pretrained("*tv*_in1k"):
         rf = get_pretrained(name).classes_file
-        assert rf is hub.IMAGENET_CLASS_INDEX, name
-    assert hub.IMAGENET_CLASS_INDEX.url.startswith("https://storage.googleapis.com/")
-    assert len(hub.IMAGENET_CLASS_INDEX.sha256) == 64
-    for name in hub.list_pretrained("*.cifar10"):  # shipped: the names are in the record
+        assert rf is class_index.IMAGENET_CLASS_INDEX, name
+    assert class_index.IMAGENET_CLASS_INDEX.url.startswith("https://storage.googleapis.com/")
+    assert len(class_index.IMAGENET_CLASS_INDEX.sha256) == 64
+    for name in catalogue.list_pretrained("*.cifar10"):  # shipped: the names are in the record
         e = get_pretrained(name)
         assert e.classes_file is None and len(e.meta.classes) == 10, name
 
@@ -359,7 +361,7 @@ def test_predictions_with_imagenet_weights_print_class_names(server, monkeypatch
     from PIL import Image
 
     name = _entry_with_classes(monkeypatch, server, _class_index())
-    net, meta = load_model(name)
+    net, meta = model_from_weights(name)
     assert meta.classes[:2] == ["thing 0", "thing 1"] and meta.class_ids[1] == "n10000007"
     assert (server["cache"] / "imagenet_class_index.json").is_file()
     Image.new("RGB", (300, 260), (200, 30, 30)).save(tmp_path / "red.png")
@@ -371,7 +373,7 @@ def test_predictions_with_imagenet_weights_print_class_names(server, monkeypatch
     assert len(info["classes"]) == 1000 and info["class_ids"][0] == "n10000000"
     assert info["classes_source"]["file"] == "imagenet_class_index.json"
     # a torchvision file without metadata, named by path: the cached index names its classes
-    _, meta2 = load_model(server["cache"] / server["file"], model="resnet18")
+    _, meta2 = model_from_weights(server["cache"] / server["file"], model="resnet18")
     assert meta2.classes == meta.classes
 
 
@@ -388,7 +390,7 @@ def test_weights_download_fetches_the_class_index_too(server, monkeypatch, capsy
 def test_a_bad_class_index_leaves_indices_and_says_why(server, monkeypatch, caplog):
     name = _entry_with_classes(monkeypatch, server, _class_index(), sha="0" * 64)
     with caplog.at_level("WARNING"):
-        _, meta = load_model(name)
+        _, meta = model_from_weights(name)
     assert meta.classes is None  # the weights still load; predictions show indices
     assert "class names unavailable" in caplog.text and "SHA-256" in caplog.text
     assert not (server["cache"] / "imagenet_class_index.json").exists()
@@ -407,7 +409,7 @@ def test_a_bad_class_index_leaves_indices_and_says_why(server, monkeypatch, capl
 def test_class_index_is_checked(tmp_path, body, match):
     (tmp_path / "ci.json").write_bytes(body)
     with pytest.raises(WeightsError, match=match):
-        hub.read_class_index(tmp_path / "ci.json")
+        class_index.read_class_index(tmp_path / "ci.json")
 
 
 def test_data_folders_named_by_wordnet_id_map_to_the_class_index():

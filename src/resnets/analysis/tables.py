@@ -1,0 +1,427 @@
+"""Each experiment's RESULTS.md sections: its table, the paper's numbers beside ours (read from
+paper.py) and the verdicts computed by reports.py. Fed run records; writes nothing."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .paper import PAPER_ITERS, PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
+from .reports import (
+    degradation_verdicts,
+    fmt_pct,
+    mean_std,
+    ordering_verdict,
+    response_verdict,
+    run_table,
+)
+
+Records = list[dict[str, Any]]
+
+
+def _train_minutes(runs: Records) -> str:
+    return f"{sum(r['train_time'] or 0 for r in runs) / 60:.1f}"
+
+
+def degradation_sections(
+    groups: dict[str, Records], depths: list[int], records: Records
+) -> list[str]:
+    """Fig. 6: final errors of plain and residual nets per depth, and claims (a)-(c)."""
+    table = [
+        "| network | depth | params | final training error (%) | final validation error (%) | train time (min) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind in ("plain", "resnet"):
+        for depth in depths:
+            runs = groups[f"{kind}{depth}"]
+            train_mean, train_std = mean_std([r["final_train_err"] for r in runs])
+            val_mean, val_std = mean_std([r["final_val_err"] for r in runs])
+            table.append(
+                f"| {kind}-{depth} | {depth} | {runs[0]['params']:,} | "
+                f"{fmt_pct(train_mean, train_std, len(runs))} | "
+                f"{fmt_pct(val_mean, val_std, len(runs))} | {_train_minutes(runs)} |"
+            )
+    verdicts = [
+        v.line() for v in degradation_verdicts(run_table(records), min(depths), max(depths))
+    ]
+    return [
+        "## Degradation (paper Fig. 6)",
+        "",
+        "![degradation](degradation.png)",
+        "",
+        "Dashed: training error (on augmented batches, averaged between evaluations); bold: "
+        "validation error. Curves are the mean over seeds.",
+        "",
+        *table,
+        "",
+        "Verdicts, computed from the numbers above (means over seeds; holds when the means are "
+        "ordered as the paper says):",
+        "",
+        *verdicts,
+        "",
+        "The paper (Fig. 6, CIFAR-10): plain-56 has higher training *and* test error than "
+        f"plain-20, while ResNet-56 is better than ResNet-20 (test error "
+        f"{PAPER_TABLE6['resnet56'][0]}% vs {PAPER_TABLE6['resnet20'][0]}%, Table 6).",
+    ]
+
+
+def cifar_table_sections(
+    groups: dict[str, Records], depths: list[int], records: Records
+) -> list[str]:
+    """Table 6: each depth's validation error beside the paper's, and claim (d)."""
+    table = [
+        "| model | params | paper error (%) | ours: validation error (%) | ours - paper | within paper spread | train time (min) |",
+        "| --- | ---: | ---: | ---: | ---: | :---: | ---: |",
+    ]
+    spread = PAPER_RESNET110_MEAN_STD[1]  # the one spread the paper reports (ResNet-110, 5 runs)
+    for depth in depths:
+        runs = groups[f"resnet{depth}"]
+        val_mean, val_std = mean_std([r["final_val_err"] for r in runs])
+        paper, paper_params = PAPER_TABLE6.get(f"resnet{depth}", (math.nan, "-"))
+        diff = 100 * val_mean - paper
+        within = "yes" if abs(diff) <= 2 * spread else "no"
+        table.append(
+            f"| ResNet-{depth} | {runs[0]['params']:,} ({paper_params}) | {paper:.2f} | "
+            f"{fmt_pct(val_mean, val_std, len(runs))} | {diff:+.2f} | {within} | "
+            f"{_train_minutes(runs)} |"
+        )
+    return [
+        "## CIFAR-10 depth table (paper Table 6)",
+        "",
+        *table,
+        "",
+        f'"Within paper spread": |ours - paper| <= 2 x {spread} points, the standard deviation '
+        f"the paper reports for ResNet-110 over 5 runs ({PAPER_RESNET110_MEAN_STD[0]} ± {spread}).",
+        "",
+        "Verdict, computed from the numbers above:",
+        "",
+        ordering_verdict(run_table(records), depths).line(),
+        "",
+        "![curves](curves.png)",
+    ]
+
+
+def shortcuts_sections(groups: dict[tuple[str, str], Records]) -> list[str]:
+    """Table 3's comparison of shortcut options A, B, C (and the plain twin) on one net."""
+    table = [
+        "| network | shortcut | params | final training error (%) | final validation error (%) |",
+        "| --- | :---: | ---: | ---: | ---: |",
+    ]
+    for (model, tag), runs in groups.items():
+        train_mean, train_std = mean_std([r["final_train_err"] for r in runs])
+        val_mean, val_std = mean_std([r["final_val_err"] for r in runs])
+        table.append(
+            f"| {model} | {tag.strip('-') or 'none'} | {runs[0]['params']:,} | "
+            f"{fmt_pct(train_mean, train_std, len(runs))} | {fmt_pct(val_mean, val_std, len(runs))} |"
+        )
+    return [
+        "## Shortcut options A, B, C (paper Table 3)",
+        "",
+        *table,
+        "",
+        "The paper's comparison is on ImageNet with 34-layer nets (top-1 10-crop error %): "
+        + ", ".join(f"{k} {v}" for k, v in PAPER_TABLE3.items())
+        + ": all three far better than plain, and B slightly better than A, C marginally better "
+        "than B. The paper concludes projections are not essential.",
+    ]
+
+
+def sum_vs_concat_sections(
+    depth: int,
+    labels: list[str],
+    groups: dict[str, Records],
+    costs: dict[str, dict[str, Any]],
+    seeds: int,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Additive against concatenating shortcuts: costs and errors per variant, the usual claims
+    judged; returns the sections and the rows of variants.csv."""
+    table = [
+        "| shortcut | params | MACs / image | activations, batch 128 (MiB) | final width | "
+        "s per epoch (45k images) | final val error (%) | best val error (%) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = {}
+    for label in labels:
+        runs, cost = groups[label], costs[label]
+        per_epoch = float(np.mean([r["train_time"] / r["iters"] * 45000 / 128 for r in runs]))
+        val_mean, val_std = mean_std([r["final_val_err"] for r in runs])
+        best_mean, best_std = mean_std([r["best_val_err"] for r in runs])
+        rows[label] = {**cost, "val": val_mean, "epoch_s": per_epoch}
+        table.append(
+            f"| {label} | {cost['params']:,} | {cost['macs'] / 1e6:.1f} M | {cost['act_mib']:.0f} | "
+            f"{cost['features']} | {per_epoch:.0f} | {fmt_pct(val_mean, val_std, len(runs))} | "
+            f"{fmt_pct(best_mean, best_std, len(runs))} |"
+        )
+    added, concat, matched = (rows[label] for label in labels)
+    grows = concat["features"] > added["features"]
+    costs_more = concat["macs"] > added["macs"] and concat["act_mib"] > added["act_mib"]
+    verdicts = [
+        f"- *Concatenation grows the features*: at the same widths the final map has "
+        f"{concat['features']} channels against {added['features']} "
+        f"({concat['features'] / added['features']:.1f}x): "
+        f"**{'holds' if grows else 'does not hold'}**.",
+        f"- *and the cost*: {concat['params'] / added['params']:.2f}x the parameters, "
+        f"{concat['macs'] / added['macs']:.2f}x the MACs, {concat['act_mib'] / added['act_mib']:.2f}x "
+        f"the activation memory and {concat['epoch_s'] / added['epoch_s']:.2f}x the time per epoch: "
+        f"**{'holds' if costs_more else 'does not hold'}**.",
+        f"- *It gives later layers more to work with* (so it should do better for its budget): "
+        f"at matched parameters ({matched['params']:,} vs {added['params']:,}) concatenation "
+        f"reaches {100 * matched['val']:.2f}% validation error against {100 * added['val']:.2f}% "
+        f"for the sum: **{'supported' if matched['val'] < added['val'] else 'not supported'}** at "
+        f"this budget{' (one seed: within noise unless the gap is large)' if seeds == 1 else ''}.",
+    ]
+    sections = [
+        f"## Additive against concatenating shortcuts, {depth} layers",
+        "",
+        "The concatenating net is the paper's CIFAR ResNet with each block's `relu(x + F(x))` "
+        "replaced by `concat(x, relu(F(x)))`; a 1x1 transition (with 2x2 average pooling) at "
+        "each later stage brings the width back to the stage width. The matched variant narrows "
+        "every width until its parameter count is closest to the ResNet's.",
+        "",
+        "![curves](curves.png)",
+        "",
+        *table,
+        "",
+        "MACs are for one 32x32 image; activations are the tensors a training forward of batch "
+        "128 keeps for backward (autograd's saved tensors, counted once per storage); time per "
+        "epoch comes from each run's own training time, on this machine.",
+        "",
+        "Verdict on the usual claims, computed from the rows above:",
+        "",
+        *verdicts,
+    ]
+    return sections, [{"variant": k, **v} for k, v in rows.items()]
+
+
+def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records]) -> list[str]:
+    """Original against pre-activation units per depth, beside the paper's errors."""
+    table = [
+        "| depth | unit | params | final training error (%) | final val error (%) | "
+        "paper, CIFAR-10 test error (%) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    verdicts = []
+    for depth, original, preact in pairs:
+        finals = {}
+        for model, unit, paper in (
+            (original, "original", PAPER_PREACT[depth][0]),
+            (preact, "pre-activation", PAPER_PREACT[depth][1]),
+        ):
+            runs = groups[model]
+            train_mean, train_std = mean_std([r["final_train_err"] for r in runs])
+            val_mean, val_std = mean_std([r["final_val_err"] for r in runs])
+            finals[unit] = val_mean
+            table.append(
+                f"| {depth} | {unit} | {runs[0]['params']:,} | "
+                f"{fmt_pct(train_mean, train_std, len(runs))} | "
+                f"{fmt_pct(val_mean, val_std, len(runs))} | {paper:.2f} |"
+            )
+        better = finals["pre-activation"] < finals["original"]
+        verdicts.append(
+            f"- depth {depth}: pre-activation {100 * finals['pre-activation']:.2f}% against "
+            f"{100 * finals['original']:.2f}% (paper: {PAPER_PREACT[depth][1]} against "
+            f"{PAPER_PREACT[depth][0]}): the paper's ordering "
+            f"**{'holds' if better else 'does not hold'}** here."
+        )
+    gain_110 = PAPER_PREACT[110][0] - PAPER_PREACT[110][1]
+    gain_1001 = PAPER_PREACT[1001][0] - PAPER_PREACT[1001][1]
+    return [
+        "## Original against pre-activation residual units (Identity Mappings, Table 3)",
+        "",
+        "![curves](curves.png)",
+        "",
+        *table,
+        "",
+        *verdicts,
+        "",
+        "Original units: conv-BN-ReLU, conv-BN, addition, ReLU (He et al. 2015). Pre-activation "
+        "units: BN-ReLU-conv twice (three times in the bottleneck of 164/1001), addition, nothing "
+        f"after it. The paper's gain grows with depth ({gain_110:.2f} points at 110, "
+        f"{gain_1001:.2f} at 1001).",
+    ]
+
+
+def responses_sections(
+    curves: dict[str, tuple[list[float], list[float]]], depths: list[int]
+) -> list[str]:
+    """Fig. 7: mean and median response std per net, and claim (e)."""
+    table = ["| network | layers | mean std | median std |", "| --- | ---: | ---: | ---: |"]
+    means = {}
+    for name, (layer_order, _) in curves.items():
+        means[name] = float(np.mean(layer_order))
+        table.append(
+            f"| {name} | {len(layer_order)} | {np.mean(layer_order):.3f} | "
+            f"{np.median(layer_order):.3f} |"
+        )
+    verdict = response_verdict({k: [v] for k, v in means.items()}, sorted(depths)).line()
+    return [
+        "## Layer responses (paper Fig. 7)",
+        "",
+        "![responses](responses.png)",
+        "",
+        *table,
+        "",
+        "Verdict, computed from the numbers (seed 0 of each network):",
+        "",
+        verdict,
+        "",
+        "The paper: ResNets have generally smaller responses than their plain counterparts, and "
+        "deeper ResNets smaller ones still, supporting residual functions that are closer to zero "
+        "than non-residual ones.",
+    ]
+
+
+def _first_over_last(norms: list[float]) -> float:
+    return norms[0] / norms[-1] if norms and norms[-1] > 0 else math.nan
+
+
+def gradients_sections(
+    init_curves: dict[tuple[str, bool], list[float]],
+    shattered: Records,
+    depths: list[int],
+) -> list[str]:
+    """Gradient norms at initialisation and shattered gradients, judged per depth."""
+    table = [
+        "| network | BatchNorm | first/last layer gradient norm at init | median layer gradient "
+        "norm at init | lag-1 gradient correlation at init |",
+        "| --- | :---: | ---: | ---: | ---: |",
+    ]
+    by_key = {(r["model"], r["batchnorm"], r["phase"]): r for r in shattered}
+    for (name, batchnorm), norms in init_curves.items():
+        table.append(
+            f"| {name} | {'yes' if batchnorm else 'no'} | {_first_over_last(norms):.3g} | "
+            f"{float(np.median(norms)):.3g} | {by_key[(name, batchnorm, 'init')]['lag1']:.3f} |"
+        )
+    verdicts = []
+    for depth in depths:
+        for batchnorm in (True, False):
+            plain = init_curves[(f"plain{depth}", batchnorm)]
+            residual = init_curves[(f"resnet{depth}", batchnorm)]
+            ratio_plain, ratio_residual = _first_over_last(plain), _first_over_last(residual)
+            if ratio_plain < 0.01:
+                state = "vanish"
+            elif ratio_plain > 100:
+                state = "explode towards the input"
+            else:
+                state = "neither vanish nor explode"
+            median_plain, median_residual = float(np.median(plain)), float(np.median(residual))
+            verdicts.append(
+                f"- {'with' if batchnorm else 'without'} BN, depth {depth}: in the plain net the "
+                f"first layer's gradient is {ratio_plain:.3g}x the last layer's (gradients {state}); "
+                f"in the ResNet {ratio_residual:.3g}x. Median layer gradient norm: plain "
+                f"{median_plain:.3g}, ResNet {median_residual:.3g} "
+                f"({median_residual / median_plain:.3g}x)."
+            )
+        lag_plain = by_key[(f"plain{depth}", True, "init")]["lag1"]
+        lag_residual = by_key[(f"resnet{depth}", True, "init")]["lag1"]
+        verdicts.append(
+            f"- shattered gradients at depth {depth} (BN, init): neighbouring-input gradient "
+            f"correlation {lag_plain:.3f} plain vs {lag_residual:.3f} residual: residual gradients "
+            f"are {'more' if lag_residual > lag_plain else 'not more'} coherent."
+        )
+    return [
+        "## Gradient flow",
+        "",
+        "![gradients](gradients.png)",
+        "",
+        *table,
+        "",
+        "Verdict, computed from the numbers (a first/last ratio below 0.01 is called vanishing, "
+        "above 100 exploding):",
+        "",
+        *verdicts,
+        "",
+        "The paper (section 4.1) argues that with BatchNorm the plain nets' gradients do not "
+        "vanish and their difficulty is one of optimisation; the popular claim is that residual "
+        "connections fix vanishing gradients. Balduzzi et al. (2017) measure instead how "
+        "*shattered* (decorrelated) gradients become with depth, which shortcuts prevent. Judge "
+        "from the rows above.",
+    ]
+
+
+def transfer_verdict(acc: dict[int, dict[str, float]], counts: list[int], seeds: int) -> str:
+    """The claim judged from the numbers: pretrained weights help most where labels are few."""
+    few, many = counts[0], counts[-1]
+    d_few = acc[few]["fine-tuned"] - acc[few]["from scratch"]
+    d_many = acc[many]["fine-tuned"] - acc[many]["from scratch"]
+    probe = acc[few]["linear probe"] - acc[few]["from scratch"]
+
+    def lab(n: int) -> str:
+        return f"{n} labelled images per class" if n else "every labelled image"
+
+    helps = d_few > (0.03 if seeds == 1 else 0.01)  # beyond what one seed's noise explains
+    shrinks = d_many < d_few
+    verdict = "supported" if helps and shrinks else "partly supported" if helps else "not shown"
+    return (
+        f"**Verdict: {verdict} at this budget.** With {lab(few)}, fine-tuning the pretrained "
+        f"network is {100 * d_few:+.1f} points against training from scratch (the linear probe "
+        f"{100 * probe:+.1f}); with {lab(many)} the difference is {100 * d_many:+.1f} points. "
+        + (
+            "The advantage shrinks as labels grow, as the claim says. "
+            if shrinks
+            else "The advantage does not shrink as labels grow here. "
+        )
+        + (
+            "One seed per cell: differences of a point or two are within run-to-run noise."
+            if seeds == 1
+            else f"Mean and standard deviation over {seeds} seeds."
+        )
+    )
+
+
+def transfer_sections(
+    *,
+    model: str,
+    source: list[str],
+    target: list[str],
+    per_val: int,
+    pretrain_acc: float,
+    pretrain_budget: float,
+    budget: float,
+    modes: list[str],
+    counts: list[int],
+    records: Records,
+    full: int,
+    seeds: int,
+) -> tuple[list[str], dict[str, list[tuple[float, float, float]]]]:
+    """Accuracy per labelled-images count and mode, judged by :func:`transfer_verdict`;
+    returns the sections and the curves for the figure."""
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    table = [
+        "| labelled images per class | " + " | ".join(modes) + " |",
+        "| ---: |" + " ---: |" * len(modes),
+    ]
+    for n in counts:
+        cells = []
+        for mode in modes:
+            runs = [r for r in records if r["mode"] == mode and r["labels"] == n]
+            mean, std = mean_std([1 - r["final_val_err"] for r in runs])
+            curves.setdefault(mode, []).append((n or full, mean, std))
+            cells.append(fmt_pct(mean, std, len(runs)))
+        table.append(f"| {n or f'all (~{full})'} | " + " | ".join(cells) + " |")
+    accuracy = {
+        n: dict(zip(modes, [v[i][1] for v in curves.values()])) for i, n in enumerate(counts)
+    }
+    sections = [
+        "## Pretraining helps most where labels are few",
+        "",
+        f"Pretrained: `{model}` on {', '.join(source)} (validation accuracy {pretrain_acc:.2%} on "
+        f"{per_val} held-out images per class, {pretrain_budget:g} of the paper's schedule). "
+        f"Transferred to {', '.join(target)}, with the same {per_val} held-out images per class "
+        f"for every row; the smaller labelled sets are subsets of the larger ones.",
+        "",
+        *table,
+        "",
+        "![accuracy against labelled images per class](transfer.png)",
+        "",
+        transfer_verdict(accuracy, counts, seeds),
+        "",
+        f"Every run here trains {round(PAPER_ITERS * budget):,} iterations; the pretrained "
+        f"ones had {round(PAPER_ITERS * pretrain_budget):,} more on the source classes. "
+        "Where the budget leaves the from-scratch run short of convergence, part of the gap at "
+        "every labelled image is that extra training, not transfer: at the full schedule the last "
+        "row is expected to close up, while the few-label rows measure what transfer buys.",
+    ]
+    return sections, curves

@@ -1,0 +1,96 @@
+"""``resnets models`` (the registry with parameters and MACs) and ``resnets summary`` (one
+model, stage by stage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..argtypes import MAX_IMAGE_SIDE, add_json, bounded
+from ..models import create_model, format_summary, get_spec, list_models, summarize
+from ..models.summary import human, model_cost, recorded_costs
+
+
+def _models(args: argparse.Namespace) -> int:
+    rows = []
+    recorded = {} if args.measure else recorded_costs()
+    for name in list_models(args.pattern):
+        spec = get_spec(name)
+        cost = model_cost(name, recorded)  # recorded: nothing is built unless --measure
+        rows.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "depth": spec.depth,
+                "kind": spec.kind,
+                "params": cost.params,
+                "macs": None if args.no_macs else cost.macs,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    width = max([12, *(len(r["name"]) for r in rows)])
+    header = (
+        f"{'model':<{width}} {'family':<9} {'depth':>5} {'kind':<9} {'params':>12} {'MACs':>10}"
+    )
+    print(header + "  input")
+    for r in rows:
+        side = get_spec(r["name"]).default_image_size
+        shown = human(r["macs"]) if r["macs"] else "-"
+        print(
+            f"{r['name']:<{width}} {r['family']:<9} {r['depth']:>5} {r['kind']:<9} "
+            f"{r['params']:>12,} {shown:>10}  3x{side}x{side}"
+        )
+    print("\nAny CIFAR depth 6n+2 also works (resnet8, plain14, cifar_resnet50, ...), and any")
+    print("wide ResNet WRN-d-k with d = 6n+4 (wrn_16_4, wrn_22_8, ...).")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    spec = get_spec(args.model)
+    net = create_model(
+        args.model, num_classes=args.num_classes, in_chans=args.in_chans, shortcut=args.shortcut
+    )
+    size = args.image_size or spec.default_image_size
+    rows = summarize(net, size)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "stage": r.name,
+                        "output": list(r.output_shape),
+                        "params": r.params,
+                        "macs": r.macs,
+                    }
+                    for r in rows
+                ]
+            )
+        )
+    else:
+        print(format_summary(spec.name, rows, size))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add models and summary to ``resnets``."""
+    p = sub.add_parser("models", help="list the models with parameters and MACs")
+    p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")
+    p.add_argument("--no-macs", action="store_true", help="leave the MACs column out")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="build every model and count again instead of reading the recorded table",
+    )
+    add_json(p, what="the table as JSON")
+    p.set_defaults(fn=_models)
+
+    p = sub.add_parser("summary", help="per-stage output shapes, parameters and MACs of a model")
+    p.add_argument("model")
+    p.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
+    p.add_argument("--num-classes", type=bounded(1, 100_000), default=None)
+    p.add_argument("--in-chans", type=bounded(1, 64), default=3)
+    p.add_argument("--shortcut", choices=("A", "B", "C"), default=None)
+    add_json(p, what="the stages as JSON")
+    p.set_defaults(fn=_summary)

@@ -1,0 +1,183 @@
+"""``resnets weights``: list, info, package, card, download (named weights, ``MODEL.TAG``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..argtypes import add_json, add_no_progress, add_weights, bounded
+from ..deploy.card import write_card
+from ..eval.zoo import package_run
+from ..io import check_writable
+from ..models import count_macs, create_model, get_spec
+from ..models.catalogue import get_pretrained, list_pretrained, verify, weights_file
+from ..models.class_index import cached_class_index, read_class_index
+from ..models.download import remote_file, weights_cache
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_pretrained(args.pattern):
+        entry = get_pretrained(name)
+        metrics = entry.meta.metrics or {}
+        if entry.url is None:
+            where = "package"
+        else:
+            where = "cached" if (weights_cache() / entry.file).is_file() else "download"
+        rows.append(
+            {
+                "name": name,
+                "top1": metrics.get("top1"),
+                "top5": metrics.get("top5"),
+                "params": entry.meta.params,
+                "size_mb": entry.size_mb,
+                "where": where,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'weights':<22} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
+    for row in rows:
+        top1 = f"{row['top1']:.2%}" if row["top1"] is not None else "-"
+        top5 = f"{row['top5']:.2%}" if row["top5"] is not None else "-"
+        print(f"{row['name']:<22} {top1:>7} {top5:>7} {row['params'] or 0:>12,}  {row['where']}")
+    return 0
+
+
+def _weights_info(args: argparse.Namespace) -> int:
+    entry = get_pretrained(args.name)
+    info = {
+        "name": entry.name,
+        "file": entry.file,
+        "url": entry.url,
+        "sha256": entry.sha256,
+        "size_mb": entry.size_mb,
+        **entry.meta.to_dict(),
+    }
+    if entry.classes_file is not None:  # class names from their own file: shown once cached
+        source = entry.classes_file
+        info["classes_source"] = {
+            "url": source.url,
+            "file": source.file,
+            "sha256": source.sha256,
+            "about": source.about,
+        }
+        cached = cached_class_index(source)
+        if cached is not None:
+            info["class_ids"], info["classes"] = cached
+    if info["macs"] is None:  # counted here rather than copied from elsewhere
+        net = create_model(entry.model, **entry.meta.model_kwargs)
+        size = entry.meta.eval_size or get_spec(entry.model).default_image_size
+        info["macs"] = count_macs(net, (1, net.in_chans, size, size))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    for key, value in info.items():
+        if key == "classes" and value:
+            value = (
+                f"{len(value)} classes: {', '.join(value[:10])}{' ...' if len(value) > 10 else ''}"
+            )
+        print(f"{key:>16}: {value}")
+    return 0
+
+
+def _weights_package(args: argparse.Namespace) -> int:
+    check_writable(args.out, folder=True)
+    r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
+    print(
+        f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
+        f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
+        f"{r['n']} held-out images (fp32)"
+    )
+    if args.json:
+        print(json.dumps(r))
+    return 0
+
+
+def _weights_card(args: argparse.Namespace) -> int:
+    default = Path("cards") / Path(str(args.weights)).name.replace(".safetensors", "")
+    out = Path(args.out or default)
+    check_writable(out, folder=True)
+    path = write_card(
+        args.weights,
+        args.data,
+        out,
+        corruption_images=args.corruption_images,
+        progress=not args.no_progress,
+    )
+    print(f"card: {path}")
+    if args.json:
+        print(json.dumps({"card": str(path)}))
+    return 0
+
+
+def _weights_download(args: argparse.Namespace) -> int:
+    for name in args.names:
+        path = weights_file(name, progress=not args.no_progress)
+        print(f"{name}: {path} (SHA-256 {verify(name)[:16]}...)")
+        source = get_pretrained(name).classes_file
+        if source is not None:
+            index = remote_file(source, progress=not args.no_progress)
+            print(f"{name}: class names {index} ({len(read_class_index(index)[1])} classes)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``weights list|info|package|card|download`` to ``resnets``."""
+    p = sub.add_parser("weights", help="named weights: list, info, package, card, download")
+    actions = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    q = actions.add_parser("list", help="every named weights set (MODEL.TAG) with its accuracy")
+    q.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'resnet50.*'")
+    add_json(q, what="the list as JSON")
+    q.set_defaults(fn=_weights_list)
+
+    q = actions.add_parser("info", help="the metadata record of named weights")
+    q.add_argument("name", metavar="MODEL.TAG")
+    add_json(q, what="the record as one JSON object")
+    q.set_defaults(fn=_weights_info)
+
+    q = actions.add_parser(
+        "package",
+        help="named weights from a finished run: re-scored in fp32 on its held-out split",
+        description="Write OUT/MODEL.TAG.safetensors and .sha256 from a finished training run, "
+        "with its validation accuracy re-measured in fp32, the command, time and machine.",
+    )
+    q.add_argument("run_dir", metavar="RUN_DIR")
+    q.add_argument("--name", required=True, metavar="MODEL.TAG")
+    q.add_argument("--out", required=True, metavar="DIR", help="e.g. src/resnets/weights")
+    q.add_argument("--data", default=None, help="where the run's data is now, if it moved")
+    q.add_argument(
+        "--half",
+        action="store_true",
+        help="store float16 (half the file); scored after the rounding",
+    )
+    add_json(q)
+    q.set_defaults(fn=_weights_package)
+
+    q = actions.add_parser(
+        "card",
+        help="a Markdown card of measured evidence for a set of weights",
+        description="Held-out top-1 with a 95%% interval, per-class accuracy, confusion, "
+        "calibration, common corruptions, int8 drop, export parity (batch 1, 7, 64), float16 "
+        "headroom: every number measured now.",
+    )
+    add_weights(q, positional=True)
+    q.add_argument("--data", required=True, metavar="SPEC", help="the data the weights trained on")
+    q.add_argument("--out", metavar="DIR", help="default: cards/<name>")
+    q.add_argument(
+        "--corruption-images",
+        type=bounded(0, 10**7),
+        default=1000,
+        metavar="N",
+        help="held-out images the 75 corrupted sets are made from (0: all)",
+    )
+    add_json(q)
+    add_no_progress(q)
+    q.set_defaults(fn=_weights_card)
+
+    q = actions.add_parser("download", help="fetch named weights into the cache, checking SHA-256")
+    q.add_argument("names", nargs="+", metavar="MODEL.TAG")
+    add_no_progress(q)
+    q.set_defaults(fn=_weights_download)

@@ -1,0 +1,173 @@
+"""The start of a training session, before its first step: the run directory (new, or resumed
+with its own config), the devices and threads, the data, the model with its optimizer and step,
+and the run state (fresh, or restored from the checkpoint). :func:`resnets.train.loop.train`
+calls :func:`start_session` and then only loops."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..runtime import Dist, choose_threads, init_distributed, pick_device, use_bf16
+from . import report, schedule, setup
+from . import run_dir as run_files
+from .config import TrainConfig
+from .state import RunState, restore_train_state
+from .step import Trainee, TrainStep, build_for_training, model_options
+from .transfer import fixed_normalisation, load_backbone, read_init, with_init_settings
+
+
+@dataclass
+class Session:
+    """What one training session works with, from its first step to its end."""
+
+    cfg: TrainConfig
+    dist: Dist
+    run_dir: Path
+    log: run_files.RunLog
+    metrics: run_files.MetricsLog
+    device: torch.device
+    data: setup.TrainData
+    total: int  # iterations of the whole run
+    steps_per_epoch: int
+    trainable: Trainee
+    step: TrainStep
+    bf16: bool
+    warmup: bool
+    state: RunState
+    meta: dict[str, Any]  # the weights record (setup.weights_meta), saved with every checkpoint
+
+
+def start_session(
+    cfg: TrainConfig,
+    out: str | Path | None,
+    resume: str | Path | None,
+    *,
+    progress: bool,
+    echo: bool,
+    command: str | None,
+    on_backward: Callable[[nn.Module, int], None] | None,
+) -> Session:
+    """Open (or resume) the run and build everything the loop needs."""
+    dist = init_distributed(cfg.device)
+    run_dir, cfg, ckpt = setup.open_run(cfg, out, resume, dist)
+    log = run_files.RunLog(run_dir / "train.log", echo and dist.main, enabled=dist.main)
+    metrics = run_files.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
+    device = pick_device(cfg.device)
+    if device.type == "cpu":  # threads beyond the idle cores collapse throughput (issue 11)
+        cfg = dataclasses.replace(cfg, threads=choose_threads(cfg.threads))
+        torch.set_num_threads(cfg.threads)
+    if dist.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    init = read_init(cfg) if ckpt is None else None  # transfer learning: the weights to start from
+    cfg = with_init_settings(cfg, init[1] if init else None)
+    normalisation = fixed_normalisation(cfg, init, ckpt)
+    data = setup.load_train_data(cfg, dist, device, progress, log, normalisation)
+    steps_per_epoch = len(data.stream)
+    total = schedule.total_iters(cfg, steps_per_epoch)
+    cfg = dataclasses.replace(cfg, ramp_iters=schedule.resolve_ramp(cfg, steps_per_epoch))
+    channels, classes = data.data.channels, data.num_classes
+    opts = model_options(cfg, classes, channels)
+    trainable = build_for_training(
+        cfg, num_classes=classes, in_chans=channels, device=device, total_iters=total, dist=dist
+    )
+    raw_model = trainable.raw_model
+    bf16 = use_bf16(cfg.precision, device)
+    step = TrainStep(
+        trainable,
+        device=device,
+        bf16=bf16,
+        label_smoothing=cfg.label_smoothing,
+        on_backward=on_backward,
+    )
+    if ckpt is None:
+        state = RunState()
+        if init:
+            load_backbone(raw_model, *init, data.classes, cfg.init, log)
+        else:
+            setup.init_from_data(raw_model, data, cfg.seed, device)
+        macs = setup.count_model_macs(cfg, opts, data)
+        meta = setup.weights_meta(cfg, data, raw_model, opts, macs)
+        line = setup.record_start(run_dir, cfg, command, meta, data, trainable, device, total, dist)
+        dist.barrier()  # (config.json is written by the main process alone)
+        log(line)
+    else:
+        state = restore_train_state(
+            run_dir / "last.ckpt", raw_model, trainable.optimizer, ckpt, trainable.ema
+        )
+        meta = ckpt.get("meta") or setup.weights_meta(cfg, data, raw_model, opts, None)
+        setup.check_resumed_data(meta, data, run_dir)
+        if dist.main:
+            run_files.truncate_metrics(run_dir, state.step)
+        log(
+            f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, "
+            f"batch {state.epoch_step})"
+        )
+    return Session(
+        cfg=cfg,
+        dist=dist,
+        run_dir=run_dir,
+        log=log,
+        metrics=metrics,
+        device=device,
+        data=data,
+        total=total,
+        steps_per_epoch=steps_per_epoch,
+        trainable=trainable,
+        step=step,
+        bf16=bf16,
+        warmup=schedule.warmup_enabled(cfg),
+        state=state,
+        meta=meta,
+    )
+
+
+def end_session(
+    session: Session,
+    state: RunState,
+    row: dict[str, Any] | None,
+    stopped: str | None,
+    signal: Any,
+    started: float,
+) -> report.TrainResult:
+    """Close the session: a stopped one leaves every rank together after rank 0's checkpoint;
+    a finished run writes its final weights (with everything needed to use them), curves and
+    summary."""
+    dist, run_dir, log = session.dist, session.run_dir, session.log
+    if stopped is not None:
+        dist.barrier()
+        dist.close()
+        if dist.main:
+            run_files.release(run_dir)  # not training any more: a --resume may take it
+        log(f"stopped at iteration {state.step} ({stopped}); resume with --resume {run_dir}")
+        return report.stopped_result(run_dir, state, time.perf_counter() - started, stopped, signal)
+    row = row or state.last_eval  # resumed after the last evaluation (a kill while saving)
+    result = report.finish_run(
+        run_dir,
+        session.cfg,
+        session.trainable.raw_model,
+        session.meta,
+        row,
+        state,
+        wall_time=time.perf_counter() - started,
+        world_size=dist.world,
+        write=dist.main,
+        log=log,
+        ema=session.trainable.ema,
+    )
+    if dist.main:
+        run_files.release(run_dir)
+    dist.barrier()
+    dist.close()
+    log(
+        f"done in {result.wall_time:.1f}s: final val err {report.pct(result.final_val_err)}, "
+        f"best {report.pct(result.best_val_err)}\n  run directory: {run_dir}"
+    )
+    return result
