@@ -40,8 +40,19 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from resnets.deploy import serve as serve_module  # noqa: E402
 
-ROUTES = ["/v1/predict", "/v1/explain", "/v1/model", "/healthz", "/", "/v1", "/v1/predict/x",
-          "/%00", "/..%2f..", "/v1/predict?", "/docs"]  # fmt: skip
+ROUTES = [
+    "/v1/predict",
+    "/v1/explain",
+    "/v1/model",
+    "/healthz",
+    "/",
+    "/v1",
+    "/v1/predict/x",
+    "/%00",
+    "/..%2f..",
+    "/v1/predict?",
+    "/docs",
+]
 texts = st.text(max_size=24)
 requests = st.fixed_dictionaries(
     {
@@ -60,7 +71,7 @@ requests = st.fixed_dictionaries(
                 ]
             ),
             texts.filter(lambda t: t.isascii() and "\n" not in t and "\r" not in t),
-        ),  # fmt: skip
+        ),
         "body": st.one_of(st.binary(max_size=2048), st.just(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)),
     }
 )
@@ -79,8 +90,9 @@ def fuzz_client(patch_run):
 @given(req=requests)
 def test_server_answers_every_request_sanely(fuzz_client, req):
     headers = {"content-type": req["ctype"]} if req["ctype"] else {}
-    r = fuzz_client.request(req["method"], req["path"], params=req["query"],
-                            content=req["body"], headers=headers)  # fmt: skip
+    r = fuzz_client.request(
+        req["method"], req["path"], params=req["query"], content=req["body"], headers=headers
+    )
     ok = 200 <= r.status_code < 300
     assert ok or 400 <= r.status_code < 500 or r.status_code in (503, 504), (req, r.status_code)
     if not ok:
@@ -121,24 +133,32 @@ def _valid_shards(root) -> None:
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.floats(), st.text(max_size=8)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 index_docs = st.one_of(
     json_values,
     st.fixed_dictionaries({"classes": json_values, "shards": json_values, "samples": json_values}),
-    st.builds(lambda n, c: {"classes": ["a", "b"], "samples": n,
-                            "shards": [{"name": "shard-000000.tar", "samples": c,
-                                        "sha256": "0" * 64}]},
-              st.integers(-2, 10), st.integers(-2, 10)),
-)  # fmt: skip
+    st.builds(
+        lambda n, c: {
+            "classes": ["a", "b"],
+            "samples": n,
+            "shards": [{"name": "shard-000000.tar", "samples": c, "sha256": "0" * 64}],
+        },
+        st.integers(-2, 10),
+        st.integers(-2, 10),
+    ),
+)
 
 
 @FIXED
-@given(doc=index_docs, flips=st.lists(st.tuples(st.integers(0, 6000), st.integers(1, 255)),
-                                      max_size=4),
-       raw=st.one_of(st.none(), st.binary(max_size=64)))  # fmt: skip
+@given(
+    doc=index_docs,
+    flips=st.lists(st.tuples(st.integers(0, 6000), st.integers(1, 255)), max_size=4),
+    raw=st.one_of(st.none(), st.binary(max_size=64)),
+)
 def test_shards_and_their_index_fail_only_with_data_errors(tmp_path_factory, doc, flips, raw):
     root = tmp_path_factory.mktemp("shards")
     _valid_shards(root)
@@ -148,8 +168,11 @@ def test_shards_and_their_index_fail_only_with_data_errors(tmp_path_factory, doc
         body[pos % len(body)] ^= xor
     shard.write_bytes(bytes(body))
     (root / "dataset.json").write_bytes(raw if raw is not None else json.dumps(doc).encode())
-    for call in (shards.read_shard_meta, shards.verify_shards,
-                 lambda r: shards.stream_shards(r).images[[0]]):  # fmt: skip
+    for call in (
+        shards.read_shard_meta,
+        shards.verify_shards,
+        lambda r: shards.stream_shards(r).images[[0]],
+    ):
         try:
             call(root)
         except DataError:
@@ -178,13 +201,20 @@ def _safetensors(records: object) -> bytes:
 @given(
     record=st.one_of(
         json_values,
-        st.fixed_dictionaries({"model": st.one_of(st.text(max_size=12), json_values),
-                               "classes": json_values, "mean": json_values,
-                               "image_size": json_values}),
+        st.fixed_dictionaries(
+            {
+                "model": st.one_of(st.text(max_size=12), json_values),
+                "classes": json_values,
+                "mean": json_values,
+                "image_size": json_values,
+            }
+        ),
     ),
-    header=st.one_of(st.none(), st.binary(max_size=48), json_values.map(lambda v: json.dumps(v).encode())),
+    header=st.one_of(
+        st.none(), st.binary(max_size=48), json_values.map(lambda v: json.dumps(v).encode())
+    ),
     cut=st.one_of(st.none(), st.integers(0, 4000)),
-)  # fmt: skip
+)
 def test_weights_files_fail_only_with_weights_errors(tmp_path_factory, record, header, cut):
     path = tmp_path_factory.mktemp("w") / "w.safetensors"
     body = _safetensors(record)

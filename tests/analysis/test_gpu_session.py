@@ -16,20 +16,41 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _call(tmp: Path, name: str, stop_after: int) -> None:
-    env = {**os.environ, "SKIP_INSTALL": "1", "DATA": "digits", "DEVICE": "cpu",
-           "BUDGET": "0.001", "SEEDS": "1", "WORKERS": "2", "OMP_NUM_THREADS": "1",
-           "STOP_AFTER": str(stop_after), "STATE": str(tmp / "state"),
-           "OUT": str(tmp / name), "RUNS": str(tmp / f"runs-{name}")}  # fmt: skip
+    env = {
+        **os.environ,
+        "SKIP_INSTALL": "1",
+        "DATA": "digits",
+        "DEVICE": "cpu",
+        "BUDGET": "0.001",
+        "SEEDS": "1",
+        "WORKERS": "2",
+        "OMP_NUM_THREADS": "1",
+        "STOP_AFTER": str(stop_after),
+        "STATE": str(tmp / "state"),
+        "OUT": str(tmp / name),
+        "RUNS": str(tmp / f"runs-{name}"),
+    }
     (tmp / name).mkdir()
-    r = subprocess.run(["bash", "benchmarks/gpu_session.sh", "paper"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=900)  # fmt: skip
+    r = subprocess.run(
+        ["bash", "benchmarks/gpu_session.sh", "paper"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def _collect(tmp: Path, name: str) -> str:
-    r = subprocess.run(["bash", "benchmarks/gpu_paper_collect.sh", str(tmp / name),
-                        str(tmp / "results")], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "STATE": str(tmp / "state")}, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        ["bash", "benchmarks/gpu_paper_collect.sh", str(tmp / name), str(tmp / "results")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STATE": str(tmp / "state")},
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 

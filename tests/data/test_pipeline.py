@@ -108,6 +108,37 @@ def test_resized_crop_and_ten_crop_shapes():
     assert torch.equal(v[5], v[0].flip(-1))
 
 
+def test_ten_crop_cuts_the_corners_the_centre_and_their_mirrors():
+    """Each pixel holds 100 x row + column, so a view's first pixel names where it was cut."""
+    rows, cols = torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij")
+    image = (100 * rows + cols).expand(1, 1, 6, 6)
+    views = A.ten_crop(image, 4)  # 6x6 > 4: no padding; corners at rows/cols 0 and 2
+    firsts = [int(v[0, 0, 0, 0]) for v in views]
+    # top-left, top-right, bottom-left, bottom-right, centre; then the mirrors, whose first
+    # pixel is the view's top-right one
+    assert firsts == [0, 2, 200, 202, 101, 3, 5, 203, 205, 104]
+    assert views[4][0, 0].tolist() == [
+        [101, 102, 103, 104],
+        [201, 202, 203, 204],
+        [301, 302, 303, 304],
+        [401, 402, 403, 404],
+    ]
+
+
+def test_ten_crop_pads_images_no_larger_than_the_crop():
+    """CIFAR: a 4x4 image padded by 1 is 6x6; the top-left view starts in the black padding and
+    holds the image from its second row and column, as the training crops' extremes do."""
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    image = (1 + 10 * rows + cols).expand(1, 1, 4, 4)  # no pixel is 0
+    views = A.ten_crop(image, 4, pad=1)
+    top_left, centre = views[0][0, 0], views[4][0, 0]
+    assert top_left[0].tolist() == [0, 0, 0, 0] and top_left[:, 0].tolist() == [0, 0, 0, 0]
+    assert top_left[1].tolist() == [0, 1, 2, 3]
+    assert torch.equal(centre, image[0, 0])  # centred: the unpadded image itself
+    bottom_right = views[3][0, 0]
+    assert bottom_right[0].tolist() == [12, 13, 14, 0] and bottom_right[3].tolist() == [0] * 4
+
+
 def _stream(workers: int) -> BatchStream:
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)

@@ -356,8 +356,9 @@ def _reindex(root, **changes):
         (lambda r: _reindex(r, shards=[], samples=0), "the index lists no shards"),
     ],
 )
-def test_data_verify_compares_the_folder_and_its_index_both_ways(tmp_path, folder, damage,
-                                                                 expected, capsys):  # fmt: skip
+def test_data_verify_compares_the_folder_and_its_index_both_ways(
+    tmp_path, folder, damage, expected, capsys
+):
     root = tmp_path / "shards"
     S.write_shards(folder, root, shard_size=7, progress=False)
     damage(root)

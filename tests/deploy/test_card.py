@@ -28,8 +28,23 @@ def test_wilson_interval_matches_a_hand_computed_case():
 def test_card_states_measured_numbers(patch_run, tmp_path, capsys):
     run, data, _ = patch_run
     out = tmp_path / "card"
-    assert main(["weights", "card", str(run), "--data", str(data), "--out", str(out),
-                 "--corruption-images", "40", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "weights",
+                "card",
+                str(run),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--corruption-images",
+                "40",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = (out / "CARD.md").read_text()
     res, _ = score(load_weights(run), str(data), subset="val")
     assert f"Top-1 **{res.top1:.2%}**" in text  # the same number an independent eval gives

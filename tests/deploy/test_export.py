@@ -64,8 +64,9 @@ def test_float16_weights_that_would_overflow_are_refused(tmp_path):
     with torch.no_grad():
         net.bn1.running_var[3] = 1e6
     with pytest.raises(WeightsError, match="bn1.running_var: holds 1e\\+06, beyond"):
-        save_weights(net, tmp_path / "w.safetensors", WeightsMeta(model="resnet8"),
-                     dtype=torch.float16)  # fmt: skip
+        save_weights(
+            net, tmp_path / "w.safetensors", WeightsMeta(model="resnet8"), dtype=torch.float16
+        )
     assert not (tmp_path / "w.safetensors").exists()
     save_weights(net, tmp_path / "w.safetensors", WeightsMeta(model="resnet8"))  # float32: fine
 

@@ -394,8 +394,9 @@ def test_serve_on_a_busy_port_is_a_one_line_error(capsys, tmp_path):
 
 @pytest.mark.parametrize("value", ["٣", "²", "３", "1e3", " 5", "5 ", "99999999999999", "0"])
 def test_query_values_with_unicode_digits_are_a_400_not_a_500(client, value):
-    r = client.post("/v1/predict", params={"topk": value}, content=b"x",
-                    headers={"content-type": "image/png"})  # fmt: skip
+    r = client.post(
+        "/v1/predict", params={"topk": value}, content=b"x", headers={"content-type": "image/png"}
+    )
     assert r.status_code == 400 and "topk" in r.json()["error"]
 
 
@@ -405,8 +406,10 @@ def test_a_non_ascii_content_length_is_a_400(served):
         port = int(base.rsplit(":", 1)[1])
         for value in ("\u00b2".encode("latin-1"), b"1_0", b"-5"):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                      b"Content-Length: " + value + b"\r\n\r\nx")  # fmt: skip
+            s.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: " + value + b"\r\n\r\nx"
+            )
             assert _status(s) == 400
             s.close()
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
@@ -414,8 +417,11 @@ def test_a_non_ascii_content_length_is_a_400(served):
 
 def _raw_upload(port: int, declared: int, sent: bytes) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-              f"Content-Length: {declared}\r\n\r\n".encode() + sent)  # fmt: skip
+    s.sendall(
+        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {declared}\r\n\r\n".encode()
+        + sent
+    )
     return s
 
 
@@ -450,6 +456,7 @@ def test_slow_uploads_are_capped_in_flight_and_timed_out(served, caplog):
         lines = [r for r in caplog.records if "disconnected during its upload" in r.getMessage()]
         assert len(lines) == 1 and lines[0].exc_info is None
         png = _png(np.asarray(Image.open(next((data / "red").iterdir())).convert("RGB")))
-        r = httpx.post(f"{base}/v1/predict", content=png,
-                       headers={"content-type": "image/png"}, timeout=30)  # fmt: skip
+        r = httpx.post(
+            f"{base}/v1/predict", content=png, headers={"content-type": "image/png"}, timeout=30
+        )
         assert r.status_code == 200 and r.json()["predictions"][0]["class"] == "red"

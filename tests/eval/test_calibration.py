@@ -62,8 +62,10 @@ def test_calibrate_stores_a_temperature_that_changes_probabilities_not_classes(
     with torch.no_grad():
         logits = lm.model(x)
     raw = [top_classes(lm, row, 3) for row in logits]
-    assert main(["calibrate", "--weights", str(run), "--data", "digits", "--json",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(["calibrate", "--weights", str(run), "--data", "digits", "--json", "--no-progress"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     t = out["after"]["temperature"]
     assert out["after"]["nll"] <= out["before"]["nll"] + 1e-9 and t != 1.0
@@ -75,8 +77,24 @@ def test_calibrate_stores_a_temperature_that_changes_probabilities_not_classes(
     expected = (logits[0] / t).softmax(-1).max().item()
     assert new[0][0]["prob"] == pytest.approx(expected, rel=1e-5)
     # eval reports the calibrated metrics at the stored temperature
-    assert main(["eval", "--weights", str(run), "--data", "digits", "--subset", "val", "--json",
-                 "--out", str(tmp_path / "ev"), "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(run),
+                "--data",
+                "digits",
+                "--subset",
+                "val",
+                "--json",
+                "--out",
+                str(tmp_path / "ev"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["temperature"] == pytest.approx(t, rel=1e-5)
     assert ev["ece"] == pytest.approx(out["after"]["ece"], abs=2e-3)

@@ -64,14 +64,32 @@ def test_draws_are_fixed_by_seed_and_index():
 def test_accuracy_falls_with_severity_and_the_command_reports_it(patch_run, tmp_path, capsys):
     run, data, _ = patch_run
     names = "gaussian_noise,defocus_blur,contrast,fog,pixelate,snow"
-    assert main(["eval", "--weights", str(run), "--data", str(data), "--subset", "val",
-                 "--corruptions", names, "--out", str(tmp_path), "--json",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(run),
+                "--data",
+                str(data),
+                "--subset",
+                "val",
+                "--corruptions",
+                names,
+                "--out",
+                str(tmp_path),
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = list(csv.DictReader(open(tmp_path / "corruptions.csv")))
     assert len(rows) == 6 * 5
-    by_severity = {s: np.mean([float(r["top1"]) for r in rows if r["severity"] == str(s)])
-                   for s in range(1, 6)}  # fmt: skip
+    by_severity = {
+        s: np.mean([float(r["top1"]) for r in rows if r["severity"] == str(s)]) for s in range(1, 6)
+    }
     assert by_severity[5] < by_severity[1] - 0.05, by_severity
     report = json.loads((tmp_path / "eval.json").read_text())["corruptions"]
     assert report["regenerated"] and report["mean_top1"] == pytest.approx(
@@ -84,12 +102,28 @@ def test_accuracy_falls_with_severity_and_the_command_reports_it(patch_run, tmp_
 
 def test_an_unknown_corruption_is_a_one_line_error(patch_run, capsys):
     run, data, _ = patch_run
-    assert main(["eval", "--weights", str(run), "--data", str(data), "--corruptions",
-                 "fog,sandstorm"]) == 2  # fmt: skip
+    assert (
+        main(["eval", "--weights", str(run), "--data", str(data), "--corruptions", "fog,sandstorm"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "'sandstorm': not a corruption" in err and len(err.strip().splitlines()) == 1
-    assert main(["eval", "--weights", str(run), "--data", str(data), "--corruptions", "all",
-                 "--severities", "0,6"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(run),
+                "--data",
+                str(data),
+                "--corruptions",
+                "all",
+                "--severities",
+                "0,6",
+            ]
+        )
+        == 2
+    )
 
 
 def test_a_corrupted_subset_spreads_over_every_class():

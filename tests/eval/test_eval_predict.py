@@ -33,7 +33,7 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
     evaluated loss and hits equal those computed view by view here."""
     import torch.nn.functional as F
 
-    from resnets.data import augment as A
+    from resnets.data import augment as A  # normalize_nchw only
     from resnets.eval.metrics import evaluate
 
     lm = load_weights(digits_run)
@@ -53,7 +53,12 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
         ten_crop=True,
         pad=1,
     )
-    views = A.ten_crop(images.permute(0, 3, 1, 2), 8, pad=1)
+    # the reference views, cut by hand: 8x8 digits zero-padded by 1 to 10x10, 8x8 crops at the
+    # corners (rows/cols 0 or 2) and the centre (1, 1), then the same five mirrored
+    padded = F.pad(images.permute(0, 3, 1, 2), (1, 1, 1, 1))
+    corners = [(0, 0), (0, 2), (2, 0), (2, 2), (1, 1)]
+    views = [padded[..., top : top + 8, left : left + 8] for top, left in corners]
+    views += [v.flip(-1) for v in views]
     with torch.no_grad():
         lm.model.eval()
         probs = (
@@ -187,7 +192,7 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
     """Paper 3.4 (Table 4): whole images at several sizes and their mirrors, softmax averaged."""
     import torch.nn.functional as F
 
-    from resnets.data import augment as A
+    from resnets.data import augment as A  # normalize_nchw only
     from resnets.eval.metrics import evaluate
 
     lm = load_weights(digits_run)

@@ -189,8 +189,9 @@ def test_resume_refuses_a_data_folder_that_changed(tmp_path):
     from ..conftest import make_image_folder
 
     data = make_image_folder(tmp_path / "imgs", per_class=12, size=16)
-    cfg = build_config(None, cli_values={"data": str(data), "model": "resnet8", "epochs": 3.0,
-                                         "val_split": 0.25})  # fmt: skip
+    cfg = build_config(
+        None, cli_values={"data": str(data), "model": "resnet8", "epochs": 3.0, "val_split": 0.25}
+    )
     run = tmp_path / "r"
     train(cfg, run, progress=False, echo=False, stop_after=2)
     victim = sorted((data / "cat").iterdir())[0]

@@ -185,3 +185,12 @@ class StagedNet(nn.Module):
         """Replace the final layer, e.g. for transfer learning to ``num_classes`` classes."""
         self.num_classes = num_classes
         setattr(self, self.head_name, self.new_classifier(num_classes))
+
+
+def check_input_and_classes(in_chans: object, num_classes: object) -> None:
+    """The constructor checks every family shares: ``in_chans`` a positive integer and
+    ``num_classes`` a non-negative one (0: no classifier, a backbone)."""
+    if not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1:
+        raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+        raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")

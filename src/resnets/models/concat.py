@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import StagedNet
+from .base import StagedNet, check_input_and_classes
 from .registry import FAMILY_DEFAULTS, ModelSpec, check_depth, register_model, register_pattern
 from .resnet import conv1x1, conv3x3
 
@@ -68,10 +68,7 @@ class ConcatResNet(StagedNet):
         check_depth(depth, step=6, offset=2, minimum=8, maximum=110, name="Concatenating CIFAR")
         if not isinstance(base_width, int) or base_width < 1:
             raise ConfigError(f"base_width must be a positive integer, got {base_width!r}")
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        check_input_and_classes(in_chans, num_classes)
         n = (depth - 2) // 6
         self.residual, self.block_type, self.stem_type = True, "concat", "cifar"
         self.num_classes, self.in_chans = num_classes, in_chans

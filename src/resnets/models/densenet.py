@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import StagedNet
+from .base import StagedNet, check_input_and_classes
 from .registry import check_depth, register_model
 from .resnet import conv3x3
 
@@ -130,10 +130,7 @@ class DenseNet(StagedNet):
             raise ConfigError(f"compression must be in (0, 1], got {compression!r}")
         if stem not in ("imagenet", "cifar"):
             raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        check_input_and_classes(in_chans, num_classes)
         self.residual, self.block_type = True, "dense"
         self.num_classes, self.in_chans, self.stem_type = num_classes, in_chans, stem
         self.features = nn.Sequential()

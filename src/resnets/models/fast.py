@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import StagedNet
+from .base import StagedNet, check_input_and_classes
 from .registry import register_model
 from .resnet import conv1x1, conv3x3, norm2d
 
@@ -125,10 +125,7 @@ class FastResNet(StagedNet):
             raise ConfigError("stride_in_1x1 applies to bottleneck nets, not fast_resnet8")
         if shortcut not in ("A", "B", "C"):
             raise ConfigError(f"shortcut must be 'A', 'B' or 'C', got {shortcut!r}")
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        check_input_and_classes(in_chans, num_classes)
         self.residual = residual
         self.shortcut = shortcut if residual else None
         self.num_classes, self.in_chans = num_classes, in_chans

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import StagedNet
+from .base import StagedNet, check_input_and_classes
 from .registry import register_model
 from .resnet import IMAGENET_LAYERS, ZeroPadShortcut, conv1x1, conv3x3
 
@@ -140,10 +140,7 @@ class PreActResNet(StagedNet):
             raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if len(layers) != len(widths) or any(n < 1 for n in layers):
             raise ConfigError(f"layers {list(layers)} must give >= 1 block to {len(widths)} stages")
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        check_input_and_classes(in_chans, num_classes)
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
         block_cls = PREACT_BLOCKS[block]

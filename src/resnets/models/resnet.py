@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import StagedNet
+from .base import StagedNet, check_input_and_classes
 from .registry import FAMILY_DEFAULTS, ModelSpec, check_depth, register_model, register_pattern
 
 Shortcut = Literal["A", "B", "C"]
@@ -237,10 +237,7 @@ class ResNet(StagedNet):
             raise ConfigError(
                 f"layers {list(layers)} must give >= 1 block to each of {len(widths)} stages"
             )
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        check_input_and_classes(in_chans, num_classes)
         block_cls = BLOCKS[block]
         self.block_type = block
         self.residual = residual

@@ -4,7 +4,7 @@ of a call of :func:`~resnets.train.train`."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,27 +133,24 @@ def draw_curves(run_dir: Path, cfg: TrainConfig, rows: list[dict[str, Any]], log
 
 
 def final_meta(
-    meta: dict[str, Any], final: dict[str, Any], row: dict[str, Any] | None, run_dir: Path
+    meta: WeightsMeta, final: dict[str, Any], row: dict[str, Any] | None, run_dir: Path
 ) -> WeightsMeta:
     """The record of ``model.safetensors``: the run's metadata, the validation accuracy of the
     last evaluation and the split it was measured on, and the command that trained it."""
     metrics = None
     if row is not None and row["val_err"] is not None:
-        sp = meta["split"]
+        sp = meta.split or {}
         metrics = {
             "top1": 1 - row["val_err"],
             "top5": 1 - row["val_top5_err"],
-            "split": f"validation: {sp['n_val']} images held out of {meta['data']} (stratified, "
+            "split": f"validation: {sp['n_val']} images held out of {meta.data} (stratified, "
             f"seed {sp['seed']}), at iteration {row['step']}"
-            + (", flip TTA" if meta.get("tta") == "flip" else ""),
+            + (", flip TTA" if meta.tta == "flip" else ""),
         }
     command = (
         read_run_config(run_dir).get("command") if (run_dir / "config.json").exists() else None
     )
-    return WeightsMeta.from_dict(
-        {**meta, "final": final, "metrics": metrics, "command": command, "source": "resnets"},
-        str(run_dir / "model.safetensors"),
-    )
+    return replace(meta, final=final, metrics=metrics, command=command, source="resnets")
 
 
 def save_final_weights(raw_model: nn.Module, run_dir: Path, meta: WeightsMeta) -> None:
@@ -212,7 +209,7 @@ def finish_run(
     run_dir: Path,
     cfg: TrainConfig,
     raw_model: nn.Module,
-    meta: dict[str, Any],
+    meta: WeightsMeta,
     row: dict[str, Any] | None,
     state: RunState,
     *,

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.weights import WeightsMeta
 from ..runtime import Dist, choose_threads, init_distributed, pick_device, use_bf16
 from . import report, schedule, setup
 from . import run_dir as run_files
@@ -42,7 +43,7 @@ class Session:
     bf16: bool
     warmup: bool
     state: RunState
-    meta: dict[str, Any]  # the weights record (setup.weights_meta), saved with every checkpoint
+    meta: WeightsMeta  # the weights record (setup.weights_meta), saved with every checkpoint
 
 
 def start_session(
@@ -102,7 +103,12 @@ def start_session(
         state = restore_train_state(
             run_dir / "last.ckpt", raw_model, trainable.optimizer, ckpt, trainable.ema
         )
-        meta = ckpt.get("meta") or setup.weights_meta(cfg, data, raw_model, opts, None)
+        recorded = ckpt.get("meta")
+        meta = (
+            WeightsMeta.from_dict(recorded, str(run_dir / "last.ckpt"))
+            if recorded
+            else setup.weights_meta(cfg, data, raw_model, opts, None)
+        )
         setup.check_resumed_data(meta, data, run_dir)
         if dist.main:
             run_files.truncate_metrics(run_dir, state.step)

@@ -18,6 +18,7 @@ from ..data.select import select_samples
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
+from ..models.weights import WeightsMeta
 from ..runtime import Dist, use_bf16
 from .config import TrainConfig, config_from_dict
 from .run_dir import (
@@ -202,21 +203,22 @@ def init_from_data(raw_model: nn.Module, td: TrainData, seed: int, device: torch
 
 def weights_meta(
     cfg: TrainConfig, td: TrainData, raw_model: nn.Module, model_opts: dict[str, Any], macs: Any
-) -> dict[str, Any]:
-    """What ``model.safetensors`` and the checkpoints carry to rebuild and use the model."""
-    return {
-        "model": get_spec(cfg.model).name,
-        "model_kwargs": model_opts,
-        "classes": td.classes,
-        "mean": td.mean,
-        "std": td.std,
-        "image_size": td.data.image_size,
-        "eval_size": cfg.eval_size or (cfg.crop_size or 0),
-        "pad": cfg.pad if cfg.augment in ("cifar", "crop") else 0,
-        "tta": cfg.tta,
-        "data": cfg.data,
-        "data_fingerprint": td.data.fingerprint,
-        "split": {
+) -> WeightsMeta:
+    """What ``model.safetensors`` and the checkpoints carry to rebuild and use the model: the
+    typed record the trainer carries from here to the final weights."""
+    return WeightsMeta(
+        model=get_spec(cfg.model).name,
+        model_kwargs=model_opts,
+        classes=list(td.classes),
+        mean=list(td.mean),
+        std=list(td.std),
+        image_size=td.data.image_size,
+        eval_size=cfg.eval_size or (cfg.crop_size or 0),
+        pad=cfg.pad if cfg.augment in ("cifar", "crop") else 0,
+        tta=cfg.tta,
+        data=cfg.data,
+        data_fingerprint=td.data.fingerprint,
+        split={
             "val_split": cfg.val_split,
             "seed": cfg.seed,
             "classes": cfg.classes,
@@ -224,9 +226,9 @@ def weights_meta(
             "n_train": len(td.train_idx),
             "n_val": len(td.val_idx),
         },
-        "params": count_params(raw_model),
-        "macs": macs,
-    }
+        params=count_params(raw_model),
+        macs=macs,
+    )
 
 
 def count_model_macs(cfg: TrainConfig, model_opts: dict[str, Any], td: TrainData) -> int:
@@ -240,7 +242,7 @@ def record_start(
     run_dir: Path,
     cfg: TrainConfig,
     command: str | None,
-    meta: dict[str, Any],
+    meta: WeightsMeta,
     train_data: TrainData,
     trainable: Any,
     device: torch.device,
@@ -266,21 +268,21 @@ def record_start(
             "mean": train_data.mean,
             "std": train_data.std,
         }
-        write_run_config(run_dir, cfg.to_dict(), command, resolved, meta)
+        write_run_config(run_dir, cfg.to_dict(), command, resolved, meta.to_dict())
     return (
-        f"run {run_dir}: {cfg.model} ({meta['params']:,} params) on {cfg.data} "
+        f"run {run_dir}: {cfg.model} ({meta.params:,} params) on {cfg.data} "
         f"[{len(train_data.train_idx)} train / {len(train_data.val_idx)} val, "
         f"{train_data.num_classes} classes], {total} iterations ({steps_per_epoch}/epoch), "
         f"{device}, {'bf16' if bf16 else 'fp32'}{', compiled' if trainable.compiled else ''}"
     )
 
 
-def check_resumed_data(meta: dict[str, Any], train_data: TrainData, run_dir: Path) -> None:
+def check_resumed_data(meta: WeightsMeta, train_data: TrainData, run_dir: Path) -> None:
     """A resumed run continues on the images it started on: a data folder whose files
     changed since (added, removed, edited) would silently change its split and its result."""
-    recorded = meta.get("data_fingerprint")
+    recorded = meta.data_fingerprint
     if recorded and not train_data.data.is_data(recorded):
         raise ConfigError(
-            f"--resume {run_dir}: the data {meta.get('data', '')!r} changed since this run "
+            f"--resume {run_dir}: the data {meta.data or ''!r} changed since this run "
             "started (its fingerprint differs); restore it, or start a new run"
         )

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError, TrainingDiverged
 from ..io import load_checkpoint, save_checkpoint
-from ..models.weights import load_state_dict_checked
+from ..models.weights import WeightsMeta, load_state_dict_checked
 from .config import TrainConfig
 from .run_dir import RunLog
 
@@ -72,7 +72,7 @@ def save_train_state(
     optimizer: torch.optim.Optimizer,
     st: RunState,
     config: dict[str, Any],
-    meta: dict[str, Any],
+    meta: WeightsMeta,
     ema: nn.Module | None = None,
 ) -> None:
     """Write a checkpoint; an OS error (full disk, I/O) leaves the previous one intact and is
@@ -83,7 +83,7 @@ def save_train_state(
         "run_state": dataclasses.asdict(st),
         "torch_rng": torch.get_rng_state(),
         "config": config,
-        "meta": meta,
+        "meta": meta.to_dict(),
         "ema": ema.state_dict() if ema is not None else None,
     }
     try:
