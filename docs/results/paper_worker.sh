@@ -2,6 +2,8 @@
 # One background worker of issue 20's budget-0.1 queue (`resnets reproduce paper`), run from the
 # repository root: a code snapshot in .bgtrain/src (taken once, so edits to src/ do not change
 # a running set), 1 thread, niced. Start it twice on 2 cores: the workers share the queue.
+# Start it detached (its own session, so no signal to the starting shell's group reaches it):
+#   setsid nohup docs/results/paper_worker.sh > .bgtrain/worker1.log 2>&1 < /dev/null &
 # Stop with SIGTERM (a checkpoint is written); starting it again resumes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

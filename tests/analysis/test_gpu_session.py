@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _call(tmp: Path, name: str, stop_after: int) -> None:
+def _call(tmp: Path, name: str, cut_mid_run: bool = False) -> None:
+    """One device call of the script. ``cut_mid_run``: end it (SIGTERM to its workers, as its
+    time limit does) as soon as some run has checkpointed before finishing, whatever the
+    machine's speed or load, so the second call must resume that run."""
+    runs = tmp / f"runs-{name}"
     env = {
         **os.environ,
         "SKIP_INSTALL": "1",
@@ -23,23 +28,37 @@ def _call(tmp: Path, name: str, stop_after: int) -> None:
         "DEVICE": "cpu",
         "BUDGET": "0.001",
         "SEEDS": "1",
+        "PLAIN_32_44": "0",  # 7 runs: the script is what is tested, not the set
         "WORKERS": "2",
         "OMP_NUM_THREADS": "1",
-        "STOP_AFTER": str(stop_after),
+        "STOP_AFTER": "600",
         "STATE": str(tmp / "state"),
         "OUT": str(tmp / name),
-        "RUNS": str(tmp / f"runs-{name}"),
+        "RUNS": str(runs),
     }
     (tmp / name).mkdir()
-    r = subprocess.run(
+    script = subprocess.Popen(
         ["bash", "benchmarks/gpu_session.sh", "paper"],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
     )
-    assert r.returncode == 0, r.stdout + r.stderr
+    if cut_mid_run:
+        deadline = time.monotonic() + 600
+        while script.poll() is None and time.monotonic() < deadline:
+            cut = [
+                ckpt
+                for ckpt in runs.glob("runs/*/last.ckpt")
+                if not (ckpt.parent / "summary.json").exists()
+            ]
+            if cut:  # the workers' command lines name this call's runs folder, the script's not
+                subprocess.run(["pkill", "-TERM", "-f", f"runs-from {runs}"], check=False)
+                break
+            time.sleep(0.05)
+    output, _ = script.communicate(timeout=900)
+    assert script.returncode == 0, output
 
 
 def _collect(tmp: Path, name: str) -> str:
@@ -56,19 +75,17 @@ def _collect(tmp: Path, name: str) -> str:
 
 
 def test_two_calls_resume_and_report(tmp_path):
-    # 6 s cannot hold the 9 runs on any machine (ResNet-110's 64 iterations alone take
-    # longer), while the shorter runs have checkpointed by then: some are cut mid-way
-    _call(tmp_path, "first", stop_after=6)
+    _call(tmp_path, "first", cut_mid_run=True)
     assert "not every run has finished" in _collect(tmp_path, "first")
     parts = sorted((tmp_path / "first").glob("paper-state.tgz.part*"))
     assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
     assert not (tmp_path / "results").exists()
 
-    _call(tmp_path, "second", stop_after=600)
+    _call(tmp_path, "second")
     assert "reports:" in _collect(tmp_path, "second")
     runs = tmp_path / "runs-second" / "runs"
     logs = {p.parent.name: p.read_text() for p in runs.glob("*/train.log")}
-    assert len(logs) == 9 and all("done in" in log for log in logs.values())
+    assert len(logs) == 7 and all("done in" in log for log in logs.values())
     assert any("resumed" in log for log in logs.values())  # the run the first call cut
     for report, label in (("cifar-table", "(d)"), ("degradation", "(a)"), ("responses", "(e)")):
         text = (tmp_path / "results" / report / "RESULTS.md").read_text()

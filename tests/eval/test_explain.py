@@ -148,6 +148,19 @@ def test_bad_explain_options_are_one_line_errors(patch_run, tmp_path, capsys, ar
     assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
 
 
+def test_explaining_an_exported_model_says_why_it_cannot(patch_run, tmp_path, capsys):
+    _, data, _ = patch_run
+    exported = tmp_path / "model.onnx"
+    exported.write_bytes(b"not read: refused on its kind")
+    out = tmp_path / "o"
+    code = main(
+        ["explain", "--weights", str(exported), str(data / "red" / "0000.png"), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "need gradients" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_overlay_png_is_a_png(patch_run):
     run, data, _ = patch_run
     lm = load_weights(run)

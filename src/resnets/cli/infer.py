@@ -31,7 +31,7 @@ from ..eval.calibration import calibrate_weights, calibration_summary
 from ..eval.corruptions import DEVIATIONS, CorruptionScore, corruption_table, parse_corruptions
 from ..eval.explain import METHODS, explain_files
 from ..eval.report import add_corruptions, summary_line, write_eval_report
-from ..inference import LoadedModel, load_weights
+from ..inference import LoadedModel, is_exported, load_weights
 from ..io import check_writable
 from ..runtime import pick_device, use_bf16
 
@@ -194,6 +194,11 @@ def _explain(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     if not methods or any(m not in METHODS for m in methods):
         raise ConfigError(f"--method {args.method!r}: a comma list of {', '.join(METHODS)}")
+    if is_exported(args.weights):
+        raise ConfigError(
+            f"{args.weights}: explanations need gradients, which an exported model does not "
+            "have; give the PyTorch weights (a name, a file or a run folder)"
+        )
     check_writable(args.out, folder=True)
     lm, _ = load_for_command(args, backend="torch")  # explanations need gradients
     target = None
