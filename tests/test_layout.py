@@ -233,6 +233,35 @@ def test_no_source_file_or_function_is_too_long_to_read():
     assert not long_files and not long_functions, (long_files, long_functions)
 
 
+# the aliases their own documentation uses; any other module keeps a name that explains it
+CONVENTIONAL_ALIASES = {
+    "np": "numpy",
+    "F": "torch.nn.functional",
+    "mp": "multiprocessing",
+    "ov": "openvino",
+    "st": "hypothesis.strategies",
+}
+
+
+def test_module_aliases_explain_themselves():
+    """No ``import augment as A``: an alias of one or two letters is allowed only for the
+    conventional ones (numpy as np, torch.nn.functional as F, openvino as ov), in src, tests and benchmarks."""
+    cryptic = []
+    for folder in ("src", "tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                for alias in node.names:
+                    full = alias.name
+                    if isinstance(node, ast.ImportFrom):
+                        full = f"{node.module}.{alias.name}" if node.module else alias.name
+                    short = alias.asname
+                    if short and len(short) <= 2 and CONVENTIONAL_ALIASES.get(short) != full:
+                        cryptic.append(f"{path.relative_to(ROOT)}: {full} as {short}")
+    assert not cryptic, cryptic
+
+
 def test_each_thing_has_one_door():
     """One create_model, one list_models, one public weights loader, one parser per command."""
     defined: dict[str, list[str]] = {}

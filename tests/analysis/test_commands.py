@@ -68,11 +68,11 @@ def test_degradation_command_and_rerun_skips(tmp_path, capsys):
 
 
 def test_interrupted_reproduction_resumes_the_run(tmp_path, capsys):
-    from resnets.analysis import experiments as X
+    from resnets.analysis.experiments import budget_config
     from resnets.train import train
 
     out = tmp_path / "table"
-    cfg = X.budget_config("resnet8", "digits", 0.0003, 0)
+    cfg = budget_config("resnet8", "digits", 0.0003, 0)
     train(
         cfg, out / "runs" / "resnet8-s0", progress=False, echo=False, stop_after=7
     )  # as if killed

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from resnets.data import AugmentSpec, BatchStream, channel_stats, stratified_split
-from resnets.data import augment as A
+from resnets.data.augment import cifar_train, resized_crop_train, ten_crop
 from resnets.errors import ConfigError
 
 
@@ -43,7 +43,7 @@ def test_cifar_augment_is_a_shifted_flipped_copy():
         .repeat(64, 1, 1, 3)
     )
     g = torch.Generator().manual_seed(0)
-    y = A.cifar_train(x, g)
+    y = cifar_train(x, g)
     assert y.shape == x.shape and y.dtype == torch.uint8
     # every output row equals a (possibly flipped) window of the zero-padded input
     pad = torch.nn.functional.pad(x, (0, 0, 4, 4, 4, 4))
@@ -77,9 +77,7 @@ def test_scale_augmentation_takes_square_crops_of_the_paper_scales():
     # paper 3.4: resize the short side to S ~ U[S0, S1], take an out_size crop: a square crop of
     # fraction out_size / S of the side (48/96 .. 48/64 here), mirrored half of the time
     g = torch.Generator().manual_seed(0)
-    out = A.resized_crop_train(
-        _coordinate_images(400, 64), g, 48, mode="scale", short_side=(64, 96)
-    )
+    out = resized_crop_train(_coordinate_images(400, 64), g, 48, mode="scale", short_side=(64, 96))
     w, h = _spans(out)
     assert torch.allclose(w.abs(), h, atol=0.01)  # square crops
     assert h.min() > 0.48 and h.max() < 0.76  # 48/96 .. 48/64 of the side
@@ -88,7 +86,7 @@ def test_scale_augmentation_takes_square_crops_of_the_paper_scales():
 
 def test_rrc_takes_crops_of_random_area_and_aspect():
     g = torch.Generator().manual_seed(0)
-    out = A.resized_crop_train(_coordinate_images(400, 64), g, 48, mode="rrc")
+    out = resized_crop_train(_coordinate_images(400, 64), g, 48, mode="rrc")
     w, h = _spans(out)
     aspect = w.abs() / h
     assert aspect.min() < 0.8 and aspect.max() > 1.25  # ratios of 3/4 .. 4/3, unlike scale
@@ -100,10 +98,10 @@ def test_rrc_takes_crops_of_random_area_and_aspect():
 def test_resized_crop_and_ten_crop_shapes():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 64, 64)
-    assert A.resized_crop_train(x, g, 48, mode="rrc").shape == (3, 3, 48, 48)
-    assert A.resized_crop_train(x, g, 48, mode="scale", short_side=(64, 96)).shape == (3, 3, 48, 48)
-    assert A.ten_crop(x, 56).shape == (10, 3, 3, 56, 56)
-    v = A.ten_crop(torch.rand(2, 3, 32, 32), 32)
+    assert resized_crop_train(x, g, 48, mode="rrc").shape == (3, 3, 48, 48)
+    assert resized_crop_train(x, g, 48, mode="scale", short_side=(64, 96)).shape == (3, 3, 48, 48)
+    assert ten_crop(x, 56).shape == (10, 3, 3, 56, 56)
+    v = ten_crop(torch.rand(2, 3, 32, 32), 32)
     assert v.shape == (10, 2, 3, 32, 32)
     assert torch.equal(v[5], v[0].flip(-1))
 
@@ -112,7 +110,7 @@ def test_ten_crop_cuts_the_corners_the_centre_and_their_mirrors():
     """Each pixel holds 100 x row + column, so a view's first pixel names where it was cut."""
     rows, cols = torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij")
     image = (100 * rows + cols).expand(1, 1, 6, 6)
-    views = A.ten_crop(image, 4)  # 6x6 > 4: no padding; corners at rows/cols 0 and 2
+    views = ten_crop(image, 4)  # 6x6 > 4: no padding; corners at rows/cols 0 and 2
     firsts = [int(v[0, 0, 0, 0]) for v in views]
     # top-left, top-right, bottom-left, bottom-right, centre; then the mirrors, whose first
     # pixel is the view's top-right one
@@ -130,7 +128,7 @@ def test_ten_crop_pads_images_no_larger_than_the_crop():
     holds the image from its second row and column, as the training crops' extremes do."""
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
     image = (1 + 10 * rows + cols).expand(1, 1, 4, 4)  # no pixel is 0
-    views = A.ten_crop(image, 4, pad=1)
+    views = ten_crop(image, 4, pad=1)
     top_left, centre = views[0][0, 0], views[4][0, 0]
     assert top_left[0].tolist() == [0, 0, 0, 0] and top_left[:, 0].tolist() == [0, 0, 0, 0]
     assert top_left[1].tolist() == [0, 1, 2, 3]

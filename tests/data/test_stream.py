@@ -15,7 +15,14 @@ from PIL import Image
 
 from resnets.cli import main
 from resnets.data import AugmentSpec, BatchStream, decode_image, load_dataset
-from resnets.data import stream as S
+from resnets.data.stream import (
+    decode_bytes,
+    jpeg_decoder,
+    read_shard_meta,
+    stream_folder,
+    verify_shards,
+    write_shards,
+)
 from resnets.errors import DataError
 from tests.conftest import make_image_folder
 
@@ -34,41 +41,41 @@ def _photo(h=48, w=64, seed=0) -> np.ndarray:
 
 
 def test_fast_decoder_matches_pillow_and_falls_back_where_it_must():
-    assert S.jpeg_decoder() == "simplejpeg"  # installed by the test extra
+    assert jpeg_decoder() == "simplejpeg"  # installed by the test extra
     arr = _photo()
     data = _jpeg(arr)
-    fast = S.decode_bytes(data, "a.jpg")
+    fast = decode_bytes(data, "a.jpg")
     ref = decode_image(data, "a.jpg")
     assert fast.shape == ref.shape == (48, 64, 3)
     # both are libjpeg-turbo; IDCT/upsampling choices may differ by a grey level or two
     assert np.abs(fast.astype(int) - ref.astype(int)).mean() < 1.0
-    assert np.array_equal(S.decode_bytes(data, "a.jpg", decoder="pillow"), ref)
+    assert np.array_equal(decode_bytes(data, "a.jpg", decoder="pillow"), ref)
     # EXIF orientation: the fast decoders ignore it, so such files go through Pillow
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise
     rotated = _jpeg(arr, exif=exif.tobytes())
-    out = S.decode_bytes(rotated, "r.jpg")
+    out = decode_bytes(rotated, "r.jpg")
     assert out.shape == (64, 48, 3) and np.array_equal(out, decode_image(rotated, "r.jpg"))
     # CMYK JPEG (Adobe segment): Pillow's conversion
     buf = io.BytesIO()
     Image.fromarray(arr).convert("CMYK").save(buf, "JPEG")
-    assert np.array_equal(S.decode_bytes(buf.getvalue(), "c.jpg"), decode_image(buf.getvalue()))
+    assert np.array_equal(decode_bytes(buf.getvalue(), "c.jpg"), decode_image(buf.getvalue()))
     # resized to a square, and PNGs always through Pillow
-    assert S.decode_bytes(data, "a.jpg", size=32).shape == (32, 32, 3)
+    assert decode_bytes(data, "a.jpg", size=32).shape == (32, 32, 3)
     png = io.BytesIO()
     Image.fromarray(arr).save(png, "PNG")
-    assert np.array_equal(S.decode_bytes(png.getvalue(), "p.png"), arr)
+    assert np.array_equal(decode_bytes(png.getvalue(), "p.png"), arr)
     # a corrupt JPEG: Pillow's error, naming the file
     with pytest.raises(DataError, match="broken.jpg"):
-        S.decode_bytes(data[:200], "broken.jpg")
+        decode_bytes(data[:200], "broken.jpg")
 
 
 def test_decoder_choice_by_environment(monkeypatch):
     monkeypatch.setenv("RESNETS_JPEG_DECODER", "pillow")
-    assert S.jpeg_decoder() == "pillow"
+    assert jpeg_decoder() == "pillow"
     monkeypatch.setenv("RESNETS_JPEG_DECODER", "libjpeg9")
     with pytest.raises(DataError, match="RESNETS_JPEG_DECODER"):
-        S.jpeg_decoder()
+        jpeg_decoder()
 
 
 @pytest.fixture()
@@ -77,9 +84,9 @@ def folder(tmp_path):
 
 
 def test_shards_round_trip_and_verify(tmp_path, folder):
-    meta = S.write_shards(folder, tmp_path / "shards", shard_size=7, progress=False)
+    meta = write_shards(folder, tmp_path / "shards", shard_size=7, progress=False)
     assert meta["samples"] == 30 and len(meta["shards"]) == 5
-    assert S.verify_shards(tmp_path / "shards") == []
+    assert verify_shards(tmp_path / "shards") == []
     mem = load_dataset(str(folder), mode="memory", progress=False)
     sh = load_dataset(str(tmp_path / "shards"), progress=False)  # auto: shards are streamed
     assert sh.streamed and not mem.streamed and sh.classes == mem.classes
@@ -96,16 +103,14 @@ def test_shards_round_trip_and_verify(tmp_path, folder):
     b = bytearray(p.read_bytes())
     b[1000] ^= 0xFF
     p.write_bytes(bytes(b))
-    assert S.verify_shards(tmp_path / "shards") == [
-        "shard-000002.tar: bytes differ from its SHA-256"
-    ]
+    assert verify_shards(tmp_path / "shards") == ["shard-000002.tar: bytes differ from its SHA-256"]
     with pytest.raises(DataError, match="not empty"):
-        S.write_shards(folder, tmp_path / "shards", progress=False)
+        write_shards(folder, tmp_path / "shards", progress=False)
 
 
 def test_webdataset_library_reads_our_shards_and_we_read_its(tmp_path, folder):
     wds = pytest.importorskip("webdataset")
-    S.write_shards(folder, tmp_path / "ours", shard_size=100, progress=False)
+    write_shards(folder, tmp_path / "ours", shard_size=100, progress=False)
     ours = load_dataset(str(tmp_path / "ours"), progress=False)
     url = str(tmp_path / "ours" / "shard-000000.tar")
     theirs = list(wds.WebDataset(url, shardshuffle=False).decode("rgb8").to_tuple("jpg;png", "cls"))
@@ -266,7 +271,7 @@ def test_undecodable_streamed_samples_are_left_out_of_loss_errors_and_scores(tmp
 
     root = make_image_folder(tmp_path / "imgs", per_class=4, size=16)
     (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    d = S.stream_folder(root, image_size=16, skip_bad=True, processes=1)
+    d = stream_folder(root, image_size=16, skip_bad=True, processes=1)
     names = [r.name for r in d.images.records]
     bad_at = next(i for i, n in enumerate(names) if n.endswith("broken.jpg"))
     n = len(names)
@@ -360,9 +365,9 @@ def test_data_verify_compares_the_folder_and_its_index_both_ways(
     tmp_path, folder, damage, expected, capsys
 ):
     root = tmp_path / "shards"
-    S.write_shards(folder, root, shard_size=7, progress=False)
+    write_shards(folder, root, shard_size=7, progress=False)
     damage(root)
-    problems = S.verify_shards(root)
+    problems = verify_shards(root)
     assert any(expected in p for p in problems), problems
     assert main(["data", "verify", str(root)]) == 1
     assert expected in capsys.readouterr().err
@@ -374,7 +379,7 @@ def test_data_verify_checks_samples_and_labels_behind_a_matching_hash(tmp_path, 
     import hashlib
 
     root = tmp_path / "shards"
-    S.write_shards(folder, root, shard_size=7, progress=False)
+    write_shards(folder, root, shard_size=7, progress=False)
     for members, expected in (
         ({}, "0 samples, the index says 7"),
         ({"a.png": (folder / "cat" / "001.png").read_bytes(), "a.cls": b"7"}, "label 7, outside"),
@@ -385,7 +390,7 @@ def test_data_verify_checks_samples_and_labels_behind_a_matching_hash(tmp_path, 
         meta = json.loads((root / "dataset.json").read_text())
         meta["shards"][0]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
         (root / "dataset.json").write_text(json.dumps(meta))
-        assert any(expected in p for p in S.verify_shards(root)), S.verify_shards(root)
+        assert any(expected in p for p in verify_shards(root)), verify_shards(root)
 
 
 @pytest.mark.parametrize(
@@ -406,6 +411,6 @@ def test_a_malformed_index_is_one_line(tmp_path, text, expected, capsys):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "dataset.json").write_text(text)
     with pytest.raises(DataError, match=re.escape(expected)):
-        S.read_shard_meta(tmp_path / "s")
+        read_shard_meta(tmp_path / "s")
     assert main(["data", "verify", str(tmp_path / "s")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -100,6 +100,41 @@ def test_accuracy_falls_with_severity_and_the_command_reports_it(patch_run, tmp_
     assert (tmp_path / "corruptions.png").stat().st_size > 10_000
 
 
+def test_eval_decodes_the_data_once_unless_scales_decoded_it_larger(
+    patch_run, tmp_path, monkeypatch, capsys
+):
+    """The corruptions reuse the images ``score`` decoded; after multi-scale testing (decoded
+    at the largest scale) they decode again at the model's own size, as without scales. Multi-
+    scale testing of the held-out split works: the split is checked at the training size."""
+    import importlib
+
+    predict = importlib.import_module("resnets.eval.predict")  # the module, not the function
+    run, data, _ = patch_run
+    sizes = []
+    real = predict.load_dataset
+
+    def counting(*args, **kwargs):
+        sizes.append(kwargs["image_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "load_dataset", counting)
+    argv = ["eval", "--weights", str(run), "--data", str(data), "--subset", "val"]
+    argv += ["--corruptions", "contrast", "--severities", "1", "--no-progress", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    plain_sizes, sizes[:] = list(sizes), []
+    assert main([*argv, "--scales", "48", "--out", str(tmp_path / "scales")]) == 0, (
+        capsys.readouterr()
+    )
+    # scored at 48; the held-out split checked, and the corruptions run, at the model's size
+    assert len(plain_sizes) == 1 and sizes[0] == 48, (plain_sizes, sizes)
+    assert set(sizes[1:]) == {plain_sizes[0]}, sizes
+    read = [
+        json.loads((tmp_path / d / "eval.json").read_text())["corruptions"]
+        for d in ("plain", "scales")
+    ]
+    assert read[0]["clean_top1"] == read[1]["clean_top1"]  # the same images at the same size
+
+
 def test_an_unknown_corruption_is_a_one_line_error(patch_run, capsys):
     run, data, _ = patch_run
     assert (

@@ -33,7 +33,7 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
     evaluated loss and hits equal those computed view by view here."""
     import torch.nn.functional as F
 
-    from resnets.data import augment as A  # normalize_nchw only
+    from resnets.data.augment import normalize_nchw
     from resnets.eval.metrics import evaluate
 
     lm = load_weights(digits_run)
@@ -63,9 +63,7 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
         lm.model.eval()
         probs = (
             sum(
-                lm.model(A.normalize_nchw(v, torch.tensor(lm.mean), torch.tensor(lm.std))).softmax(
-                    1
-                )
+                lm.model(normalize_nchw(v, torch.tensor(lm.mean), torch.tensor(lm.std))).softmax(1)
                 for v in views
             )
             / 10
@@ -139,16 +137,20 @@ def test_folder_with_some_of_the_classes_is_scored_by_name(tmp_path, monkeypatch
     train(cfg, tmp_path / "run", progress=False, echo=False)
     lm = load_weights(tmp_path / "run")
     sub = make_image_folder(tmp_path / "te", classes=("c", "a"), per_class=3)
-    res, data = score(lm, str(sub))
+    res, selection = score(lm, str(sub))
     assert res.n == 6 and res.confusion[1].sum() == 0  # no "b" images
     assert res.confusion[0].sum() == 3 and res.confusion[2].sum() == 3
-    np.testing.assert_array_equal(map_classes(data.classes, ["a", "b", "c"], "x"), [0, 2])
+    np.testing.assert_array_equal(map_classes(selection.data.classes, ["a", "b", "c"], "x"), [0, 2])
     bad = make_image_folder(tmp_path / "bad", classes=("a", "zebra"), per_class=2)
     import sys
 
-    P = sys.modules["resnets.eval.predict"]  # (the package's `predict` is the function)
+    predict_module = sys.modules[
+        "resnets.eval.predict"
+    ]  # (the package's `predict` is the function)
     # the class names are checked before any image is decoded
-    monkeypatch.setattr(P, "load_dataset", lambda *a, **k: pytest.fail("decoded first"))
+    monkeypatch.setattr(
+        predict_module, "load_dataset", lambda *a, **k: pytest.fail("decoded first")
+    )
     with pytest.raises(DataError, match=r"in the data only: \['zebra'\]"):
         score(lm, str(bad))
 
@@ -192,7 +194,7 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
     """Paper 3.4 (Table 4): whole images at several sizes and their mirrors, softmax averaged."""
     import torch.nn.functional as F
 
-    from resnets.data import augment as A  # normalize_nchw only
+    from resnets.data.augment import to_float_nchw
     from resnets.eval.metrics import evaluate
 
     lm = load_weights(digits_run)
@@ -209,7 +211,7 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
         num_classes=10,
         scales=(8, 12),
     )
-    x = A.to_float_nchw(images, torch.tensor(lm.mean), torch.tensor(lm.std))
+    x = to_float_nchw(images, torch.tensor(lm.mean), torch.tensor(lm.std))
     with torch.no_grad():
         lm.model.eval()
         views = []

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from resnets import io as ck
+from resnets import io as resnets_io
 from resnets.errors import CheckpointError
 from resnets.io import load_checkpoint, save_checkpoint
 from resnets.train import build_config, train
@@ -213,9 +213,9 @@ def test_failure_during_write_keeps_the_last_good_checkpoint(tmp_path, monkeypat
             ),
         )
     elif where == "fsync":
-        monkeypatch.setattr(ck.os, "fsync", lambda fd: (_ for _ in ()).throw(full))
+        monkeypatch.setattr(resnets_io.os, "fsync", lambda fd: (_ for _ in ()).throw(full))
     else:
-        monkeypatch.setattr(ck.os, "replace", lambda a, b: (_ for _ in ()).throw(full))
+        monkeypatch.setattr(resnets_io.os, "replace", lambda a, b: (_ for _ in ()).throw(full))
     with pytest.raises(OSError):
         save_checkpoint(p, {"model": {"w": torch.zeros(10)}, "run_state": {"step": 4}})
     monkeypatch.undo()
@@ -229,7 +229,7 @@ def test_full_disk_during_training_then_resume(tmp_path, monkeypatch):
     ref = train(cfg, tmp_path / "ref", progress=False, echo=False)
     assert ref.iters == 44
     calls = {"n": 0}
-    real = ck.atomic_write_bytes
+    real = resnets_io.atomic_write_bytes
 
     def flaky(path, data):
         calls["n"] += 1
@@ -237,7 +237,7 @@ def test_full_disk_during_training_then_resume(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(ck, "atomic_write_bytes", flaky)
+    monkeypatch.setattr(resnets_io, "atomic_write_bytes", flaky)
     with pytest.raises(
         CheckpointError, match="No space left on device.*previous checkpoint is intact"
     ):

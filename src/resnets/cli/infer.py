@@ -61,7 +61,7 @@ def _eval(args: argparse.Namespace) -> int:
         severities = sorted(set(int_list(args.severities, "--severities", 1, 5)))
     lm, device = load_for_command(args)
     tta = lm.meta.tta if args.tta == "auto" else args.tta
-    res, _ = score(
+    res, selection = score(
         lm,
         args.data,
         subset=args.subset,
@@ -96,6 +96,7 @@ def _eval(args: argparse.Namespace) -> int:
             record,
             lm,
             out,
+            selection=selection,
             names=names,
             severities=severities,
             seed=args.corruption_seed,

@@ -21,11 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from . import stream as S
 from .cifar import CIFAR_ARCHIVES, load_cifar
 from .folder import load_folder, scan_folder
 from .images import resize_short_center_crop
 from .imageset import ImageSet
+from .stream import (
+    STREAM_ABOVE_BYTES,
+    estimated_decoded_bytes,
+    is_shard_dir,
+    stream_folder,
+    stream_shards,
+)
 
 
 def load_digits() -> ImageSet:
@@ -96,16 +102,16 @@ def load_dataset(
         return _at_size(load_cifar(kind, path, split), image_size)
     root = Path(path or spec)
     procs = workers or 0
-    if S.is_shard_dir(root):
-        data = S.stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
+    if is_shard_dir(root):
+        data = stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
         if mode == "memory":
             data.images = data.images[np.arange(len(data))]  # type: ignore[assignment]
         return data
     scanned = scan_folder(root.expanduser().resolve())  # once, for the choice and the loader
     if mode == "stream" or (
-        mode == "auto" and S.estimated_decoded_bytes(scanned[1], image_size) > S.STREAM_ABOVE_BYTES
+        mode == "auto" and estimated_decoded_bytes(scanned[1], image_size) > STREAM_ABOVE_BYTES
     ):
-        return S.stream_folder(
+        return stream_folder(
             root, image_size=image_size, skip_bad=skip_bad, processes=procs, scanned=scanned
         )
 

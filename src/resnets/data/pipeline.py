@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
-from . import augment as A
+from .augment import center_crop, cifar_train, flip_only, resized_crop_train, to_float_nchw
 from .imageset import is_streamed
 
 # label of a sample to leave out of the loss and the error count (F.cross_entropy's default
@@ -209,21 +209,21 @@ class BatchStream:
         x, y = self._gather(idx)
         aug = self.augment
         if aug is None:
-            xf = A.to_float_nchw(x, self.mean, self.std, self.dtype)
+            xf = to_float_nchw(x, self.mean, self.std, self.dtype)
             if self.eval_size:
-                xf = A.center_crop(xf, self.eval_size)
+                xf = center_crop(xf, self.eval_size)
             return xf.contiguous(memory_format=torch.channels_last), y
         g = torch.Generator().manual_seed(seed_for(self.seed, epoch, step))
         rows = dict(total=total, start=start)
         if aug.kind == "cifar":
-            x = A.cifar_train(x, g, pad=aug.pad, flip=True, **rows)
+            x = cifar_train(x, g, pad=aug.pad, flip=True, **rows)
         elif aug.kind == "crop":
-            x = A.cifar_train(x, g, pad=aug.pad, flip=False, **rows)
+            x = cifar_train(x, g, pad=aug.pad, flip=False, **rows)
         elif aug.kind == "flip":
-            x = A.flip_only(x, g, **rows)
-        xf = A.to_float_nchw(x, self.mean, self.std, self.dtype)
+            x = flip_only(x, g, **rows)
+        xf = to_float_nchw(x, self.mean, self.std, self.dtype)
         if aug.kind in ("scale", "rrc"):
-            xf = A.resized_crop_train(xf, g, aug.crop_size or xf.shape[-1], mode=aug.kind, **rows)
+            xf = resized_crop_train(xf, g, aug.crop_size or xf.shape[-1], mode=aug.kind, **rows)
         return xf.contiguous(memory_format=torch.channels_last), y
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:

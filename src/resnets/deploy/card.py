@@ -22,7 +22,7 @@ import torch
 from ..eval.calibration import fit_temperature, measure
 from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, spread_subset
 from ..eval.metrics import reliability_bins
-from ..eval.predict import score, scoring_selection
+from ..eval.predict import score
 from ..inference import LoadedModel, load_weights
 from ..io import atomic_write_text, progress_bar
 from ..models.catalogue import resolve_weights_path
@@ -88,7 +88,7 @@ def gather_evidence(
     lm = load_weights(weights)
     steps = progress_bar(total=5, desc="card", unit="part", disable=not progress)
     # 1. accuracy on the held-out split, per class, and the logits for calibration
-    res, _ = score(lm, data, subset="val", keep_logits=True, temperature=1.0)
+    res, held_out = score(lm, data, subset="val", keep_logits=True, temperature=1.0)
     steps.update(1)
     correct = int(round(res.top1 * res.n))
     per_class = dict(zip(lm.classes, (float(a) for a in res.per_class())))
@@ -120,12 +120,11 @@ def gather_evidence(
     )
     steps.update(1)
     # 3. common corruptions on N held-out images spread over the split (all classes)
-    selected, labels, idx = scoring_selection(lm, data, subset="val")
-    idx = spread_subset(idx, corruption_images)
+    idx = spread_subset(held_out.indices, corruption_images)
     clean, scores = evaluate_corruptions(
         lm,
-        np.asarray(selected.images[idx]),
-        labels[idx],
+        np.asarray(held_out.data.images[idx]),
+        held_out.labels[idx],
         list(CORRUPTIONS),
         [1, 2, 3, 4, 5],
         tta=lm.meta.tta,

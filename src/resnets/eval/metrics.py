@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.functional.classification import binary_calibration_error
 
-from ..data import augment as A
+from ..data.augment import center_crop, normalize_nchw, to_float_nchw
+from ..data.augment import ten_crop as ten_crop_views
 from ..data.imageset import is_streamed
 from ..data.pipeline import IGNORE, BatchStream
 from ..io import progress_bar
@@ -237,7 +238,7 @@ def evaluate(
         idx = order[step * batch_size : (step + 1) * batch_size]
         x, y = stream._gather(idx, scoring=True)
         if scales:
-            xf = A.to_float_nchw(x, stream.mean, stream.std)
+            xf = to_float_nchw(x, stream.mean, stream.std)
             probs = 0
             for side in scales:
                 xs = F.interpolate(
@@ -248,18 +249,18 @@ def evaluate(
                         probs = probs + model(view).float().softmax(1)
             logits = (probs / (2 * len(scales))).log()
         elif ten_crop:
-            views = A.ten_crop(x.permute(0, 3, 1, 2), size, pad=pad)  # uint8 (10, N, C, s, s)
+            views = ten_crop_views(x.permute(0, 3, 1, 2), size, pad=pad)  # uint8 (10, N, C, s, s)
             probs = 0
             for v in views:
-                xv = A.normalize_nchw(v, stream.mean, stream.std).contiguous(
+                xv = normalize_nchw(v, stream.mean, stream.std).contiguous(
                     memory_format=torch.channels_last
                 )
                 with autocast_ctx(device, bf16):
                     probs = probs + model(xv).float().softmax(1)
             logits = (probs / len(views)).log()
         else:
-            xf = A.to_float_nchw(x, stream.mean, stream.std)
-            xf = A.center_crop(xf, size).contiguous(memory_format=torch.channels_last)
+            xf = to_float_nchw(x, stream.mean, stream.std)
+            xf = center_crop(xf, size).contiguous(memory_format=torch.channels_last)
             with autocast_ctx(device, bf16):
                 logits = model(xf)
                 if tta == "flip":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import augment as A
+from ..data.augment import center_crop, to_float_nchw
 from ..data.folder import scan_folder
 from ..data.images import decode_image, resize_short_center_crop
 from ..data.imageset import ImageSet
@@ -60,6 +61,17 @@ def recorded_split(split: dict[str, Any], data: ImageSet) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class ScoringSelection:
+    """The images a model is scored on: the decoded set, every image's label in the model's
+    class order, the indices scored, and the side the images were decoded at."""
+
+    data: ImageSet
+    labels: np.ndarray
+    indices: np.ndarray
+    decoded_size: int
+
+
 def scoring_selection(
     lm: LoadedModel,
     data_spec: str,
@@ -68,9 +80,9 @@ def scoring_selection(
     scales: Sequence[int] = (),
     skip_bad: bool = False,
     progress: bool = False,
-) -> tuple[ImageSet, np.ndarray, np.ndarray]:
-    """The images a model is scored on: ``(data, labels, indices)`` for ``subset`` (all, or
-    the val/train split recorded with the weights), checked against the model's classes."""
+) -> ScoringSelection:
+    """The images a model is scored on for ``subset`` (all, or the val/train split recorded
+    with the weights), checked against the model's classes."""
     kind, _ = parse_spec(data_spec)
     split = "test" if kind in ("cifar10", "cifar100") and subset == "all" else "train"
     if kind == "folder" and subset == "all" and not is_shard_dir(data_spec):
@@ -99,11 +111,18 @@ def scoring_selection(
             raise WeightsError(
                 "--subset val/train needs weights trained by resnets (they record the split)"
             )
-        if lm.meta.data_fingerprint and not data.is_data(lm.meta.data_fingerprint):
+        # the recorded fingerprint names the images decoded at the training size: multi-scale
+        # testing (decoded larger) checks the data at that size, then uses the same indices
+        trained = data
+        if size != lm.image_size:
+            trained = load_dataset(data_spec, split, image_size=lm.image_size, skip_bad=skip_bad)
+            if len(trained) != len(data) or not np.array_equal(trained.labels, data.labels):
+                raise DataError(f"{data_spec}: decoded at {size} it holds other images")
+        if lm.meta.data_fingerprint and not trained.is_data(lm.meta.data_fingerprint):
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )
-        sel = recorded_split(sp, data)
+        sel = recorded_split(sp, trained)
         if sel.classes != lm.classes:
             raise DataError(
                 f"{data_spec}: its classes are not the ones these weights were trained on"
@@ -111,7 +130,7 @@ def scoring_selection(
         labels, idx = sel.labels, (sel.val_idx if subset == "val" else sel.train_idx)
     if len(idx) == 0:
         raise DataError(f"{data_spec}: no images to score (subset {subset})")
-    return data, labels, idx
+    return ScoringSelection(data, labels, idx, size)
 
 
 def score(
@@ -129,8 +148,9 @@ def score(
     progress: bool = False,
     keep_logits: bool = False,
     temperature: float | None = None,
-) -> tuple[EvalResult, ImageSet]:
-    """Evaluate a loaded model on a data spec.
+) -> tuple[EvalResult, ScoringSelection]:
+    """Evaluate a loaded model on a data spec; returns the result and the images scored (so a
+    second test on the same images, the corruptions, need not decode them again).
 
     ``subset``: ``all`` (every image; for CIFAR the official test split), or ``val``/``train``:
     the split held out during training, recomputed from the seed stored with the weights (the
@@ -139,14 +159,14 @@ def score(
     """
     if tta == "auto":
         tta = lm.meta.tta
-    data, labels, idx = scoring_selection(
+    selection = scoring_selection(
         lm, data_spec, subset=subset, scales=scales, skip_bad=skip_bad, progress=progress
     )
     res = evaluate(
         lm.model,
-        data.images,
-        labels,
-        idx,
+        selection.data.images,
+        selection.labels,
+        selection.indices,
         mean=lm.mean,
         std=lm.std,
         num_classes=len(lm.classes),
@@ -162,7 +182,7 @@ def score(
         temperature=lm.meta.temperature or 1.0 if temperature is None else temperature,
         keep_logits=keep_logits,
     )
-    return res, data
+    return res, selection
 
 
 def prepare(
@@ -179,10 +199,10 @@ def prepare(
         gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         arr = np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None]
     arr = np.require(arr, requirements=["C", "W"])  # torch wants a writable array
-    x = A.to_float_nchw(torch.from_numpy(arr)[None], torch.tensor(lm.mean), torch.tensor(lm.std))
+    x = to_float_nchw(torch.from_numpy(arr)[None], torch.tensor(lm.mean), torch.tensor(lm.std))
     view = arr
     if lm.eval_size:
-        x = A.center_crop(x, lm.eval_size)
+        x = center_crop(x, lm.eval_size)
         h, w = arr.shape[:2]
         s = lm.eval_size
         view = (
@@ -199,9 +219,9 @@ def batch_inputs(lm: LoadedModel, images: np.ndarray, label: str) -> torch.Tenso
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(images)))
     if x.shape[-1] != lm.in_chans:
         raise ConfigError(f"{label}: {x.shape[-1]} channels, the model takes {lm.in_chans}")
-    xf = A.to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
+    xf = to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
     if lm.eval_size:
-        xf = A.center_crop(xf, lm.eval_size)
+        xf = center_crop(xf, lm.eval_size)
     return xf.contiguous()
 
 

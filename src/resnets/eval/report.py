@@ -14,7 +14,7 @@ from ..io import atomic_write_text
 from ..plots import plot_confusion, plot_corruptions, plot_reliability
 from .corruptions import DEVIATIONS, evaluate_corruptions, spread_subset
 from .metrics import EvalResult
-from .predict import scoring_selection
+from .predict import ScoringSelection, scoring_selection
 
 #: record fields left out of the one-line ``--json`` summary (large, or in eval.json only)
 DETAIL_FIELDS = ("per_class", "reliability", "corruptions")
@@ -75,6 +75,7 @@ def add_corruptions(
     lm: LoadedModel,
     out: Path,
     *,
+    selection: ScoringSelection,
     names: list[str],
     severities: list[int],
     seed: int,
@@ -83,16 +84,16 @@ def add_corruptions(
     device: Any,
     progress: bool,
 ) -> dict[str, Any]:
-    """Score the record's images under the common corruptions (regenerated with ``seed``),
-    write ``corruptions.csv`` and ``corruptions.png``, and add the result to ``eval.json``."""
-    data, labels, idx = scoring_selection(
-        lm, record["data"], subset=record["subset"], progress=False
-    )
-    idx = spread_subset(idx, images)
+    """Score the record's images (``selection``, as ``score`` returned them) under the common
+    corruptions (regenerated with ``seed``), write ``corruptions.csv`` and ``corruptions.png``,
+    and add the result to ``eval.json``."""
+    if selection.decoded_size != lm.image_size:  # multi-scale testing decoded them larger
+        selection = scoring_selection(lm, record["data"], subset=record["subset"])
+    idx = spread_subset(selection.indices, images)
     clean_top1, scores = evaluate_corruptions(
         lm,
-        np.asarray(data.images[idx]),
-        labels[idx],
+        np.asarray(selection.data.images[idx]),
+        selection.labels[idx],
         names,
         severities,
         seed=seed,
