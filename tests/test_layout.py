@@ -245,7 +245,8 @@ CONVENTIONAL_ALIASES = {
 
 def test_module_aliases_explain_themselves():
     """No ``import augment as A``: an alias of one or two letters is allowed only for the
-    conventional ones (numpy as np, torch.nn.functional as F, openvino as ov), in src, tests and benchmarks."""
+    conventional ones (numpy as np, torch.nn.functional as F, openvino as ov), in src, tests
+    and benchmarks."""
     cryptic = []
     for folder in ("src", "tests", "benchmarks"):
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -260,6 +261,29 @@ def test_module_aliases_explain_themselves():
                     if short and len(short) <= 2 and CONVENTIONAL_ALIASES.get(short) != full:
                         cryptic.append(f"{path.relative_to(ROOT)}: {full} as {short}")
     assert not cryptic, cryptic
+
+
+def _every_command() -> dict:
+    """Each command's parser by its full name (``train``, ``weights package``, ...)."""
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    parsers = dict(sub.choices)
+    for name in ("weights", "data", "reproduce", "analyze"):
+        nested = next(
+            a for a in parsers.pop(name)._actions if a.dest not in ("help",) and a.choices
+        )
+        parsers.update({f"{name} {k}": v for k, v in nested.choices.items()})
+    return parsers
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """``--help`` explains each option: none is listed bare."""
+    bare = [
+        f"{command} {action.option_strings[0]}"
+        for command, parser in _every_command().items()
+        for action in parser._actions
+        if action.option_strings and action.dest != "help" and not (action.help or "").strip()
+    ]
+    assert not bare, bare
 
 
 def test_each_thing_has_one_door():
@@ -282,15 +306,8 @@ def test_each_thing_has_one_door():
         "--backend": "inference runtime",
         "--device": "auto, cpu",
     }
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    parsers = dict(sub.choices)
-    for name in ("weights", "data", "reproduce", "analyze"):
-        nested = next(
-            a for a in parsers.pop(name)._actions if a.dest not in ("help",) and a.choices
-        )
-        parsers.update({f"{name} {k}": v for k, v in nested.choices.items()})
     checked = 0
-    for command, parser in parsers.items():
+    for command, parser in _every_command().items():
         flags = {f: a for a in parser._actions for f in a.option_strings}
         loads_weights = "--weights" in flags or any(a.dest == "weights" for a in parser._actions)
         for flag, text in helpers.items():

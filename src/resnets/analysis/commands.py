@@ -51,7 +51,12 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         "--out", default=default_out, help="results folder (re-running skips finished runs)"
     )
     add_device(p)
-    p.add_argument("--workers", type=count(0), default=0)
+    p.add_argument(
+        "--workers",
+        type=count(0),
+        default=0,
+        help="threads preparing each run's next batches (0 = in the training loop)",
+    )
     p.add_argument(
         "--runs-from",
         help="folder whose runs/ to use and add to (share trained runs between commands)",
@@ -486,14 +491,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=_degradation)
     p = rsub.add_parser("cifar-table", help="ResNet-20/32/44/56/110 beside the paper's Table 6")
     _common(p, "results/cifar-table")
-    p.add_argument("--depths", default="20,32,44,56,110")
+    p.add_argument("--depths", default="20,32,44,56,110", help="comma-separated 6n+2 depths")
     p.add_argument("--with-1202", action="store_true", help="also ResNet-1202")
     p.set_defaults(fn=_cifar_table)
     p = rsub.add_parser(
         "transfer", help="pretrained vs from scratch with 10..all labelled images per class"
     )
     _common(p, "results/transfer")
-    p.add_argument("--model", default="resnet20")
+    p.add_argument("--model", default="resnet20", help="registered CIFAR architecture")
     p.add_argument("--source", default="", help="pretraining classes (default: the first half)")
     p.add_argument("--labels", default="10,50,250,all", help="labelled images per class")
     p.add_argument("--val-per-class", type=count(1), default=500, help="held-out images per class")
@@ -523,7 +528,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=_paper)
     p = rsub.add_parser("shortcuts", help="shortcut options A, B, C on one network (Table 3)")
     _common(p, "results/shortcuts")
-    p.add_argument("--model", default="resnet20")
+    p.add_argument(
+        "--model", default="resnet20", help="CIFAR ResNet whose options A, B, C are compared"
+    )
     p.set_defaults(fn=_shortcuts)
     p = rsub.add_parser(
         "sum-vs-concat", help="additive against concatenating shortcuts at matched parameters"
@@ -541,11 +548,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     asub = ap.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     p = asub.add_parser("responses", help="std of every 3x3 layer's response (Fig. 7)")
     _common(p, "results/responses")
-    p.add_argument("--depths", default="20,56")
+    p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
     p.set_defaults(fn=_responses)
     p = asub.add_parser(
         "gradients", help="per-layer gradient norms and shattered gradients, plain vs residual"
     )
     _common(p, "results/gradients")
-    p.add_argument("--depths", default="20,56")
+    p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
     p.set_defaults(fn=_gradients)

@@ -137,10 +137,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for 'infer': torch (fp32 against resnets' fast path), or all / a comma list of "
         "torch,onnxruntime,openvino: each at batch 1 and 16 in alternating rounds",
     )
-    p.add_argument("--model", default="resnet20")
+    p.add_argument("--model", default="resnet20", help="registered architecture to time")
     add_batch_size(p, default=128)
     add_device(p)
-    p.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
+    p.add_argument(
+        "--image-size",
+        type=bounded(0, MAX_IMAGE_SIDE),
+        default=0,
+        help="input side in pixels (0: the model's own, 32 for CIFAR nets, 224 for ImageNet nets)",
+    )
     p.add_argument("--steps", type=bounded(1, 100_000), default=10, help="steps per timed round")
     p.add_argument(
         "--rounds", type=bounded(1, 1000), default=3, help="alternating rounds (median reported)"

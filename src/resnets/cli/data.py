@@ -82,8 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = actions.add_parser("info", help="classes, counts, image size and how it would be loaded")
     q.add_argument("data", metavar="SPEC", help="digits, cifar10[:PATH], a folder or shard folder")
-    q.add_argument("--mode", choices=("auto", "memory", "stream"), default="auto")
-    q.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
+    q.add_argument(
+        "--mode",
+        choices=("auto", "memory", "stream"),
+        default="auto",
+        help="decode everything into memory, or per batch (auto: stream shards and large folders)",
+    )
+    q.add_argument(
+        "--image-size",
+        type=bounded(0, MAX_IMAGE_SIDE),
+        default=0,
+        help="decode at this side in pixels (0: the native size, or 256 for mixed sizes)",
+    )
     add_json(q)
     q.set_defaults(fn=_data_info)
 

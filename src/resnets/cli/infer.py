@@ -350,7 +350,12 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
         "regenerated with fixed seeds: all, or a comma list (gaussian_noise, fog, ...)",
     )
     p.add_argument("--severities", default="1,2,3,4,5", help="corruption severities (1-5)")
-    p.add_argument("--corruption-seed", type=bounded(0, 2**31 - 1), default=0)
+    p.add_argument(
+        "--corruption-seed",
+        type=bounded(0, 2**31 - 1),
+        default=0,
+        help="seed of the corruptions' random draws (the same seed, the same corrupted images)",
+    )
     p.add_argument(
         "--corruption-images",
         type=bounded(0, 10**7),
@@ -390,7 +395,7 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k classes of image files")
     add_weights(p, exported=True)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--topk", type=count(1), default=5)
+    p.add_argument("--topk", type=count(1), default=5, help="classes listed per image")
     add_model(p)
     add_device(p, default="cpu")
     add_json(p, what="the predictions as one JSON list")
@@ -415,7 +420,7 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
         metavar="CLASS",
         help="the class to explain (default: the predicted one)",
     )
-    p.add_argument("--topk", type=count(1), default=5)
+    p.add_argument("--topk", type=count(1), default=5, help="classes listed per image")
     add_model(p)
     add_device(p, default="cpu")
     add_json(p, what="the explanations as one JSON list")
@@ -425,7 +430,9 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
         "export", help="ONNX or OpenVINO, classes and preprocessing inside, parity checked"
     )
     add_weights(p)
-    p.add_argument("--format", choices=("onnx", "openvino"), default="onnx")
+    p.add_argument(
+        "--format", choices=("onnx", "openvino"), default="onnx", help="file format to write"
+    )
     p.add_argument("--out", required=True, help="a .onnx file, or a folder for OpenVINO")
     add_model(p)
     p.add_argument(
@@ -471,7 +478,7 @@ def _register_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--expose", action="store_true", help="allow an empty or wildcard --host (every interface)"
     )
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=bounded(1, 65535), default=8000, help="TCP port to listen on")
     add_backend(p, default="auto")
     p.add_argument(
         "--precision",
@@ -518,7 +525,7 @@ def _register_serve(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="images with more pixels get 400 (read from the header, before decoding)",
     )
-    p.add_argument("--topk", type=count(1), default=5)
+    p.add_argument("--topk", type=count(1), default=5, help="classes listed per image")
     p.add_argument("--threads", type=count(1), default=2, help="preprocessing threads")
     p.add_argument(
         "--max-in-flight",
@@ -536,6 +543,9 @@ def _register_serve(sub: argparse._SubParsersAction) -> None:
         help="an upload not received within S seconds gets 408 (slow clients)",
     )
     p.add_argument(
-        "--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info"
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="info",
+        help="the server's log level (uvicorn)",
     )
     p.set_defaults(fn=_serve)

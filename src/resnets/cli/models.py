@@ -88,9 +88,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("summary", help="per-stage output shapes, parameters and MACs of a model")
     p.add_argument("model")
-    p.add_argument("--image-size", type=bounded(0, MAX_IMAGE_SIDE), default=0)
-    p.add_argument("--num-classes", type=bounded(1, 100_000), default=None)
-    p.add_argument("--in-chans", type=bounded(1, 64), default=3)
-    p.add_argument("--shortcut", choices=("A", "B", "C"), default=None)
+    p.add_argument(
+        "--image-size",
+        type=bounded(0, MAX_IMAGE_SIDE),
+        default=0,
+        help="input side in pixels (0: the model's own, 32 for CIFAR nets, 224 for ImageNet nets)",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=bounded(1, 100_000),
+        default=None,
+        help="classes of the head (default: the model's, 10 for CIFAR nets, 1000 for ImageNet)",
+    )
+    p.add_argument("--in-chans", type=bounded(1, 64), default=3, help="input channels")
+    p.add_argument(
+        "--shortcut",
+        choices=("A", "B", "C"),
+        default=None,
+        help="projection option of the paper (A: zero-padding, B: projections where the shape "
+        "changes, C: projections everywhere); default: the model's",
+    )
     add_json(p, what="the stages as JSON")
     p.set_defaults(fn=_summary)

@@ -145,7 +145,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with its validation accuracy re-measured in fp32, the command, time and machine.",
     )
     q.add_argument("run_dir", metavar="RUN_DIR")
-    q.add_argument("--name", required=True, metavar="MODEL.TAG")
+    q.add_argument(
+        "--name", required=True, metavar="MODEL.TAG", help="the weights' name (resnet32.cifar10)"
+    )
     q.add_argument("--out", required=True, metavar="DIR", help="e.g. src/resnets/weights")
     q.add_argument("--data", default=None, help="where the run's data is now, if it moved")
     q.add_argument(
