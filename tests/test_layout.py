@@ -339,22 +339,3 @@ def test_cli_help_of_each_field_comes_from_its_metadata():
             assert action.help.startswith(field_docs()[f])
         if choices_of(f):
             assert all(c in action.metavar for c in choices_of(f) if c)
-
-
-def test_threads_follow_the_idle_cores(monkeypatch):
-    import torch
-
-    from resnets import runtime
-
-    assert 0.0 <= runtime.busy_cores(0.05) <= (runtime.os.cpu_count() or 1)  # the real reading
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(runtime, "busy_cores", lambda seconds=0.2: 1.1)  # another job on a core
-    assert runtime.choose_threads() == 1
-    monkeypatch.setattr(runtime, "busy_cores", lambda seconds=0.2: 0.05)
-    assert runtime.choose_threads() == 2
-    monkeypatch.setattr(runtime, "busy_cores", lambda seconds=0.2: 7.0)
-    assert runtime.choose_threads() == 1  # never fewer than one
-    assert runtime.choose_threads(3) == 3  # asked for
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert runtime.choose_threads() == torch.get_num_threads()

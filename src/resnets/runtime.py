@@ -51,20 +51,29 @@ def machine_label(threads: int | None = None) -> str:
     """One line naming this machine for a results file: the CPU, whether it has native bf16,
     the threads, and the GPU when one is used."""
     threads = threads or torch.get_num_threads()
-    bf16 = "with AVX512-BF16/AMX" if cpu_has_bf16() else "no native bf16 (AVX2-class)"
+    bf16 = f"with {cpu_bf16_units()}" if cpu_has_bf16() else "no native bf16 (AVX2-class)"
     text = f"{cpu_name()}, {bf16}, {threads} thread{'s' if threads != 1 else ''}"
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name()}"
     return text
 
 
+def cpu_bf16_units(cpuinfo: str | None = None) -> str:
+    """The CPU's native bf16 units as its flags name them: ``AVX512-BF16``, ``AMX-BF16``, both
+    joined by ``+``, or ``""``. ``cpuinfo``: the text of /proc/cpuinfo (read when None)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+    flags = set(cpuinfo.split())
+    units = {"avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+    return "+".join(name for flag, name in units.items() if flag in flags)
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), where autocast pays."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return bool(cpu_bf16_units())
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
