@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # After a `gpu_session.sh paper` device call: FILES_AT is the folder its $OUT came back to.
 # Puts the run state where the next call carries it from (.data/paper-state), and when the
-# call finished every run, unpacks its reports (cifar-table, degradation, responses) into
-# docs/results/gpu-b1 (RESULTS.md, figures, CSV; the runs' machine is named in each).
+# call finished every run, unpacks its reports (cifar-table, degradation, responses, and the
+# summary page of every claim) into docs/results/gpu-b1 (RESULTS.md, figures, CSV; the runs' machine is named in each).
 set -euo pipefail
 src=${1:?usage: $0 FILES_AT [RESULTS_DIR]}
 dest=${2:-docs/results/gpu-b1}
@@ -20,8 +20,9 @@ if [ -f "$src/paper-reports.tgz" ]; then
   for r in cifar-table degradation responses; do
     rm -rf "${dest:?}/$r" && cp -r "$tmp/reports/$r" "$dest/$r" && rm -rf "$dest/$r/runs"
   done
+  cp "$tmp/reports/RESULTS.md" "$dest/RESULTS.md"  # every claim on one page, linking the three
   rm -rf "$tmp"
-  echo "reports: $dest/{cifar-table,degradation,responses}/RESULTS.md"
+  echo "reports: $dest/RESULTS.md and $dest/{cifar-table,degradation,responses}/RESULTS.md"
 else
   echo "not every run has finished yet: run the device call again"
 fi

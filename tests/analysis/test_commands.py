@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from resnets.analysis.layers import response_stds, shattered_correlation
+from resnets.analysis.reports import read_verdicts
 from resnets.cli import main
 from resnets.models import create_model
 
@@ -279,6 +280,7 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
     assert any("held by other workers" in log for log in logs) or all(
         "another worker has it" not in log for log in logs
     )
+    summary_rows = []
     for folder, labels in (
         ("degradation", "(a)(b)(c)"),
         ("cifar-table", "(d)"),
@@ -289,3 +291,17 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
         assert "**Machine**" in head and "**Budget 5e-05**" in head
         for label in (labels[i : i + 3] for i in range(0, len(labels), 3)):
             assert f"- {label} " in text and ("**holds**" in text or "does not hold" in text)
+        # verdicts.json holds the very verdicts RESULTS.md prints
+        verdicts = read_verdicts(tmp_path / "res" / folder / "verdicts.json")
+        assert "".join(v.label for v in verdicts) == labels
+        assert all(v.line() in text for v in verdicts)
+        summary_rows += [(v, folder) for v in verdicts]
+    # the summary page: one row per claim, (a)-(e), each verdict as its report computed it
+    summary = (tmp_path / "res" / "RESULTS.md").read_text()
+    assert "**Machine**" in summary and "**Budget 5e-05**" in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| (")]
+    assert [row[2:5] for row in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    for row, (verdict, folder) in zip(rows, sorted(summary_rows, key=lambda r: r[0].label)):
+        assert f"**{verdict.word()}**" in row and f"[{folder}]({folder}/RESULTS.md)" in row
+    held = sum(v.holds is True for v, _ in summary_rows)
+    assert f"{held} of 5 claims hold at this budget" in summary

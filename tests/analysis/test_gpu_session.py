@@ -90,3 +90,6 @@ def test_two_calls_resume_and_report(tmp_path):
     for report, label in (("cifar-table", "(d)"), ("degradation", "(a)"), ("responses", "(e)")):
         text = (tmp_path / "results" / report / "RESULTS.md").read_text()
         assert f"- {label} " in text and "**Machine**" in text
+        assert (
+            f"[{report}]({report}/RESULTS.md)" in (tmp_path / "results" / "RESULTS.md").read_text()
+        )

@@ -98,3 +98,24 @@ def test_spread_formats():
     assert Spread.of([0.1]).pct() == "10.00% (1 seed)"
     assert Spread.of([0.1, 0.2]).pct() == "15.00 ± 7.07% (2 seeds)"
     assert Spread.of([]).pct() == "n/a"
+
+
+def test_verdicts_round_trip_and_the_summary_counts_what_holds(tmp_path):
+    """verdicts.json gives back the verdicts written; the summary page lists every claim in
+    label order with its own report, and counts the ones that hold (missing runs do not)."""
+    from resnets.analysis.reports import read_verdicts, summary_section, write_verdicts
+
+    table = {**PAPER_LIKE, "resnet56": runs((0.09, 0.125), (0.10, 0.135))}  # (b) fails
+    degradation = degradation_verdicts(table)
+    order = ordering_verdict({}, [20, 32])  # no runs: not decided
+    write_verdicts(tmp_path, degradation)
+    assert read_verdicts(tmp_path / "verdicts.json") == degradation
+    lines = summary_section([("cifar-table", [order]), ("degradation", degradation)])
+    rows = [line for line in lines if line.startswith("| (")]
+    assert [row[2:5] for row in rows] == ["(a)", "(b)", "(c)", "(d)"]
+    assert "**holds**" in rows[0] and "**does not hold at this budget**" in rows[1]
+    assert "**not decided (runs missing)**" in rows[3] and "(cifar-table/RESULTS.md)" in rows[3]
+    assert "2 of 4 claims hold at this budget" in "\n".join(lines)
+    (tmp_path / "verdicts.json").write_text('{"label": "(a)"}')
+    with pytest.raises(ValueError, match="verdicts.json: not a verdicts file"):
+        read_verdicts(tmp_path / "verdicts.json")

@@ -26,7 +26,20 @@ from ..plots import plot_curves, plot_label_curves, plot_panels
 from . import experiments, tables
 from .figures import plot_gradients, plot_responses
 from .paper import PAPER_ITERS
-from .reports import group, mean_curve, per_run_csv, write_csv, write_results
+from .reports import (
+    degradation_verdicts,
+    group,
+    mean_curve,
+    ordering_verdict,
+    per_run_csv,
+    read_verdicts,
+    response_verdict,
+    run_table,
+    summary_section,
+    write_csv,
+    write_results,
+    write_verdicts,
+)
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -170,7 +183,9 @@ def _degradation(args: argparse.Namespace) -> int:
         for kind, title in (("plain", "plain networks"), ("resnet", "ResNets"))
     ]
     plot_panels(panels, out / "degradation.png")
-    sections = tables.degradation_sections(groups, depths, records)
+    verdicts = degradation_verdicts(run_table(records), min(depths), max(depths))
+    sections = tables.degradation_sections(groups, depths, verdicts)
+    write_verdicts(out, verdicts)
     per_run_csv(out, records)
     title = "Plain vs residual networks: the degradation problem"
     path = _finish(out, title, args, sections, wall, records)
@@ -189,7 +204,9 @@ def _cifar_table(args: argparse.Namespace) -> int:
         out / "curves.png",
         title="CIFAR ResNets (mean over seeds)",
     )
-    sections = tables.cifar_table_sections(groups, depths, records)
+    verdict = ordering_verdict(run_table(records), depths)
+    sections = tables.cifar_table_sections(groups, depths, verdict)
+    write_verdicts(out, [verdict])
     per_run_csv(out, records)
     path = _finish(out, "CIFAR-10 ResNets of increasing depth", args, sections, wall, records)
     print(f"results: {path}")
@@ -395,7 +412,10 @@ def _responses(args: argparse.Namespace) -> int:
     rows, curves = experiments.response_curves(specs, _runs_root(args, out))
     write_csv(out / "responses.csv", rows)
     plot_responses(curves, out / "responses.png")
-    sections = tables.responses_sections(curves, depths)
+    means = {name: [float(np.mean(layer_order))] for name, (layer_order, _) in curves.items()}
+    verdict = response_verdict(means, sorted(depths))
+    sections = tables.responses_sections(curves, verdict)
+    write_verdicts(out, [verdict])
     wall = time.perf_counter() - started
     path = _finish(out, "Layer response statistics", args, sections, wall, records)
     print(f"results: {path}")
@@ -437,6 +457,7 @@ def _paper(args: argparse.Namespace) -> int:
     then the three reports once every run has finished."""
     if min(args.seeds, args.table_seeds, args.seeds_110) < 1:
         raise ConfigError("--seeds, --table-seeds and --seeds-110 must be >= 1")
+    started = time.perf_counter()
     root = Path(args.runs_from or Path(args.out) / "runs-store")
     names = experiments.paper_queue(args.seeds, args.table_seeds, args.plain_32_44, args.seeds_110)
     specs = []
@@ -474,6 +495,23 @@ def _paper(args: argparse.Namespace) -> int:
         sub = argparse.Namespace(**{**vars(args), **extra, "depth_seeds": per_depth})
         sub.fn, sub.out, sub.runs_from = fn, str(Path(args.out) / folder), str(root)
         fn(sub)
+    # one page of every claim, (a)-(e), copied from the verdicts the three reports computed
+    out = Path(args.out)
+    found = [(folder, read_verdicts(out / folder / "verdicts.json")) for _, folder, _ in reports]
+    records = experiments.run_all(specs, root, progress=False, echo=False)  # finished: read only
+    seeds = group(records, lambda r: r["model"])
+    sections = [
+        *summary_section(found),
+        "",
+        "Runs behind it: "
+        + ", ".join(
+            f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})" for name, runs in seeds.items()
+        )
+        + ".",
+    ]
+    title = "The paper's result: deeper residual nets against deeper plain nets"
+    path = _finish(out, title, args, sections, time.perf_counter() - started, records)
+    print(f"summary: {path}")
     return 0
 
 

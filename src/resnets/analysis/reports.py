@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import platform
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,60 @@ class Verdict:
     def line(self) -> str:
         note = " The deciding gap is within the spread over seeds." if self.within_spread else ""
         return f"- {self.label} {self.claim}: **{self.word()}**. {self.evidence}.{note}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "verdict": self.word()}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Verdict:
+        return cls(
+            record["label"],
+            record["claim"],
+            record["holds"],
+            record["evidence"],
+            record.get("within_spread", False),
+        )
+
+
+def write_verdicts(out: Path, verdicts: Sequence[Verdict]) -> Path:
+    """``verdicts.json`` beside RESULTS.md: the same verdicts, for tools and the summary page."""
+    path = out / "verdicts.json"
+    atomic_write_text(path, json.dumps([v.to_dict() for v in verdicts], indent=2) + "\n")
+    return path
+
+
+def read_verdicts(path: Path) -> list[Verdict]:
+    """The verdicts a report wrote (``verdicts.json``)."""
+    try:
+        return [Verdict.from_dict(r) for r in json.loads(path.read_text())]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a verdicts file the reports wrote ({e})") from e
+
+
+def summary_section(reports: Sequence[tuple[str, Sequence[Verdict]]]) -> list[str]:
+    """One table of every claim, in label order, each with the report its numbers come from:
+    ``reports`` pairs a report's folder (relative link) with its verdicts."""
+    rows = sorted(
+        ((v, folder) for folder, verdicts in reports for v in verdicts), key=lambda r: r[0].label
+    )
+    held = sum(v.holds is True for v, _ in rows)
+    lines = [
+        "## The paper's claims against our numbers",
+        "",
+        f"{held} of {len(rows)} claims hold at this budget. Each verdict is computed from the "
+        "runs' final errors by `resnets.analysis.reports` (holds when the means over seeds are "
+        "ordered as the paper says) and copied here from the report beside it.",
+        "",
+        "| claim | verdict | the numbers | report |",
+        "| --- | --- | --- | --- |",
+    ]
+    for v, folder in rows:
+        note = " (gap within the spread over seeds)" if v.within_spread else ""
+        lines.append(
+            f"| {v.label} {v.claim} | **{v.word()}**{note} | {v.evidence} | "
+            f"[{folder}]({folder}/RESULTS.md) |"
+        )
+    return lines
 
 
 RunTable = Mapping[str, Sequence[RunFinal]]

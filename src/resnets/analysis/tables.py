@@ -1,22 +1,16 @@
 """Each experiment's RESULTS.md sections: its table, the paper's numbers beside ours (read from
-paper.py) and the verdicts computed by reports.py. Fed run records; writes nothing."""
+paper.py) and the verdicts reports.py computed. Fed run records and verdicts; writes nothing."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .paper import PAPER_ITERS, PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
-from .reports import (
-    degradation_verdicts,
-    fmt_pct,
-    mean_std,
-    ordering_verdict,
-    response_verdict,
-    run_table,
-)
+from .reports import Verdict, fmt_pct, mean_std
 
 Records = list[dict[str, Any]]
 
@@ -26,9 +20,10 @@ def _train_minutes(runs: Records) -> str:
 
 
 def degradation_sections(
-    groups: dict[str, Records], depths: list[int], records: Records
+    groups: dict[str, Records], depths: list[int], verdicts: Sequence[Verdict]
 ) -> list[str]:
-    """Fig. 6: final errors of plain and residual nets per depth, and claims (a)-(c)."""
+    """Fig. 6: final errors of plain and residual nets per depth, and claims (a)-(c)
+    (``verdicts``, from :func:`reports.degradation_verdicts`)."""
     table = [
         "| network | depth | params | final training error (%) | final validation error (%) | train time (min) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -43,9 +38,6 @@ def degradation_sections(
                 f"{fmt_pct(train_mean, train_std, len(runs))} | "
                 f"{fmt_pct(val_mean, val_std, len(runs))} | {_train_minutes(runs)} |"
             )
-    verdicts = [
-        v.line() for v in degradation_verdicts(run_table(records), min(depths), max(depths))
-    ]
     return [
         "## Degradation (paper Fig. 6)",
         "",
@@ -59,7 +51,7 @@ def degradation_sections(
         "Verdicts, computed from the numbers above (means over seeds; holds when the means are "
         "ordered as the paper says):",
         "",
-        *verdicts,
+        *(v.line() for v in verdicts),
         "",
         "The paper (Fig. 6, CIFAR-10): plain-56 has higher training *and* test error than "
         f"plain-20, while ResNet-56 is better than ResNet-20 (test error "
@@ -68,9 +60,10 @@ def degradation_sections(
 
 
 def cifar_table_sections(
-    groups: dict[str, Records], depths: list[int], records: Records
+    groups: dict[str, Records], depths: list[int], verdict: Verdict
 ) -> list[str]:
-    """Table 6: each depth's validation error beside the paper's, and claim (d)."""
+    """Table 6: each depth's validation error beside the paper's, and claim (d) (``verdict``,
+    from :func:`reports.ordering_verdict`)."""
     table = [
         "| model | params | paper error (%) | ours: validation error (%) | ours - paper | within paper spread | train time (min) |",
         "| --- | ---: | ---: | ---: | ---: | :---: | ---: |",
@@ -97,7 +90,7 @@ def cifar_table_sections(
         "",
         "Verdict, computed from the numbers above:",
         "",
-        ordering_verdict(run_table(records), depths).line(),
+        verdict.line(),
         "",
         "![curves](curves.png)",
     ]
@@ -244,18 +237,16 @@ def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records
 
 
 def responses_sections(
-    curves: dict[str, tuple[list[float], list[float]]], depths: list[int]
+    curves: dict[str, tuple[list[float], list[float]]], verdict: Verdict
 ) -> list[str]:
-    """Fig. 7: mean and median response std per net, and claim (e)."""
+    """Fig. 7: mean and median response std per net, and claim (e) (``verdict``, from
+    :func:`reports.response_verdict`)."""
     table = ["| network | layers | mean std | median std |", "| --- | ---: | ---: | ---: |"]
-    means = {}
     for name, (layer_order, _) in curves.items():
-        means[name] = float(np.mean(layer_order))
         table.append(
             f"| {name} | {len(layer_order)} | {np.mean(layer_order):.3f} | "
             f"{np.median(layer_order):.3f} |"
         )
-    verdict = response_verdict({k: [v] for k, v in means.items()}, sorted(depths)).line()
     return [
         "## Layer responses (paper Fig. 7)",
         "",
@@ -265,7 +256,7 @@ def responses_sections(
         "",
         "Verdict, computed from the numbers (seed 0 of each network):",
         "",
-        verdict,
+        verdict.line(),
         "",
         "The paper: ResNets have generally smaller responses than their plain counterparts, and "
         "deeper ResNets smaller ones still, supporting residual functions that are closer to zero "
