@@ -5,12 +5,12 @@
 # On a GPU, use --budget 1 --seeds 5 --device cuda for the paper's full schedule.
 set -euo pipefail
 D=${DATA:-../shared/data/cifar10-jpeg/train}
-B=${BUDGET:-0.01}         # cifar-table and shortcuts
-BD=${BUDGET_DEG:-0.01}    # degradation and layer responses (the runs they share)
+B=${BUDGET:-0.01}         # shortcuts
 BG=${BUDGET_GRAD:-0.005}  # gradient recordings
 common=(--data "$D" --device cpu --no-progress)
 # issue 20: Table 6 + Fig. 6 + Fig. 7 at budget 0.1 from one queue (start it twice with
-# OMP_NUM_THREADS=1 on 2 cores: the workers share the queue), then the three reports
+# OMP_NUM_THREADS=1 on 2 cores: the workers share the queue, as docs/results/paper_worker.sh
+# does), then the three reports and the summary page docs/results/RESULTS.md
 OMP_NUM_THREADS=1 resnets reproduce paper "${common[@]}" --budget 0.1 --runs-from .bgtrain/runs-b0.1 --out docs/results
 resnets reproduce shortcuts "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/shortcuts
 resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-b$BG-grad" --out docs/results/gradients
