@@ -211,7 +211,7 @@ def run_machine(conf: dict[str, Any]) -> str:
         return f"GPU {versions['gpu']}"
     cpu = versions.get("cpu") or "unknown CPU"
     if cpu in ("x86_64", "aarch64"):  # runs made before the model name was recorded
-        cpu = f"{cpu} CPU"
+        cpu = f"{cpu} CPU (model not recorded by this run)"
     bf16 = "bf16 autocast" if resolved.get("bf16") else "fp32 (no bf16)"
     return f"{cpu}, {bf16}, {versions.get('threads', '?')} thread(s)"
 
