@@ -478,7 +478,7 @@ def _register_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--expose", action="store_true", help="allow an empty or wildcard --host (every interface)"
     )
-    p.add_argument("--port", type=bounded(1, 65535), default=8000, help="TCP port to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     add_backend(p, default="auto")
     p.add_argument(
         "--precision",
