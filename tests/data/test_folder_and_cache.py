@@ -75,3 +75,41 @@ def test_parallel_decode_matches_serial(tmp_path):
     par = load_dataset(str(root), workers=2, cache=False, progress=False)
     ser = load_dataset(str(root), workers=1, cache=False, progress=False)
     np.testing.assert_array_equal(par.images, ser.images)
+
+
+def test_data_fingerprints_name_what_load_dataset_gives_without_decoding(tmp_path, monkeypatch):
+    """At every size and in every mode, ``data_fingerprints`` gives the loader's fingerprint
+    and aliases (what weights record at their training size), and decodes no image."""
+    from resnets.data import data_fingerprints
+    from resnets.data.stream import write_shards
+    from tests.conftest import make_cifar_archive
+
+    root = make_image_folder(tmp_path / "imgs")
+    archive = make_cifar_archive(tmp_path / "cifar-10-python.tar.gz")
+    write_shards(str(root), tmp_path / "shards", shard_size=10, progress=False)
+    cases = [
+        (str(root), "train", size, mode) for size in (0, 16, 24) for mode in ("memory", "stream")
+    ]
+    cases += [("digits", "train", size, "auto") for size in (0, 8, 12)]
+    cases += [
+        (f"cifar10:{archive}", split, size, "auto")
+        for split in ("train", "test")
+        for size in (0, 40)
+    ]
+    cases += [(str(tmp_path / "shards"), "train", size, "auto") for size in (0, 24)]
+    loaded = {
+        case: load_dataset(case[0], case[1], image_size=case[2], mode=case[3], progress=False)
+        for case in cases
+    }
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("data_fingerprints decoded an image")
+
+    monkeypatch.setattr(folder, "_decode_one", no_decoding)
+    monkeypatch.setattr("resnets.data.load.resize_short_center_crop", no_decoding)
+    for (spec, split, size, mode), data in loaded.items():
+        found = data_fingerprints(spec, split, image_size=size, mode=mode)
+        assert found == (data.fingerprint, *data.aliases), (spec, split, size, mode)
+    # the native size by 0 and by number are one set of images; another size is not
+    native, by_number, larger = (data_fingerprints(str(root), image_size=s) for s in (0, 16, 24))
+    assert set(native) == set(by_number) and not set(larger) & set(native)

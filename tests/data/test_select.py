@@ -90,4 +90,7 @@ def test_training_on_a_class_subset_and_scoring_its_validation_split(tmp_path, c
         == 0
     )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["n"] == 60 and out["top1"] == pytest.approx(1 - res.final_val_err)
+    # the same 60 held-out images; the training's validation and eval run the same weights
+    # through bf16 kernels chosen apart (by layout and thread count), and this 3-epoch model
+    # has near-ties: one image may flip (it does on one thread), so they agree to one image
+    assert out["n"] == 60 and abs(out["top1"] - (1 - res.final_val_err)) <= 1 / 60 + 1e-9

@@ -132,6 +132,10 @@ def test_eval_and_predict_refuse_silent_wrong_results(digits_run, tmp_path, caps
     # the training images scored under 'all' are named as such
     assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--no-progress"]) == 0
     assert "scores its training images too" in capsys.readouterr().err
+    # also when multi-scale testing loads them at another size (12 px against 8)
+    argv = ["eval", "--weights", str(digits_run), "--data", "digits", "--scales", "8,12"]
+    assert main([*argv, "--no-progress", "--out", str(tmp_path / "scales")]) == 0
+    assert "scores its training images too" in capsys.readouterr().err
     # a colour image for a grayscale model
     Image.fromarray(np.uint8(np.random.default_rng(0).integers(0, 255, (8, 8, 3)))).save(
         tmp_path / "c.png"

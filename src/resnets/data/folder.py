@@ -107,6 +107,33 @@ def _native_square(files: list[tuple[Path, int]], sample: int = 64) -> int:
     return 0
 
 
+def folder_fingerprints(
+    root: Path, files: list[tuple[Path, int]], *, image_size: int = 0, skip_bad: bool = False
+) -> tuple[str, tuple[str, ...]]:
+    """The fingerprint (and cache key) of the scanned folder's images decoded at
+    ``image_size``, and its aliases; the files are read and hashed, nothing is decoded.
+
+    The fingerprint hashes the decode settings and every file's relative path, label and bytes,
+    so the same files give another fingerprint at another size.
+    """
+    return _fingerprints(root, files, image_size, _native_square(files), skip_bad)
+
+
+def _fingerprints(
+    root: Path, files: list[tuple[Path, int]], image_size: int, native: int, skip_bad: bool
+) -> tuple[str, tuple[str, ...]]:
+    size = image_size or (0 if native else 256)
+    settings = {"v": CACHE_VERSION, "size": size, "skip_bad": skip_bad}
+    if native and size in (0, native):
+        # the native size asked for by number (32) or by 0 decodes the same images: each
+        # fingerprint is an alias of the other (weights trained with either match the data)
+        other = {**settings, "size": native if size == 0 else 0}
+        key, alias = _hash_files(root, files, settings, other)
+        return key, (alias,)
+    (key,) = _hash_files(root, files, settings)
+    return key, ()
+
+
 def load_folder(
     root: Path,
     *,
@@ -132,16 +159,8 @@ def load_folder(
     root = Path(root).expanduser().resolve()
     classes, files = scanned or scan_folder(root)
     native = _native_square(files)
+    key, aliases = _fingerprints(root, files, image_size, native, skip_bad)
     size = image_size or (0 if native else 256)
-    settings = {"v": CACHE_VERSION, "size": size, "skip_bad": skip_bad}
-    # the native size asked for by number (32) or by 0 decodes the same images: each
-    # fingerprint is an alias of the other (weights trained with either match the data)
-    other = {**settings, "size": native if size == 0 else 0}
-    if native and size in (0, native):
-        key, alias = _hash_files(root, files, settings, other)
-        aliases: tuple[str, ...] = (alias,)
-    else:
-        (key,), aliases = _hash_files(root, files, settings), ()
     cdir = cache_root() / key
     if cache and (cdir / "meta.json").is_file():
         try:

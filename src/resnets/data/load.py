@@ -15,14 +15,14 @@ Folder images are decoded once into a memory-mapped uint8 cache keyed by the fil
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from .cifar import CIFAR_ARCHIVES, load_cifar
-from .folder import load_folder, scan_folder
+from .folder import folder_fingerprints, load_folder, scan_folder
 from .images import resize_short_center_crop
 from .imageset import ImageSet
 from .stream import (
@@ -59,8 +59,15 @@ def _at_size(data: ImageSet, image_size: int) -> ImageSet:
         return resize_short_center_crop(image, image_size)
 
     images = np.stack([resized(np.asarray(im)) for im in data.images])
-    digest = hashlib.sha256(f"{data.fingerprint}\0size {image_size}".encode()).hexdigest()
+    (digest,) = _sized_fingerprints(data, image_size)
     return replace(data, images=images, fingerprint=digest, aliases=())
+
+
+def _sized_fingerprints(data: ImageSet, image_size: int) -> tuple[str, ...]:
+    """The fingerprints of an in-memory set resized by :func:`_at_size` (nothing resized)."""
+    if not image_size or image_size == data.image_size:
+        return (data.fingerprint, *data.aliases)
+    return (hashlib.sha256(f"{data.fingerprint}\0size {image_size}".encode()).hexdigest(),)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -93,34 +100,90 @@ def load_dataset(
     :class:`~resnets.data.stream.LazyImages`); ``auto`` streams tar shards, and folders whose
     decoded size would exceed ``$RESNETS_STREAM_ABOVE_GB`` (default 32 GiB).
     """
-    if mode not in ("auto", "memory", "stream"):
-        raise DataError(f"data mode {mode!r}: must be auto, memory or stream")
-    kind, path = parse_spec(spec)
-    if kind == "digits":
-        return _at_size(load_digits(), image_size)
-    if kind in CIFAR_ARCHIVES:
-        return _at_size(load_cifar(kind, path, split), image_size)
-    root = Path(path or spec)
-    procs = workers or 0
-    if is_shard_dir(root):
-        data = stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
-        if mode == "memory":
+    found = _locate(
+        spec, split, image_size=image_size, skip_bad=skip_bad, mode=mode, workers=workers
+    )
+    if found.held is not None:
+        data = _at_size(found.held, image_size) if found.resize else found.held
+        if mode == "memory" and data.streamed:  # tar shards, decoded into memory now
             data.images = data.images[np.arange(len(data))]  # type: ignore[assignment]
         return data
-    scanned = scan_folder(root.expanduser().resolve())  # once, for the choice and the loader
-    if mode == "stream" or (
-        mode == "auto" and estimated_decoded_bytes(scanned[1], image_size) > STREAM_ABOVE_BYTES
-    ):
-        return stream_folder(
-            root, image_size=image_size, skip_bad=skip_bad, processes=procs, scanned=scanned
-        )
-
+    assert found.folder is not None and found.scanned is not None
     return load_folder(
-        Path(path or spec),
+        found.folder,
         image_size=image_size,
         skip_bad=skip_bad,
         workers=workers,
         cache=cache,
         progress=progress,
-        scanned=scanned,
+        scanned=found.scanned,
     )
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A data spec found, with nothing decoded: ``held`` is the set when it needs no decoding
+    up front (digits and CIFAR at their own size, which ``resize`` says to bring to the size
+    asked for; tar shards and streamed folders, decoded per batch); otherwise ``folder`` and
+    its ``scanned`` files are to be decoded."""
+
+    held: ImageSet | None = None
+    resize: bool = False
+    folder: Path | None = None
+    scanned: tuple[list[str], list[tuple[Path, int]]] | None = None
+
+
+def _locate(
+    spec: str, split: str, *, image_size: int, skip_bad: bool, mode: str, workers: int | None
+) -> _Located:
+    """The one dispatch from a spec to its source, shared by the loader and the fingerprints."""
+    if mode not in ("auto", "memory", "stream"):
+        raise DataError(f"data mode {mode!r}: must be auto, memory or stream")
+    kind, path = parse_spec(spec)
+    if kind == "digits":
+        return _Located(held=load_digits(), resize=True)
+    if kind in CIFAR_ARCHIVES:
+        return _Located(held=load_cifar(kind, path, split), resize=True)
+    root = Path(path or spec)
+    procs = workers or 0
+    if is_shard_dir(root):
+        shards = stream_shards(root, image_size=image_size, skip_bad=skip_bad, processes=procs)
+        return _Located(held=shards)
+    scanned = scan_folder(root.expanduser().resolve())  # once, for the choice and the loader
+    if _streams_folder(mode, scanned[1], image_size):
+        streamed = stream_folder(
+            root, image_size=image_size, skip_bad=skip_bad, processes=procs, scanned=scanned
+        )
+        return _Located(held=streamed)
+    return _Located(folder=root.expanduser().resolve(), scanned=scanned)
+
+
+def _streams_folder(mode: str, files: list[tuple[Path, int]], image_size: int) -> bool:
+    """Whether ``load_dataset`` streams a scanned folder rather than decoding it into memory."""
+    return mode == "stream" or (
+        mode == "auto" and estimated_decoded_bytes(files, image_size) > STREAM_ABOVE_BYTES
+    )
+
+
+def data_fingerprints(
+    spec: str,
+    split: str = "train",
+    *,
+    image_size: int = 0,
+    skip_bad: bool = False,
+    mode: str = "auto",
+) -> tuple[str, ...]:
+    """The fingerprints ``load_dataset`` gives these images at ``image_size`` (its
+    ``fingerprint``, then its ``aliases``), found without decoding or resizing an image.
+
+    Weights and runs record the fingerprint of the images at their training size: this tells
+    whether data loaded at another size (multi-scale testing) holds the same images.
+    """
+    found = _locate(spec, split, image_size=image_size, skip_bad=skip_bad, mode=mode, workers=0)
+    if found.held is not None:
+        return _sized_fingerprints(found.held, image_size if found.resize else 0)
+    assert found.folder is not None and found.scanned is not None
+    key, aliases = folder_fingerprints(
+        found.folder, found.scanned[1], image_size=image_size, skip_bad=skip_bad
+    )
+    return (key, *aliases)

@@ -15,7 +15,7 @@ from ..data.augment import center_crop, to_float_nchw
 from ..data.folder import scan_folder
 from ..data.images import decode_image, resize_short_center_crop
 from ..data.imageset import ImageSet
-from ..data.load import load_dataset, parse_spec
+from ..data.load import data_fingerprints, load_dataset, parse_spec
 from ..data.select import select_samples
 from ..data.stream import is_shard_dir
 from ..errors import ConfigError, DataError, WeightsError
@@ -61,6 +61,26 @@ def recorded_split(split: dict[str, Any], data: ImageSet) -> Any:
     )
 
 
+def trained_on(
+    lm: LoadedModel, data: ImageSet, data_spec: str, split: str, *, skip_bad: bool = False
+) -> bool:
+    """Whether ``data`` (loaded from ``data_spec``) holds the images ``lm`` was trained on.
+
+    The weights record the fingerprint of their training images at the training size; data
+    loaded at another size (multi-scale testing) is checked by the fingerprints the same files
+    have at the training size, found without decoding them again.
+    """
+    recorded = lm.meta.data_fingerprint
+    if not recorded:
+        return False
+    if data.image_size == lm.image_size:
+        return data.is_data(recorded)
+    at_training_size = data_fingerprints(
+        data_spec, split, image_size=lm.image_size, skip_bad=skip_bad
+    )
+    return recorded in at_training_size
+
+
 @dataclass(frozen=True)
 class ScoringSelection:
     """The images a model is scored on: the decoded set, every image's label in the model's
@@ -99,7 +119,7 @@ def scoring_selection(
     if subset == "all":
         labels = map_classes(data.classes, lm.classes, data_spec, lm.meta.class_ids)[data.labels]
         idx = np.arange(len(data))
-        if data.is_data(lm.meta.data_fingerprint) and lm.meta.split:
+        if lm.meta.split and trained_on(lm, data, data_spec, split, skip_bad=skip_bad):
             warnings.warn(
                 f"{data_spec} is the data these weights were trained on: 'all' scores its "
                 "training images too; --subset val scores the held-out ones",
@@ -111,18 +131,13 @@ def scoring_selection(
             raise WeightsError(
                 "--subset val/train needs weights trained by resnets (they record the split)"
             )
-        # the recorded fingerprint names the images decoded at the training size: multi-scale
-        # testing (decoded larger) checks the data at that size, then uses the same indices
-        trained = data
-        if size != lm.image_size:
-            trained = load_dataset(data_spec, split, image_size=lm.image_size, skip_bad=skip_bad)
-            if len(trained) != len(data) or not np.array_equal(trained.labels, data.labels):
-                raise DataError(f"{data_spec}: decoded at {size} it holds other images")
-        if lm.meta.data_fingerprint and not trained.is_data(lm.meta.data_fingerprint):
+        if lm.meta.data_fingerprint and not trained_on(
+            lm, data, data_spec, split, skip_bad=skip_bad
+        ):
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )
-        sel = recorded_split(sp, trained)
+        sel = recorded_split(sp, data)
         if sel.classes != lm.classes:
             raise DataError(
                 f"{data_spec}: its classes are not the ones these weights were trained on"
