@@ -305,3 +305,6 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
         assert f"**{verdict.word()}**" in row and f"[{folder}]({folder}/RESULTS.md)" in row
     held = sum(v.holds is True for v, _ in summary_rows)
     assert f"{held} of 5 claims hold at this budget" in summary
+    # no shipped weights were trained on this made-up folder: the whole-schedule part says so
+    whole = summary.split("## At the whole schedule: the zoo's weights")[1]
+    assert whole.split("## ")[0].strip().endswith("None yet.")

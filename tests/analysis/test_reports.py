@@ -119,3 +119,45 @@ def test_verdicts_round_trip_and_the_summary_counts_what_holds(tmp_path):
     (tmp_path / "verdicts.json").write_text('{"label": "(a)"}')
     with pytest.raises(ValueError, match="verdicts.json: not a verdicts file"):
         read_verdicts(tmp_path / "verdicts.json")
+
+
+def _zoo_meta(model: str, top1: float, *, recipe="he2015-cifar", iters=64_000, fp="data-a", seed=0):
+    from resnets.models.weights import WeightsMeta
+
+    return WeightsMeta(
+        model=model,
+        command=f"resnets train --recipe {recipe} --model {model} --seed {seed}",
+        data_fingerprint=fp,
+        metrics={"top1": top1, "n": 5000},
+        split={"val_split": 5000.0, "seed": seed, "n_train": 45000, "n_val": 5000},
+        final={"iters": iters, "train_err": 0.01},
+    )
+
+
+def test_the_whole_schedule_section_compares_only_comparable_zoo_weights():
+    """Claim (d) from the zoo: only weights of the paper's recipe, at the whole schedule, on
+    this data and one held-out split count; with one depth the claim is not decided."""
+    from resnets.analysis.reports import full_schedule_section, full_schedule_weights
+
+    named = {
+        "resnet20.cifar10": _zoo_meta("resnet20", 0.876),
+        "resnet32.cifar10": _zoo_meta("resnet32", 0.890),
+        "resnet44.short": _zoo_meta("resnet44", 0.99, iters=6_400),  # a budgeted run
+        "resnet56.fast": _zoo_meta("resnet56", 0.99, recipe="fast-cifar"),
+        "resnet110.other": _zoo_meta("resnet110", 0.99, fp="data-b"),  # other data
+        "resnet1202.seed1": _zoo_meta("resnet1202", 0.99, seed=1),  # another split
+        "fast_resnet8.cifar10": _zoo_meta("fast_resnet8", 0.94, recipe="he2015-cifar-x"),
+    }
+    kept = full_schedule_weights(named, ["data-a", "alias-a"])
+    assert [w.name for w in kept] == ["resnet20.cifar10", "resnet32.cifar10"]
+    assert kept[0].final.val_err == pytest.approx(0.124)
+    text = "\n".join(full_schedule_section(kept))
+    assert "**holds**" in text and "ResNet-20 12.40% (1 seed); ResNet-32 11.00% (1 seed)" in text
+    # binomial standard error of 12.40% on 5,000 images: sqrt(0.124 * 0.876 / 5000)
+    assert "sampling error (binomial standard error) of 0.47 points" in text
+    worse = {**named, "resnet32.cifar10": _zoo_meta("resnet32", 0.870)}
+    text = "\n".join(full_schedule_section(full_schedule_weights(worse, ["data-a"])))
+    assert "**does not hold at this budget**" in text and "out of order at 20->32" in text
+    alone = "\n".join(full_schedule_section(full_schedule_weights(named, ["data-b"])))
+    assert "**not decided (runs missing)**. needs a second depth: ResNet-110 alone" in alone
+    assert full_schedule_section([])[-1] == "None yet."

@@ -20,14 +20,17 @@ from typing import Any
 import numpy as np
 
 from ..argtypes import add_device, add_no_progress, count, int_list
-from ..data import load_dataset
+from ..data import data_fingerprints, load_dataset
 from ..errors import ConfigError
+from ..models.catalogue import get_pretrained, list_pretrained
 from ..plots import plot_curves, plot_label_curves, plot_panels
 from . import experiments, tables
 from .figures import plot_gradients, plot_responses
 from .paper import PAPER_ITERS
 from .reports import (
     degradation_verdicts,
+    full_schedule_section,
+    full_schedule_weights,
     group,
     mean_curve,
     ordering_verdict,
@@ -508,6 +511,14 @@ def _paper(args: argparse.Namespace) -> int:
             f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})" for name, runs in seeds.items()
         )
         + ".",
+        "",
+        # claim (d) where no budget cuts the schedule: the shipped weights trained on this data
+        *full_schedule_section(
+            full_schedule_weights(
+                {name: get_pretrained(name).meta for name in list_pretrained()},
+                data_fingerprints(args.data),
+            )
+        ),
     ]
     title = "The paper's result: deeper residual nets against deeper plain nets"
     path = _finish(out, title, args, sections, time.perf_counter() - started, records)

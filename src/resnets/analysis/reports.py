@@ -26,8 +26,9 @@ import torch
 
 from .. import __version__
 from ..io import atomic_write_text
+from ..models.weights import WeightsMeta
 from ..runtime import cpu_name, machine_label
-from .paper import budget_iters, scaled_milestones
+from .paper import PAPER_ITERS, budget_iters, scaled_milestones
 
 JPEG_NOTE = (
     "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
@@ -208,13 +209,13 @@ def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> 
     return out
 
 
-def ordering_verdict(table: RunTable, depths: Sequence[int]) -> Verdict:
+def ordering_verdict(table: RunTable, depths: Sequence[int], label: str = "(d)") -> Verdict:
     """Claim (d): validation error falls with depth, ResNet-20 > 32 > 44 > 56 > 110."""
     models = [f"resnet{d}" for d in depths]
     claim = "the ordering " + " > ".join(str(d) for d in depths) + " in validation error"
     have = [m for m in models if table.get(m)]
     if len(have) < 2 or len(have) < len(models):
-        return _missing("(d)", claim, *(m for m in models if m not in have))
+        return _missing(label, claim, *(m for m in models if m not in have))
     vals = [_spreads(table, m)[1] for m in models]
     holds = all(lower(b, a) for a, b in zip(vals, vals[1:]))
     evidence = "; ".join(f"ResNet-{d} {v.pct()}" for d, v in zip(depths, vals))
@@ -224,7 +225,7 @@ def ordering_verdict(table: RunTable, depths: Sequence[int]) -> Verdict:
     if broken:
         evidence += "; out of order at " + ", ".join(broken)
     within = any(not clear_gap(a, b) for a, b in zip(vals, vals[1:]))
-    return Verdict("(d)", claim, holds, evidence, within)
+    return Verdict(label, claim, holds, evidence, within)
 
 
 def response_verdict(
@@ -250,6 +251,109 @@ def response_verdict(
     within |= not clear_gap(deep, shallow)
     parts.append(f"ResNet-{min(depths)} {shallow.mean:.3f} -> ResNet-{max(depths)} {deep.mean:.3f}")
     return Verdict("(e)", claim, holds, "mean std of 3x3 responses: " + "; ".join(parts), within)
+
+
+# ---------------------------------------------------------------------------------------------
+# the zoo's weights trained at the whole schedule: claim (d) where the budget is 1
+
+
+@dataclass(frozen=True)
+class FullScheduleWeights:
+    """A named set of weights trained by resnets at the paper's whole CIFAR schedule."""
+
+    name: str  # resnet20.cifar10
+    model: str
+    final: RunFinal  # training error at the last iteration, held-out error scored in fp32
+    iters: int
+    n_val: int  # held-out images scored
+    split: str  # the held-out split, e.g. "5,000 images held out, seed 0"
+
+    def sampling_error(self) -> float:
+        """The binomial standard error of the held-out error on ``n_val`` images, 0..1."""
+        e = self.final.val_err
+        return math.sqrt(e * (1 - e) / self.n_val) if self.n_val else math.nan
+
+
+def full_schedule_weights(
+    named: Mapping[str, WeightsMeta],
+    fingerprints: Sequence[str],
+    recipe: str = "he2015-cifar",
+    iters: int = PAPER_ITERS,
+) -> list[FullScheduleWeights]:
+    """The weights in ``named`` trained with ``recipe`` for all ``iters`` iterations on the
+    data whose fingerprints are given (those ``data_fingerprints`` finds for ``--data``), with
+    their held-out error. Only weights sharing one held-out split are comparable: those of the
+    split most of them share are kept, by name."""
+    found = []
+    for name, meta in sorted(named.items()):
+        final, metrics, split = meta.final or {}, meta.metrics or {}, meta.split or {}
+        if (
+            f"--recipe {recipe} " not in f"{meta.command or ''} "
+            or final.get("iters") != iters
+            or meta.data_fingerprint not in fingerprints
+            or not isinstance(metrics.get("top1"), float)
+            or not isinstance(final.get("train_err"), float)
+            or not split
+        ):
+            continue
+        n_val = int(metrics.get("n") or split.get("n_val") or 0)
+        where = f"{split.get('n_val', 0):,} images held out, seed {split.get('seed')}"
+        result = RunFinal(final["train_err"], 1.0 - metrics["top1"])
+        found.append(FullScheduleWeights(name, meta.model, result, iters, n_val, where))
+    if not found:
+        return []
+    splits = [w.split for w in found]
+    common = max(splits, key=splits.count)
+    return [w for w in found if w.split == common]
+
+
+def full_schedule_section(
+    weights: Sequence[FullScheduleWeights], depths: Sequence[int] = (20, 32, 44, 56, 110)
+) -> list[str]:
+    """RESULTS.md lines: the table of the zoo's full-schedule CIFAR weights and claim (d) over
+    the depths among them (one seed each), computed like the budgeted verdicts."""
+    lines = [
+        "## At the whole schedule: the zoo's weights",
+        "",
+        f"The named weights trained by resnets at the paper's whole schedule ({PAPER_ITERS:,} "
+        "iterations) on this data, one seed each, scored on the same held-out split "
+        "(`resnets weights info NAME` prints each record):",
+        "",
+    ]
+    if not weights:
+        return [*lines, "None yet."]
+    lines += [
+        "| weights | training error | validation error | held-out split |",
+        "| --- | --- | --- | --- |",
+    ]
+    table: dict[str, list[RunFinal]] = {}
+    for w in weights:
+        table.setdefault(w.model, []).append(w.final)
+        lines.append(
+            f"| `{w.name}` | {100 * w.final.train_err:.2f}% | {100 * w.final.val_err:.2f}% "
+            f"| {w.split} |"
+        )
+    present = [d for d in depths if table.get(f"resnet{d}")]
+    label = "(d, whole schedule)"
+    if len(present) < 2:
+        shipped = ", ".join(f"ResNet-{d}" for d in present) or "no ResNet"
+        verdict = Verdict(
+            label,
+            "deeper ResNets have lower validation error",
+            None,
+            f"needs a second depth: {shipped} alone so far",
+        )
+    else:
+        verdict = ordering_verdict(table, present, label)
+    lines += ["", verdict.line()]
+    if all(len(runs) == 1 for runs in table.values()):
+        widest = max(weights, key=lambda w: w.sampling_error())
+        lines.append(
+            f"  One seed per depth: on {widest.n_val:,} held-out images an error of "
+            f"{100 * widest.final.val_err:.2f}% has a sampling error (binomial standard error) "
+            f"of {100 * widest.sampling_error():.2f} points."
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
