@@ -116,6 +116,28 @@ def test_options_given_with_resume_are_refused(tmp_path, capsys):
     assert "cannot change: lr, seed" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_resumed_run_moves_to_the_threads_given_and_otherwise_keeps_its_own(tmp_path):
+    """--threads with --resume is where the run goes on (a machine with more cores free), like
+    --device; without it the run keeps the count it was started with."""
+    import torch
+
+    from resnets.io import load_checkpoint
+
+    run = tmp_path / "r"
+    before = torch.get_num_threads()
+    try:
+        train(small(threads=1), run, progress=False, echo=False, stop_after=2)
+        argv = ["train", "--resume", str(run), "--no-progress", "--stop-after", "2"]
+        assert main([*argv, "--threads", "2"]) == 0
+        assert load_checkpoint(run / "last.ckpt")["config"]["threads"] == 2
+        assert "on 2 CPU threads instead of 1" in (run / "train.log").read_text()
+        assert main(argv) == 0  # not given: the count it has now
+        assert load_checkpoint(run / "last.ckpt")["config"]["threads"] == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_eval_and_predict_refuse_silent_wrong_results(digits_run, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 

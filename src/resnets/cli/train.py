@@ -23,7 +23,7 @@ from ..train.config import (
 from ..train.recipes import RECIPES
 
 #: what a resumed run may change: where it runs, never what it computes
-RESUME_MAY_CHANGE = {"device", "workers", "log_every"}
+RESUME_MAY_CHANGE = {"device", "threads", "workers", "log_every"}
 #: the fields shown first in ``resnets train --help``
 COMMON_FIELDS = {
     "model",

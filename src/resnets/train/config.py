@@ -197,7 +197,7 @@ class TrainConfig:
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(
         0,
-        "CPU threads; 0: $OMP_NUM_THREADS if set, else the cores other processes leave idle at the start (a resumed run keeps its count)",
+        "CPU threads; 0: $OMP_NUM_THREADS if set, else the cores other processes leave idle at the start (a resumed run keeps its count unless given one; on another count it is no longer bit-identical to an uninterrupted run)",
         unit="threads",
     )
     precision: Precision = opt(

@@ -112,9 +112,15 @@ def start_session(
         setup.check_resumed_data(meta, data, run_dir)
         if dist.main:
             run_files.truncate_metrics(run_dir, state.step)
+        before = ckpt["config"].get("threads")
+        moved = (
+            f"; on {cfg.threads} CPU threads instead of {before}"
+            if device.type == "cpu" and before and before != cfg.threads
+            else ""
+        )
         log(
             f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, "
-            f"batch {state.epoch_step})"
+            f"batch {state.epoch_step}){moved}"
         )
     return Session(
         cfg=cfg,

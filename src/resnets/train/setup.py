@@ -38,7 +38,8 @@ def open_run(
 ) -> tuple[Path, TrainConfig, dict[str, Any] | None]:
     """The run directory and the config to train with, plus the checkpoint when resuming.
 
-    A resumed run keeps its own config except where to run and how many data threads. Under
+    A resumed run keeps its own config except where to run (device, CPU threads when given)
+    and how many data threads. Under
     torchrun, rank 0 claims a new folder and alone writes files; all ranks read.
     """
     if resume is not None:
@@ -67,8 +68,10 @@ def open_run(
         saved = ckpt.get("config")
         if not isinstance(saved, dict):
             raise CheckpointError(f"{ckpt_path}: holds no training config")
-        saved = dict(saved, device=cfg.device, workers=cfg.workers, log_every=cfg.log_every)
-        return run_dir, config_from_dict(saved), ckpt
+        moved = {"device": cfg.device, "workers": cfg.workers, "log_every": cfg.log_every}
+        if cfg.threads:  # --threads N moves the run to N CPU threads; 0 (unset) keeps its count
+            moved["threads"] = cfg.threads
+        return run_dir, config_from_dict(dict(saved, **moved)), ckpt
     claimed: Any = None
     if dist.main:
         try:
