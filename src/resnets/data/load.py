@@ -174,7 +174,8 @@ def data_fingerprints(
     mode: str = "auto",
 ) -> tuple[str, ...]:
     """The fingerprints ``load_dataset`` gives these images at ``image_size`` (its
-    ``fingerprint``, then its ``aliases``), found without decoding or resizing an image.
+    ``fingerprint``, then its ``aliases``), found without decoding or resizing the images
+    (tar shards that record no image size decode their first, as loading them does).
 
     Weights and runs record the fingerprint of the images at their training size: this tells
     whether data loaded at another size (multi-scale testing) holds the same images.
