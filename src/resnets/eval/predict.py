@@ -62,9 +62,16 @@ def recorded_split(split: dict[str, Any], data: ImageSet) -> Any:
 
 
 def trained_on(
-    lm: LoadedModel, data: ImageSet, data_spec: str, split: str, *, skip_bad: bool = False
+    lm: LoadedModel,
+    data: ImageSet,
+    data_spec: str,
+    split: str,
+    *,
+    decoded_size: int,
+    skip_bad: bool = False,
 ) -> bool:
-    """Whether ``data`` (loaded from ``data_spec``) holds the images ``lm`` was trained on.
+    """Whether ``data`` (loaded from ``data_spec`` at ``decoded_size``) holds the images ``lm``
+    was trained on.
 
     The weights record the fingerprint of their training images at the training size; data
     loaded at another size (multi-scale testing) is checked by the fingerprints the same files
@@ -73,7 +80,7 @@ def trained_on(
     recorded = lm.meta.data_fingerprint
     if not recorded:
         return False
-    if data.image_size == lm.image_size:
+    if decoded_size == lm.image_size:
         return data.is_data(recorded)
     at_training_size = data_fingerprints(
         data_spec, split, image_size=lm.image_size, skip_bad=skip_bad
@@ -119,7 +126,9 @@ def scoring_selection(
     if subset == "all":
         labels = map_classes(data.classes, lm.classes, data_spec, lm.meta.class_ids)[data.labels]
         idx = np.arange(len(data))
-        if lm.meta.split and trained_on(lm, data, data_spec, split, skip_bad=skip_bad):
+        if lm.meta.split and trained_on(
+            lm, data, data_spec, split, decoded_size=size, skip_bad=skip_bad
+        ):
             warnings.warn(
                 f"{data_spec} is the data these weights were trained on: 'all' scores its "
                 "training images too; --subset val scores the held-out ones",
@@ -132,7 +141,7 @@ def scoring_selection(
                 "--subset val/train needs weights trained by resnets (they record the split)"
             )
         if lm.meta.data_fingerprint and not trained_on(
-            lm, data, data_spec, split, skip_bad=skip_bad
+            lm, data, data_spec, split, decoded_size=size, skip_bad=skip_bad
         ):
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
