@@ -155,9 +155,13 @@ def test_the_whole_schedule_section_compares_only_comparable_zoo_weights():
     assert "**holds**" in text and "ResNet-20 12.40% (1 seed); ResNet-32 11.00% (1 seed)" in text
     # binomial standard error of 12.40% on 5,000 images: sqrt(0.124 * 0.876 / 5000)
     assert "sampling error (binomial standard error) of 0.47 points" in text
+    # 12.40% -> 11.00%: 1.40 points against hypot(0.47, 0.44) = 0.64
+    assert "ResNet-20 -> ResNet-32: the error falls by 1.40 points" in text
+    assert "is 0.64 points" in text and "so the gap is larger than it." in text
     worse = {**named, "resnet32.cifar10": _zoo_meta("resnet32", 0.870)}
     text = "\n".join(full_schedule_section(full_schedule_weights(worse, ["data-a"])))
     assert "**does not hold at this budget**" in text and "out of order at 20->32" in text
+    assert "the error rises by 0.60 points" in text and "so the gap is within it." in text
     alone = "\n".join(full_schedule_section(full_schedule_weights(named, ["data-b"])))
     assert "**not decided (runs missing)**. needs a second depth: ResNet-110 alone" in alone
     assert full_schedule_section([])[-1] == "None yet."

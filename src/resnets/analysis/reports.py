@@ -353,6 +353,18 @@ def full_schedule_section(
             f"{100 * widest.final.val_err:.2f}% has a sampling error (binomial standard error) "
             f"of {100 * widest.sampling_error():.2f} points."
         )
+        by_depth = {int(w.model.removeprefix("resnet")): w for w in weights if w.model in table}
+        for shallow, deep in zip(present, present[1:]):
+            a, b = by_depth[shallow], by_depth[deep]
+            gap = 100 * (a.final.val_err - b.final.val_err)
+            error = 100 * math.hypot(a.sampling_error(), b.sampling_error())
+            change = f"falls by {gap:.2f}" if gap >= 0 else f"rises by {-gap:.2f}"
+            lines.append(
+                f"  ResNet-{shallow} -> ResNet-{deep}: the error {change} points; the standard "
+                f"error of that difference, were the two errors independent, is {error:.2f} "
+                "points (scored on the same images, they are correlated and it is smaller), "
+                "so the gap is " + ("larger than it." if abs(gap) > error else "within it.")
+            )
     return lines
 
 
