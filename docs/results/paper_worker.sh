@@ -5,6 +5,8 @@
 # Start it detached (its own session, so no signal to the starting shell's group reaches it):
 #   setsid nohup docs/results/paper_worker.sh > .bgtrain/worker1.log 2>&1 < /dev/null &
 # Stop with SIGTERM (a checkpoint is written); starting it again resumes.
+# Options given to it go to `reproduce paper`: `docs/results/paper_worker.sh --seeds 3` queues
+# a third seed of ResNet-20/56 and plain-20/56 (give the same options on every start).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .bgtrain
@@ -12,4 +14,4 @@ mkdir -p .bgtrain
 export PYTHONPATH=$PWD/.bgtrain/src RESNETS_CACHE=$PWD/.bgtrain/cache OMP_NUM_THREADS=1
 exec nice -n 10 python -m resnets reproduce paper --data ../shared/data/cifar10-jpeg/train \
   --budget "${BUDGET:-0.1}" --device cpu --no-progress --out .bgtrain/paper-b0.1 \
-  --runs-from .bgtrain/runs-b0.1 --train-only
+  --runs-from .bgtrain/runs-b0.1 --train-only "$@"
