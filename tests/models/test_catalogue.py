@@ -254,6 +254,12 @@ def test_weights_cli(capsys):
     assert info["macs"] == 4089184256 and info["sha256"] == "11ad3fa6"
     assert main(["weights", "info", "resnet50.tv1"]) == 2
     assert "did you mean" in capsys.readouterr().err
+    # the table's columns line up whatever the names' lengths (resnext101_32x8d.tv2_in1k)
+    assert main(["weights", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(len(line.split()[0]) > 22 for line in lines[1:])
+    assert len({line.index("%") for line in lines[1:] if "%" in line}) == 1
+    assert len({line.rindex("  ") for line in lines}) == 1  # "where" starts in one column
 
 
 def test_shipped_weights_are_checked(tmp_path):

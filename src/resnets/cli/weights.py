@@ -38,11 +38,13 @@ def _weights_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'weights':<22} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
+    width = max([len("weights"), *(len(row["name"]) for row in rows)])  # the longest name
+    print(f"{'weights':<{width}} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
     for row in rows:
         top1 = f"{row['top1']:.2%}" if row["top1"] is not None else "-"
         top5 = f"{row['top5']:.2%}" if row["top5"] is not None else "-"
-        print(f"{row['name']:<22} {top1:>7} {top5:>7} {row['params'] or 0:>12,}  {row['where']}")
+        params = f"{row['params']:,}" if row["params"] is not None else "-"
+        print(f"{row['name']:<{width}} {top1:>7} {top5:>7} {params:>12}  {row['where']}")
     return 0
 
 
