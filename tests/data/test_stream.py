@@ -231,6 +231,8 @@ def test_data_commands(tmp_path, folder, capsys):
     assert main(["data", "info", str(tmp_path / "sh"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["images"] == 30 and info["streamed"] and info["per_class"]["dog"] == 10
+    assert main(["data", "info", "digits"]) == 0  # counts with thousands separators
+    assert "digits: 1,797 images, 10 classes, 8x8x1" in capsys.readouterr().out
     assert main(["data", "verify", str(folder)]) == 2  # no dataset.json: a clear error
     assert "dataset.json: missing" in capsys.readouterr().err
     assert (

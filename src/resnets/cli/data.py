@@ -30,12 +30,12 @@ def _data_info(args: argparse.Namespace) -> int:
     }
     if not args.json:
         print(
-            f"{args.data}: {info['images']} images, {info['classes']} classes, "
+            f"{args.data}: {info['images']:,} images, {info['classes']} classes, "
             f"{info['image_size']}x{info['image_size']}x{info['channels']}, "
             f"{'streamed (decoded per batch)' if info['streamed'] else 'decoded in memory/cache'}"
         )
         for c, k in info["per_class"].items():
-            print(f"  {c}: {k}")
+            print(f"  {c}: {k:,}")
     else:
         print(json.dumps(info))
     return 0
@@ -51,7 +51,7 @@ def _data_shard(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(
-        f"wrote {meta['samples']} samples of {len(meta['classes'])} classes into "
+        f"wrote {meta['samples']:,} samples of {len(meta['classes'])} classes into "
         f"{len(meta['shards'])} shards in {args.out} (dataset.json lists their SHA-256)"
     )
     return 0
