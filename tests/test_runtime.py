@@ -1,8 +1,16 @@
-"""The machine as results name it: threads that follow the idle cores, the CPU's bf16 units."""
+"""The machine as results name it (threads that follow the idle cores, the CPU's bf16 units),
+and the stop requests a run acts on."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 from resnets import runtime
+from resnets.runtime import LAUNCHER_POLL_SECONDS, StopSignals
 
 
 def test_threads_follow_the_idle_cores(monkeypatch):
@@ -36,3 +44,39 @@ def test_the_machine_label_names_the_bf16_units_the_flags_show():
     assert label.startswith(runtime.cpu_name()) and ", 1 thread" in label
     units = runtime.cpu_bf16_units()
     assert (f"with {units}," in label) if units else ("no native bf16" in label)
+
+
+def test_a_run_stops_as_on_sigterm_once_its_launcher_is_gone(tmp_path):
+    """StopSignals(launcher=PID) flags SIGTERM, with a reason, once the process's parent is
+    not PID: the child of a shell that exits at once is re-parented (torchrun's ranks, in
+    sessions of their own, are left the same way when torchrun is killed)."""
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import sys, time\n"
+        "from resnets.runtime import StopSignals\n"
+        "with StopSignals(launcher=int(sys.argv[1])) as signals:\n"
+        "    deadline = time.time() + 20\n"
+        "    while signals.requested is None and time.time() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "print(signals.requested, signals.reason, flush=True)\n"
+    )
+    out = tmp_path / "out.txt"
+    # the shell passes its own pid and exits without waiting for the child
+    subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" "{child}" $$ > "{out}" 2>&1 &'], check=True, timeout=30
+    )
+    deadline = time.time() + 30
+    while not out.read_text().endswith("\n") and time.time() < deadline:
+        time.sleep(0.1)
+    requested, reason = out.read_text().split(" ", 1)
+    assert int(requested) == signal.SIGTERM
+    assert reason.startswith("the launcher (pid ") and reason.strip().endswith(") exited")
+
+
+def test_a_live_launcher_stops_nothing():
+    with StopSignals(launcher=os.getppid()) as signals:
+        time.sleep(2.5 * LAUNCHER_POLL_SECONDS)
+        assert signals.requested is None and signals.reason is None
+    # and without a launcher no thread watches at all
+    with StopSignals() as signals:
+        assert signals._watcher is None

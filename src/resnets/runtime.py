@@ -106,6 +106,8 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     initialized_here: bool = False
+    # the process that started this one when it joined the group: torchrun's agent for a rank
+    launcher_pid: int | None = None
 
     @property
     def main(self) -> bool:
@@ -167,28 +169,69 @@ def init_distributed(device: str) -> Dist:
             torch.cuda.set_device(local)
         dist.init_process_group("nccl" if use_cuda else "gloo", **_pg_timeout())
         created = True
-    return Dist(dist.get_rank(), dist.get_world_size(), local, created)
+    launcher = os.getppid() if under_torchrun() else None
+    return Dist(dist.get_rank(), dist.get_world_size(), local, created, launcher)
+
+
+LAUNCHER_POLL_SECONDS = 1.0
+
+
+def under_torchrun() -> bool:
+    """Whether ``torchrun`` (torch elastic) started this process: it sets TORCHELASTIC_RUN_ID."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
 
 
 class StopSignals:
     """SIGTERM and SIGINT, caught while a run is inside: ``requested`` holds the first one.
-    The loop acts on it at its next step boundary (checkpoint, then a clean return)."""
+    The loop acts on it at its next step boundary (checkpoint, then a clean return).
 
-    def __init__(self) -> None:
+    ``launcher`` (a pid: the parent's when the process group was joined) also stops the run,
+    as a SIGTERM would, once this process's parent is another (``reason`` says so). Under
+    torchrun the parent is its agent, and torchrun starts each rank in a session of its own:
+    when torchrun is killed (SIGKILL, the OOM killer, a time-out that kills its process group)
+    no signal reaches the ranks, which would train on, or wait in a collective, unsupervised."""
+
+    def __init__(self, launcher: int | None = None) -> None:
         self.requested: int | None = None
+        self.reason: str | None = None
         self._old: dict[int, Any] = {}
+        self._launcher = launcher
+        self._done = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.requested is None:
             self.requested = signum
 
+    def _watch_launcher(self, launcher: int) -> None:
+        # the parent's pid changes (to init or a subreaper) only when the parent has exited
+        while True:
+            if os.getppid() != launcher:
+                if self.requested is None:
+                    self.reason = f"the launcher (pid {launcher}) exited"
+                    self.requested = signal.SIGTERM
+                return
+            if self._done.wait(LAUNCHER_POLL_SECONDS):
+                return
+
     def __enter__(self) -> StopSignals:
         if in_main_thread():  # handlers can only be installed from the main thread
             for s in (signal.SIGTERM, signal.SIGINT):
                 self._old[s] = signal.signal(s, self._on_signal)
+        if self._launcher is not None:
+            self._watcher = threading.Thread(
+                target=self._watch_launcher,
+                args=(self._launcher,),
+                name="resnets-launcher-watch",
+                daemon=True,
+            )
+            self._watcher.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        if self._watcher is not None:
+            self._watcher.join()
         for s, h in self._old.items():
             signal.signal(s, h)
 

@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -42,8 +44,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(nproc: int, *args: str) -> None:
-    """`resnets train ARGS` in one process, or under torchrun with ``nproc`` processes."""
+def _ranks(tag: str) -> list[str]:
+    """The command lines of live processes started with ``RESNETS_TEST_RUN=tag`` in their
+    environment: torchrun and its ranks, wherever they were re-parented."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"RESNETS_TEST_RUN={tag}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(f"{proc.name}: {cmd}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _start(nproc: int, tag: str, *args: str) -> subprocess.Popen:
+    """`resnets train ARGS` in one process, or under torchrun with ``nproc`` processes, every
+    process tagged with ``tag`` in its environment (see _ranks)."""
     launcher = [sys.executable, "-m", "resnets"]
     if nproc > 1:
         launcher = [
@@ -61,10 +79,13 @@ def _run(nproc: int, *args: str) -> None:
         ]
     # 2 processes on 2 cores; a collective left waiting on a rank fails after 120 s, with a
     # traceback, rather than hanging until the time-out below
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
-    # its own process group, so a time-out kills torchrun's workers too (none is left running
-    # to slow the rest of the suite)
-    p = subprocess.Popen(
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "RESNETS_DIST_TIMEOUT": "120",
+        "RESNETS_TEST_RUN": tag,
+    }
+    return subprocess.Popen(
         [*launcher, "train", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -72,12 +93,34 @@ def _run(nproc: int, *args: str) -> None:
         env=env,
         start_new_session=True,
     )
+
+
+def _finish(p: subprocess.Popen, tag: str, timeout: float = 300) -> str:
+    """Wait for ``p``; on a time-out kill every tagged process and fail. Either way, no process
+    of the run may be left: torchrun starts each rank in a session of its own, so killing
+    torchrun's process group would not reach them."""
     try:
-        out, _ = p.communicate(timeout=300)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+        for line in _ranks(tag):
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
         out, _ = p.communicate()
-        pytest.fail(f"{' '.join(args)} did not finish in 300 s:\n{out[-3000:]}")
+        pytest.fail(f"the run did not finish in {timeout:.0f} s:\n{out[-3000:]}")
+    deadline = time.monotonic() + 10
+    while _ranks(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _ranks(tag)
+    for line in left:
+        os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+    assert not left, f"processes left after the run ended: {left}\n{out[-3000:]}"
+    return out
+
+
+def _run(nproc: int, *args: str) -> None:
+    """`resnets train ARGS` to the end, in one process or ``nproc`` under torchrun."""
+    tag = uuid.uuid4().hex
+    p = _start(nproc, tag, *args)
+    out = _finish(p, tag)
     assert p.returncode == 0, out[-3000:]
 
 
@@ -107,6 +150,28 @@ def test_resume_across_a_change_of_world_size(tmp_path):
     assert not (tmp_path / "mix" / "model.safetensors").exists()
     _run(1, "--resume", str(tmp_path / "mix"), "--no-progress")
     assert _max_diff(tmp_path / "ref", tmp_path / "mix") < 1e-4
+
+
+def test_ranks_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_path):
+    """torchrun killed outright (SIGKILL: the OOM killer, a scheduler's time-out) cannot pass
+    a signal on to its ranks, which run in sessions of their own: each rank sees its parent
+    gone, both stop together with a checkpoint, and none is left running."""
+    tag = uuid.uuid4().hex
+    run = tmp_path / "orphaned"
+    long_run = [*ARGS]
+    long_run[long_run.index("--epochs") + 1] = "200"  # 4,400 iterations: minutes, never reached
+    p = _start(2, tag, "--out", str(run), *long_run)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metrics.exists(), "no evaluation was written in 240 s"
+    os.kill(p.pid, signal.SIGKILL)  # torchrun alone
+    out = _finish(p, tag, timeout=120)
+    assert "the launcher (pid" in out and "exited: stopping with a checkpoint" in out, out[-3000:]
+    assert (run / "last.ckpt").exists() and not (run / "model.safetensors").exists()
+    # the checkpoint resumes (here in one process, which may take over a 2-process run)
+    _run(1, "--resume", str(run), "--no-progress", "--stop-after", "1")
 
 
 def test_sync_bn_over_gloo_matches_one_process(tmp_path):

@@ -77,7 +77,8 @@ def train(
     batches = data.stream.epoch(state.epoch, state.epoch_step)
     t_sync, wait = time.perf_counter(), 0.0
     raw_model.train()
-    with StopSignals() as signals:
+    # a rank whose torchrun launcher is gone stops with a checkpoint (see StopSignals)
+    with StopSignals(launcher=dist.launcher_pid) as signals:
         while state.step < total:
             # next batch; a new epoch when this one is used up
             t0 = time.perf_counter()
@@ -159,6 +160,8 @@ def train(
             # termination: a signal (any rank's) or the stop-after count
             if stop_any or stop_after_due:
                 stopped = "signal" if stop_any else "stop_after"
+                if signals.reason:
+                    log(f"{signals.reason}: stopping with a checkpoint")
                 break
     bar.close()
     metrics.close()
