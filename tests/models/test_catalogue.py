@@ -281,6 +281,7 @@ SHARED_CIFAR = (
     "name,recipe,iters,params",
     [
         ("resnet20.cifar10", "he2015-cifar", 64_000, 269_722),
+        ("resnet32.cifar10", "he2015-cifar", 64_000, 464_154),
         ("fast_resnet8.cifar10", "fast-cifar", 870, 1_972_504),
     ],
 )
