@@ -66,7 +66,8 @@ def test_a_run_stops_as_on_sigterm_once_its_launcher_is_gone(tmp_path):
         ["sh", "-c", f'"{sys.executable}" "{child}" $$ > "{out}" 2>&1 &'], check=True, timeout=30
     )
     deadline = time.time() + 30
-    while not out.read_text().endswith("\n") and time.time() < deadline:
+    # (the shell may return before its background child has created the file)
+    while not (out.exists() and out.read_text().endswith("\n")) and time.time() < deadline:
         time.sleep(0.1)
     requested, reason = out.read_text().split(" ", 1)
     assert int(requested) == signal.SIGTERM
