@@ -44,18 +44,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ranks(tag: str) -> list[str]:
-    """The command lines of live processes started with ``RESNETS_TEST_RUN=tag`` in their
-    environment: torchrun and its ranks, wherever they were re-parented."""
-    found = []
+def _ranks(tag: str) -> dict[int, str]:
+    """The live processes started with ``RESNETS_TEST_RUN=tag`` in their environment (pid ->
+    command line): torchrun and its ranks, wherever they were re-parented."""
+    found = {}
     for proc in Path("/proc").iterdir():
         try:
             if f"RESNETS_TEST_RUN={tag}".encode() in (proc / "environ").read_bytes().split(b"\0"):
                 cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(f"{proc.name}: {cmd}")
-        except OSError:  # gone meanwhile, or not ours to read
+                    found[int(proc.name)] = cmd
+        except (OSError, ValueError):  # gone meanwhile, not ours to read, or not a process
             continue
+    return found
+
+
+def _kill_all(tag: str) -> dict[int, str]:
+    """SIGKILL every live process of the run tagged ``tag``; returns those it found."""
+    found = _ranks(tag)
+    for pid in found:
+        os.kill(pid, signal.SIGKILL)
     return found
 
 
@@ -102,16 +110,13 @@ def _finish(p: subprocess.Popen, tag: str, timeout: float = 300) -> str:
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        for line in _ranks(tag):
-            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+        _kill_all(tag)
         out, _ = p.communicate()
         pytest.fail(f"the run did not finish in {timeout:.0f} s:\n{out[-3000:]}")
     deadline = time.monotonic() + 10
     while _ranks(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = _ranks(tag)
-    for line in left:
-        os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+    left = _kill_all(tag)
     assert not left, f"processes left after the run ended: {left}\n{out[-3000:]}"
     return out
 
