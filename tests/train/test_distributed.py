@@ -227,3 +227,38 @@ def test_dist_timeout_from_the_environment(monkeypatch):
         monkeypatch.setenv("RESNETS_DIST_TIMEOUT", bad)
         with pytest.raises(ConfigError, match="RESNETS_DIST_TIMEOUT"):
             _pg_timeout()
+
+
+def test_release_ddp_frees_the_wrapper_while_the_group_lives():
+    """The gloo destructor deadlock's mend: after a step, release_ddp leaves no DDP wrapper
+    (nor its reducer) alive while the process group is still registered, so the group's last
+    reference goes through destroy_process_group. One process, world size 1, on 127.0.0.1."""
+    import gc
+    import weakref
+
+    import torch.distributed as torch_dist
+    from torch import nn
+
+    from resnets.train.step import Trainee
+
+    torch_dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+    )
+    try:
+        model = nn.Linear(4, 2)
+        wrapper = nn.parallel.DistributedDataParallel(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        trainee = Trainee(model, wrapper, optimizer, False, [1.0])
+        loss = trainee.forward(torch.randn(8, 4)).sum()
+        loss.backward()  # the reducer has run: its buckets and the graph hold references
+        alive = weakref.ref(wrapper)
+        reducer = weakref.ref(wrapper.reducer)
+        del wrapper
+        trainee.release_ddp()
+        assert trainee.forward is model and trainee.local_forward is model
+        gc.collect()
+        assert alive() is None and reducer() is None
+        assert torch_dist.is_initialized()
+        trainee.release_ddp()  # no wrapper: nothing to do
+    finally:
+        torch_dist.destroy_process_group()

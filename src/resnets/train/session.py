@@ -155,6 +155,7 @@ def end_session(
     dist, run_dir, log = session.dist, session.run_dir, session.log
     if stopped is not None:
         dist.barrier()
+        session.trainable.release_ddp()  # before the group goes: see release_ddp
         dist.close()
         if dist.main:
             run_files.release(run_dir)  # not training any more: a --resume may take it
@@ -177,6 +178,7 @@ def end_session(
     if dist.main:
         run_files.release(run_dir)
     dist.barrier()
+    session.trainable.release_ddp()
     dist.close()
     log(
         f"done in {result.wall_time:.1f}s: final val err {report.pct(result.final_val_err)}, "

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,17 @@ class Trainee:
         """``forward`` without the DDP wrapper: what evaluation calls on each rank."""
         f = self.forward
         return f.module if isinstance(f, nn.parallel.DistributedDataParallel) else f
+
+    def release_ddp(self) -> None:
+        """Drop the DDP wrapper (its reducer and logger) while the process group is still
+        registered, so the group's last reference is released later by
+        ``destroy_process_group``, whose binding lets go of the GIL. Freed after it, the
+        reducer would run gloo's destructor with the GIL held, and that destructor joins worker
+        threads that may be waiting for the GIL to free a tensor: a deadlock (PyTorch's class
+        of bug, pytorch/pytorch#56297), seen once in about 25 two-process stops."""
+        if isinstance(self.forward, nn.parallel.DistributedDataParallel):
+            self.forward = self.forward.module
+            gc.collect()  # autograd's last graph may hold the wrapper in a reference cycle
 
 
 def build_for_training(
