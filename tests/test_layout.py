@@ -54,6 +54,7 @@ OPTIONAL = {
     "starlette",
     "selenium",
     "torch.utils.tensorboard",
+    "scipy.stats",  # heavy (about 0.5 s) and needed only when a report decides a claim
 }
 
 

@@ -16,15 +16,17 @@ from resnets.analysis.reports import (
 
 
 def runs(*pairs: tuple[float, float]) -> list[RunFinal]:
-    return [RunFinal(t, v) for t, v in pairs]
+    """One RunFinal per (training, validation) error pair, seeds 0, 1, 2, ... in order."""
+    return [RunFinal(t, v, seed) for seed, (t, v) in enumerate(pairs)]
 
 
-# the paper's picture: plain-56 worse than plain-20, ResNet-56 better than ResNet-20 and plain-56
+# the paper's picture, 3 seeds: plain-56 worse than plain-20, ResNet-56 better than ResNet-20
+# and plain-56, each by a margin that varies little from seed to seed
 PAPER_LIKE = {
-    "plain20": runs((0.10, 0.12), (0.11, 0.13)),
-    "plain56": runs((0.15, 0.17), (0.16, 0.18)),
-    "resnet20": runs((0.08, 0.11), (0.09, 0.12)),
-    "resnet56": runs((0.05, 0.09), (0.06, 0.10)),
+    "plain20": runs((0.10, 0.12), (0.11, 0.13), (0.12, 0.12)),
+    "plain56": runs((0.15, 0.17), (0.16, 0.18), (0.18, 0.18)),
+    "resnet20": runs((0.08, 0.11), (0.09, 0.12), (0.08, 0.115)),
+    "resnet56": runs((0.05, 0.09), (0.06, 0.10), (0.05, 0.096)),
 }
 
 
@@ -34,64 +36,97 @@ def by_label(verdicts: list[Verdict]) -> dict[str, Verdict]:
 
 def test_degradation_claims_hold_on_a_paper_like_table():
     v = by_label(degradation_verdicts(PAPER_LIKE))
-    assert [v[k].holds for k in ("(a)", "(b)", "(c)")] == [True, True, True]
-    assert all(not x.within_spread for x in v.values())
+    assert [v[k].outcome for k in ("(a)", "(b)", "(c)")] == ["holds"] * 3
     assert "**holds**" in v["(a)"].line()
-    # the evidence carries the means with their spread over the 2 seeds
-    assert "15.50 ± 0.71% (2 seeds)" in v["(a)"].evidence
+    # the evidence carries the means with their spread and the paired interval
+    assert "16.33 ± 1.53% (3 seeds)" in v["(a)"].evidence
+    assert "3 seeds paired" in v["(b)"].evidence
 
 
 @pytest.mark.parametrize(
     "change, failing",
     [
-        # plain-56 trains better than plain-20: no degradation
-        ({"plain56": runs((0.09, 0.17), (0.09, 0.18))}, "(a)"),
+        # plain-56 trains better than plain-20 on every seed: degradation contradicted
+        ({"plain56": runs((0.05, 0.17), (0.06, 0.18), (0.07, 0.18))}, "(a)"),
         # plain-56 lower on validation only: (a) needs both errors higher
-        ({"plain56": runs((0.15, 0.11), (0.16, 0.11))}, "(a)"),
-        # ResNet-56 behind ResNet-20 on validation
-        ({"resnet56": runs((0.05, 0.13), (0.06, 0.14))}, "(b)"),
+        ({"plain56": runs((0.15, 0.10), (0.16, 0.11), (0.18, 0.10))}, "(a)"),
+        # ResNet-56 behind ResNet-20 on validation, seed by seed
+        ({"resnet56": runs((0.05, 0.13), (0.06, 0.14), (0.05, 0.136))}, "(b)"),
         # ResNet-56 behind plain-56
-        ({"resnet56": runs((0.05, 0.19), (0.06, 0.20))}, "(c)"),
+        ({"resnet56": runs((0.05, 0.19), (0.06, 0.20), (0.05, 0.196))}, "(c)"),
     ],
 )
-def test_each_degradation_claim_fails_when_its_numbers_say_so(change, failing):
+def test_each_degradation_claim_is_contradicted_when_every_seed_says_so(change, failing):
     v = by_label(degradation_verdicts({**PAPER_LIKE, **change}))
-    assert v[failing].holds is False
-    assert "does not hold at this budget" in v[failing].line()
+    assert v[failing].outcome == "contradicted"
+    assert "**contradicted**" in v[failing].line()
 
 
-def test_a_gap_inside_the_seed_spread_is_flagged():
-    table = {**PAPER_LIKE, "resnet56": runs((0.05, 0.05), (0.06, 0.17))}  # mean 0.11, std 0.085
+def test_a_gap_inside_the_seed_spread_is_not_decided_and_says_what_would_decide_it():
+    """Means ordered as the paper says, but seed by seed the sign changes: the interval spans
+    zero, so neither side is earned; the verdict names the seeds a decision would need."""
+    table = {**PAPER_LIKE, "resnet56": runs((0.05, 0.05), (0.06, 0.17), (0.05, 0.10))}
     v = by_label(degradation_verdicts(table))
-    assert v["(b)"].holds is True and v["(b)"].within_spread
-    assert "within the spread" in v["(b)"].line()
+    assert v["(b)"].outcome == "not decided"
+    assert "**not decided at this budget**" in v["(b)"].line()
+    assert "seeds would decide it at this spread" in v["(b)"].evidence
+
+
+def test_one_seed_never_decides_a_paired_claim():
+    one = {k: v[:1] for k, v in PAPER_LIKE.items()}
+    v = by_label(degradation_verdicts(one))
+    assert all(x.outcome == "not decided" for x in v.values())
+    assert "a paired test needs at least 2" in v["(b)"].evidence
+
+
+def test_runs_pair_by_seed_not_by_position():
+    """Seeds 0 and 2 only on one side: the test pairs the seeds both have."""
+    resnet56 = [RunFinal(0.05, 0.09, 0), RunFinal(0.05, 0.096, 2)]
+    v = by_label(degradation_verdicts({**PAPER_LIKE, "resnet56": resnet56}))
+    assert "2 seeds paired" in v["(b)"].evidence
 
 
 def test_missing_runs_leave_a_claim_undecided():
     v = by_label(degradation_verdicts({"plain20": PAPER_LIKE["plain20"]}))
-    assert all(x.holds is None for x in v.values())
-    assert "not decided" in v["(a)"].line() and "plain56" in v["(a)"].line()
+    assert all(x.outcome == "missing" for x in v.values())
+    assert "not decided (runs missing)" in v["(a)"].line() and "plain56" in v["(a)"].line()
 
 
 def test_ordering_claim():
     depths = [20, 32, 44, 56, 110]
-    good = {f"resnet{d}": runs((0.0, 0.10 - 0.01 * i)) for i, d in enumerate(depths)}
-    assert ordering_verdict(good, depths).holds is True
-    bad = {**good, "resnet44": runs((0.0, 0.095))}  # worse than ResNet-32's 0.09
+    good = {
+        f"resnet{d}": runs((0.0, 0.10 - 0.01 * i), (0.0, 0.102 - 0.01 * i), (0.0, 0.099 - 0.01 * i))
+        for i, d in enumerate(depths)
+    }
+    assert ordering_verdict(good, depths).outcome == "holds"
+    # ResNet-44 worse than ResNet-32 on every seed: that step, so the claim, is contradicted
+    bad = {**good, "resnet44": runs((0.0, 0.095), (0.0, 0.097), (0.0, 0.094))}
     verdict = ordering_verdict(bad, depths)
-    assert verdict.holds is False and "out of order at 32->44" in verdict.evidence
+    assert verdict.outcome == "contradicted" and "32->44 " in verdict.evidence
+    # one seed per depth: no step can be decided
+    single = {k: v[:1] for k, v in good.items()}
+    assert ordering_verdict(single, depths).outcome == "not decided"
     missing = {k: v for k, v in good.items() if k != "resnet110"}
-    assert ordering_verdict(missing, depths).holds is None
+    assert ordering_verdict(missing, depths).outcome == "missing"
 
 
 def test_response_claim():
-    good = {"plain20": [0.9], "resnet20": [0.8], "plain56": [1.5], "resnet56": [0.7]}
-    assert response_verdict(good).holds is True
+    good = {
+        "plain20": {0: 0.9, 1: 0.92, 2: 0.91},
+        "resnet20": {0: 0.8, 1: 0.81, 2: 0.80},
+        "plain56": {0: 1.5, 1: 1.4, 2: 1.45},
+        "resnet56": {0: 0.7, 1: 0.72, 2: 0.71},
+    }
+    assert response_verdict(good).outcome == "holds"
     # residual smaller than plain at each depth, but the deeper ResNet's responses are larger
-    assert response_verdict({**good, "resnet56": [0.85]}).holds is False
-    # a ResNet with larger responses than its plain twin
-    assert response_verdict({**good, "resnet20": [0.95]}).holds is False
-    assert response_verdict({"plain20": [0.9]}).holds is None
+    assert (
+        response_verdict({**good, "resnet56": {0: 0.85, 1: 0.86, 2: 0.84}}).outcome
+        == "contradicted"
+    )
+    # one seed of each: not decided
+    one = {k: {0: v[0]} for k, v in good.items()}
+    assert response_verdict(one).outcome == "not decided"
+    assert response_verdict({"plain20": {0: 0.9}}).outcome == "missing"
 
 
 def test_spread_formats():
@@ -105,7 +140,7 @@ def test_verdicts_round_trip_and_the_summary_counts_what_holds(tmp_path):
     label order with its own report, and counts the ones that hold (missing runs do not)."""
     from resnets.analysis.reports import read_verdicts, summary_section, write_verdicts
 
-    table = {**PAPER_LIKE, "resnet56": runs((0.09, 0.125), (0.10, 0.135))}  # (b) fails
+    table = {**PAPER_LIKE, "resnet56": runs((0.09, 0.125), (0.10, 0.135), (0.1, 0.13))}
     degradation = degradation_verdicts(table)
     order = ordering_verdict({}, [20, 32])  # no runs: not decided
     write_verdicts(tmp_path, degradation)
@@ -113,9 +148,9 @@ def test_verdicts_round_trip_and_the_summary_counts_what_holds(tmp_path):
     lines = summary_section([("cifar-table", [order]), ("degradation", degradation)])
     rows = [line for line in lines if line.startswith("| (")]
     assert [row[2:5] for row in rows] == ["(a)", "(b)", "(c)", "(d)"]
-    assert "**holds**" in rows[0] and "**does not hold at this budget**" in rows[1]
+    assert "**holds**" in rows[0] and "**contradicted**" in rows[1]
     assert "**not decided (runs missing)**" in rows[3] and "(cifar-table/RESULTS.md)" in rows[3]
-    assert "2 of 4 claims hold at this budget" in "\n".join(lines)
+    assert "Of 4 claims: 2 hold, 1 contradicted, 1 not decided." in "\n".join(lines)
     (tmp_path / "verdicts.json").write_text('{"label": "(a)"}')
     with pytest.raises(ValueError, match="verdicts.json: not a verdicts file"):
         read_verdicts(tmp_path / "verdicts.json")
@@ -134,10 +169,10 @@ def _zoo_meta(model: str, top1: float, *, recipe="he2015-cifar", iters=64_000, f
     )
 
 
-def test_the_whole_schedule_section_compares_only_comparable_zoo_weights():
-    """Claim (d) from the zoo: only weights of the paper's recipe, at the whole schedule, on
-    this data and one held-out split count; with one depth the claim is not decided."""
-    from resnets.analysis.reports import full_schedule_section, full_schedule_weights
+def test_only_comparable_zoo_weights_count_at_the_whole_schedule():
+    """Only weights of the paper's recipe, at the whole schedule, on this data and one held-out
+    split count."""
+    from resnets.analysis.reports import full_schedule_weights
 
     named = {
         "resnet20.cifar10": _zoo_meta("resnet20", 0.876),
@@ -151,17 +186,5 @@ def test_the_whole_schedule_section_compares_only_comparable_zoo_weights():
     kept = full_schedule_weights(named, ["data-a", "alias-a"])
     assert [w.name for w in kept] == ["resnet20.cifar10", "resnet32.cifar10"]
     assert kept[0].final.val_err == pytest.approx(0.124)
-    text = "\n".join(full_schedule_section(kept))
-    assert "**holds**" in text and "ResNet-20 12.40% (1 seed); ResNet-32 11.00% (1 seed)" in text
-    # binomial standard error of 12.40% on 5,000 images: sqrt(0.124 * 0.876 / 5000)
-    assert "sampling error (binomial standard error) of 0.47 points" in text
-    # 12.40% -> 11.00%: 1.40 points against hypot(0.47, 0.44) = 0.64
-    assert "ResNet-20 -> ResNet-32: the error falls by 1.40 points" in text
-    assert "is 0.64 points" in text and "so the gap is larger than it." in text
-    worse = {**named, "resnet32.cifar10": _zoo_meta("resnet32", 0.870)}
-    text = "\n".join(full_schedule_section(full_schedule_weights(worse, ["data-a"])))
-    assert "**does not hold at this budget**" in text and "out of order at 20->32" in text
-    assert "the error rises by 0.60 points" in text and "so the gap is within it." in text
-    alone = "\n".join(full_schedule_section(full_schedule_weights(named, ["data-b"])))
-    assert "**not decided (runs missing)**. needs a second depth: ResNet-110 alone" in alone
-    assert full_schedule_section([])[-1] == "None yet."
+    assert [w.name for w in full_schedule_weights(named, ["data-b"])] == ["resnet110.other"]
+    assert full_schedule_weights(named, ["data-c"]) == []

@@ -3,6 +3,7 @@ independent computation."""
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 
@@ -56,3 +57,8 @@ def test_card_states_measured_numbers(patch_run, tmp_path, capsys):
     for png in ("confusion.png", "reliability.png", "corruptions.png"):
         assert (out / png).stat().st_size > 10_000 and f"({png})" in text
     assert "regenerated" in text and "mean over all 75" in text
+    # every held-out image's prediction, in the order scored: the accuracy it gives is the card's
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == res.n and all((data / r["path"]).is_file() for r in rows)
+    assert sum(r["label"] == r["predicted"] for r in rows) == round(res.top1 * res.n)

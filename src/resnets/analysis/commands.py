@@ -22,20 +22,23 @@ import numpy as np
 from ..argtypes import add_device, add_no_progress, count, int_list
 from ..data import data_fingerprints, load_dataset
 from ..errors import ConfigError
-from ..models.catalogue import get_pretrained, list_pretrained
+from ..io import atomic_write_text
 from ..plots import plot_curves, plot_label_curves, plot_panels
-from . import experiments, tables
+from . import experiments, tables, whole_schedule
 from .figures import plot_gradients, plot_responses
 from .paper import PAPER_ITERS
 from .reports import (
+    CLAIMS_BEGIN,
+    CLAIMS_END,
+    REJUDGED,
     degradation_verdicts,
-    full_schedule_section,
-    full_schedule_weights,
     group,
     mean_curve,
     ordering_verdict,
     per_run_csv,
     read_verdicts,
+    rejudge,
+    replace_block,
     response_verdict,
     run_table,
     summary_section,
@@ -409,15 +412,24 @@ def _transfer(args: argparse.Namespace) -> int:
 def _responses(args: argparse.Namespace) -> int:
     out = _check(args)
     depths = _ints(args.depths, "depths")
-    specs = [_spec(f"{kind}{d}", 0, args) for kind in ("plain", "resnet") for d in depths]
+    # every seed of the degradation runs: claim (e) is tested paired by seed
+    specs = [
+        _spec(f"{kind}{d}", s, args)
+        for kind in ("plain", "resnet")
+        for d in depths
+        for s in range(_seeds_at(args, d))
+    ]
     records, _ = _run(args, out, specs)
     started = time.perf_counter()
     rows, curves = experiments.response_curves(specs, _runs_root(args, out))
     write_csv(out / "responses.csv", rows)
-    plot_responses(curves, out / "responses.png")
-    means = {name: [float(np.mean(layer_order))] for name, (layer_order, _) in curves.items()}
+    first = {model: curve for (model, seed), curve in curves.items() if seed == 0}
+    plot_responses(first, out / "responses.png")  # the figure: seed 0, as the paper shows one
+    means: dict[str, dict[int, float]] = {}
+    for (model, seed), (layer_order, _) in curves.items():
+        means.setdefault(model, {})[seed] = float(np.mean(layer_order))
     verdict = response_verdict(means, sorted(depths))
-    sections = tables.responses_sections(curves, verdict)
+    sections = tables.responses_sections(first, verdict)
     write_verdicts(out, [verdict])
     wall = time.perf_counter() - started
     path = _finish(out, "Layer response statistics", args, sections, wall, records)
@@ -512,17 +524,47 @@ def _paper(args: argparse.Namespace) -> int:
         )
         + ".",
         "",
-        # claim (d) where no budget cuts the schedule: the shipped weights trained on this data
-        *full_schedule_section(
-            full_schedule_weights(
-                {name: get_pretrained(name).meta for name in list_pretrained()},
-                data_fingerprints(args.data),
-            )
+        # claims (a)-(d) where no budget cuts the schedule: the zoo's weights trained on this data
+        *whole_schedule.table6_section(
+            whole_schedule.score_zoo(args.data, data_fingerprints(args.data)),
+            Path(args.zoo_runs) if args.zoo_runs else None,
         ),
     ]
     title = "The paper's result: deeper residual nets against deeper plain nets"
     path = _finish(out, title, args, sections, time.perf_counter() - started, records)
     print(f"summary: {path}")
+    return 0
+
+
+def _verdicts(args: argparse.Namespace) -> int:
+    """The budgeted reports' verdicts computed again from their CSV files, then the summary
+    page's table of claims and its whole-schedule section; nothing else on the pages changes."""
+    results = Path(args.results)
+    summary = results / "RESULTS.md"
+    if not summary.is_file():
+        raise ConfigError(f"--results {results}: holds no RESULTS.md of `reproduce paper`")
+    found = []
+    for folder in REJUDGED:
+        try:
+            found.append((folder, rejudge(results / folder)))
+        except (OSError, ValueError) as e:
+            raise ConfigError(str(e)) from e
+    text = summary.read_text()
+    zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
+    whole = whole_schedule.table6_section(
+        whole_schedule.score_zoo(args.data, data_fingerprints(args.data)), zoo_runs
+    )
+    claims = summary_section(found)
+    try:
+        text = replace_block(text, CLAIMS_BEGIN, CLAIMS_END, claims[claims.index(CLAIMS_BEGIN) :])
+        text = replace_block(text, whole_schedule.BEGIN, whole_schedule.END, whole)
+    except ValueError as e:
+        raise ConfigError(f"{summary}: {e}") from e
+    atomic_write_text(summary, text)
+    for folder, verdicts in found:
+        for v in verdicts:
+            print(f"{folder}: {v.label} {v.word()}")
+    print(f"summary: {summary}")
     return 0
 
 
@@ -574,6 +616,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="train nothing; write the reports if every run has finished (else exit 1)",
     )
+    p.add_argument(
+        "--zoo-runs",
+        default="",
+        help="where the zoo's whole-schedule runs train (docs/results/zoo_worker.sh: "
+        ".bgtrain/zoo): Table 6 shows how far each unpackaged depth has got",
+    )
     p.set_defaults(fn=_paper)
     p = rsub.add_parser("shortcuts", help="shortcut options A, B, C on one network (Table 3)")
     _common(p, "results/shortcuts")
@@ -605,3 +653,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p, "results/gradients")
     p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
     p.set_defaults(fn=_gradients)
+    p = asub.add_parser(
+        "verdicts",
+        help="judge written reports again from their own CSV files (the run folders may be "
+        "gone), and the summary page, Table 6 at the whole schedule included",
+    )
+    p.add_argument(
+        "--results",
+        required=True,
+        help="the folder `reproduce paper` wrote (its RESULTS.md, degradation/, cifar-table/, "
+        "responses/)",
+    )
+    p.add_argument("--data", required=True, help="the data the zoo's weights were trained on")
+    p.add_argument("--zoo-runs", default="", help="as for `reproduce paper`")
+    p.set_defaults(fn=_verdicts)

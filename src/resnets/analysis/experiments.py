@@ -237,19 +237,21 @@ def val_batches(run_dir: Path, limit: int | None = None) -> tuple[torch.nn.Modul
 
 def response_curves(
     specs: list[RunSpec], root: Path
-) -> tuple[list[dict[str, Any]], dict[str, tuple[list[float], list[float]]]]:
+) -> tuple[list[dict[str, Any]], dict[tuple[str, int], tuple[list[float], list[float]]]]:
     """Fig. 7's measurement on each finished run: the std of every 3x3 layer's response over
-    the validation split; returns CSV rows and per model (layer order, sorted order)."""
+    the validation split; returns CSV rows and per (model, seed) the layer order and the sorted
+    order."""
     rows, curves = [], {}
     for spec in specs:
         model, batches = val_batches(root / "runs" / spec.name)
         stds = response_stds(model, batches)
         ordered = sorted((s for _, s in stds), reverse=True)
-        curves[spec.cfg.model] = ([s for _, s in stds], ordered)
+        curves[spec.cfg.model, spec.cfg.seed] = ([s for _, s in stds], ordered)
         for i, ((layer, std), sorted_std) in enumerate(zip(stds, ordered)):
             rows.append(
                 {
                     "model": spec.cfg.model,
+                    "seed": spec.cfg.seed,
                     "layer_index": i + 1,
                     "layer": layer,
                     "std": std,

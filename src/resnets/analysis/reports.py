@@ -1,10 +1,12 @@
-"""The paper's claims, decided by the numbers: each verdict is computed from a table of runs.
+"""The paper's claims, decided by statistics: each verdict is computed from a table of runs.
 
 A run table maps a model name (``"plain56"``, ``"resnet20"``) to its runs' final errors, one
-:class:`RunFinal` per seed. Each claim of the paper becomes a :class:`Verdict`: "holds" when
-the means are ordered as the paper says, "does not hold at this budget" otherwise, with the
-spread over seeds beside the numbers and a note when the gap is inside that spread. No verdict
-is ever typed by hand: RESULTS.md prints :meth:`Verdict.line`.
+:class:`RunFinal` per seed. Each claim of the paper becomes a :class:`Verdict` with one of three
+outcomes from :mod:`resnets.analysis.stats`: the difference paired by seed (same seed, same
+held-out split) and its 95% t interval, or, for two sets of weights scored on the same images,
+the exact McNemar test. "holds" when the test puts the difference on the paper's side,
+"contradicted" when on the other side, "not decided at this budget" otherwise. No verdict is
+ever typed by hand: RESULTS.md prints :meth:`Verdict.line`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..io import atomic_write_text
 from ..models.weights import WeightsMeta
 from ..runtime import cpu_name, machine_label
 from .paper import PAPER_ITERS, budget_iters, scaled_milestones
+from .stats import PairedBySeed, combine, paired_by_seed
 
 JPEG_NOTE = (
     "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
@@ -39,10 +42,12 @@ JPEG_NOTE = (
 
 @dataclass(frozen=True)
 class RunFinal:
-    """One run's end: training error (on its augmented batches) and validation error, 0..1."""
+    """One run's end: training error (on its augmented batches) and validation error, 0..1,
+    and its seed (the pairing key: one seed is one held-out split and one initialisation)."""
 
     train_err: float
     val_err: float
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,47 +74,40 @@ class Spread:
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}% ({self.n} seeds)"
 
 
-def lower(a: Spread, b: Spread) -> bool:
-    """Whether ``a``'s mean is below ``b``'s (False when either is missing)."""
-    return a.n > 0 and b.n > 0 and a.mean < b.mean
-
-
-def clear_gap(a: Spread, b: Spread) -> bool:
-    """Whether the two means differ by more than the larger of their standard deviations."""
-    return abs(a.mean - b.mean) > max(a.std, b.std)
+#: what each outcome reads as in a report; "missing" is a claim whose runs are not there yet
+WORDS = {
+    "holds": "holds",
+    "contradicted": "contradicted",
+    "not decided": "not decided at this budget",
+    "missing": "not decided (runs missing)",
+}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One claim of the paper against our numbers."""
+    """One claim of the paper against our numbers, decided by a test."""
 
     label: str  # "(a)"
     claim: str  # what the paper says
-    holds: bool | None  # None: the runs it needs are missing
-    evidence: str  # the numbers behind it, with their spread
-    within_spread: bool = False  # the deciding gap is smaller than the spread over seeds
+    outcome: str  # "holds", "contradicted", "not decided" or "missing"
+    evidence: str  # the numbers behind it and the test's result
+
+    def __post_init__(self) -> None:
+        if self.outcome not in WORDS:
+            raise ValueError(f"verdict outcome {self.outcome!r}: one of {', '.join(WORDS)}")
 
     def word(self) -> str:
-        if self.holds is None:
-            return "not decided (runs missing)"
-        return "holds" if self.holds else "does not hold at this budget"
+        return WORDS[self.outcome]
 
     def line(self) -> str:
-        note = " The deciding gap is within the spread over seeds." if self.within_spread else ""
-        return f"- {self.label} {self.claim}: **{self.word()}**. {self.evidence}.{note}"
+        return f"- {self.label} {self.claim}: **{self.word()}**. {self.evidence}."
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.word()}
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Verdict:
-        return cls(
-            record["label"],
-            record["claim"],
-            record["holds"],
-            record["evidence"],
-            record.get("within_spread", False),
-        )
+        return cls(record["label"], record["claim"], record["outcome"], record["evidence"])
 
 
 def write_verdicts(out: Path, verdicts: Sequence[Verdict]) -> Path:
@@ -127,33 +125,77 @@ def read_verdicts(path: Path) -> list[Verdict]:
         raise ValueError(f"{path}: not a verdicts file the reports wrote ({e})") from e
 
 
+#: the lines around a report's verdicts, so that `resnets analyze verdicts` can write them anew
+VERDICTS_BEGIN = "<!-- verdicts: computed by resnets.analysis.reports -->"
+VERDICTS_END = "<!-- /verdicts -->"
+CLAIMS_BEGIN = "<!-- claims: copied from each report's verdicts.json -->"
+CLAIMS_END = "<!-- /claims -->"
+
+
+VERDICTS_INTRO = (
+    "Verdicts, computed from the runs above, each difference paired by seed (one seed is one "
+    "held-out split and one initialisation) with its 95% t interval: **holds** when the "
+    "interval lies on the paper's side of zero, **contradicted** when it lies on the other "
+    "side, **not decided** otherwise (a comparison with one seed on a side cannot be decided):"
+)
+
+
+def verdict_block(verdicts: Sequence[Verdict]) -> list[str]:
+    """A report's verdicts, with the sentence that says how they were decided, between their
+    markers."""
+    return [VERDICTS_BEGIN, VERDICTS_INTRO, "", *(v.line() for v in verdicts), VERDICTS_END]
+
+
+def replace_block(text: str, begin: str, end: str, lines: Sequence[str]) -> str:
+    """``text`` with the lines from ``begin`` to ``end`` (markers included) replaced by
+    ``lines``; ValueError when the markers are not there once each."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"the markers {begin!r} ... {end!r} are not there once each, in order")
+    before, rest = text.split(begin, 1)
+    after = rest.split(end, 1)[1]
+    return before + "\n".join(lines) + after
+
+
+HOW_DECIDED = (
+    "Each verdict is computed by `resnets.analysis.reports` with a test: the difference paired "
+    "by seed (same seed, same held-out split) and its 95% t interval, or the exact McNemar test "
+    "when two sets of weights are scored on the same images. **holds**: the test puts the "
+    "difference on the paper's side; **contradicted**: on the other side; **not decided**: "
+    "neither, at this budget and number of seeds."
+)
+
+
 def summary_section(reports: Sequence[tuple[str, Sequence[Verdict]]]) -> list[str]:
     """One table of every claim, in label order, each with the report its numbers come from:
     ``reports`` pairs a report's folder (relative link) with its verdicts."""
     rows = sorted(
         ((v, folder) for folder, verdicts in reports for v in verdicts), key=lambda r: r[0].label
     )
-    held = sum(v.holds is True for v, _ in rows)
+    counts = {o: sum(v.outcome == o for v, _ in rows) for o in WORDS}
     lines = [
         "## The paper's claims against our numbers",
         "",
-        f"{held} of {len(rows)} claims hold at this budget. Each verdict is computed from the "
-        "runs' final errors by `resnets.analysis.reports` (holds when the means over seeds are "
-        "ordered as the paper says) and copied here from the report beside it.",
+        CLAIMS_BEGIN,
+        f"Of {len(rows)} claims: {counts['holds']} hold, {counts['contradicted']} contradicted, "
+        f"{counts['not decided'] + counts['missing']} not decided. {HOW_DECIDED} Copied here "
+        "from the report beside each.",
         "",
         "| claim | verdict | the numbers | report |",
         "| --- | --- | --- | --- |",
     ]
     for v, folder in rows:
-        note = " (gap within the spread over seeds)" if v.within_spread else ""
         lines.append(
-            f"| {v.label} {v.claim} | **{v.word()}**{note} | {v.evidence} | "
+            f"| {v.label} {v.claim} | **{v.word()}** | {v.evidence} | "
             f"[{folder}]({folder}/RESULTS.md) |"
         )
-    return lines
+    return [*lines, CLAIMS_END]
 
 
 RunTable = Mapping[str, Sequence[RunFinal]]
+
+
+def _by_seed(table: RunTable, model: str, field: str) -> dict[int, float]:
+    return {r.seed: getattr(r, field) for r in table.get(model, ())}
 
 
 def _spreads(table: RunTable, model: str) -> tuple[Spread, Spread]:
@@ -162,11 +204,17 @@ def _spreads(table: RunTable, model: str) -> tuple[Spread, Spread]:
 
 
 def _missing(label: str, claim: str, *models: str) -> Verdict:
-    return Verdict(label, claim, None, "needs " + ", ".join(models))
+    return Verdict(label, claim, "missing", "needs " + ", ".join(models))
+
+
+def _paired(table: RunTable, better: str, worse: str, field: str) -> PairedBySeed:
+    """The test of "``better`` has the lower ``field``" over the seeds both models have."""
+    return paired_by_seed(_by_seed(table, better, field), _by_seed(table, worse, field))
 
 
 def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> list[Verdict]:
-    """Claims (a)-(c) of Fig. 6 and Table 6 from a table with plain and residual runs."""
+    """Claims (a)-(c) of Fig. 6 and Table 6 from a table with plain and residual runs, each
+    decided by the difference paired by seed."""
     p_lo, p_hi, r_lo, r_hi = (
         f"plain{shallow}",
         f"plain{deep}",
@@ -179,14 +227,16 @@ def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> 
         out.append(_missing("(a)", claim, p_lo, p_hi))
     else:
         (lo_t, lo_v), (hi_t, hi_v) = _spreads(table, p_lo), _spreads(table, p_hi)
+        train = _paired(table, p_lo, p_hi, "train_err")
+        val = _paired(table, p_lo, p_hi, "val_err")
         out.append(
             Verdict(
                 "(a)",
                 claim,
-                lower(lo_t, hi_t) and lower(lo_v, hi_v),
-                f"training: {p_hi} {hi_t.pct()} against {p_lo} {lo_t.pct()}; validation: "
-                f"{p_hi} {hi_v.pct()} against {p_lo} {lo_v.pct()}",
-                not (clear_gap(lo_t, hi_t) and clear_gap(lo_v, hi_v)),
+                combine([train.outcome, val.outcome]),
+                f"training: {p_hi} {hi_t.pct()} against {p_lo} {lo_t.pct()}, paired difference "
+                f"{train.text()}; validation: {p_hi} {hi_v.pct()} against {p_lo} {lo_v.pct()}, "
+                f"paired difference {val.text()}",
             )
         )
     for label, claim, better, worse in (
@@ -197,60 +247,136 @@ def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> 
             out.append(_missing(label, claim, better, worse))
             continue
         (_, b_v), (_, w_v) = _spreads(table, better), _spreads(table, worse)
+        test = _paired(table, better, worse, "val_err")
         out.append(
             Verdict(
                 label,
                 claim,
-                lower(b_v, w_v),
-                f"validation: {better} {b_v.pct()} against {worse} {w_v.pct()}",
-                not clear_gap(b_v, w_v),
+                test.outcome,
+                f"validation: {better} {b_v.pct()} against {worse} {w_v.pct()}; {worse} minus "
+                f"{better}, paired by seed: {test.text()}",
             )
         )
     return out
 
 
 def ordering_verdict(table: RunTable, depths: Sequence[int], label: str = "(d)") -> Verdict:
-    """Claim (d): validation error falls with depth, ResNet-20 > 32 > 44 > 56 > 110."""
+    """Claim (d): validation error falls with depth, ResNet-20 > 32 > 44 > 56 > 110. Each
+    neighbouring step is tested paired by seed; the claim holds when every step does."""
     models = [f"resnet{d}" for d in depths]
     claim = "the ordering " + " > ".join(str(d) for d in depths) + " in validation error"
     have = [m for m in models if table.get(m)]
     if len(have) < 2 or len(have) < len(models):
         return _missing(label, claim, *(m for m in models if m not in have))
     vals = [_spreads(table, m)[1] for m in models]
-    holds = all(lower(b, a) for a, b in zip(vals, vals[1:]))
-    evidence = "; ".join(f"ResNet-{d} {v.pct()}" for d, v in zip(depths, vals))
-    broken = [
-        f"{a}->{b}" for a, b, va, vb in zip(depths, depths[1:], vals, vals[1:]) if not lower(vb, va)
+    steps = [
+        (a, b, _paired(table, f"resnet{b}", f"resnet{a}", "val_err"))
+        for a, b in zip(depths, depths[1:])
     ]
-    if broken:
-        evidence += "; out of order at " + ", ".join(broken)
-    within = any(not clear_gap(a, b) for a, b in zip(vals, vals[1:]))
-    return Verdict(label, claim, holds, evidence, within)
+    evidence = "; ".join(f"ResNet-{d} {v.pct()}" for d, v in zip(depths, vals))
+    evidence += "; each step, the shallower minus the deeper, paired by seed: " + "; ".join(
+        f"{a}->{b} {test.text()} ({WORDS[test.outcome]})" for a, b, test in steps
+    )
+    return Verdict(label, claim, combine([test.outcome for _, _, test in steps]), evidence)
 
 
 def response_verdict(
-    means: Mapping[str, Sequence[float]], depths: Sequence[int] = (20, 56)
+    means: Mapping[str, Mapping[int, float]], depths: Sequence[int] = (20, 56)
 ) -> Verdict:
     """Claim (e) of Fig. 7: residual responses are smaller than plain ones at every depth, and
-    smaller for the deeper ResNet. ``means`` maps a model to its mean response std, one value
-    per seed."""
+    smaller for the deeper ResNet. ``means`` maps a model to its mean response std by seed;
+    each comparison is paired by seed."""
     claim = "residual responses smaller than plain ones, and smaller for deeper ResNets"
     needed = [f"{k}{d}" for d in depths for k in ("plain", "resnet")]
     missing = [m for m in needed if not means.get(m)]
     if missing:
         return _missing("(e)", claim, *missing)
-    s = {m: Spread.of(list(means[m])) for m in needed}
-    parts, holds, within = [], True, False
-    for d in depths:
-        r, p = s[f"resnet{d}"], s[f"plain{d}"]
-        holds &= lower(r, p)
-        within |= not clear_gap(r, p)
-        parts.append(f"depth {d}: ResNet {r.mean:.3f} against plain {p.mean:.3f}")
-    deep, shallow = s[f"resnet{max(depths)}"], s[f"resnet{min(depths)}"]
-    holds &= lower(deep, shallow)
-    within |= not clear_gap(deep, shallow)
-    parts.append(f"ResNet-{min(depths)} {shallow.mean:.3f} -> ResNet-{max(depths)} {deep.mean:.3f}")
-    return Verdict("(e)", claim, holds, "mean std of 3x3 responses: " + "; ".join(parts), within)
+    parts, outcomes = [], []
+    for better, worse, what in [
+        *((f"resnet{d}", f"plain{d}", f"depth {d}: ResNet against plain") for d in depths),
+        (
+            f"resnet{max(depths)}",
+            f"resnet{min(depths)}",
+            f"ResNet-{max(depths)} against ResNet-{min(depths)}",
+        ),
+    ]:
+        test = paired_by_seed(means[better], means[worse])
+        outcomes.append(test.outcome)
+        b, w = Spread.of(list(means[better].values())), Spread.of(list(means[worse].values()))
+        parts.append(
+            f"{what}: {b.mean:.3f} against {w.mean:.3f}, difference {test.text(scale=1.0, unit='')}"
+        )
+    return Verdict(
+        "(e)", claim, combine(outcomes), "mean std of 3x3 responses: " + "; ".join(parts)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# a written report judged again from its own CSV files (the run folders may be gone)
+
+#: the reports whose verdicts come from their CSV files, by folder
+REJUDGED = ("degradation", "cifar-table", "responses")
+
+
+def run_table_from_csv(path: Path) -> dict[str, list[RunFinal]]:
+    """The run table of a report's ``runs.csv`` (one row per run: model, seed, final errors)."""
+    table: dict[str, list[RunFinal]] = {}
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                table.setdefault(row["model"], []).append(
+                    RunFinal(
+                        float(row["final_train_err"]),
+                        float(row["final_val_err"]),
+                        int(row.get("seed") or 0),
+                    )
+                )
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a runs.csv a report wrote ({e})") from e
+    return table
+
+
+def response_means_from_csv(path: Path) -> dict[str, dict[int, float]]:
+    """Each network's mean response std by seed, from a responses report's CSV (written before
+    it kept a seed column: seed 0)."""
+    stds: dict[str, dict[int, list[float]]] = {}
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                by_seed = stds.setdefault(row["model"], {})
+                by_seed.setdefault(int(row.get("seed") or 0), []).append(float(row["std"]))
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a responses.csv a report wrote ({e})") from e
+    return {m: {s: statistics.fmean(v) for s, v in seeds.items()} for m, seeds in stds.items()}
+
+
+def rejudge(folder: Path) -> list[Verdict]:
+    """A written report's verdicts computed again from the CSV it wrote: ``verdicts.json`` and
+    the verdict lines of its RESULTS.md are replaced; returns the verdicts."""
+    try:
+        args = json.loads((folder / "experiment.json").read_text())["args"]
+        depths = [int(d) for d in str(args["depths"]).split(",")]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{folder / 'experiment.json'}: not a report's record ({e})") from e
+    if folder.name == "degradation":
+        verdicts = degradation_verdicts(
+            run_table_from_csv(folder / "runs.csv"), min(depths), max(depths)
+        )
+    elif folder.name == "cifar-table":
+        verdicts = [ordering_verdict(run_table_from_csv(folder / "runs.csv"), depths)]
+    elif folder.name == "responses":
+        verdicts = [response_verdict(response_means_from_csv(folder / "responses.csv"), depths)]
+    else:
+        raise ValueError(f"{folder}: not one of the reports judged from their CSV ({REJUDGED})")
+    results = folder / "RESULTS.md"
+    text = results.read_text()
+    try:
+        text = replace_block(text, VERDICTS_BEGIN, VERDICTS_END, verdict_block(verdicts))
+    except ValueError as e:
+        raise ValueError(f"{results}: {e}") from e
+    write_verdicts(folder, verdicts)
+    atomic_write_text(results, text)
+    return verdicts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,6 +393,7 @@ class FullScheduleWeights:
     iters: int
     n_val: int  # held-out images scored
     split: str  # the held-out split, e.g. "5,000 images held out, seed 0"
+    params: int = 0
 
     def sampling_error(self) -> float:
         """The binomial standard error of the held-out error on ``n_val`` images, 0..1."""
@@ -299,73 +426,14 @@ def full_schedule_weights(
         n_val = int(metrics.get("n") or split.get("n_val") or 0)
         where = f"{split.get('n_val', 0):,} images held out, seed {split.get('seed')}"
         result = RunFinal(final["train_err"], 1.0 - metrics["top1"])
-        found.append(FullScheduleWeights(name, meta.model, result, iters, n_val, where))
+        found.append(
+            FullScheduleWeights(name, meta.model, result, iters, n_val, where, meta.params or 0)
+        )
     if not found:
         return []
     splits = [w.split for w in found]
     common = max(splits, key=splits.count)
     return [w for w in found if w.split == common]
-
-
-def full_schedule_section(
-    weights: Sequence[FullScheduleWeights], depths: Sequence[int] = (20, 32, 44, 56, 110)
-) -> list[str]:
-    """RESULTS.md lines: the table of the zoo's full-schedule CIFAR weights and claim (d) over
-    the depths among them (one seed each), computed like the budgeted verdicts."""
-    lines = [
-        "## At the whole schedule: the zoo's weights",
-        "",
-        f"The named weights trained by resnets at the paper's whole schedule ({PAPER_ITERS:,} "
-        "iterations) on this data, one seed each, scored on the same held-out split "
-        "(`resnets weights info NAME` prints each record):",
-        "",
-    ]
-    if not weights:
-        return [*lines, "None yet."]
-    lines += [
-        "| weights | training error | validation error | held-out split |",
-        "| --- | --- | --- | --- |",
-    ]
-    table: dict[str, list[RunFinal]] = {}
-    for w in weights:
-        table.setdefault(w.model, []).append(w.final)
-        lines.append(
-            f"| `{w.name}` | {100 * w.final.train_err:.2f}% | {100 * w.final.val_err:.2f}% "
-            f"| {w.split} |"
-        )
-    present = [d for d in depths if table.get(f"resnet{d}")]
-    label = "(d, whole schedule)"
-    if len(present) < 2:
-        shipped = ", ".join(f"ResNet-{d}" for d in present) or "no ResNet"
-        verdict = Verdict(
-            label,
-            "deeper ResNets have lower validation error",
-            None,
-            f"needs a second depth: {shipped} alone so far",
-        )
-    else:
-        verdict = ordering_verdict(table, present, label)
-    lines += ["", verdict.line()]
-    if all(len(runs) == 1 for runs in table.values()):
-        widest = max(weights, key=lambda w: w.sampling_error())
-        lines.append(
-            f"  One seed per depth: on {widest.n_val:,} held-out images an error of "
-            f"{100 * widest.final.val_err:.2f}% has a sampling error (binomial standard error) "
-            f"of {100 * widest.sampling_error():.2f} points."
-        )
-        by_depth = {int(w.model.removeprefix("resnet")): w for w in weights if w.model in table}
-        for shallow, deep in zip(present, present[1:]):
-            a, b = by_depth[shallow], by_depth[deep]
-            gap = 100 * (a.final.val_err - b.final.val_err)
-            error = 100 * math.hypot(a.sampling_error(), b.sampling_error())
-            change = f"falls by {gap:.2f}" if gap >= 0 else f"rises by {-gap:.2f}"
-            lines.append(
-                f"  ResNet-{shallow} -> ResNet-{deep}: the error {change} points; the standard "
-                f"error of that difference, were the two errors independent, is {error:.2f} "
-                "points (scored on the same images, they are correlated and it is smaller), "
-                "so the gap is " + ("larger than it." if abs(gap) > error else "within it.")
-            )
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +479,7 @@ def run_table(records: list[dict[str, Any]]) -> dict[str, list[RunFinal]]:
     for r in records:
         if r["final_val_err"] is not None and r["final_train_err"] is not None:
             table.setdefault(r["model"], []).append(
-                RunFinal(r["final_train_err"], r["final_val_err"])
+                RunFinal(r["final_train_err"], r["final_val_err"], int(r.get("seed") or 0))
             )
     return table
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .paper import PAPER_ITERS, PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
-from .reports import Verdict, fmt_pct, mean_std
+from .reports import Verdict, fmt_pct, mean_std, verdict_block
 
 Records = list[dict[str, Any]]
 
@@ -48,10 +48,7 @@ def degradation_sections(
         "",
         *table,
         "",
-        "Verdicts, computed from the numbers above (means over seeds; holds when the means are "
-        "ordered as the paper says):",
-        "",
-        *(v.line() for v in verdicts),
+        *verdict_block(verdicts),
         "",
         "The paper (Fig. 6, CIFAR-10): plain-56 has higher training *and* test error than "
         f"plain-20, while ResNet-56 is better than ResNet-20 (test error "
@@ -88,9 +85,7 @@ def cifar_table_sections(
         f'"Within paper spread": |ours - paper| <= 2 x {spread} points, the standard deviation '
         f"the paper reports for ResNet-110 over 5 runs ({PAPER_RESNET110_MEAN_STD[0]} ± {spread}).",
         "",
-        "Verdict, computed from the numbers above:",
-        "",
-        verdict.line(),
+        *verdict_block([verdict]),
         "",
         "![curves](curves.png)",
     ]
@@ -254,9 +249,10 @@ def responses_sections(
         "",
         *table,
         "",
-        "Verdict, computed from the numbers (seed 0 of each network):",
+        "The table and the figure show seed 0; claim (e) is tested on each seed's mean response "
+        "std.",
         "",
-        verdict.line(),
+        *verdict_block([verdict]),
         "",
         "The paper: ResNets have generally smaller responses than their plain counterparts, and "
         "deeper ResNets smaller ones still, supporting residual functions that are closer to zero "

@@ -10,6 +10,8 @@ for float16 files, the largest BatchNorm running variance against float16's limi
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -63,6 +65,9 @@ class CardEvidence:
     parity: dict[str, dict[int, float]]
     float16: dict[str, Any] | None
     figures: dict[str, str] = field(default_factory=dict)
+    #: every held-out image's (path relative to the data root, label, top-1 prediction), for
+    #: tests on the same images (an exact McNemar test between two cards)
+    predictions: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _float16_check(weights_path: Path, lm: LoadedModel) -> dict[str, Any] | None:
@@ -91,6 +96,11 @@ def gather_evidence(
     res, held_out = score(lm, data, subset="val", keep_logits=True, temperature=1.0)
     steps.update(1)
     correct = int(round(res.top1 * res.n))
+    paths = held_out.data.paths or [f"#{i}" for i in range(len(held_out.data))]
+    predictions = [
+        (paths[int(i)], lm.classes[int(t)], lm.classes[int(p)])
+        for i, t, p in zip(held_out.indices, res.targets, res.logits.argmax(1))
+    ]
     per_class = dict(zip(lm.classes, (float(a) for a in res.per_class())))
     figures = {
         "confusion": str(
@@ -175,6 +185,7 @@ def gather_evidence(
         parity=parity,
         float16=_float16_check(resolve_weights_path(weights), lm),
         figures=figures,
+        predictions=predictions,
     )
 
 
@@ -220,6 +231,10 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
         *[f"| {c} | {a:.2%} |" for c, a in ev.per_class.items()],
         "",
         "![confusion matrix](confusion.png)",
+        "",
+        f"Every held-out image's prediction is in `predictions.csv` ({ev.n:,} rows: path under "
+        "the data root, label, predicted), so two cards can be compared on the same images "
+        "(an exact McNemar test).",
         "",
         "## Calibration",
         "",
@@ -294,6 +309,11 @@ def write_card(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ev = gather_evidence(weights, data, out, corruption_images=corruption_images, progress=progress)
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["path", "label", "predicted"])
+    writer.writerows(ev.predictions)
+    atomic_write_text(out / "predictions.csv", table.getvalue())
     path = out / "CARD.md"
     atomic_write_text(path, render_card(ev, data, machine_label()))
     return path
