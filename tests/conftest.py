@@ -154,3 +154,19 @@ def digits_run(tmp_path_factory) -> Path:
     cfg = build_config("digits", cli_values={"epochs": 4.0, "iters": 0})
     train(cfg, out, progress=False, echo=False)
     return out
+
+
+def finish(proc, timeout: float, what: str) -> tuple[str, str]:
+    """``proc.communicate()`` within ``timeout`` seconds; past it the process is killed (its
+    output collected) and the test fails naming ``what`` it waited for, so no test hangs and
+    none leaves a process behind."""
+    import subprocess
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        tail = (out or "")[-2000:] + (err or "")[-2000:]
+        pytest.fail(f"{what}: not finished after {timeout:.0f} s (killed)\n{tail}")
+    return out or "", err or ""

@@ -10,15 +10,19 @@ at any moment leaves either the previous checkpoint or the new one, never a mix.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import io
 import json
+import math
 import os
 import pickle
 import shutil
 import stat
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -60,10 +64,103 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> byt
     return data
 
 
-def check_writable(target: str | os.PathLike, option: str = "--out", *, folder: bool) -> None:
+#: written first into every run folder (train.run_dir): a folder that holds it belongs to a run
+RUN_MARKER = ".resnets-run"
+#: the installed package's own folder: its files (shipped weights, the web page) are no
+#: command's output
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def package_is_checkout() -> bool:
+    """Whether the package runs from a source checkout (``src/resnets`` beside pyproject.toml),
+    where the developers' `weights package` and calibration of shipped weights write."""
+    return (PACKAGE_DIR.parent.parent / "pyproject.toml").is_file()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def run_folder_of(path: str | os.PathLike) -> Path | None:
+    """The run folder ``path`` lies in (itself or the nearest folder above with the run
+    marker), or None."""
+    resolved = Path(path).expanduser().resolve()
+    return next((f for f in (resolved, *resolved.parents) if (f / RUN_MARKER).is_file()), None)
+
+
+def check_owner(
+    target: str | os.PathLike,
+    option: str = "--out",
+    *,
+    reading: tuple[str | os.PathLike, ...] = (),
+    own: tuple[str | os.PathLike, ...] = (),
+    package_ok: bool = False,
+) -> None:
+    """Refuse, before any work, a ``target`` that belongs to something else: a folder being
+    read (``reading``: the data), the installed package's files (unless ``package_ok``), or a
+    run folder the command was not given (``own``: the runs and folders it may write into)."""
+    resolved = Path(target).expanduser().resolve()
+    for source in reading:
+        root = Path(source).expanduser()
+        if root.is_dir() and _inside(resolved, root.resolve()):
+            raise ConfigError(
+                f"{option} {target}: inside {source}, the data this command reads (its folders "
+                "would gain files that load as images or classes); write somewhere else"
+            )
+    mine = [Path(o).expanduser().resolve() for o in own]
+    if any(_inside(resolved, o) for o in mine):
+        return
+    if not package_ok and _inside(resolved, PACKAGE_DIR):
+        raise ConfigError(
+            f"{option} {target}: inside the installed resnets package, whose files no command "
+            "replaces; give a path of your own"
+        )
+    run = run_folder_of(resolved)
+    if run is not None:
+        raise ConfigError(
+            f"{option} {target}: inside the run folder {run}, which this command was not given; "
+            "write somewhere else"
+        )
+
+
+@contextlib.contextmanager
+def exclusive_target(target: str | os.PathLike, option: str = "--out"):
+    """Hold ``target`` for this process while it is written: a second command writing the same
+    target at the same time stops at once with one line, instead of both reporting success
+    over each other's files. The lock (``flock``) lives in the temporary folder, keyed by the
+    resolved path, and the kernel releases it on any exit."""
+    resolved = str(Path(target).expanduser().resolve())
+    locks = Path(tempfile.gettempdir()) / "resnets-locks"
+    locks.mkdir(exist_ok=True)
+    key = hashlib.sha256(resolved.encode()).hexdigest()[:32]
+    with open(locks / f"{key}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{option} {target}: another resnets command is writing it now; wait for it "
+                "or give another path"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_writable(
+    target: str | os.PathLike,
+    option: str = "--out",
+    *,
+    folder: bool,
+    reading: tuple[str | os.PathLike, ...] = (),
+    own: tuple[str | os.PathLike, ...] = (),
+    package_ok: bool = False,
+) -> None:
     """Before any work: ``target`` (a file, or a ``folder``) can be written where it is asked
-    for. A path through a file, a file where a folder is wanted (or the reverse), a read-only
-    or full file system are one-line errors now, not after minutes of work."""
+    for, and belongs to nothing else (:func:`check_owner`). A path through a file, a file
+    where a folder is wanted (or the reverse), a read-only or full file system are one-line
+    errors now, not after minutes of work."""
+    check_owner(target, option, reading=reading, own=own, package_ok=package_ok)
     target = Path(target)
     if target.exists() and target.is_dir() != folder:
         raise ConfigError(f"{option} {target}: exists and is {'not ' if folder else ''}a folder")
@@ -87,6 +184,25 @@ def check_writable(target: str | os.PathLike, option: str = "--out", *, folder: 
             probe.unlink()
         except OSError:
             pass
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite number replaced by None, through dicts, lists and
+    tuples: what strict JSON can hold."""
+    if isinstance(obj, float) or (hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0):
+        value = float(obj) if not isinstance(obj, bool) else obj
+        return value if isinstance(value, bool) or math.isfinite(value) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def json_line(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON for ``--json``: a missing or non-finite number is ``null``, never ``NaN``
+    (which strict parsers reject)."""
+    return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
 
 
 def env_folder(variable: str, default: Path) -> Path:

@@ -13,6 +13,8 @@ from resnets.analysis.reports import REJUDGED, WORDS, read_verdicts
 from resnets.cli import main
 from resnets.models import create_model
 
+from ..conftest import finish
+
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
 TINY = ["--data", "digits", "--budget", "0.0003", "--no-progress"]
@@ -267,7 +269,7 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
     ]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    logs = [w.communicate(timeout=600)[1] for w in workers]
+    logs = [finish(w, 600, f"paper queue worker {i}")[1] for i, w in enumerate(workers)]
     assert [w.returncode for w in workers] == [0, 0], logs
     runs = tmp_path / "store" / "runs"
     names = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))

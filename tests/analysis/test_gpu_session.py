@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import finish
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ def _call(tmp: Path, name: str, cut_mid_run: bool = False) -> None:
                 subprocess.run(["pkill", "-TERM", "-f", f"runs-from {runs}"], check=False)
                 break
             time.sleep(0.05)
-    output, _ = script.communicate(timeout=900)
+    output, _ = finish(script, 900, f"benchmarks/gpu_session.sh paper ({name})")
     assert script.returncode == 0, output
 
 

@@ -22,6 +22,8 @@ from resnets.errors import CheckpointError
 from resnets.io import load_checkpoint, save_checkpoint
 from resnets.train import build_config, train
 
+from ..conftest import finish
+
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
 ARGS = ["--epochs", "6", "--checkpoint-every", "5", "--log-every", "1", "--no-progress"]
@@ -102,7 +104,7 @@ def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path, sig
     out = tmp_path / "run"
     p = _start_and_wait_for_checkpoint(out)
     p.send_signal(sig)
-    _, err = p.communicate(timeout=120)
+    _, err = finish(p, 120, f"the run's exit after {sig.name}")
     assert p.returncode == code, err
     assert "resume with" in err and "Traceback" not in err
     state = load_checkpoint(out / "last.ckpt")
@@ -131,8 +133,9 @@ def test_concurrent_runs_do_not_interfere(tmp_path):
         )
         for i in range(2)
     ]
-    for p in procs:
-        assert p.wait(timeout=300) == 0, p.stderr.read()
+    for i, p in enumerate(procs):
+        _, err = finish(p, 300, f"concurrent run c{i}")
+        assert p.returncode == 0, err
     assert _same(_weights(tmp_path / "c0"), reference) and _same(
         _weights(tmp_path / "c1"), reference
     )
@@ -150,7 +153,9 @@ def test_two_runs_into_one_directory_one_refused(tmp_path):
         )
         for _ in range(2)
     ]
-    codes = sorted(p.wait(timeout=300) for p in procs)
+    for i, p in enumerate(procs):
+        finish(p, 300, f"run {i} of two into one folder")
+    codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2]
 
 

@@ -26,7 +26,7 @@ import torch
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
 from ..errors import ConfigError, TrainingDiverged
 from ..inference import model_from_weights
-from ..io import atomic_write_text
+from ..io import atomic_write_text, first_line
 from ..models import count_macs, count_params, create_model
 from ..models.summary import activation_bytes
 from ..train import TrainingInterrupted, train
@@ -186,9 +186,17 @@ def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
 
 
 def load_record(rd: Path, spec: RunSpec) -> dict[str, Any]:
-    summary = json.loads((rd / "summary.json").read_text())
-    conf = json.loads((rd / "config.json").read_text())
-    rows = read_metrics(rd / "metrics.jsonl")
+    """A finished run's record for the reports; a damaged file is a one-line error naming it."""
+    try:
+        summary = json.loads((rd / "summary.json").read_text())
+        conf = json.loads((rd / "config.json").read_text())
+        rows = read_metrics(rd / "metrics.jsonl")
+        if not isinstance(summary, dict) or not isinstance(conf.get("meta"), dict):
+            raise ValueError("not the record a run writes")
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        raise ConfigError(
+            f"{rd}: a damaged run record ({first_line(e)}); remove the folder to train the run again"
+        ) from None
     return {
         "name": spec.name,
         **spec.group,

@@ -68,9 +68,13 @@ def run_progress(zoo_runs: Path | None, model: str) -> str:
     run = zoo_runs / f"{model}-cifar10"
     if not (run / "config.json").is_file():
         return "not started"
-    rows = read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
-    step = max((int(r.get("step") or 0) for r in rows), default=0)
-    evals = [r for r in rows if r.get("val_err") is not None]
+    rows = [
+        r
+        for r in read_metrics(run / "metrics.jsonl")
+        if isinstance(r, dict) and isinstance(r.get("step"), int)
+    ]
+    step = max((r["step"] for r in rows), default=0)
+    evals = [r for r in rows if isinstance(r.get("val_err"), float)]
     last = f", validation error {100 * evals[-1]['val_err']:.2f}% then" if evals else ""
     done = "finished, not packaged yet" if (run / "summary.json").is_file() else "training"
     return f"{done}: iteration {step:,} of {PAPER_ITERS:,}{last}"

@@ -4,13 +4,13 @@ run, fraction of the measured peak, memory. The measuring is in resnets/bench.py
 from __future__ import annotations
 
 import argparse
-import json
 
 from .. import bench
 from ..argtypes import MAX_IMAGE_SIDE, add_batch_size, add_device, add_json, bounded, count
 from ..data.stream import is_shard_dir
 from ..errors import ConfigError
 from ..inference import BACKENDS
+from ..io import json_line
 from ..runtime import pick_device
 from ..train.config import parse_set
 
@@ -121,7 +121,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     else:
         r = _bench_data(args)
     if args.json:
-        print(json.dumps(r))
+        print(json_line(r))
     return 0
 
 

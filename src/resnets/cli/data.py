@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ..argtypes import MAX_IMAGE_SIDE, add_json, add_no_progress, bounded, count
 from ..data import load_dataset
 from ..data.stream import SHARD_META, verify_shards, write_shards
 from ..errors import DataError
+from ..io import json_line
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -37,7 +37,7 @@ def _data_info(args: argparse.Namespace) -> int:
         for c, k in info["per_class"].items():
             print(f"  {c}: {k:,}")
     else:
-        print(json.dumps(info))
+        print(json_line(info))
     return 0
 
 

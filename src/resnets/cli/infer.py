@@ -4,7 +4,6 @@ and ``serve``. Parsing and printing only: the work is in eval/, inference/ and d
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from ..eval.corruptions import DEVIATIONS, CorruptionScore, corruption_table, pa
 from ..eval.explain import METHODS, explain_files
 from ..eval.report import add_corruptions, summary_line, write_eval_report
 from ..inference import LoadedModel, is_exported, load_weights
-from ..io import check_writable
+from ..io import check_writable, exclusive_target, json_line, run_folder_of
 from ..runtime import pick_device, use_bf16
 
 
@@ -46,6 +45,15 @@ def load_for_command(
     return load_weights(args.weights, backend=backend, model=args.model, device=device), device
 
 
+def own_run(weights: str) -> tuple[Path, ...]:
+    """The run folder the weights given by path come from: a command may write into it (an
+    evaluation's figures beside the run), never into another run's."""
+    if not Path(weights).exists():
+        return ()
+    run = run_folder_of(weights)
+    return (run,) if run is not None else ()
+
+
 # ---------------------------------------------------------------------------------------------
 # eval
 
@@ -55,7 +63,7 @@ def _eval(args: argparse.Namespace) -> int:
     if scales and args.ten_crop:
         raise ConfigError("--scales and --ten-crop are two different tests: pick one")
     if args.out:
-        check_writable(args.out, folder=True)
+        check_writable(args.out, folder=True, reading=(args.data,), own=own_run(args.weights))
     if args.corruptions:  # names and severities checked before any work
         names = parse_corruptions(args.corruptions)
         severities = sorted(set(int_list(args.severities, "--severities", 1, 5)))
@@ -108,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
         if talk:
             _print_corruptions(record["corruptions"], names)
     if args.json:
-        print(json.dumps(summary_line(record)))
+        print(json_line(summary_line(record)))
     return 0
 
 
@@ -153,8 +161,6 @@ def _print_corruptions(result: dict, names: list[str]) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    if args.out:
-        check_writable(args.out, folder=False)
     report = calibrate_weights(
         args.weights,
         args.data,
@@ -174,7 +180,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"  top-1 {report.top1:.2%} (unchanged: the class is the same at any temperature)")
         print(f"  stored in {report.path}")
     if args.json:
-        print(json.dumps(calibration_summary(report)))
+        print(json_line(calibration_summary(report)))
     return 0
 
 
@@ -182,7 +188,7 @@ def _predict(args: argparse.Namespace) -> int:
     lm, _ = load_for_command(args)
     results = predict(lm, args.images, topk=args.topk)
     if args.json:
-        print(json.dumps(results))
+        print(json_line(results))
         return 0
     for row in results:
         print(row["image"])
@@ -200,7 +206,8 @@ def _explain(args: argparse.Namespace) -> int:
             f"{args.weights}: explanations need gradients, which an exported model does not "
             "have; give the PyTorch weights (a name, a file or a run folder)"
         )
-    check_writable(args.out, folder=True)
+    # (beside its input images is allowed: explain never writes over an input or its outputs)
+    check_writable(args.out, folder=True, own=own_run(args.weights))
     lm, _ = load_for_command(args, backend="torch")  # explanations need gradients
     target = None
     if args.target is not None:
@@ -212,7 +219,7 @@ def _explain(args: argparse.Namespace) -> int:
             )
     rows = explain_files(lm, args.images, args.out, methods=methods, topk=args.topk, target=target)
     if args.json:
-        print(json.dumps(rows))
+        print(json_line(rows))
         return 0
     for row in rows:
         top = ", ".join(f"{t['class']} {t['prob']:.1%}" for t in row["top"][:3])
@@ -226,17 +233,21 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    check_writable(args.out, folder=args.format == "openvino")
-    r = export_model(
-        args.weights,
-        args.format,
-        args.out,
-        model=args.model,
-        check_data=args.check_data,
-        int8=args.int8,
-        calib=args.calib,
-        calib_size=args.calib_size,
+    data = tuple(d for d in (args.check_data, args.calib) if d)
+    check_writable(
+        args.out, folder=args.format == "openvino", reading=data, own=own_run(args.weights)
     )
+    with exclusive_target(args.out):  # two exports into one --out: the second stops at once
+        r = export_model(
+            args.weights,
+            args.format,
+            args.out,
+            model=args.model,
+            check_data=args.check_data,
+            int8=args.int8,
+            calib=args.calib,
+            calib_size=args.calib_size,
+        )
     verdict = "ok" if r.ok else "FAILED"
     kind = f"{r.format}, int8" if r.int8 else r.format
     print(f"exported {args.weights} to {r.path} ({kind}, {r.size_bytes / 2**20:.2f} MiB)")
@@ -255,7 +266,7 @@ def _export(args: argparse.Namespace) -> int:
             f"{r.max_abs_diff:.2e} against PyTorch fp32 ({per_batch}; < 1e-4: {verdict})"
         )
     if args.json:
-        print(json.dumps(r.to_dict()))
+        print(json_line(r.to_dict()))
     return 0 if r.ok else 1
 
 

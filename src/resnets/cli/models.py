@@ -4,9 +4,9 @@ model, stage by stage)."""
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..argtypes import MAX_IMAGE_SIDE, add_json, bounded
+from ..io import json_line
 from ..models import create_model, format_summary, get_spec, list_models, summarize
 from ..models.summary import human, model_cost, recorded_costs
 
@@ -28,7 +28,7 @@ def _models(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows))
+        print(json_line(rows))
         return 0
     width = max([12, *(len(r["name"]) for r in rows)])
     header = (
@@ -56,7 +56,7 @@ def _summary(args: argparse.Namespace) -> int:
     rows = summarize(net, size)
     if args.json:
         print(
-            json.dumps(
+            json_line(
                 [
                     {
                         "stage": r.name,

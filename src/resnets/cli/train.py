@@ -4,13 +4,13 @@ a config file and ``--set`` overrides, resolved by train/config.py."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import typing
 from dataclasses import fields
 
 from ..argtypes import add_json, add_no_progress
 from ..errors import ConfigError
+from ..io import json_line
 from ..train import build_config, train
 from ..train.config import (
     TrainConfig,
@@ -109,7 +109,7 @@ def _train(args: argparse.Namespace) -> int:
         )
         return 0
     if args.json:
-        print(json.dumps(result.summary()))
+        print(json_line(result.summary()))
     return 0
 
 
@@ -119,7 +119,7 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     file_values = read_config_file(args.config) if args.config else {}
     cfg = build_config(args.recipe, file_values, None, parse_set(args.set or []))
-    print(json.dumps(cfg.to_dict(), indent=2))
+    print(json_line(cfg.to_dict(), indent=2))
     return 0
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, add_weights, bounded
 from ..deploy.card import write_card
 from ..eval.zoo import package_run
-from ..io import check_writable
+from ..io import check_writable, json_line, package_is_checkout, run_folder_of
 from ..models import count_macs, create_model, get_spec
-from ..models.catalogue import get_pretrained, list_pretrained, verify, weights_file
+from ..models.catalogue import (
+    get_pretrained,
+    is_weights_name,
+    list_pretrained,
+    verify,
+    weights_file,
+)
 from ..models.class_index import cached_class_index, read_class_index
 from ..models.download import remote_file, weights_cache
 
@@ -36,7 +42,7 @@ def _weights_list(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows))
+        print(json_line(rows))
         return 0
     width = max([len("weights"), *(len(row["name"]) for row in rows)])  # the longest name
     print(f"{'weights':<{width}} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
@@ -74,7 +80,7 @@ def _weights_info(args: argparse.Namespace) -> int:
         size = entry.meta.eval_size or get_spec(entry.model).default_image_size
         info["macs"] = count_macs(net, (1, net.in_chans, size, size))
     if args.json:
-        print(json.dumps(info))
+        print(json_line(info))
         return 0
     for key, value in info.items():
         if key == "classes" and value:
@@ -86,7 +92,8 @@ def _weights_info(args: argparse.Namespace) -> int:
 
 
 def _weights_package(args: argparse.Namespace) -> int:
-    check_writable(args.out, folder=True)
+    # shipping weights into src/resnets/weights is this command's purpose in a source checkout
+    check_writable(args.out, folder=True, package_ok=package_is_checkout())
     r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
     print(
         f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
@@ -94,14 +101,26 @@ def _weights_package(args: argparse.Namespace) -> int:
         f"{r['n']} held-out images (fp32)"
     )
     if args.json:
-        print(json.dumps(r))
+        print(json_line(r))
     return 0
 
 
+def default_card_folder(weights: str) -> Path:
+    """``cards/NAME`` for a weights set named by name; for one given by path, the file's (or
+    run folder's) name and a digest of its resolved path, so two runs' ``model.safetensors``
+    never share a card."""
+    if is_weights_name(weights):
+        return Path("cards") / weights
+    source = Path(weights).expanduser().resolve()
+    label = source.name if source.is_dir() else source.stem
+    if label == "model" and (run := run_folder_of(source)) is not None:
+        label = run.name
+    return Path("cards") / f"{label}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}"
+
+
 def _weights_card(args: argparse.Namespace) -> int:
-    default = Path("cards") / Path(str(args.weights)).name.replace(".safetensors", "")
-    out = Path(args.out or default)
-    check_writable(out, folder=True)
+    out = Path(args.out or default_card_folder(args.weights))
+    check_writable(out, folder=True, reading=(args.data,))
     path = write_card(
         args.weights,
         args.data,
@@ -111,7 +130,7 @@ def _weights_card(args: argparse.Namespace) -> int:
     )
     print(f"card: {path}")
     if args.json:
-        print(json.dumps({"card": str(path)}))
+        print(json_line({"card": str(path)}))
     return 0
 
 
@@ -169,7 +188,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_weights(q, positional=True)
     q.add_argument("--data", required=True, metavar="SPEC", help="the data the weights trained on")
-    q.add_argument("--out", metavar="DIR", help="default: cards/<name>")
+    q.add_argument(
+        "--out",
+        metavar="DIR",
+        help="default: cards/NAME, or for a file or run folder cards/<its name>-<digest of its path>",
+    )
     q.add_argument(
         "--corruption-images",
         type=bounded(0, 10**7),

@@ -36,7 +36,11 @@ def cache_root() -> Path:
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Sorted class names and ``(path, label)`` of every non-hidden file below each class folder."""
+    """Sorted class names and ``(path, label)`` of every non-hidden file below each class folder.
+
+    Links are followed, but an image is loaded once: a class folder that links to the root or
+    above it, folders that link into each other (a loop), or two paths to one file are refused
+    with one line naming them, rather than loading an image twice or under two labels."""
     if not root.exists():
         raise DataError(f"{root}: no such data folder")
     if not root.is_dir():
@@ -46,16 +50,37 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root}: no class subfolders (expected ROOT/<class>/<image>)")
+    real_root = root.resolve()
     files: list[tuple[Path, int]] = []
+    seen: dict[Path, Path] = {}  # each file's real path -> the path it was first found at
     for label, c in enumerate(classes):
-        found = sorted(
-            p
-            for p in (root / c).rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
+        real = (root / c).resolve()
+        if real == real_root or real in real_root.parents:
+            raise DataError(
+                f"{root / c}: a link to {real}, which holds the data root: its images would "
+                "load under two labels"
+            )
+        found = []
+        visited: set[Path] = set()
+        for folder, dirs, names in os.walk(root / c, followlinks=True):
+            here = Path(folder)
+            real_here = here.resolve()
+            if real_here in visited:
+                raise DataError(
+                    f"{here}: a link to a folder already read ({real_here}): a loop, or a second "
+                    "path to the same images"
+                )
+            visited.add(real_here)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [here / n for n in sorted(names) if not n.startswith(".")]
+        found = [p for p in found if p.is_file()]
         if not found:
             raise DataError(f"{root / c}: empty class folder (class {c!r} has no files)")
-        files.extend((p, label) for p in found)
+        for p in found:
+            first = seen.setdefault(p.resolve(), p)
+            if first != p:
+                raise DataError(f"{p}: the same file as {first} (a link): an image may appear once")
+        files.extend((p, label) for p in sorted(found))
     return classes, files
 
 

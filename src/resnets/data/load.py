@@ -2,7 +2,9 @@
 
 ``load_dataset(spec, split)`` understands:
 
-* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download).
+* ``digits`` (or ``digits:``): scikit-learn's bundled 8x8 handwritten digits (1,797 images, no
+  download). A bare name that is also a path here (a folder called ``digits``) is refused as
+  ambiguous: ``./digits`` names the folder, ``digits:`` the bundled set.
 * ``cifar10`` / ``cifar100``, or ``cifar10:PATH``: the official python-archive layout, from a
   ``.tar.gz`` archive or its extracted folder (see :mod:`resnets.data.cifar`).
 * any other value: a folder of class subfolders (``ROOT/<class>/<image>``), or a folder of tar
@@ -75,9 +77,15 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"--data must name a data set or a folder, got {spec!r}")
     head, sep, tail = spec.partition(":")
+    named = head.lower() in CIFAR_ARCHIVES or head.lower() == "digits"
+    if named and not sep and Path(spec).expanduser().exists():
+        raise DataError(
+            f"--data {spec}: names both the bundled data set and the path ./{spec} here; give "
+            f"./{spec} for your folder, or {head.lower()}: for the bundled set"
+        )
     if head.lower() in CIFAR_ARCHIVES:
         return head.lower(), (tail or None) if sep else None
-    if spec.lower() == "digits":
+    if head.lower() == "digits" and not tail:
         return "digits", None
     return "folder", spec
 

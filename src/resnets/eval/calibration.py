@@ -22,8 +22,16 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, WeightsError
 from ..inference import load_weights
-from ..io import atomic_write_text, file_digest
-from ..models.catalogue import resolve_weights_path
+from ..io import (
+    atomic_write_text,
+    check_writable,
+    exclusive_target,
+    file_digest,
+    package_is_checkout,
+    run_folder_of,
+)
+from ..models.catalogue import is_weights_name, resolve_weights_path
+from ..models.download import weights_cache
 from ..models.weights import save_weights
 from .metrics import expected_calibration_error
 from .predict import score
@@ -70,6 +78,8 @@ def measure(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -
 def fit_temperature(logits: np.ndarray, targets: np.ndarray, steps: int = 60) -> float:
     """The T in T_RANGE that minimises the NLL of ``softmax(logits / T)``: a golden-section
     search on log T (the NLL is smooth and unimodal in log T), deterministic to 1e-6."""
+    if not np.isfinite(logits).all():
+        raise ValueError("non-finite logits: no temperature can be fitted to them")
     z = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(targets, dtype=torch.long)
     if z.ndim != 2 or z.shape[0] == 0 or z.shape[0] != y.shape[0]:
@@ -118,6 +128,7 @@ def calibrate_weights(
             f"--subset {subset}: a temperature is fitted on the held-out split only ('val'); "
             "images the model trained on would make it look better calibrated than it is"
         )
+    dest = calibration_target(weights, out, data)
     lm = load_weights(weights)
     if not lm.meta.split:
         raise WeightsError(
@@ -149,16 +160,47 @@ def calibrate_weights(
             "bins": 15,
         },
     )
+    half = (lm.meta.final or {}).get("stored_dtype") == "float16"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_target(dest):
+        save_weights(lm.model, dest, meta, dtype=torch.float16 if half else None)
+        sidecar = dest.with_suffix(".sha256")
+        if sidecar.is_file():  # a packaged set: its checksum file follows the new bytes
+            atomic_write_text(sidecar, f"{file_digest(dest)}  {dest.name}\n")
+    return CalibrationReport(dest, before, after, res.top1)
+
+
+def calibration_target(weights: str | os.PathLike, out: str | None, data: str) -> Path:
+    """Where calibrating ``weights`` writes, checked before any work: ``out`` when given (never
+    another run's file, the package's or one inside the data); else the file named by path, in
+    place (a run's own model.safetensors, the user's file); for a weights set named by name, a
+    user copy in the weights cache (``calibrated/NAME.safetensors``), never the installed
+    package's file, whose checksum the catalogue keeps."""
     source = resolve_weights_path(weights)
-    dest = Path(out) if out else source
+    run = run_folder_of(source)
+    own: tuple[Path, ...] = (run,) if run is not None else ()  # the source's own run folder
+    named = not out and is_weights_name(str(weights))
+    if out:
+        dest = Path(out)
+    elif named:
+        dest = weights_cache() / "calibrated" / f"{weights}.safetensors"
+        own = (dest.parent,)
+    else:
+        dest = source
+        own = (*own, source)  # the file the user named, in place
     if dest.suffix != ".safetensors":
         raise ConfigError(f"{dest}: the temperature is stored in a .safetensors file; give --out")
-    half = (lm.meta.final or {}).get("stored_dtype") == "float16"
-    save_weights(lm.model, dest, meta, dtype=torch.float16 if half else None)
-    sidecar = dest.with_suffix(".sha256")
-    if sidecar.is_file():  # a packaged set: its checksum file follows the new bytes
-        atomic_write_text(sidecar, f"{file_digest(dest)}  {dest.name}\n")
-    return CalibrationReport(dest, before, after, res.top1)
+    check_writable(
+        dest,
+        "--out" if out else "--weights",
+        folder=False,
+        reading=(data,),
+        own=own,
+        # a shipped file calibrated in place, named by its path: the developers' step in a
+        # source checkout, never in an installed package
+        package_ok=not out and not named and package_is_checkout(),
+    )
+    return dest
 
 
 def calibration_summary(report: CalibrationReport) -> dict[str, Any]:

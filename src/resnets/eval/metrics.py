@@ -40,6 +40,7 @@ class EvalResult:
     nll_sum: float = 0.0
     logits: np.ndarray | None = None  # every scored row, when asked (temperature fitting)
     targets: np.ndarray | None = None
+    nonfinite: int = 0  # images whose scores held NaN or +inf (see Accumulator)
 
     @property
     def loss(self) -> float:
@@ -143,10 +144,14 @@ class Accumulator:
         self.c1 = torch.zeros((), dtype=torch.long, device=device)
         self.c5 = torch.zeros((), dtype=torch.long, device=device)
         self.conf = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
+        # images whose scores hold NaN or +inf: a broken model, never a result
+        # (-inf alone is log(0) of an averaged probability, as ten-crop testing gives)
+        self.broken = torch.zeros((), dtype=torch.long, device=device)
         self.n = 0
 
     def update(self, logits: Tensor, y: Tensor) -> None:
         logits = logits.float()
+        self.broken += (logits.isnan() | logits.isposinf()).any(1).sum()
         self.loss += F.cross_entropy(logits, y, reduction="sum").double()
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
@@ -182,6 +187,7 @@ class Accumulator:
             nll_sum=float(self.nll),
             logits=torch.cat(self.logit_parts).cpu().numpy() if self.logit_parts else None,
             targets=torch.cat(self.target_parts).cpu().numpy() if self.target_parts else None,
+            nonfinite=int(self.broken),
         )
 
 

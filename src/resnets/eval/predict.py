@@ -206,6 +206,11 @@ def score(
         temperature=lm.meta.temperature or 1.0 if temperature is None else temperature,
         keep_logits=keep_logits,
     )
+    if res.nonfinite:  # checked where the scores are made: no metric, no temperature from them
+        raise WeightsError(
+            f"{lm.source or 'the model'}: non-finite scores (NaN or inf) on {res.nonfinite:,} "
+            f"of {res.n:,} images of {data_spec}: its weights or its inputs are broken"
+        )
     return res, selection
 
 

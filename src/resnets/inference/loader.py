@@ -34,6 +34,7 @@ from ..models.weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     WeightsMeta,
+    check_state_fits_record,
     load_state_dict_checked,
     read_weights,
 )
@@ -219,6 +220,7 @@ def model_from_weights(
         )
     meta = meta or WeightsMeta(model=name)
     kwargs = dict(meta.model_kwargs)
+    check_state_fits_record(state, kwargs, str(path))  # before the record's sizes allocate
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     elif "num_classes" not in kwargs:

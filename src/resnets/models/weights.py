@@ -88,13 +88,21 @@ class WeightsMeta:
             v = raw[f.name]
             ok = _TYPE_CHECKS[f.name](v)
             if not ok:
-                raise WeightsError(f"{label}: field {f.name!r} has the wrong type ({v!r:.80})")
+                raise WeightsError(
+                    f"{label}: field {f.name!r} has the wrong type or is out of its range "
+                    f"({v!r:.80})"
+                )
             vals[f.name] = v
         if "model" not in vals:
             raise WeightsError(f"{label}: no 'model' (the architecture's registered name)")
         meta = cls(**vals)
         if meta.class_ids is not None and len(meta.class_ids) != len(meta.classes or []):
             raise WeightsError(f"{label}: class_ids and classes differ in length")
+        if meta.split and not meta.data_fingerprint:
+            raise WeightsError(
+                f"{label}: records a held-out split but no data fingerprint: a split is claimed "
+                "only with the fingerprint of the data it was drawn from"
+            )
         if meta.classes is not None and "num_classes" in meta.model_kwargs:
             if len(meta.classes) != meta.model_kwargs["num_classes"]:
                 raise WeightsError(
@@ -122,48 +130,116 @@ def check_weights_name(name: str, option: str = "--name") -> str:
     return name
 
 
-def _is_num_list(v: Any) -> bool:
-    return isinstance(v, list) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
-        for x in v
-    )
+#: the bounds of a record's fields: a file's record is untrusted input, and every size in it
+#: becomes an allocation (a model's outputs, an image's side) before anything else is checked
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841
+MAX_SIDE = 4096  # pixels, of image_size and eval_size
+MAX_PAD = 64
+MAX_CHANNELS = 16
+MAX_TEXT = 20_000  # characters of a free-text field (the training command)
+MAX_NAME = 256  # characters of a class name, a model name, a short string
+MAX_COUNT = 10**13  # parameters, MACs, images
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-_TYPE_CHECKS = {
-    "model": lambda v: isinstance(v, str) and bool(v),
-    "model_kwargs": lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
-    "classes": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-    "class_ids": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-    "mean": lambda v: _is_num_list(v) and len(v) >= 1,
-    "std": lambda v: _is_num_list(v) and len(v) >= 1 and all(x > 0 for x in v),
-    "image_size": _is_int,
-    "eval_size": _is_int,
-    "interpolation": lambda v: v in ("bilinear", "bicubic", "nearest"),
-    "pad": _is_int,
-    "tta": lambda v: v in ("none", "flip"),
-    "metrics": lambda v: isinstance(v, dict),
-    "params": _is_int,
-    "macs": _is_int,
-    "command": lambda v: isinstance(v, str),
-    "source": lambda v: isinstance(v, str),
-    "license": lambda v: isinstance(v, str),
-    "data": lambda v: isinstance(v, str),
-    "data_fingerprint": lambda v: isinstance(v, str),
-    "split": lambda v: isinstance(v, dict),
-    "final": lambda v: isinstance(v, dict),
-    "quantization": lambda v: isinstance(v, dict),
-    "temperature": lambda v: (
+def _is_num(v: Any, low: float = -math.inf, high: float = math.inf) -> bool:
+    return (
         isinstance(v, (int, float))
         and not isinstance(v, bool)
         and math.isfinite(v)
-        and 0.01 <= v <= 100
+        and low <= v <= high
+    )
+
+
+def _is_num_list(v: Any, low: float, high: float) -> bool:
+    return (
+        isinstance(v, list)
+        and 1 <= len(v) <= MAX_CHANNELS
+        and all(_is_num(x, low, high) for x in v)
+    )
+
+
+def _is_int(v: Any, high: int = MAX_COUNT) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= high
+
+
+def _is_text(v: Any, limit: int = MAX_TEXT) -> bool:
+    return isinstance(v, str) and len(v) <= limit
+
+
+def _is_names(v: Any) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) <= MAX_CLASSES
+        and all(isinstance(c, str) and 0 < len(c) <= MAX_NAME for c in v)
+    )
+
+
+def _is_kwarg(key: str, v: Any) -> bool:
+    """A model option: a short string, a bool, a bounded number; sizes within their bounds."""
+    if key == "num_classes":
+        return _is_int(v, MAX_CLASSES) and v >= 1
+    if key == "in_chans":
+        return _is_int(v, MAX_CHANNELS) and v >= 1
+    if isinstance(v, (bool, type(None))):
+        return True
+    return _is_text(v, MAX_NAME) or _is_num(v, -1e6, 1e6)
+
+
+def _is_small_dict(v: Any, checks: dict[str, Any]) -> bool:
+    """A dict of at most 64 keys whose named entries, where present and not None, pass."""
+    if not isinstance(v, dict) or len(v) > 64 or not all(isinstance(k, str) for k in v):
+        return False
+    if len(json.dumps(v, default=str)) > 100 * MAX_TEXT:
+        return False
+    return all(v.get(k) is None or check(v[k]) for k, check in checks.items())
+
+
+_TYPE_CHECKS = {
+    "model": lambda v: _is_text(v, MAX_NAME) and bool(v),
+    "model_kwargs": lambda v: (
+        isinstance(v, dict)
+        and len(v) <= 64
+        and all(isinstance(k, str) and _is_kwarg(k, x) for k, x in v.items())
     ),
-    "calibration": lambda v: isinstance(v, dict),
-    "schema_version": _is_int,
+    "classes": _is_names,
+    "class_ids": _is_names,
+    "mean": lambda v: _is_num_list(v, 0, 255),
+    "std": lambda v: _is_num_list(v, 0, 255) and all(x > 0 for x in v),
+    "image_size": lambda v: _is_int(v, MAX_SIDE),
+    "eval_size": lambda v: _is_int(v, MAX_SIDE),
+    "interpolation": lambda v: v in ("bilinear", "bicubic", "nearest"),
+    "pad": lambda v: _is_int(v, MAX_PAD),
+    "tta": lambda v: v in ("none", "flip"),
+    "metrics": lambda v: _is_small_dict(
+        v,
+        {
+            "top1": lambda x: _is_num(x, 0, 1),
+            "top5": lambda x: _is_num(x, 0, 1),
+            "n": _is_int,
+            "split": _is_text,
+        },
+    ),
+    "params": _is_int,
+    "macs": _is_int,
+    "command": _is_text,
+    "source": _is_text,
+    "license": _is_text,
+    "data": _is_text,
+    "data_fingerprint": lambda v: _is_text(v, MAX_NAME),
+    "split": lambda v: _is_small_dict(
+        v,
+        {
+            "val_split": lambda x: _is_num(x, 0, MAX_COUNT),
+            "seed": lambda x: isinstance(x, int) and not isinstance(x, bool),
+            "n_train": _is_int,
+            "n_val": _is_int,
+        },
+    ),
+    "final": lambda v: _is_small_dict(v, {}),
+    "quantization": lambda v: _is_small_dict(v, {}),
+    "temperature": lambda v: _is_num(v, 0.01, 100),
+    "calibration": lambda v: _is_small_dict(v, {}),
+    "schema_version": lambda v: _is_int(v, 1000),
 }
 
 
@@ -269,7 +345,13 @@ def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label
         for k in own
         if k in sd and sd[k].shape != own[k].shape
     ]
-    if missing or unexpected or shapes:
+    dtypes = [
+        f"{k} {str(sd[k].dtype).removeprefix('torch.')} where "
+        f"{str(own[k].dtype).removeprefix('torch.')} belongs"
+        for k in own
+        if k in sd and not _dtype_fits(sd[k].dtype, own[k].dtype)
+    ]
+    if missing or unexpected or shapes or dtypes:
 
         def show(xs: list[str]) -> str:
             return ", ".join(xs[:5]) + (f" (+{len(xs) - 5} more)" if len(xs) > 5 else "")
@@ -281,6 +363,38 @@ def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label
             parts.append(f"unexpected keys: {show(unexpected)}")
         if shapes:
             parts.append(f"shape mismatch (file vs model): {show(shapes)}")
+        if dtypes:
+            parts.append(f"wrong dtype: {show(dtypes)}")
         name = getattr(model, "model_name", type(model).__name__)
         raise WeightsError(f"{label}: weights do not fit {name}: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
+
+
+#: the stored dtypes a model's tensor of each kind may be loaded from: floating-point weights
+#: from floating-point values only (an int8 tensor is quantized data, not weights to cast),
+#: integer buffers (BatchNorm's step count) from integers
+_FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_INTEGERS = (torch.int64, torch.int32)
+
+
+def _dtype_fits(stored: torch.dtype, own: torch.dtype) -> bool:
+    return stored in (_FLOATS if own.is_floating_point else _INTEGERS)
+
+
+def check_state_fits_record(
+    state: dict[str, torch.Tensor], kwargs: dict[str, Any], label: str
+) -> None:
+    """The sizes a record asks the model to be built with (classes, input channels) against the
+    file's own tensors, before the model is allocated: a record cannot make a small file build
+    a huge model."""
+    for option, keys, dim in (
+        ("num_classes", ("fc.weight", "classifier.weight", "head.fc.weight"), 0),
+        ("in_chans", ("conv1.weight", "features.conv0.weight", "stem.0.weight"), 1),
+    ):
+        key = next((k for k in keys if k in state), None)
+        if option in kwargs and key is not None and state[key].dim() > dim:
+            if state[key].shape[dim] != kwargs[option]:
+                raise WeightsError(
+                    f"{label}: the record asks for {option}={kwargs[option]}, the file's "
+                    f"{key} has {state[key].shape[dim]}"
+                )

@@ -32,13 +32,13 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io import atomic_write_bytes, atomic_write_json
+from ..io import RUN_MARKER, atomic_write_bytes, atomic_write_json
 from ..runtime import cpu_has_bf16, cpu_name
 
 LOCK = ".lock"
 #: written first into every run folder: only a folder that holds it is ever treated as a run
 #: (cleared when abandoned, refused when finished); a folder without it is the user's own
-MARKER = ".resnets-run"
+MARKER = RUN_MARKER
 
 # files a run writes before its first checkpoint: a run folder holding only these is abandoned
 EARLY_FILES = {LOCK, MARKER, "config.json", "train.log", "metrics.jsonl", "tensorboard"}
