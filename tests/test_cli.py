@@ -161,3 +161,33 @@ def test_models_lists_every_model_without_building_one(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "resnet1202" in out and "0.27" not in out.split("resnet20 ")[0]
     assert " 269,722 " in out.split("\nresnet20 ")[1].splitlines()[0]
+
+
+def test_help_imports_no_heavy_package():
+    """`resnets --help` answers from the command table: no torch, no optional package."""
+    code = (
+        "import sys\n"
+        "from resnets.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "print(','.join(sorted(m for m in sys.modules if '.' not in m)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.strip().splitlines()[-1].split(","))
+    heavy = {"torch", "torchvision", "sympy", "matplotlib", "onnx", "openvino", "fastapi"}
+    assert not loaded & (heavy | {"captum", "numpy", "scipy", "torchmetrics"}), loaded & heavy
+    assert "train    " in done.stdout and "reproduce" in done.stdout
+
+
+def test_the_command_table_is_what_the_families_register():
+    from resnets.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    registered = {c.dest: c.help for c in sub._choices_actions}
+    assert registered == {name: help_ for name, (_, help_) in COMMANDS.items()}
+    # each command's own parser is built by the family the table names
+    for name, (module, _) in COMMANDS.items():
+        own = next(a for a in build_parser(name)._actions if a.dest == "command").choices[name]
+        nested = [a for a in own._actions if isinstance(a.choices, dict)]  # weights list, ...
+        handler = own.get_default("fn") or next(iter(nested[0].choices.values())).get_default("fn")
+        assert handler.__module__ == module, name

@@ -1,10 +1,34 @@
-"""resnets: Deep Residual Networks (He, Zhang, Ren, Sun, 2015) on PyTorch."""
+"""resnets: Deep Residual Networks (He, Zhang, Ren, Sun, 2015) on PyTorch.
+
+The public names load on first use (PEP 562), so that ``import resnets`` and ``resnets
+--help`` cost nothing beyond what they use: ``resnets.create_model`` imports the models (and
+torch) the first time it is looked up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"  # before the imports: modules below read it
 
-from .errors import CheckpointError, ConfigError, DataError, ResnetsError, WeightsError  # noqa: E402
-from .inference import LoadedModel, load_weights  # noqa: E402
-from .models import ResNet, create_model, list_models  # noqa: E402
+from .errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    DataError,
+    ResnetsError,
+    TrainingInterrupted,
+    WeightsError,
+)
+
+#: public name -> the module that defines it, imported when the name is first used
+_LAZY = {
+    "LoadedModel": "resnets.inference",
+    "load_weights": "resnets.inference",
+    "ResNet": "resnets.models",
+    "create_model": "resnets.models",
+    "list_models": "resnets.models",
+}
 
 __all__ = [
     "CheckpointError",
@@ -13,9 +37,22 @@ __all__ = [
     "LoadedModel",
     "ResNet",
     "ResnetsError",
+    "TrainingInterrupted",
     "WeightsError",
     "__version__",
     "create_model",
     "list_models",
     "load_weights",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # looked up once
+        return value
+    raise AttributeError(f"module 'resnets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -30,3 +30,13 @@ class CheckpointError(WeightsError):
 
 class TrainingDiverged(ResnetsError):
     """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """Raised by callers that run several trainings (experiments) when one was interrupted:
+    not a user error (the run resumes), so not a :class:`ResnetsError`; carries the stopped
+    run's result and the exit code to leave with."""
+
+    def __init__(self, result) -> None:  # a train.report.TrainResult
+        self.result, self.exit_code = result, result.exit_code
+        super().__init__(f"interrupted; resume with: resnets train --resume {result.run_dir}")

@@ -16,16 +16,67 @@ The options several commands share (``--weights``, ``--model``, ``--backend``, `
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 
 from .. import __version__
-from ..analysis import commands as analysis_commands
-from ..errors import ResnetsError
-from ..train import TrainingInterrupted
-from . import bench, data, infer, models, train, weights
+from ..errors import ResnetsError, TrainingInterrupted
 
 EXIT_USER_ERROR = 2
+
+#: every command: the module that registers it (with its handlers) and its one-line help.
+#: ``resnets --help`` is printed from this table alone, and a command imports only its own
+#: family's machinery (torch among it) when it runs; a test keeps the table equal to what the
+#: families register.
+COMMANDS = {
+    "train": (
+        "resnets.cli.train",
+        "train a model (default: ResNet-20 on the bundled digits, ~15 s)",
+    ),
+    "config": (
+        "resnets.cli.train",
+        "print a resolved training config (JSON), or every field's documentation",
+    ),
+    "eval": ("resnets.cli.infer", "top-1/top-5, per-class accuracy and a confusion matrix"),
+    "calibrate": (
+        "resnets.cli.infer",
+        "fit a softmax temperature on the held-out split; store it with the weights",
+    ),
+    "predict": ("resnets.cli.infer", "top-k classes of image files"),
+    "explain": (
+        "resnets.cli.infer",
+        "Grad-CAM and integrated-gradients heat maps of image files, beside the top-k classes",
+    ),
+    "export": (
+        "resnets.cli.infer",
+        "ONNX or OpenVINO, classes and preprocessing inside, parity checked",
+    ),
+    "serve": (
+        "resnets.cli.infer",
+        "an HTTP API (predict, explain) with dynamic batching and a web page",
+    ),
+    "weights": ("resnets.cli.weights", "named weights: list, info, package, card, download"),
+    "models": ("resnets.cli.models", "list the models with parameters and MACs"),
+    "summary": ("resnets.cli.models", "per-stage output shapes, parameters and MACs of a model"),
+    "benchmark": (
+        "resnets.cli.bench",
+        "images/s against a plain fp32 loop, fraction of peak, memory",
+    ),
+    "data": (
+        "resnets.cli.data",
+        "data sets: info, pack a folder into WebDataset tar shards, verify shards",
+    ),
+    "reproduce": (
+        "resnets.analysis.commands",
+        "the paper's experiments: degradation, cifar-table, shortcuts, transfer, sum-vs-concat, "
+        "preact",
+    ),
+    "analyze": (
+        "resnets.analysis.commands",
+        "layer responses (Fig. 7) and gradient flow",
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,17 +86,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"resnets: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: every family registers its own subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. Every family registers its own subcommands; with ``command``, only
+    that command's family is imported and registered, the others are listed by name and help
+    (enough for ``resnets --help`` and for the error on a mistyped command)."""
     parser = _Parser(
         prog="resnets",
         description="Deep Residual Networks (He et al., 2015): train, evaluate, predict, analyse.",
     )
     parser.add_argument("--version", action="version", version=f"resnets {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for family in (train, infer, weights, models, bench, data, analysis_commands):
-        family.register(sub)
+    families = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+    wanted = families if command is None else [COMMANDS[command][0]] if command in COMMANDS else []
+    loaded = []
+    for name, (module, help_) in COMMANDS.items():
+        if module in wanted:
+            if module not in loaded:  # a family registers all of its commands at once
+                importlib.import_module(module).register(sub)
+                loaded.append(module)
+        else:
+            sub.add_parser(name, help=help_, add_help=False)
     return parser
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -54,7 +120,8 @@ def _warn_one_line(message, category, filename, lineno, file=None, line=None) ->
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warn_one_line
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_word(argv) or "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2, one line) and --help / --version (0)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.functional.classification import binary_calibration_error
 
 from ..data.augment import center_crop, normalize_nchw, to_float_nchw
 from ..data.augment import ten_crop as ten_crop_views
@@ -71,7 +70,8 @@ class EvalResult:
     @property
     def ece(self) -> float:
         """Expected calibration error over 15 equal-width confidence bins (Guo et al. 2017),
-        computed by torchmetrics from each image's top probability and correctness."""
+        computed by the project's reliability bins from each image's top probability and
+        correctness."""
         return expected_calibration_error(self.confidences, self.hits)
 
     def reliability(self, bins: int = ECE_BINS) -> list[dict[str, float]]:
@@ -107,17 +107,17 @@ def reliability_bins(
 
 
 def expected_calibration_error(confidences: np.ndarray, hits: np.ndarray) -> float:
-    """Top-label ECE with 15 equal-width bins: sum over bins of |accuracy - confidence| weighted
-    by the bin's share of images. torchmetrics computes it (the binary form on (confidence,
-    correct) is exactly the multiclass top-label ECE)."""
+    """Top-label ECE with 15 equal-width bins: the sum over the bins of
+    :func:`reliability_bins` of |accuracy - confidence| weighted by the bin's share of images
+    (Guo et al. 2017, eq. 3). The figure and the number come from the same bins."""
     if len(confidences) == 0:
         return float("nan")
+    n = len(confidences)
     return float(
-        binary_calibration_error(
-            torch.as_tensor(confidences, dtype=torch.float32),
-            torch.as_tensor(hits, dtype=torch.long),
-            n_bins=ECE_BINS,
-            norm="l1",
+        sum(
+            row["count"] / n * abs(row["accuracy"] - row["confidence"])
+            for row in reliability_bins(np.asarray(confidences), np.asarray(hits, dtype=float))
+            if row["count"]
         )
     )
 

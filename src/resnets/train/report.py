@@ -47,14 +47,6 @@ class TrainResult:
         }
 
 
-class TrainingInterrupted(Exception):
-    """Raised by callers that run several trainings (experiments) when one was interrupted."""
-
-    def __init__(self, result: TrainResult) -> None:
-        self.result, self.exit_code = result, result.exit_code
-        super().__init__(f"interrupted; resume with: resnets train --resume {result.run_dir}")
-
-
 def evaluation_row(
     cfg: TrainConfig,
     td: Any,
