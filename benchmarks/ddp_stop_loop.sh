@@ -24,9 +24,9 @@ for i in $(seq 1 "$runs"); do
   if [ "$rc" = 137 ]; then
     hangs=$((hangs + 1))
     pkill -KILL -f "$tmp/run$i" || true  # the ranks run in sessions of their own
-    echo "run $i: HUNG (killed after ${limit} s)"; tail -3 "$tmp/log$i"
+    echo "run $i: HUNG (killed after ${limit} s)"; cat "$tmp/log$i"
   elif [ "$rc" != 0 ]; then
-    failed=$((failed + 1)); echo "run $i: exit $rc"; tail -3 "$tmp/log$i"
+    failed=$((failed + 1)); echo "run $i: exit $rc"; cat "$tmp/log$i"  # the whole log: its cause
   else
     echo "run $i: stopped cleanly in ${took%.*} s"
   fi

@@ -4,6 +4,7 @@ registered builders, a training loop that reads top to bottom."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -340,3 +341,17 @@ def test_cli_help_of_each_field_comes_from_its_metadata():
             assert action.help.startswith(field_docs()[f])
         if choices_of(f):
             assert all(c in action.metavar for c in choices_of(f) if c)
+
+
+def test_shipped_pages_name_no_absolute_machine_path():
+    """Cards, results, the README and BENCHMARKS.md name paths relative to the repository or
+    the data root, never the folders of the machine that wrote them."""
+    machine = re.compile(r"(?<![\w.~:/-])/(?:work|root|home|tmp|Users|mnt|opt|srv|var)/")
+    pages = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = [
+        f"{page.relative_to(ROOT)}:{number}"
+        for page in pages
+        for number, line in enumerate(page.read_text().splitlines(), 1)
+        if machine.search(line)
+    ]
+    assert not found, found

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import stat
 import sys
@@ -203,6 +204,17 @@ def json_line(obj: Any, **kwargs: Any) -> str:
     """Strict JSON for ``--json``: a missing or non-finite number is ``null``, never ``NaN``
     (which strict parsers reject)."""
     return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s`'\"|,;)]+")
+
+
+def relative_paths(text: str, start: str | os.PathLike | None = None) -> str:
+    """``text`` with every absolute path in it written relative to ``start`` (the working
+    folder: the repository, for the docs it writes), so that shipped pages name no machine's
+    folders: ``/work/shared/data/x`` from ``/work/main`` reads ``../shared/data/x``."""
+    base = os.path.abspath(start or os.getcwd())
+    return _ABSOLUTE_PATH.sub(lambda m: os.path.relpath(m.group(0), base), text)
 
 
 def env_folder(variable: str, default: Path) -> Path:

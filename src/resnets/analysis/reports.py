@@ -27,7 +27,7 @@ import numpy
 import torch
 
 from .. import __version__
-from ..io import atomic_write_text
+from ..io import atomic_write_text, relative_paths
 from ..models.weights import WeightsMeta
 from ..runtime import cpu_name, machine_label
 from .paper import PAPER_ITERS, budget_iters, scaled_milestones
@@ -560,7 +560,7 @@ def write_results(
         f"(report written on {machine_label()}). "
         f"**Budget {budget:g}**: {iters:,} of the paper's 64k iterations.",
         "",
-        f"Command: `{command}`",
+        f"Command: `{relative_paths(command)}`",
         "",
         f"Budget {budget:g} of the paper's schedule: {iters:,} iterations of batch 128 "
         f"(lr /10 at {first:,} and {second:,}).",

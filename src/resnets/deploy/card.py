@@ -26,7 +26,7 @@ from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, sp
 from ..eval.metrics import reliability_bins
 from ..eval.predict import score
 from ..inference import LoadedModel, load_weights
-from ..io import atomic_write_text, progress_bar
+from ..io import atomic_write_text, progress_bar, relative_paths
 from ..models.catalogue import resolve_weights_path
 from ..plots import plot_confusion, plot_corruptions, plot_reliability
 from ..runtime import machine_label
@@ -204,7 +204,7 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
         f"# Weights card: `{ev.name}`",
         "",
         f"Every number below was measured when this card was written, on {machine}, by "
-        f"`resnets weights card {ev.name} --data {data}`.",
+        f"`resnets weights card {relative_paths(ev.name)} --data {relative_paths(data)}`.",
         "",
         "## What they are",
         "",
@@ -215,8 +215,8 @@ def render_card(ev: CardEvidence, data: str, machine: str) -> str:
         f"- Input: {lm.in_chans} channels, {lm.image_size or 'native'} px"
         f"{f', centre crop {lm.eval_size}' if lm.eval_size else ''}; test-time "
         f"augmentation: {meta.tta}.",
-        f"- Trained by: `{meta.command or 'unknown'}`",
-        f"- Data: `{meta.data}`; split: {split.get('n_train', '?'):,} training / "
+        f"- Trained by: `{relative_paths(meta.command or 'unknown')}`",
+        f"- Data: `{relative_paths(meta.data or '')}`; split: {split.get('n_train', '?'):,} training / "
         f"{split.get('n_val', '?'):,} held-out images (stratified, seed {split.get('seed', '?')}).",
         f"- Training time: {(final.get('train_time_s') or 0) / 60:.1f} min of step time; "
         f"stored as {final.get('stored_dtype', 'float32')}; licence: {meta.license or 'unstated'}.",

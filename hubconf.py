@@ -1,0 +1,67 @@
+"""torch.hub entry points for resnets: every registered model and every named set of weights.
+
+    model = torch.hub.load("path/to/resnets", "resnet56", source="local")  # untrained
+    model = torch.hub.load("path/to/resnets", "resnet20", pretrained=True, source="local")
+    model = torch.hub.load("path/to/resnets", "resnet20.cifar10", source="local")
+    model = torch.hub.load("path/to/resnets", "resnet50.tv2_in1k", source="local")
+
+A model name takes ``pretrained=True`` for its default weights (`resnets weights list` shows
+them) and otherwise the builder's keyword arguments (``num_classes=100``, ...). A weights name
+(``MODEL.TAG``) always loads those weights; ImageNet sets are downloaded once into the weights
+cache, SHA-256 checked. Each returned module is in eval mode with its weights record as
+``model.weights_meta`` (classes, mean and std in 0..255 units, the crop).
+"""
+
+import os
+import sys
+
+# a checkout that torch.hub downloaded is not installed: import the package from its src/
+_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "src")
+if os.path.isdir(os.path.join(_SRC, "resnets")) and _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+
+dependencies = ["torch", "numpy", "safetensors", "PIL", "tqdm"]
+
+from resnets.inference.loader import model_from_weights  # noqa: E402
+from resnets.models import create_model, list_models, list_pretrained  # noqa: E402
+from resnets.models.catalogue import default_tag  # noqa: E402
+
+
+def _load(name):
+    net, meta = model_from_weights(name)
+    net.weights_meta = meta
+    return net.eval()
+
+
+def _model_entry(model):
+    def entry(pretrained=False, **kwargs):
+        if not pretrained:
+            return create_model(model, **kwargs)
+        tag = default_tag(model)
+        if tag is None:
+            raise ValueError(f"{model}: no named weights; see `resnets weights list`")
+        if kwargs:
+            raise ValueError(
+                f"{model}: pretrained=True loads {model}.{tag} as trained; "
+                f"{', '.join(kwargs)} would change the network"
+            )
+        return _load(f"{model}.{tag}")
+
+    entry.__name__ = model
+    entry.__doc__ = f"{model}: untrained, or with pretrained=True its default named weights."
+    return entry
+
+
+def _weights_entry(name):
+    def entry():
+        return _load(name)
+
+    entry.__name__ = name
+    entry.__doc__ = f"{name}: the named weights (`resnets weights info {name}`)."
+    return entry
+
+
+for _model in list_models():
+    globals()[_model] = _model_entry(_model)
+for _name in list_pretrained():
+    globals()[_name] = _weights_entry(_name)
