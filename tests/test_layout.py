@@ -164,7 +164,11 @@ def test_function_level_imports_only_for_optional_dependencies():
                 bad += [
                     f"{mod}.{fn.name}: {x}"
                     for x in names
-                    if x not in OPTIONAL and x.split(".")[0] not in OPTIONAL
+                    if x not in OPTIONAL
+                    and x.split(".")[0] not in OPTIONAL
+                    # a command imports its own machinery when it runs (issue 31): the CLI's
+                    # handlers may import resnets' own modules, nothing else
+                    and not (mod.startswith("cli") and x == ".")
                 ]
     assert not bad, "function-level imports of required modules: " + ", ".join(bad)
 

@@ -7,8 +7,6 @@ import hashlib
 from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, add_weights, bounded
-from ..deploy.card import write_card
-from ..eval.zoo import package_run
 from ..io import check_writable, json_line, package_is_checkout, run_folder_of
 from ..models import count_macs, create_model, get_spec
 from ..models.catalogue import (
@@ -92,6 +90,8 @@ def _weights_info(args: argparse.Namespace) -> int:
 
 
 def _weights_package(args: argparse.Namespace) -> int:
+    from ..eval.zoo import package_run  # the scoring machinery, only when packaging
+
     # shipping weights into src/resnets/weights is this command's purpose in a source checkout
     check_writable(args.out, folder=True, package_ok=package_is_checkout())
     r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
@@ -119,6 +119,8 @@ def default_card_folder(weights: str) -> Path:
 
 
 def _weights_card(args: argparse.Namespace) -> int:
+    from ..deploy.card import write_card  # exports, corruptions, plots: only for a card
+
     out = Path(args.out or default_card_folder(args.weights))
     check_writable(out, folder=True, reading=(args.data,))
     path = write_card(
