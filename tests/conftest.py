@@ -13,6 +13,17 @@ import pytest
 from PIL import Image
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`: the README's test command), each worker is one of two
+    processes on 2 cores: one thread each, and so each process it starts, since two workers of
+    2 threads each would wait on descheduled OpenMP threads (issue 11: throughput collapses)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_dirs(tmp_path_factory):
     """Decoded caches and downloads go to a temporary folder, never the user's home."""
