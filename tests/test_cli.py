@@ -121,6 +121,14 @@ def test_benchmark_json_last_line(what, capsys, image_folder, monkeypatch):
         ratio = res["trainer"]["images_per_sec"] / res["fp32-eager"]["images_per_sec"]
         assert out["speedup"] == pytest.approx(ratio)
         assert 0 < res["fp32-eager"]["fraction_of_peak"] < 1.5
+        assert "matmul" in out["peak_yardstick"]
+        # where the CPU has bf16, the better plain loop too: bf16 autocast + channels_last
+        if use_bf16("auto", torch.device("cpu")):
+            assert res["bf16-eager"]["bf16"] and res["bf16-eager"]["channels_last"]
+            against = res["trainer"]["images_per_sec"] / res["bf16-eager"]["images_per_sec"]
+            assert out["speedup_vs_bf16_loop"] == pytest.approx(against)
+        else:
+            assert "bf16-eager" not in res and out["speedup_vs_bf16_loop"] is None
 
 
 def test_a_run_logged_to_a_file_has_plain_lines_without_bar_frames(tmp_path):

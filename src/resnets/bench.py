@@ -59,6 +59,12 @@ def measure_peak_tflops(
     return 2 * n**3 * reps / el / 1e12
 
 
+#: what the measured peak is: one square matmul, so a fraction of it says how far a net's small
+#: convolutions (16-64 channels on CIFAR) are from the rate of the best-shaped work, not what
+#: the hardware could do on them (AMX reaches that rate only on large tiles)
+PEAK_YARDSTICK = "the rate of one {n}x{n}x{n} matmul in the same precision"
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -95,7 +101,9 @@ class TrainBench:
     recipe: str = ""
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     peak_tflops: dict[str, float] = field(default_factory=dict)
-    speedup: float = 0.0
+    speedup: float = 0.0  # against the fp32 eager loop
+    speedup_vs_bf16_loop: float | None = None  # against bf16 autocast + channels_last, eager
+    peak_yardstick: str = ""  # what "fraction of peak" divides by
     images_per_sec: float = 0.0
     flops_per_image: float = 0.0
     peak_memory_mb: float = 0.0
@@ -105,16 +113,32 @@ class TrainBench:
         return asdict(self)
 
 
-def reference_step(model_name: str, bs: int, size: int, classes: int, device: torch.device):
-    """The plain loop a user would write: fp32, eager, NCHW, foreach SGD."""
+def reference_step(
+    model_name: str,
+    bs: int,
+    size: int,
+    classes: int,
+    device: torch.device,
+    *,
+    bf16: bool = False,
+) -> Any:
+    """The plain loop a user would write: eager, PyTorch's SGD (foreach). ``bf16=False``: fp32,
+    NCHW; ``bf16=True``: what a competent user writes on a bf16 CPU or GPU, bf16 autocast and
+    channels_last."""
     torch.manual_seed(0)
     m = create_model(model_name, num_classes=classes).to(device)
     x = torch.randn(bs, 3, size, size, device=device)
+    if bf16:
+        m, x = (
+            m.to(memory_format=torch.channels_last),
+            x.contiguous(memory_format=torch.channels_last),
+        )
     y = torch.randint(0, classes, (bs,), device=device)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
     def step() -> None:
-        loss = F.cross_entropy(m(x), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(m(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -164,13 +188,16 @@ def bench_train(
     cfg = build_config(recipe, string_values=strings)
     total = cfg.iters or 10**9  # an epoch-based recipe: long enough for any compile decision
     train_fn, compiled = trainer_step(cfg, size, classes, dev, total)
-    fns = {"fp32-eager": reference_step(model, batch_size, size, classes, dev), "trainer": train_fn}
+    bf16 = use_bf16(cfg.precision, dev)
+    fns = {"fp32-eager": reference_step(model, batch_size, size, classes, dev)}
+    if use_bf16("auto", dev):  # the better plain loop, where the hardware has bf16
+        fns["bf16-eager"] = reference_step(model, batch_size, size, classes, dev, bf16=True)
+    fns["trainer"] = train_fn
     times = alternate(fns, steps, rounds, dev, warmup=3 if compiled else 2)
     macs = count_macs(create_model(model, num_classes=classes), (1, 3, size, size))
     flops_img = 3 * 2 * macs  # forward + backward (about twice the forward)
-    bf16 = use_bf16(cfg.precision, dev)
     peak = {"fp32": measure_peak_tflops(dev, torch.float32)}
-    if bf16:
+    if bf16 or "bf16-eager" in fns:
         peak["bf16"] = measure_peak_tflops(dev, torch.bfloat16)
     out = TrainBench(
         model,
@@ -183,6 +210,7 @@ def bench_train(
     )
     settings = {
         "fp32-eager": dict(bf16=False, channels_last=False, compile=False, fused_sgd=False),
+        "bf16-eager": dict(bf16=True, channels_last=True, compile=False, fused_sgd=False),
         "trainer": dict(
             bf16=bf16,
             channels_last=cfg.channels_last,
@@ -205,9 +233,11 @@ def bench_train(
             **settings[name],
         }
     out.peak_tflops = peak
-    out.speedup = (
-        out.results["trainer"]["images_per_sec"] / out.results["fp32-eager"]["images_per_sec"]
-    )
+    trainer = out.results["trainer"]["images_per_sec"]
+    out.speedup = trainer / out.results["fp32-eager"]["images_per_sec"]
+    if "bf16-eager" in out.results:
+        out.speedup_vs_bf16_loop = trainer / out.results["bf16-eager"]["images_per_sec"]
+    out.peak_yardstick = PEAK_YARDSTICK.format(n=2048 if dev.type != "cuda" else 8192)
     out.images_per_sec = out.results["trainer"]["images_per_sec"]
     out.peak_memory_mb = peak_memory_mb(dev)
     return out

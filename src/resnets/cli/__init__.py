@@ -61,7 +61,7 @@ COMMANDS = {
     "summary": ("resnets.cli.models", "per-stage output shapes, parameters and MACs of a model"),
     "benchmark": (
         "resnets.cli.bench",
-        "images/s against a plain fp32 loop, fraction of peak, memory",
+        "images/s against plain fp32 and bf16 loops, fraction of a matmul's rate, memory",
     ),
     "data": (
         "resnets.cli.data",

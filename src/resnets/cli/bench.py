@@ -34,12 +34,19 @@ def _bench_train(args: argparse.Namespace, device: str) -> dict:
     for name, v in r["results"].items():
         print(
             f"{name:<12} {v['images_per_sec']:9.1f} img/s  {v['tflops']:.3f} TFLOP/s "
-            f"({v['fraction_of_peak']:.1%} of measured peak)"
+            f"({v['fraction_of_peak']:.1%} of the peak)"
         )
+    against_bf16 = r["speedup_vs_bf16_loop"]
     print(
-        f"speed-up {r['speedup']:.2f}x; peak {r['peak_tflops']}; "
-        f"peak memory {r['peak_memory_mb']:.0f} MB"
+        f"trainer against the fp32 eager loop {r['speedup']:.2f}x"
+        + (
+            f", against the bf16 autocast + channels_last eager loop {against_bf16:.2f}x"
+            if against_bf16
+            else " (no bf16 on this device: no bf16 loop)"
+        )
     )
+    peaks = ", ".join(f"{k} {v:.3f} TFLOP/s" for k, v in r["peak_tflops"].items())
+    print(f"peak: {r['peak_yardstick']} ({peaks}); peak memory {r['peak_memory_mb']:.0f} MB")
     return r
 
 
@@ -128,7 +135,8 @@ def _benchmark(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add benchmark to ``resnets``."""
     p = sub.add_parser(
-        "benchmark", help="images/s against a plain fp32 loop, fraction of peak, memory"
+        "benchmark",
+        help="images/s against plain fp32 and bf16 loops, fraction of a matmul's rate, memory",
     )
     p.add_argument("what", choices=("train", "infer", "data"))
     p.add_argument(
