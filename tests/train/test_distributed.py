@@ -262,3 +262,56 @@ def test_release_ddp_frees_the_wrapper_while_the_group_lives():
         trainee.release_ddp()  # no wrapper: nothing to do
     finally:
         torch_dist.destroy_process_group()
+
+
+def _two_nodes(tag: str, *args: str) -> None:
+    """`resnets train ARGS` as two torchrun launchers of one process each (``--nnodes 2``), as
+    on two machines, joined by a c10d rendezvous on 127.0.0.1; both must finish with exit 0."""
+    port, run_id = _free_port(), uuid.uuid4().hex[:8]
+    node = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        run_id,
+        "-m",
+        "resnets",
+        "train",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
+    env["RESNETS_TEST_RUN"] = tag
+    launchers = [
+        subprocess.Popen(
+            node,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [_finish(p, tag) for p in launchers]
+    assert [p.returncode for p in launchers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+
+
+def test_two_nodes_match_one_process_and_resume(tmp_path):
+    """A multi-node launch on one machine (what a user who outgrows one machine runs): two
+    launchers of one process each, stopped after 9 steps and resumed as two nodes, end with
+    the weights of one process run straight through."""
+    _run(1, "--out", str(tmp_path / "ref"), *ARGS)
+    tag = uuid.uuid4().hex
+    _two_nodes(tag, "--out", str(tmp_path / "nodes"), *ARGS, "--stop-after", "9")
+    assert (tmp_path / "nodes" / "last.ckpt").exists()
+    assert not (tmp_path / "nodes" / "model.safetensors").exists()
+    _two_nodes(tag, "--resume", str(tmp_path / "nodes"), "--no-progress")
+    assert _max_diff(tmp_path / "ref", tmp_path / "nodes") < 1e-4
