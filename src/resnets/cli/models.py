@@ -30,6 +30,9 @@ def _models(args: argparse.Namespace) -> int:
     if args.json:
         print(json_line(rows))
         return 0
+    if args.markdown:
+        print(models_markdown(rows))
+        return 0
     width = max([12, *(len(r["name"]) for r in rows)])
     header = (
         f"{'model':<{width}} {'family':<9} {'depth':>5} {'kind':<9} {'params':>12} {'MACs':>10}"
@@ -45,6 +48,22 @@ def _models(args: argparse.Namespace) -> int:
     print("\nAny CIFAR depth 6n+2 also works (resnet8, plain14, cifar_resnet50, ...), and any")
     print("wide ResNet WRN-d-k with d = 6n+4 (wrn_16_4, wrn_22_8, ...).")
     return 0
+
+
+def models_markdown(rows: list[dict]) -> str:
+    """The README's table of every registered model (``resnets models --markdown``)."""
+    lines = [
+        "| model | family | depth | kind | params | MACs | input |",
+        "| --- | --- | ---: | --- | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        side = get_spec(r["name"]).default_image_size
+        macs = human(r["macs"]).strip() if r["macs"] else "-"
+        lines.append(
+            f"| `{r['name']}` | {r['family']} | {r['depth']} | {r['kind']} | {r['params']:,} | "
+            f"{macs} | 3x{side}x{side} |"
+        )
+    return "\n".join(lines)
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -78,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the models with parameters and MACs")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")
     p.add_argument("--no-macs", action="store_true", help="leave the MACs column out")
+    p.add_argument(
+        "--markdown", action="store_true", help="a Markdown table (the README's, kept in step)"
+    )
     p.add_argument(
         "--measure",
         action="store_true",

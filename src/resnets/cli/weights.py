@@ -42,6 +42,9 @@ def _weights_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json_line(rows))
         return 0
+    if args.markdown:
+        print(weights_markdown(rows))
+        return 0
     width = max([len("weights"), *(len(row["name"]) for row in rows)])  # the longest name
     print(f"{'weights':<{width}} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
     for row in rows:
@@ -50,6 +53,33 @@ def _weights_list(args: argparse.Namespace) -> int:
         params = f"{row['params']:,}" if row["params"] is not None else "-"
         print(f"{row['name']:<{width}} {top1:>7} {top5:>7} {params:>12}  {row['where']}")
     return 0
+
+
+def weights_markdown(rows: list[dict]) -> str:
+    """The README's table of every named weights set (``resnets weights list --markdown``):
+    the model, the accuracy its record states, and where the file comes from."""
+    lines = [
+        "| weights | model | top-1 | top-5 | params | preprocessing | source |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in rows:
+        entry = get_pretrained(row["name"])
+        top1 = f"{row['top1']:.2%}" if row["top1"] is not None else "-"
+        top5 = f"{row['top5']:.2%}" if row["top5"] is not None else "-"
+        params = f"{row['params']:,}" if row["params"] is not None else "-"
+        source = "shipped in the package" if entry.url is None else "downloaded, SHA-256 checked"
+        meta = entry.meta
+        view = (
+            f"resize {meta.image_size}, crop {meta.eval_size}"
+            if meta.image_size and meta.eval_size
+            else f"resize {meta.image_size}"
+            if meta.image_size
+            else "as stored"
+        ) + (", flip TTA" if meta.tta == "flip" else "")
+        lines.append(
+            f"| `{row['name']}` | `{meta.model}` | {top1} | {top5} | {params} | {view} | {source} |"
+        )
+    return "\n".join(lines)
 
 
 def _weights_info(args: argparse.Namespace) -> int:
@@ -154,6 +184,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = actions.add_parser("list", help="every named weights set (MODEL.TAG) with its accuracy")
     q.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'resnet50.*'")
     add_json(q, what="the list as JSON")
+    q.add_argument(
+        "--markdown", action="store_true", help="a Markdown table (the README's, kept in step)"
+    )
     q.set_defaults(fn=_weights_list)
 
     q = actions.add_parser("info", help="the metadata record of named weights")
