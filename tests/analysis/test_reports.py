@@ -188,3 +188,39 @@ def test_only_comparable_zoo_weights_count_at_the_whole_schedule():
     assert kept[0].final.val_err == pytest.approx(0.124)
     assert [w.name for w in full_schedule_weights(named, ["data-b"])] == ["resnet110.other"]
     assert full_schedule_weights(named, ["data-c"]) == []
+
+
+def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
+    """`analyze verdicts`' step: the verdicts come from runs.csv alone; a page without its
+    markers is refused before anything is written."""
+    from resnets.analysis.reports import (
+        VERDICTS_BEGIN,
+        VERDICTS_END,
+        rejudge,
+        run_table_from_csv,
+        write_rejudged,
+    )
+
+    folder = tmp_path / "degradation"
+    folder.mkdir()
+    (folder / "experiment.json").write_text('{"args": {"depths": "20,56"}}')
+    rows = ["name,model,seed,final_train_err,final_val_err"]
+    for model, finals in PAPER_LIKE.items():
+        rows += [f"{model}-s{r.seed},{model},{r.seed},{r.train_err},{r.val_err}" for r in finals]
+    (folder / "runs.csv").write_text("\n".join(rows) + "\n")
+    assert run_table_from_csv(folder / "runs.csv") == PAPER_LIKE
+    page = f"# Report\n\n{VERDICTS_BEGIN}\n- (a) old words\n{VERDICTS_END}\n\nthe rest\n"
+    (folder / "RESULTS.md").write_text(page)
+    verdicts, text = rejudge(folder)
+    assert verdicts == degradation_verdicts(PAPER_LIKE)
+    assert (folder / "RESULTS.md").read_text() == page  # nothing written yet
+    write_rejudged(folder, verdicts, text)
+    written = (folder / "RESULTS.md").read_text()
+    assert "old words" not in written and verdicts[0].line() in written
+    assert written.endswith("\n\nthe rest\n")
+    (folder / "RESULTS.md").write_text("# Report without markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        rejudge(folder)
+    (folder / "runs.csv").write_text("model,seed\nresnet20,zero\n")
+    with pytest.raises(ValueError, match="not a runs.csv a report wrote"):
+        rejudge(folder)

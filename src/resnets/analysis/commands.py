@@ -43,6 +43,7 @@ from .reports import (
     run_table,
     summary_section,
     write_csv,
+    write_rejudged,
     write_results,
     write_verdicts,
 )
@@ -543,12 +544,15 @@ def _verdicts(args: argparse.Namespace) -> int:
     summary = results / "RESULTS.md"
     if not summary.is_file():
         raise ConfigError(f"--results {results}: holds no RESULTS.md of `reproduce paper`")
-    found = []
+    # everything is computed and checked first, then written: a report that cannot be judged
+    # again leaves every page as it was
+    judged = {}
     for folder in REJUDGED:
         try:
-            found.append((folder, rejudge(results / folder)))
+            judged[folder] = rejudge(results / folder)
         except (OSError, ValueError) as e:
             raise ConfigError(str(e)) from e
+    found = [(folder, verdicts) for folder, (verdicts, _) in judged.items()]
     text = summary.read_text()
     zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
     whole = whole_schedule.table6_section(
@@ -560,6 +564,8 @@ def _verdicts(args: argparse.Namespace) -> int:
         text = replace_block(text, whole_schedule.BEGIN, whole_schedule.END, whole)
     except ValueError as e:
         raise ConfigError(f"{summary}: {e}") from e
+    for folder, (verdicts, page) in judged.items():
+        write_rejudged(results / folder, verdicts, page)
     atomic_write_text(summary, text)
     for folder, verdicts in found:
         for v in verdicts:

@@ -350,9 +350,9 @@ def response_means_from_csv(path: Path) -> dict[str, dict[int, float]]:
     return {m: {s: statistics.fmean(v) for s, v in seeds.items()} for m, seeds in stds.items()}
 
 
-def rejudge(folder: Path) -> list[Verdict]:
-    """A written report's verdicts computed again from the CSV it wrote: ``verdicts.json`` and
-    the verdict lines of its RESULTS.md are replaced; returns the verdicts."""
+def rejudge(folder: Path) -> tuple[list[Verdict], str]:
+    """A written report's verdicts computed again from the CSV it wrote, and its RESULTS.md
+    with the verdict lines replaced; nothing is written (:func:`write_rejudged` writes)."""
     try:
         args = json.loads((folder / "experiment.json").read_text())["args"]
         depths = [int(d) for d in str(args["depths"]).split(",")]
@@ -374,9 +374,13 @@ def rejudge(folder: Path) -> list[Verdict]:
         text = replace_block(text, VERDICTS_BEGIN, VERDICTS_END, verdict_block(verdicts))
     except ValueError as e:
         raise ValueError(f"{results}: {e}") from e
+    return verdicts, text
+
+
+def write_rejudged(folder: Path, verdicts: Sequence[Verdict], text: str) -> None:
+    """Write what :func:`rejudge` computed: ``verdicts.json`` and RESULTS.md."""
     write_verdicts(folder, verdicts)
-    atomic_write_text(results, text)
-    return verdicts
+    atomic_write_text(folder / "RESULTS.md", text)
 
 
 # ---------------------------------------------------------------------------------------------
