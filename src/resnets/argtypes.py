@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from typing import Any
 
 from .errors import ConfigError
 
@@ -133,3 +136,22 @@ def int_list(text: str, option: str, low: int, high: int, *, most: int = 10_000)
 def image_sides(text: str, option: str) -> list[int]:
     """Image sides in pixels, e.g. ``224,256,384`` (up to 16, each at most MAX_IMAGE_SIDE)."""
     return int_list(text, option, 1, MAX_IMAGE_SIDE, most=16)
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite number replaced by None, through dicts, lists and
+    tuples: what strict JSON can hold."""
+    if isinstance(obj, float) or (hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0):
+        value = float(obj) if not isinstance(obj, bool) else obj
+        return value if isinstance(value, bool) or math.isfinite(value) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def json_line(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON for ``--json``: a missing or non-finite number is ``null``, never ``NaN``
+    (which strict parsers reject)."""
+    return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)

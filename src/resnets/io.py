@@ -16,7 +16,6 @@ import hashlib
 import http.client
 import io
 import json
-import math
 import os
 import pickle
 import re
@@ -185,25 +184,6 @@ def check_writable(
             probe.unlink()
         except OSError:
             pass
-
-
-def finite_or_none(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite number replaced by None, through dicts, lists and
-    tuples: what strict JSON can hold."""
-    if isinstance(obj, float) or (hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0):
-        value = float(obj) if not isinstance(obj, bool) else obj
-        return value if isinstance(value, bool) or math.isfinite(value) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    return obj
-
-
-def json_line(obj: Any, **kwargs: Any) -> str:
-    """Strict JSON for ``--json``: a missing or non-finite number is ``null``, never ``NaN``
-    (which strict parsers reject)."""
-    return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s`'\"|,;)]+")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from resnets.argtypes import json_line
 from resnets.cli import main
 from resnets.eval.calibration import fit_temperature
 from resnets.inference import load_weights
-from resnets.io import json_line
 from resnets.models.weights import save_weights
 
 

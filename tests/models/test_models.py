@@ -270,3 +270,35 @@ def test_the_recorded_costs_are_every_models_measured_costs():
     assert sorted(table) == sorted(list_models())
     for name in table:
         assert table[name] == measure_cost(name), name
+    # and the registry's facts `resnets models` lists from it, in the registry's order
+    from resnets.models import get_spec
+    from resnets.models.index import model_index
+
+    index = model_index()
+    assert list(index) == list_models()
+    for name, entry in index.items():
+        spec = get_spec(name)
+        assert (entry.family, entry.depth, entry.kind, entry.input) == (
+            spec.family,
+            spec.depth,
+            spec.kind,
+            spec.default_image_size,
+        ), name
+
+
+def test_listing_the_models_imports_no_torch():
+    """`resnets models` answers from the recorded index: no model built, torch not imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from resnets.cli import main\n"
+        "assert main(['models']) == 0\n"
+        "assert main(['models', 'plain*', '--json']) == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert "resnet1202" in done.stdout and '"name": "plain18"' in done.stdout

@@ -6,11 +6,18 @@ from __future__ import annotations
 import argparse
 
 from .. import bench
-from ..argtypes import MAX_IMAGE_SIDE, add_batch_size, add_device, add_json, bounded, count
+from ..argtypes import (
+    MAX_IMAGE_SIDE,
+    add_batch_size,
+    add_device,
+    add_json,
+    bounded,
+    count,
+    json_line,
+)
 from ..data.stream import is_shard_dir
 from ..errors import ConfigError
 from ..inference import BACKENDS
-from ..io import json_line
 from ..runtime import pick_device
 from ..train.config import parse_set
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..argtypes import MAX_IMAGE_SIDE, add_json, add_no_progress, bounded, count
+from ..argtypes import MAX_IMAGE_SIDE, add_json, add_no_progress, bounded, count, json_line
 from ..data import load_dataset
 from ..data.stream import SHARD_META, verify_shards, write_shards
 from ..errors import DataError
-from ..io import json_line
 
 
 def _data_info(args: argparse.Namespace) -> int:

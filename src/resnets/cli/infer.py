@@ -21,6 +21,7 @@ from ..argtypes import (
     count,
     image_sides,
     int_list,
+    json_line,
 )
 from ..deploy import export_model
 from ..deploy.serve import ServeConfig, serve
@@ -31,7 +32,7 @@ from ..eval.corruptions import DEVIATIONS, CorruptionScore, corruption_table, pa
 from ..eval.explain import METHODS, explain_files
 from ..eval.report import add_corruptions, summary_line, write_eval_report
 from ..inference import LoadedModel, is_exported, load_weights
-from ..io import check_writable, exclusive_target, json_line, run_folder_of
+from ..io import check_writable, exclusive_target, run_folder_of
 from ..runtime import pick_device, use_bf16
 
 

@@ -4,16 +4,38 @@ model, stage by stage)."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 
-from ..argtypes import MAX_IMAGE_SIDE, add_json, bounded
-from ..io import json_line
-from ..models import create_model, format_summary, get_spec, list_models, summarize
-from ..models.summary import human, model_cost, recorded_costs
+from ..argtypes import MAX_IMAGE_SIDE, add_json, bounded, json_line
 
 
-def _models(args: argparse.Namespace) -> int:
-    rows = []
+def _rows(args: argparse.Namespace) -> list[dict]:
+    """The listed models. From the recorded index (no model built, no torch imported) when it
+    covers the pattern; otherwise from the registry, measuring what is not recorded."""
+    from ..models.index import model_index
+
+    index = {} if args.measure else model_index()
+    pattern = args.pattern.lower()
+    globbed = any(c in pattern for c in "*?[")
+    if index and (globbed or pattern in index):
+        return [
+            {
+                "name": e.name,
+                "family": e.family,
+                "depth": e.depth,
+                "kind": e.kind,
+                "params": e.cost.params,
+                "macs": None if args.no_macs else e.cost.macs,
+                "input": e.input,
+            }
+            for e in index.values()
+            if fnmatch.fnmatch(e.name, pattern)
+        ]
+    from ..models import get_spec, list_models
+    from ..models.summary import model_cost, recorded_costs
+
     recorded = {} if args.measure else recorded_costs()
+    rows = []
     for name in list_models(args.pattern):
         spec = get_spec(name)
         cost = model_cost(name, recorded)  # recorded: nothing is built unless --measure
@@ -25,10 +47,18 @@ def _models(args: argparse.Namespace) -> int:
                 "kind": spec.kind,
                 "params": cost.params,
                 "macs": None if args.no_macs else cost.macs,
+                "input": spec.default_image_size,
             }
         )
+    return rows
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ..models.index import human
+
+    rows = _rows(args)
     if args.json:
-        print(json_line(rows))
+        print(json_line([{k: v for k, v in r.items() if k != "input"} for r in rows]))
         return 0
     if args.markdown:
         print(models_markdown(rows))
@@ -39,7 +69,7 @@ def _models(args: argparse.Namespace) -> int:
     )
     print(header + "  input")
     for r in rows:
-        side = get_spec(r["name"]).default_image_size
+        side = r["input"]
         shown = human(r["macs"]) if r["macs"] else "-"
         print(
             f"{r['name']:<{width}} {r['family']:<9} {r['depth']:>5} {r['kind']:<9} "
@@ -52,12 +82,14 @@ def _models(args: argparse.Namespace) -> int:
 
 def models_markdown(rows: list[dict]) -> str:
     """The README's table of every registered model (``resnets models --markdown``)."""
+    from ..models.index import human
+
     lines = [
         "| model | family | depth | kind | params | MACs | input |",
         "| --- | --- | ---: | --- | ---: | ---: | --- |",
     ]
     for r in rows:
-        side = get_spec(r["name"]).default_image_size
+        side = r["input"]
         macs = human(r["macs"]).strip() if r["macs"] else "-"
         lines.append(
             f"| `{r['name']}` | {r['family']} | {r['depth']} | {r['kind']} | {r['params']:,} | "
@@ -67,6 +99,8 @@ def models_markdown(rows: list[dict]) -> str:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from ..models import create_model, format_summary, get_spec, summarize
+
     spec = get_spec(args.model)
     net = create_model(
         args.model, num_classes=args.num_classes, in_chans=args.in_chans, shortcut=args.shortcut

@@ -8,9 +8,8 @@ import sys
 import typing
 from dataclasses import fields
 
-from ..argtypes import add_json, add_no_progress
+from ..argtypes import add_json, add_no_progress, json_line
 from ..errors import ConfigError
-from ..io import json_line
 from ..train import build_config, train
 from ..train.config import (
     TrainConfig,

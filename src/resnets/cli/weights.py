@@ -6,8 +6,8 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from ..argtypes import add_json, add_no_progress, add_weights, bounded
-from ..io import check_writable, json_line, package_is_checkout, run_folder_of
+from ..argtypes import add_json, add_no_progress, add_weights, bounded, json_line
+from ..io import check_writable, package_is_checkout, run_folder_of
 from ..models import count_macs, create_model, get_spec
 from ..models.catalogue import (
     get_pretrained,

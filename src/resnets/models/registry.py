@@ -8,14 +8,16 @@ A builder is a plain function named after the model, taking keyword options only
 
 Parametric families (the CIFAR nets take any depth 6n+2) register a name pattern with
 :func:`register_pattern`; ``create_model`` and ``list_models`` accept those names too.
-This module imports no model: the builders register themselves when their module is imported
-(``resnets.models`` imports them all).
+This module imports no model at import: the builders register themselves when their module is
+imported, and the first lookup (:func:`get_spec`, :func:`names`, :func:`is_model`) imports every
+family of :data:`FAMILIES`.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +62,20 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+#: the modules whose builders register themselves, imported by the first lookup
+FAMILIES = ("resnet", "fast", "resnext", "preact", "wide", "densenet", "concat")
+_loaded = False
+
+
+def _load_families() -> None:
+    """Import every family's builders once (they register as they are defined)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for family in FAMILIES:
+            importlib.import_module(f"{__package__}.{family}")
+
+
 _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ModelSpec]]] = []
 
 
@@ -107,6 +123,7 @@ def get_spec(name: str) -> ModelSpec:
     """The spec of a registered name or of a name a pattern accepts; ConfigError otherwise."""
     if not isinstance(name, str):
         raise ConfigError(f"model name must be a string, got {name!r}")
+    _load_families()
     key = name.strip().lower()
     if key in _REGISTRY:
         return _REGISTRY[key]
@@ -153,6 +170,7 @@ def names(pattern: str = "*", *, family: str | None = None, plain: bool | None =
     A pattern without wildcards that a parametric family accepts (``resnet8``) is listed too,
     so every name ``list_models`` returns builds, and every name that builds can be listed.
     """
+    _load_families()
     specs = list(_REGISTRY.values())
     if not any(c in pattern for c in "*?[") and pattern.lower() not in _REGISTRY:
         try:

@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..io import atomic_write_text
 from .factory import create_model, list_models
+from .index import COSTS_FILE, ModelCost, human, recorded_costs
 from .registry import get_spec
 from .resnet import ResNet
 
@@ -83,13 +84,6 @@ def format_summary(name: str, rows: list[StageInfo], image_size: int) -> str:
     return "\n".join(lines)
 
 
-def human(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} "
-
-
 def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Bytes of the tensors one training forward keeps for its backward (activations, the
     dominant part of training memory at a given batch), counted once per storage.
@@ -116,27 +110,6 @@ def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return sum(seen.values())
 
 
-#: params and MACs (at the default input size) of every registered model, measured once by
-#: ``python -c "from resnets.models.summary import write_costs; write_costs()"`` and checked against a fresh count by the tests,
-#: so that listing the models builds none of them
-COSTS_FILE = Path(__file__).with_name("costs.json")
-
-
-@dataclass(frozen=True)
-class ModelCost:
-    params: int
-    macs: int
-
-
-def recorded_costs() -> dict[str, ModelCost]:
-    """The recorded costs, by model name (empty if the file is missing)."""
-    try:
-        raw = json.loads(COSTS_FILE.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {name: ModelCost(int(v["params"]), int(v["macs"])) for name, v in raw.items()}
-
-
 def measure_cost(name: str) -> ModelCost:
     """Build ``name`` and count its params and MACs at its default input size."""
     model = create_model(name)
@@ -151,7 +124,18 @@ def model_cost(name: str, recorded: dict[str, ModelCost] | None = None) -> Model
 
 
 def write_costs() -> Path:
-    """Measure every registered model and write the table (run after adding a model)."""
-    table = {n: asdict(measure_cost(n)) for n in list_models()}
-    atomic_write_text(COSTS_FILE, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    """Measure every registered model and write the table with its registry facts, what
+    ``resnets models`` lists without building a model (run after adding a model)."""
+    table = {}
+    for n in list_models():
+        spec = get_spec(n)
+        table[n] = {
+            **asdict(measure_cost(n)),
+            "family": spec.family,
+            "depth": spec.depth,
+            "kind": spec.kind,
+            "input": spec.default_image_size,
+        }
+    # in the registry's order, which `resnets models` lists
+    atomic_write_text(COSTS_FILE, json.dumps(table, indent=1) + "\n")
     return COSTS_FILE
