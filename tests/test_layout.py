@@ -22,6 +22,7 @@ ROOT = SRC.parents[1]
 LAYERS = {
     "errors": 0,
     "io": 1,
+    "checkpoint": 1,
     "runtime": 1,
     "plots": 1,
     "argtypes": 1,

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from resnets import io as resnets_io
+from resnets.checkpoint import load_checkpoint, save_checkpoint
 from resnets.errors import CheckpointError
-from resnets.io import load_checkpoint, save_checkpoint
 from resnets.train import build_config, train
 
 from ..conftest import finish
@@ -242,7 +242,10 @@ def test_full_disk_during_training_then_resume(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
 
+    import resnets.checkpoint
+
     monkeypatch.setattr(resnets_io, "atomic_write_bytes", flaky)
+    monkeypatch.setattr(resnets.checkpoint, "atomic_write_bytes", flaky)  # checkpoints' writer
     with pytest.raises(
         CheckpointError, match="No space left on device.*previous checkpoint is intact"
     ):

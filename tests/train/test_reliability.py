@@ -121,7 +121,7 @@ def test_a_resumed_run_moves_to_the_threads_given_and_otherwise_keeps_its_own(tm
     --device; without it the run keeps the count it was started with."""
     import torch
 
-    from resnets.io import load_checkpoint
+    from resnets.checkpoint import load_checkpoint
 
     run = tmp_path / "r"
     before = torch.get_num_threads()

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from resnets.checkpoint import load_checkpoint
 from resnets.errors import ConfigError, TrainingDiverged
-from resnets.io import load_checkpoint
 from resnets.train import build_config, train
 from resnets.train.config import TrainConfig
 from resnets.train.schedule import lr_at, warmup_update
@@ -199,7 +199,7 @@ def test_resume_is_bit_identical_in_process(tmp_path):
 @pytest.mark.slow
 def test_resume_negative_control_detects_a_wrong_data_position(tmp_path):
     """If the data position were not restored, the weights would differ: the check has teeth."""
-    from resnets.io import load_checkpoint, save_checkpoint
+    from resnets.checkpoint import load_checkpoint, save_checkpoint
 
     cfg = small(epochs=2.0)
     train(cfg, tmp_path / "ref", progress=False, echo=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, add_weights, bounded, json_line
 from ..io import check_writable, package_is_checkout, run_folder_of
-from ..models import count_macs, create_model, get_spec
 from ..models.catalogue import (
     get_pretrained,
     is_weights_name,
@@ -83,6 +82,8 @@ def weights_markdown(rows: list[dict]) -> str:
 
 
 def _weights_info(args: argparse.Namespace) -> int:
+    from ..models import count_macs, create_model, get_spec  # a model is built for its MACs
+
     entry = get_pretrained(args.name)
     info = {
         "name": entry.name,

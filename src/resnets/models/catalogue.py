@@ -26,8 +26,8 @@ from ..errors import WeightsError
 from ..io import file_digest
 from .class_index import IMAGENET_CLASS_INDEX, read_class_index
 from .download import RemoteFile, cached_download, remote_file
+from .record import IMAGENET_MEAN, IMAGENET_STD, WeightsMeta, read_meta
 from .registry import get_spec, is_model
-from .weights import IMAGENET_MEAN, IMAGENET_STD, WeightsMeta, read_meta
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 

@@ -21,9 +21,10 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from torch import nn
+if TYPE_CHECKING:  # annotations only: looking a name up imports no torch
+    from torch import nn
 
 from ..errors import ConfigError
 

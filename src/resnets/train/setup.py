@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import load_checkpoint
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, seed_for
 from ..data.augment import to_float_nchw
 from ..data.imageset import ImageSet
 from ..data.select import select_samples
 from ..errors import CheckpointError, ConfigError, WeightsError
-from ..io import load_checkpoint
 from ..models import count_macs, count_params, create_model, get_spec
 from ..models.weights import WeightsMeta
 from ..runtime import Dist, use_bf16

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, TrainingDiverged
-from ..io import load_checkpoint, save_checkpoint
 from ..models.weights import WeightsMeta, load_state_dict_checked
 from .config import TrainConfig
 from .run_dir import RunLog
