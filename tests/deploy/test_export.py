@@ -26,11 +26,21 @@ def run(tmp_path_factory):
     return d
 
 
-def test_onnx_export_holds_classes_preprocessing_and_matches_pytorch(run):
+@pytest.fixture(scope="module")
+def exports(run):
+    """Both exports of the run, made once for the module's tests (whichever runs first, on
+    whichever pytest-xdist worker: no test depends on another's order)."""
+    return {
+        "onnx": export_model(run / "run", "onnx", run / "m.onnx"),
+        "openvino": export_model(run / "run", "openvino", run / "ov"),
+    }
+
+
+def test_onnx_export_holds_classes_preprocessing_and_matches_pytorch(run, exports):
     import onnx
     import onnxruntime as ort
 
-    r = export_model(run / "run", "onnx", run / "m.onnx")
+    r = exports["onnx"]
     assert r.ok and r.max_abs_diff < 1e-4 and r.n_checked == 64 and r.check_data == "digits"
     assert sorted(r.batch_diffs) == [1, 7, 64] and max(r.batch_diffs.values()) < 1e-4
     props = {p.key: p.value for p in onnx.load(str(run / "m.onnx")).metadata_props}
@@ -44,8 +54,8 @@ def test_onnx_export_holds_classes_preprocessing_and_matches_pytorch(run):
         assert sess.run(None, {"input": x})[0].shape == (batch, 10)
 
 
-def test_openvino_export_matches_pytorch_with_an_f32_hint(run):
-    r = export_model(run / "run", "openvino", run / "ov")
+def test_openvino_export_matches_pytorch_with_an_f32_hint(run, exports):
+    r = exports["openvino"]
     assert r.ok and r.max_abs_diff < 1e-4 and sorted(r.batch_diffs) == [1, 7, 64]
     assert {p.name for p in (run / "ov").iterdir()} == {"model.xml", "model.bin", "resnets.json"}
     assert not [p for p in run.iterdir() if ".partial" in p.name]
@@ -72,15 +82,13 @@ def test_float16_weights_that_would_overflow_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_eval_and_predict_agree_across_backends(run, backend, capsys, tmp_path):
+def test_eval_and_predict_agree_across_backends(run, exports, backend, capsys, tmp_path):
     scores = {}
     for b, w in (
         ("torch", run / "run"),
         (backend, run / "run"),
         (backend, run / ("m.onnx" if backend == "onnxruntime" else "ov")),
     ):
-        if not (w.exists()):
-            pytest.skip("export test did not run first")
         assert (
             main(
                 [
