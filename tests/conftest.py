@@ -181,3 +181,22 @@ def finish(proc, timeout: float, what: str) -> tuple[str, str]:
         tail = (out or "")[-2000:] + (err or "")[-2000:]
         pytest.fail(f"{what}: not finished after {timeout:.0f} s (killed)\n{tail}")
     return out or "", err or ""
+
+
+def cli_in_fresh_process(*argvs: list[str]) -> tuple[str, set[str]]:
+    """Each ``resnets ARGV`` of ``argvs`` in turn, in one fresh interpreter (each must exit 0):
+    what they printed, and the top-level modules the interpreter had imported by then."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from resnets.cli import main\n"
+        f"for argv in {[list(a) for a in argvs]!r}:\n"
+        "    assert main(argv) == 0, argv\n"
+        "print(','.join(sorted(m for m in sys.modules if '.' not in m)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *printed, modules = done.stdout.strip().splitlines()
+    return "\n".join(printed), set(modules.split(","))

@@ -11,6 +11,8 @@ import torch
 
 from resnets.cli import main
 
+from .conftest import cli_in_fresh_process
+
 
 @pytest.mark.slow
 def test_default_train_job_reaches_97_percent(tmp_path, monkeypatch, capsys):
@@ -173,18 +175,11 @@ def test_models_lists_every_model_without_building_one(monkeypatch, capsys):
 
 def test_help_imports_no_heavy_package():
     """`resnets --help` answers from the command table: no torch, no optional package."""
-    code = (
-        "import sys\n"
-        "from resnets.cli import main\n"
-        "assert main(['--help']) == 0\n"
-        "print(','.join(sorted(m for m in sys.modules if '.' not in m)))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    loaded = set(done.stdout.strip().splitlines()[-1].split(","))
+    printed, loaded = cli_in_fresh_process(["--help"])
     heavy = {"torch", "torchvision", "sympy", "matplotlib", "onnx", "openvino", "fastapi"}
-    assert not loaded & (heavy | {"captum", "numpy", "scipy", "torchmetrics"}), loaded & heavy
-    assert "train    " in done.stdout and "reproduce" in done.stdout
+    heavy |= {"captum", "numpy", "scipy", "torchmetrics"}
+    assert not loaded & heavy, loaded & heavy
+    assert "train    " in printed and "reproduce" in printed
 
 
 def test_the_command_table_is_what_the_families_register():

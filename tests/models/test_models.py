@@ -289,19 +289,11 @@ def test_the_recorded_costs_are_every_models_measured_costs():
 def test_listing_the_models_imports_no_torch():
     """`resnets models` answers from the recorded index and `resnets weights list` from the
     catalogue and the shipped records' headers: no model built, torch not imported."""
-    import subprocess
-    import sys
+    from ..conftest import cli_in_fresh_process
 
-    code = (
-        "import sys\n"
-        "from resnets.cli import main\n"
-        "assert main(['models']) == 0\n"
-        "assert main(['models', 'plain*', '--json']) == 0\n"
-        "assert main(['weights', 'list']) == 0\n"
-        "print('torch' in sys.modules)\n"
+    printed, loaded = cli_in_fresh_process(
+        ["models"], ["models", "plain*", "--json"], ["weights", "list"]
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "False"
-    assert "resnet1202" in done.stdout and '"name": "plain18"' in done.stdout
-    assert "resnet32.cifar10" in done.stdout
+    assert "torch" not in loaded
+    assert "resnet1202" in printed and '"name": "plain18"' in printed
+    assert "resnet32.cifar10" in printed
