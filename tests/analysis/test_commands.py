@@ -17,7 +17,7 @@ from ..conftest import finish
 
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
-TINY = ["--data", "digits", "--budget", "0.0003", "--no-progress"]
+TINY = ["--data", "digits", "--budget", "0.0001", "--no-progress"]  # 6 iterations
 
 
 def test_degradation_command_and_rerun_skips(tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_degradation_command_and_rerun_skips(tmp_path, capsys):
     for r in rows:
         assert (
             json.loads((out / "runs" / r["name"] / "config.json").read_text())["config"]["iters"]
-            == 19
+            == 6
         )
     capsys.readouterr()
     # re-running skips every finished run
@@ -75,9 +75,9 @@ def test_interrupted_reproduction_resumes_the_run(tmp_path, capsys):
     from resnets.train import train
 
     out = tmp_path / "table"
-    cfg = budget_config("resnet8", "digits", 0.0003, 0)
+    cfg = budget_config("resnet8", "digits", 0.0001, 0)
     train(
-        cfg, out / "runs" / "resnet8-s0", progress=False, echo=False, stop_after=7
+        cfg, out / "runs" / "resnet8-s0", progress=False, echo=False, stop_after=3
     )  # as if killed
     assert main(["reproduce", "cifar-table", "--depths", "8,14", "--out", str(out), *TINY]) == 0
     assert "resnet8-s0: resuming" in capsys.readouterr().err
@@ -263,6 +263,8 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
         "digits",
         "--budget",
         "0.00005",
+        "--seeds",
+        "1",
         "--no-progress",
         "--out",
         str(tmp_path / "res"),
@@ -275,7 +277,7 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
     assert [w.returncode for w in workers] == [0, 0], logs
     runs = tmp_path / "store" / "runs"
     names = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))
-    assert len(names) == 11  # 2 seeds x (ResNet, plain) x (20, 56), then ResNet-32/44/110
+    assert len(names) == 7  # ResNet and plain 20 and 56, then ResNet-32/44/110
     for name in names:  # trained once: one start line, one finished line over both workers
         log = (runs / name / "train.log").read_text().splitlines()
         starts = [line for line in log if line[:4].isdigit() and line.split(" ", 3)[2] == "run"]

@@ -28,7 +28,7 @@ def _call(tmp: Path, name: str, cut_mid_run: bool = False) -> None:
         "SKIP_INSTALL": "1",
         "DATA": "digits",
         "DEVICE": "cpu",
-        "BUDGET": "0.0003",  # 19 iterations: an evaluation after each, a checkpoint too
+        "BUDGET": "0.0001",  # 6 iterations: an evaluation after each, a checkpoint too
         "SEEDS": "1",
         "PLAIN_32_44": "0",  # 7 runs: the script is what is tested, not the set
         "WORKERS": "2",

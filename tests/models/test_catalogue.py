@@ -277,6 +277,9 @@ SHARED_CIFAR = (
 
 
 @pytest.mark.slow
+# one worker scores all three: the first decodes the 50,000 JPEGs into that worker's cache
+# (~9 s), the others read the cache
+@pytest.mark.xdist_group("shared-cifar")
 @pytest.mark.parametrize(
     "name,recipe,iters,params",
     [

@@ -135,26 +135,32 @@ def _max_diff(a: Path, b: Path) -> float:
     return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
 
 
-def test_two_process_run_matches_one_process(tmp_path):
-    _run(1, "--out", str(tmp_path / "one"), *ARGS)
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Path:
+    """The run of ARGS in one process: what every multi-process run here must end with."""
+    out = tmp_path_factory.mktemp("one-process") / "run"
+    _run(1, "--out", str(out), *ARGS)
+    return out
+
+
+def test_two_process_run_matches_one_process(tmp_path, one_process):
     _run(2, "--out", str(tmp_path / "two"), *ARGS)
-    assert _max_diff(tmp_path / "one", tmp_path / "two") < 1e-4
+    assert _max_diff(one_process, tmp_path / "two") < 1e-4
     # the weights did move: the comparison is not between two untouched initialisations
     torch.manual_seed(0)
     init = create_model("resnet8", num_classes=10, in_chans=1, batchnorm=False).state_dict()
-    trained = load_file(tmp_path / "one" / "model.safetensors")
+    trained = load_file(one_process / "model.safetensors")
     assert max(float((init[k] - trained[k]).abs().max()) for k in init) > 1e-3
     # rank 0 alone wrote the run directory: one metrics line per evaluation, not two
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-def test_resume_across_a_change_of_world_size(tmp_path):
+def test_resume_across_a_change_of_world_size(tmp_path, one_process):
     """Stopped as 2 processes, finished as 1: the same weights as 1 process all along."""
-    _run(1, "--out", str(tmp_path / "ref"), *ARGS)
     _run(2, "--out", str(tmp_path / "mix"), *ARGS, "--stop-after", "9")
     assert not (tmp_path / "mix" / "model.safetensors").exists()
     _run(1, "--resume", str(tmp_path / "mix"), "--no-progress")
-    assert _max_diff(tmp_path / "ref", tmp_path / "mix") < 1e-4
+    assert _max_diff(one_process, tmp_path / "mix") < 1e-4
 
 
 def test_ranks_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_path):
@@ -304,14 +310,13 @@ def _two_nodes(tag: str, *args: str) -> None:
     assert [p.returncode for p in launchers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
 
 
-def test_two_nodes_match_one_process_and_resume(tmp_path):
+def test_two_nodes_match_one_process_and_resume(tmp_path, one_process):
     """A multi-node launch on one machine (what a user who outgrows one machine runs): two
     launchers of one process each, stopped after 9 steps and resumed as two nodes, end with
     the weights of one process run straight through."""
-    _run(1, "--out", str(tmp_path / "ref"), *ARGS)
     tag = uuid.uuid4().hex
     _two_nodes(tag, "--out", str(tmp_path / "nodes"), *ARGS, "--stop-after", "9")
     assert (tmp_path / "nodes" / "last.ckpt").exists()
     assert not (tmp_path / "nodes" / "model.safetensors").exists()
     _two_nodes(tag, "--resume", str(tmp_path / "nodes"), "--no-progress")
-    assert _max_diff(tmp_path / "ref", tmp_path / "nodes") < 1e-4
+    assert _max_diff(one_process, tmp_path / "nodes") < 1e-4
