@@ -32,6 +32,7 @@ LAYERS = {
     "eval": 4,
     "train": 5,
     "deploy": 5,
+    "detection": 5,
     "analysis": 6,
     "bench": 6,
     "cli": 7,

@@ -1,0 +1,90 @@
+"""COCO's detection scores, computed by pycocotools (the reference implementation the field
+reports with): mAP over IoU 0.50:0.05:0.95, mAP at 0.50 and 0.75, and mAP by object size
+(small: area < 32^2 pixels, medium: < 96^2, large: above), 100 detections per image."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..errors import ConfigError
+from .coco import CocoSet
+
+
+@dataclass
+class DetectionScores:
+    """COCOeval's first six numbers, as fractions (-1: no object of that size in the set)."""
+
+    map: float  # mAP@[.5:.95], COCO's primary metric
+    map_50: float
+    map_75: float
+    map_small: float
+    map_medium: float
+    map_large: float
+    images: int
+    detections: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def coco_scores(
+    truth: CocoSet, detections: list[dict[str, torch.Tensor]], image_ids: list[int] | None = None
+) -> DetectionScores:
+    """Score ``detections`` against ``truth``. ``detections[i]`` holds the ``boxes`` (x1, y1, x2,
+    y2), ``scores`` and ``labels`` (1..K) predicted for image ``image_ids[i]`` (default: every
+    image of ``truth`` in order)."""
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise ConfigError("COCO mAP needs pycocotools: pip install 'resnets[detect]'") from None
+    ids = image_ids if image_ids is not None else [rec.id for rec in truth.images]
+    if len(ids) != len(detections):
+        raise ValueError(f"{len(detections)} detection sets for {len(ids)} images")
+    results = []
+    for image_id, det in zip(ids, detections):
+        boxes = det["boxes"].detach().cpu().double()
+        for (x1, y1, x2, y2), score, label in zip(
+            boxes.tolist(), det["scores"].tolist(), det["labels"].tolist()
+        ):
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": truth.category_ids[int(label) - 1],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                }
+            )
+    if not results:  # pycocotools cannot load an empty result list: nothing found scores 0
+        return DetectionScores(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(ids), 0)
+    dataset = {
+        "images": truth.dataset["images"],
+        "annotations": [
+            {
+                **ann,
+                "area": ann.get("area", ann["bbox"][2] * ann["bbox"][3]),
+                "iscrowd": ann.get("iscrowd", 0),
+            }
+            for ann in truth.dataset["annotations"]
+        ],
+        "categories": truth.dataset["categories"],
+    }
+    for n, ann in enumerate(dataset["annotations"]):
+        ann.setdefault("id", n + 1)
+    quiet = io.StringIO()  # pycocotools prints its progress and its table
+    with contextlib.redirect_stdout(quiet):
+        gt = COCO()
+        gt.dataset = dataset
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        evaluator = COCOeval(gt, dt, iouType="bbox")
+        evaluator.params.imgIds = [int(i) for i in ids]
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = [float(v) for v in evaluator.stats[:6]]
+    return DetectionScores(*stats, images=len(ids), detections=len(results))
