@@ -58,6 +58,8 @@ OPTIONAL = {
     "selenium",
     "torch.utils.tensorboard",
     "scipy.stats",  # heavy (about 0.5 s) and needed only when a report decides a claim
+    "pycocotools.coco",  # the detect extra: COCO mAP
+    "pycocotools.cocoeval",
 }
 
 
