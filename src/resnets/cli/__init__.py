@@ -67,6 +67,10 @@ COMMANDS = {
         "resnets.cli.data",
         "data sets: info, pack a folder into WebDataset tar shards, verify shards",
     ),
+    "detect": (
+        "resnets.cli.detect",
+        "object detection: Faster R-CNN + FPN on a resnets backbone (data, train, eval)",
+    ),
     "reproduce": (
         "resnets.analysis.commands",
         "the paper's experiments: degradation, cifar-table, shortcuts, transfer, sum-vs-concat, "

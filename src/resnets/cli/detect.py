@@ -1,0 +1,138 @@
+"""``resnets detect``: data (generate a COCO-format set from CIFAR-10), train, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..argtypes import add_json, add_no_progress, bounded, count, json_line
+from ..errors import ConfigError
+
+
+def _detect_data(args: argparse.Namespace) -> int:
+    from ..detection.coco import SyntheticSpec, generate_from_cifar, read_coco
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out}: exists and is not an empty folder; pick a new one")
+    spec = SyntheticSpec(size=args.size)
+    generate_from_cifar(
+        args.cifar, out, images=args.images, split=args.split, seed=args.seed, spec=spec
+    )
+    data = read_coco(out)
+    objects = sum(len(rec.boxes) for rec in data.images)
+    info = {"out": str(out), "images": len(data.images), "objects": objects, "split": args.split}
+    print(json_line(info) if args.json else f"{out}: {len(data.images)} images, {objects} objects")
+    return 0
+
+
+def _detect_train(args: argparse.Namespace) -> int:
+    from ..detection.engine import DetectTrainConfig, train
+
+    if args.resume:
+        summary = train(None, args.resume, resume=True, progress=not args.no_progress)
+    else:
+        if not (args.train and args.val and args.out):
+            raise ConfigError("detect train: give --train, --val and --out (or --resume RUN)")
+        try:
+            detector = json.loads(args.detector) if args.detector else {}
+        except json.JSONDecodeError:
+            detector = None
+        if not isinstance(detector, dict):
+            raise ConfigError(
+                f"--detector {args.detector!r}: a JSON object of DetectorConfig fields"
+            )
+        cfg = DetectTrainConfig(
+            train=args.train,
+            val=args.val,
+            backbone=args.backbone,
+            init=args.init,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            threads=args.threads,
+            detector=detector,
+        )
+        summary = train(cfg, args.out, progress=not args.no_progress)
+    if args.json:
+        print(json_line(summary))
+    return 0 if "stopped" not in summary else 130
+
+
+def _detect_eval(args: argparse.Namespace) -> int:
+    from ..detection.coco import read_coco
+    from ..detection.engine import evaluate, load_detector
+
+    model, record = load_detector(args.weights)
+    data = read_coco(args.data)
+    if data.category_names != record["classes"]:
+        raise ConfigError(
+            f"{args.data}: categories {data.category_names}, the detector's are {record['classes']}"
+        )
+    scores, _ = evaluate(model, data, progress=not args.no_progress)
+    if args.json:
+        print(json_line(scores.to_dict()))
+    else:
+        print(
+            f"{args.data}: {scores.images} images, mAP@[.5:.95] {scores.map:.3f}, "
+            f"mAP@.5 {scores.map_50:.3f}, mAP@.75 {scores.map_75:.3f}; by size: small "
+            f"{scores.map_small:.3f}, medium {scores.map_medium:.3f}, large {scores.map_large:.3f}"
+        )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``detect data|train|eval`` to ``resnets``."""
+    p = sub.add_parser(
+        "detect",
+        help="object detection: Faster R-CNN + FPN on a resnets backbone (data, train, eval)",
+        description="Detection with a resnets backbone: generate a COCO-format set from "
+        "CIFAR-10 images, train Faster R-CNN + FPN on a COCO-format folder, score COCO mAP.",
+    )
+    actions = p.add_subparsers(dest="detect_command", metavar="ACTION", required=True)
+    q = actions.add_parser("data", help="generate a COCO-format set from CIFAR-10's class folders")
+    q.add_argument(
+        "cifar", metavar="CIFAR_FOLDER", help="ROOT/<class>/<image>, e.g. the shared CIFAR-10"
+    )
+    q.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+    q.add_argument("--images", type=count(1), default=2000, help="images to generate")
+    q.add_argument(
+        "--split",
+        choices=("train", "val"),
+        default="train",
+        help="which half of each class's files the objects come from (the halves are disjoint)",
+    )
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--size", type=bounded(32, 1024), default=160, help="image side in pixels")
+    add_json(q)
+    q.set_defaults(fn=_detect_data)
+
+    q = actions.add_parser("train", help="train a detector (a run folder; --resume continues it)")
+    q.add_argument("--train", help="a COCO-format folder (instances.json + images/)")
+    q.add_argument("--val", help="a COCO-format folder scored after every epoch")
+    q.add_argument("--out", help="the run folder (new or empty)")
+    q.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
+    q.add_argument("--backbone", default="resnet18", help="a resnets model (default resnet18)")
+    q.add_argument("--init", default="", help="backbone weights: a name, a file or a run folder")
+    q.add_argument("--epochs", type=count(1), default=12)
+    q.add_argument("--batch-size", type=count(1), default=4, help="images per step")
+    q.add_argument("--lr", type=float, default=0.01, help="SGD learning rate at this batch size")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=count(0), default=0, help="0: torch's default")
+    q.add_argument(
+        "--detector", default="", help='DetectorConfig fields as JSON, e.g. {"fpn_channels": 64}'
+    )
+    add_no_progress(q)
+    add_json(q, what="the run's summary")
+    q.set_defaults(fn=_detect_train)
+
+    q = actions.add_parser("eval", help="COCO mAP of a trained detector on a COCO-format folder")
+    q.add_argument(
+        "--weights", required=True, help="a detection run folder or its model.safetensors"
+    )
+    q.add_argument("--data", required=True, help="a COCO-format folder with the same categories")
+    add_no_progress(q)
+    add_json(q)
+    q.set_defaults(fn=_detect_eval)

@@ -1,0 +1,147 @@
+"""Detection runs: a run folder like classification's, resumed bit for bit, scored by COCO mAP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from resnets.detection.coco import SyntheticSpec, generate_from_cifar
+from resnets.detection.engine import DetectTrainConfig, train
+from resnets.errors import ConfigError, DataError
+
+from ..conftest import make_image_folder
+
+SMALL = {"fpn_channels": 16, "box_head_width": 32, "rpn_pre_nms": 200, "rpn_post_nms_test": 50}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det")
+    src = make_image_folder(root / "src", per_class=8, size=32)
+    spec = SyntheticSpec(size=64, max_objects=2, min_side=12, max_side=40)
+    train_dir = generate_from_cifar(src, root / "train", images=8, split="train", spec=spec)
+    val_dir = generate_from_cifar(src, root / "val", images=4, split="val", spec=spec)
+    return train_dir, val_dir
+
+
+def _cfg(folders, **changes) -> DetectTrainConfig:
+    values = dict(
+        train=str(folders[0]),
+        val=str(folders[1]),
+        epochs=2,
+        batch_size=4,
+        warmup_iters=2,
+        milestones=(1,),
+        threads=1,
+        detector=SMALL,
+    )
+    return DetectTrainConfig(**{**values, **changes})
+
+
+def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
+    straight = train(_cfg(folders), tmp_path / "straight", progress=False)
+    assert 0.0 <= straight["map"] <= 1.0 and straight["epoch"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in rows] == [1, 2] and "loss_classifier" in rows[0]
+    cut = train(_cfg(folders), tmp_path / "cut", progress=False, stop_after=3)  # mid epoch 2
+    assert cut == {"stopped": 3} and not (tmp_path / "cut" / "model.safetensors").exists()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(_cfg(folders), tmp_path / "cut", progress=False)
+    resumed = train(None, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["map"] == straight["map"]
+    a = (tmp_path / "straight" / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "cut" / "model.safetensors").read_bytes()
+    with safe_open(str(tmp_path / "cut" / "model.safetensors"), "pt") as f:
+        record = json.loads(f.metadata()["resnets_detector"])
+    assert (
+        record["classes"] == ["cat", "dog", "frog"] and record["config"]["backbone"] == "resnet18"
+    )
+    # the log says where it stopped and that it resumed; metrics hold each epoch once
+    log = (tmp_path / "cut" / "train.log").read_text()
+    assert "stopped at step 3" in log and "resumed" in log
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "cut" / "metrics.jsonl").open()] == [1, 2]
+
+
+def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_path):
+    with pytest.raises(ConfigError, match="not fields of DetectorConfig"):
+        train(_cfg(folders, detector={"fpn_width": 3}), tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="must be positive"):
+        train(_cfg(folders, epochs=0), tmp_path / "b", progress=False)
+    with pytest.raises(ConfigError, match="no checkpoint there"):
+        train(None, tmp_path / "nothing", resume=True, progress=False)
+    other = tmp_path / "other"
+    src = make_image_folder(tmp_path / "src2", classes=("ant", "bee"), per_class=4, size=32)
+    generate_from_cifar(src, other, images=2, spec=SyntheticSpec(size=64, max_side=30))
+    with pytest.raises(DataError, match="are not the training set's"):
+        train(_cfg(folders, val=str(other)), tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="weights of resnet20, not of --backbone resnet18"):
+        train(_cfg(folders, init="resnet20.cifar10"), tmp_path / "d", progress=False)
+
+
+def test_the_detect_commands_end_to_end(tmp_path, capsys):
+    from resnets.cli import main
+
+    src = make_image_folder(tmp_path / "src", per_class=8, size=32)
+    for split, n in (("train", 6), ("val", 3)):
+        argv = ["detect", "data", str(src), str(tmp_path / split), "--images", str(n)]
+        assert main([*argv, "--split", split, "--size", "64", "--json"]) == 0
+        info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert info["images"] == n and info["objects"] >= n
+    argv = ["detect", "train", "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val")]
+    argv += ["--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1", "--no-progress"]
+    assert main([*argv, "--detector", json.dumps(SMALL), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    argv = ["detect", "eval", "--weights", str(tmp_path / "run"), "--data", str(tmp_path / "val")]
+    assert main([*argv, "--no-progress", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the saved weights, loaded and scored again, give the run's own last evaluation
+    assert scores["map"] == summary["map"] and scores["images"] == 3
+    # bad input: one line each, exit code 2
+    bad = ["detect", "train", "--train", "x", "--val", "y", "--out", str(tmp_path / "r2")]
+    assert main([*bad, "--detector", "{oops"]) == 2
+    assert "a JSON object of DetectorConfig fields" in capsys.readouterr().err
+    assert main(["detect", "eval", "--weights", str(tmp_path / "src"), "--data", "x"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "fake.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    assert (
+        main(["detect", "eval", "--weights", str(tmp_path / "fake.safetensors"), "--data", "x"])
+        == 2
+    )
+    assert "not a resnets detector" in capsys.readouterr().err
+    assert main(["detect", "data", str(src), str(tmp_path / "train")]) == 2  # not empty
+    assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from resnets.detection.engine import load_detector
+
+    train(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
+    good = tmp_path / "run" / "model.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(good), "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(good))
+    name = "cls_score.weight"
+    bigger = {**tensors, name: tensors[name].repeat(2, 1)}
+    save_file(bigger, str(tmp_path / "shape.safetensors"), metadata=metadata)
+    with pytest.raises(DataError, match=f"tensor {name} is F32"):
+        load_detector(tmp_path / "shape.safetensors")
+    wrong_type = {**tensors, name: tensors[name].double()}
+    save_file(wrong_type, str(tmp_path / "dtype.safetensors"), metadata=metadata)
+    with pytest.raises(DataError, match="is F64"):
+        load_detector(tmp_path / "dtype.safetensors")
+    extra = {**tensors, "surprise": tensors[name].clone()}
+    save_file(extra, str(tmp_path / "extra.safetensors"), metadata=metadata)
+    with pytest.raises(DataError, match="unexpected \\['surprise'\\]"):
+        load_detector(tmp_path / "extra.safetensors")
+    broken = {**metadata, "resnets_detector": "{not json"}
+    save_file(tensors, str(tmp_path / "record.safetensors"), metadata=broken)
+    with pytest.raises(DataError, match="malformed detector record"):
+        load_detector(tmp_path / "record.safetensors")
+    model, record = load_detector(tmp_path / "run")
+    assert record["classes"] == ["cat", "dog", "frog"] and not model.training
