@@ -98,6 +98,25 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # the saved weights, loaded and scored again, give the run's own last evaluation
     assert scores["map"] == summary["map"] and scores["images"] == 3
+    figure = tmp_path / "figs" / "val.png"
+    assert main([*argv, "--no-progress", "--figure", str(figure), "--threshold", "0"]) == 0
+    assert "mAP@[.5:.95]" in capsys.readouterr().out
+    from PIL import Image
+
+    with Image.open(figure) as im:  # 3 images of 64 px, drawn at twice the size, 4 columns
+        assert im.size == (4 * 128, 128)
+    # predict: image files in, objects out (JSON), a picture per image
+    image = tmp_path / "val" / "images" / "000000.png"
+    argv = ["detect", "predict", "--weights", str(tmp_path / "run"), str(image)]
+    assert main([*argv, "--threshold", "0", "--out", str(tmp_path / "drawn"), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert result["image"] == str(image)
+    assert all(
+        o["class"] in ("cat", "dog", "frog") and len(o["box"]) == 4 for o in result["objects"]
+    )
+    assert (tmp_path / "drawn" / "000000.boxes.png").is_file()
+    assert main([*argv[:-1], str(tmp_path / "nothing.png")]) == 2
+    assert "nothing.png" in capsys.readouterr().err
     # bad input: one line each, exit code 2
     bad = ["detect", "train", "--train", "x", "--val", "y", "--out", str(tmp_path / "r2")]
     assert main([*bad, "--detector", "{oops"]) == 2

@@ -178,3 +178,22 @@ def test_roi_align_by_hand_and_its_gradient():
     with pytest.raises(ValueError, match="sampling_ratio"):
         roi_align(feats, torch.zeros(1, 5), (2, 2), sampling_ratio=0)
     assert roi_align(feats, torch.zeros(0, 5), (2, 2)).shape == (0, 2, 2, 2)
+
+
+def test_nms_agrees_with_the_matrix_definition_on_random_boxes():
+    """Greedy NMS by its definition (the whole IoU matrix, in order) on 300 random boxes with
+    many overlaps: the same kept list, and ``limit`` is the same list cut short."""
+    gen = torch.Generator().manual_seed(5)
+    corner = torch.rand(300, 2, generator=gen) * 50
+    boxes = torch.cat((corner, corner + 2 + torch.rand(300, 2, generator=gen) * 20), 1)
+    scores = torch.rand(300, generator=gen)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    iou = box_iou(boxes[order].double(), boxes[order].double())
+    alive, expected = torch.ones(300, dtype=torch.bool), []
+    for i in range(300):
+        if alive[i]:
+            expected.append(int(order[i]))
+            alive &= iou[i] <= 0.5
+    kept = nms(boxes, scores, 0.5)
+    assert kept.tolist() == expected and 20 < len(expected) < 300
+    assert nms(boxes, scores, 0.5, limit=7).tolist() == expected[:7]

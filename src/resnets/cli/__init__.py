@@ -69,7 +69,7 @@ COMMANDS = {
     ),
     "detect": (
         "resnets.cli.detect",
-        "object detection: Faster R-CNN + FPN on a resnets backbone (data, train, eval)",
+        "object detection: Faster R-CNN + FPN on a resnets backbone (data, train, eval, predict)",
     ),
     "reproduce": (
         "resnets.analysis.commands",

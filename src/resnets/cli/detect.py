@@ -1,13 +1,15 @@
-"""``resnets detect``: data (generate a COCO-format set from CIFAR-10), train, eval."""
+"""``resnets detect``: data (generate a COCO-format set from CIFAR-10), train, eval, predict."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, bounded, count, json_line
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
+from ..io import check_writable
 
 
 def _detect_data(args: argparse.Namespace) -> int:
@@ -25,6 +27,16 @@ def _detect_data(args: argparse.Namespace) -> int:
     info = {"out": str(out), "images": len(data.images), "objects": objects, "split": args.split}
     print(json_line(info) if args.json else f"{out}: {len(data.images)} images, {objects} objects")
     return 0
+
+
+def _epochs(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = (-1,)
+    if any(v < 1 for v in values):
+        raise ConfigError(f"--milestones {text!r}: epochs (positive integers), comma separated")
+    return values
 
 
 def _detect_train(args: argparse.Namespace) -> int:
@@ -51,6 +63,7 @@ def _detect_train(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
+            milestones=_epochs(args.milestones),
             seed=args.seed,
             threads=args.threads,
             detector=detector,
@@ -71,7 +84,19 @@ def _detect_eval(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.data}: categories {data.category_names}, the detector's are {record['classes']}"
         )
-    scores, _ = evaluate(model, data, progress=not args.no_progress)
+    if args.figure:  # checked before the minutes of scoring, not after
+        check_writable(args.figure, "--figure", folder=False, reading=(args.data, args.weights))
+    scores, detections = evaluate(model, data, progress=not args.no_progress)
+    if args.figure:
+        from ..detection.draw import draw_detections, save_grid
+
+        pictures = [
+            draw_detections(data.load(i)[0], detections[i], data.category_names,
+                            threshold=args.threshold, truth=data.images[i].boxes)
+            for i in range(min(args.figure_images, len(data.images)))
+        ]  # fmt: skip
+        save_grid(pictures, args.figure)
+        print(f"figure: {args.figure} (white: the true boxes)", file=sys.stderr)
     if args.json:
         print(json_line(scores.to_dict()))
     else:
@@ -83,11 +108,51 @@ def _detect_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data.images import decode_image
+    from ..detection.engine import load_detector, normalise
+
+    model, record = load_detector(args.weights)
+    if args.out:
+        check_writable(args.out, "--out", folder=True, reading=tuple(args.images))
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    results = []
+    for path in args.images:
+        try:
+            image = torch.from_numpy(decode_image(path)).permute(2, 0, 1).float() / 255
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: not a readable image ({e})") from None
+        with torch.no_grad():
+            (found,) = model(normalise(image[None]))
+        keep = found["scores"] >= args.threshold
+        objects = [
+            {"class": record["classes"][label - 1], "score": round(score, 4),
+             "box": [round(v, 1) for v in box]}
+            for box, label, score in zip(found["boxes"][keep].tolist(),
+                                         found["labels"][keep].tolist(),
+                                         found["scores"][keep].tolist())
+        ]  # fmt: skip
+        results.append({"image": str(path), "objects": objects})
+        if not args.json:
+            listed = ", ".join(f"{o['class']} {o['score']:.2f} at {o['box']}" for o in objects)
+            print(f"{path}: {listed or 'nothing above the threshold'}")
+        if args.out:
+            from ..detection.draw import draw_detections, save_grid
+
+            picture = draw_detections(image, found, record["classes"], threshold=args.threshold)
+            save_grid([picture], Path(args.out) / f"{Path(path).stem}.boxes.png", columns=1)
+    if args.json:
+        print(json_line({"predictions": results}))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``detect data|train|eval`` to ``resnets``."""
     p = sub.add_parser(
         "detect",
-        help="object detection: Faster R-CNN + FPN on a resnets backbone (data, train, eval)",
+        help="object detection: Faster R-CNN + FPN on a resnets backbone (data, train, eval, predict)",
         description="Detection with a resnets backbone: generate a COCO-format set from "
         "CIFAR-10 images, train Faster R-CNN + FPN on a COCO-format folder, score COCO mAP.",
     )
@@ -119,6 +184,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--epochs", type=count(1), default=12)
     q.add_argument("--batch-size", type=count(1), default=4, help="images per step")
     q.add_argument("--lr", type=float, default=0.01, help="SGD learning rate at this batch size")
+    q.add_argument(
+        "--milestones", default="8,11", help="epochs after which the learning rate is divided by 10"
+    )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=count(0), default=0, help="0: torch's default")
     q.add_argument(
@@ -133,6 +201,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weights", required=True, help="a detection run folder or its model.safetensors"
     )
     q.add_argument("--data", required=True, help="a COCO-format folder with the same categories")
+    q.add_argument("--figure", help="a PNG of the first images with their detected boxes")
+    q.add_argument("--figure-images", type=count(1), default=8, help="images in the figure")
+    q.add_argument("--threshold", type=float, default=0.5, help="the figure's lowest score")
     add_no_progress(q)
     add_json(q)
     q.set_defaults(fn=_detect_eval)
+
+    q = actions.add_parser("predict", help="the objects a trained detector finds in image files")
+    q.add_argument(
+        "--weights", required=True, help="a detection run folder or its model.safetensors"
+    )
+    q.add_argument("images", nargs="+", metavar="IMAGE")
+    q.add_argument("--threshold", type=float, default=0.5, help="the lowest score reported")
+    q.add_argument("--out", help="a folder for each image with its boxes drawn (IMAGE.boxes.png)")
+    add_json(q)
+    q.set_defaults(fn=_detect_predict)

@@ -207,7 +207,7 @@ class FasterRCNN(nn.Module):
                 (boxes_i[:, 3] - boxes_i[:, 1]) >= cfg.min_size
             )
             boxes_i, scores_i, levels_i = boxes_i[keep], scores_i[keep], levels_i[keep]
-            kept = batched_nms(boxes_i, scores_i, levels_i, cfg.rpn_nms)[:post]
+            kept = batched_nms(boxes_i, scores_i, levels_i, cfg.rpn_nms, limit=post)
             out.append(boxes_i[kept])
         return out
 
@@ -323,6 +323,6 @@ class FasterRCNN(nn.Module):
             )
             keep &= wide
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            kept = batched_nms(boxes, scores, labels, cfg.box_nms)[: cfg.detections_per_image]
+            kept = batched_nms(boxes, scores, labels, cfg.box_nms, limit=cfg.detections_per_image)
             out.append({"boxes": boxes[kept], "scores": scores[kept], "labels": labels[kept]})
         return out

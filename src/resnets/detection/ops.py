@@ -80,32 +80,48 @@ def decode_boxes(
     return boxes.flatten(1)
 
 
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, limit: int | None = None) -> Tensor:
     """Greedy non-maximum suppression: the indices of the kept boxes, highest score first.
 
     A box is dropped when its IoU with a higher-scoring kept box is above ``iou_threshold``;
-    equal scores keep their input order (a stable sort)."""
+    equal scores keep their input order (a stable sort). ``limit`` stops after that many kept
+    boxes (the same as cutting the list after). Each kept box is compared with the boxes after
+    it only: no ``N x N`` matrix (proposal NMS sees thousands of boxes), and in float64, so a
+    pair at exactly the threshold is decided the same way on every CPU."""
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    iou = box_iou(boxes[order], boxes[order]).cpu().numpy() > iou_threshold
-    suppressed = np.zeros(len(order), dtype=bool)
-    kept = []
-    for i in range(len(order)):
+    ordered = boxes[order].detach().to("cpu", torch.float64).numpy()
+    x1, y1, x2, y2 = ordered.T
+    area = (x2 - x1) * (y2 - y1)
+    suppressed = np.zeros(len(ordered), dtype=bool)
+    kept: list[int] = []
+    for i in range(len(ordered)):
         if suppressed[i]:
             continue
         kept.append(i)
-        suppressed |= iou[i]
+        if limit is not None and len(kept) >= limit:
+            break
+        width = np.clip(np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :]), 0, None)
+        height = np.clip(np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :]), 0, None)
+        inter = width * height
+        union = area[i] + area[i + 1 :] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = np.where(union > 0, inter / union, 0.0)
+        suppressed[i + 1 :] |= iou > iou_threshold
     return order[torch.as_tensor(kept, dtype=torch.int64, device=order.device)]
 
 
-def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
+def batched_nms(
+    boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float, limit: int | None = None
+) -> Tensor:
     """NMS within each group (a class, an image) and never across: each group's boxes are
     shifted by a distinct offset larger than every box's extent, so no two groups overlap."""
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    boxes = boxes.detach().double()
     offsets = groups.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
-    return nms(boxes + offsets[:, None], scores, iou_threshold)
+    return nms(boxes + offsets[:, None], scores, iou_threshold, limit)
 
 
 def _bilinear_weights(
