@@ -22,9 +22,10 @@ import numpy as np
 from ..argtypes import add_device, add_no_progress, count, int_list
 from ..data import data_fingerprints, load_dataset
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, check_writable
 from ..plots import plot_curves, plot_label_curves, plot_panels
 from . import experiments, tables, whole_schedule
+from .detection import write_detection_report
 from .figures import plot_gradients, plot_responses
 from .paper import PAPER_ITERS
 from .reports import (
@@ -537,6 +538,18 @@ def _paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detection(args: argparse.Namespace) -> int:
+    """Issue 34's claim from the detection runs: the report and its paired verdict."""
+    runs = Path(args.runs)
+    if not runs.is_dir():
+        raise ConfigError(f"--runs {runs}: no such folder (detection run folders)")
+    check_writable(args.out, "--out", folder=True, reading=(runs,))
+    verdict = write_detection_report(runs, Path(args.out), args.residual, args.plain)
+    print(verdict.line())
+    print(f"results: {Path(args.out) / 'RESULTS.md'}", file=sys.stderr)
+    return 0
+
+
 def _verdicts(args: argparse.Namespace) -> int:
     """The budgeted reports' verdicts computed again from their CSV files, then the summary
     page's table of claims and its whole-schedule section; nothing else on the pages changes."""
@@ -647,7 +660,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--with-1001", action="store_true", help="also ResNet-1001 (slow)")
     p.set_defaults(fn=_preact)
 
-    ap = sub.add_parser("analyze", help="layer responses (Fig. 7) and gradient flow")
+    ap = sub.add_parser(
+        "analyze", help="layer responses (Fig. 7), gradient flow, the detection claim, verdicts"
+    )
     asub = ap.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     p = asub.add_parser("responses", help="std of every 3x3 layer's response (Fig. 7)")
     _common(p, "results/responses")
@@ -659,6 +674,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p, "results/gradients")
     p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
     p.set_defaults(fn=_gradients)
+    p = asub.add_parser(
+        "detection",
+        help="residual against plain backbones in Faster R-CNN: the report and a paired verdict "
+        "from the detection runs (`resnets detect train`)",
+    )
+    p.add_argument("--runs", required=True, help="a folder of detection run folders")
+    p.add_argument("--out", default="results/detection", help="where RESULTS.md is written")
+    p.add_argument("--residual", default="resnet18", help="the residual backbone's name")
+    p.add_argument("--plain", default="plain18", help="its plain twin's name")
+    p.set_defaults(fn=_detection)
     p = asub.add_parser(
         "verdicts",
         help="judge written reports again from their own CSV files (the run folders may be "

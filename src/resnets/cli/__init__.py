@@ -78,7 +78,7 @@ COMMANDS = {
     ),
     "analyze": (
         "resnets.analysis.commands",
-        "layer responses (Fig. 7) and gradient flow",
+        "layer responses (Fig. 7), gradient flow, the detection claim, verdicts",
     ),
 }
 

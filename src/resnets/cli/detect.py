@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, bounded, count, json_line
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..io import check_writable
 
 
@@ -109,10 +109,7 @@ def _detect_eval(args: argparse.Namespace) -> int:
 
 
 def _detect_predict(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..data.images import decode_image
-    from ..detection.engine import load_detector, normalise
+    from ..detection.engine import detect_file, load_detector
 
     model, record = load_detector(args.weights)
     if args.out:
@@ -120,12 +117,7 @@ def _detect_predict(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     results = []
     for path in args.images:
-        try:
-            image = torch.from_numpy(decode_image(path)).permute(2, 0, 1).float() / 255
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: not a readable image ({e})") from None
-        with torch.no_grad():
-            (found,) = model(normalise(image[None]))
+        image, found = detect_file(model, path)
         keep = found["scores"] >= args.threshold
         objects = [
             {"class": record["classes"][label - 1], "score": round(score, 4),

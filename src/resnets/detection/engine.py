@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.images import decode_image
 from ..errors import ConfigError, DataError
 from ..inference import model_from_weights
 from ..io import atomic_write_bytes, atomic_write_json, progress_bar
@@ -311,6 +312,18 @@ class _StepLimit:
         if self._signals.requested is not None:
             return self._signals.requested
         return "stop_after" if self._state["step"] >= self._last else None
+
+
+@torch.no_grad()
+def detect_file(
+    model: FasterRCNN, path: str | Path
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """An image file (decoded as every resnets command decodes, one-line errors for a bad
+    file) as a ``(3, H, W)`` tensor in [0, 1], and what ``model`` detects in it."""
+    image = torch.from_numpy(decode_image(path)).permute(2, 0, 1).float() / 255
+    model.eval()
+    (found,) = model(normalise(image[None]))
+    return image, found
 
 
 def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
