@@ -129,11 +129,17 @@ def test_preact_command(tmp_path):
     for model, unit in (("resnet110", "original"), ("preact_resnet110", "pre-activation")):
         row = next(line for line in text.splitlines() if f"| 110 | {unit} |" in line)
         assert f"{100 * float(runs[model]['final_val_err']):.2f}" in row, row  # measured
-    # the verdict follows the measured order
-    better = float(runs["preact_resnet110"]["final_val_err"]) < float(
-        runs["resnet110"]["final_val_err"]
-    )
-    assert ("**holds**" if better else "**does not hold**") in text
+    # the verdict is the paired test's on the measured errors (one seed: never decided)
+    from resnets.analysis.stats import paired_by_seed
+
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    errors = {
+        m: {int(r["seed"]): float(r["final_val_err"]) for r in rows if r["model"] == m}
+        for m in ("resnet110", "preact_resnet110")
+    }
+    test = paired_by_seed(errors["preact_resnet110"], errors["resnet110"])
+    assert f"The paper's ordering: **{WORDS[test.outcome]}**." in text
+    assert test.outcome == "not decided" and test.text() in text
     assert (out / "curves.png").is_file()
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from .paper import PAPER_ITERS, PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
-from .reports import Verdict, fmt_pct, mean_std, verdict_block
+from .reports import WORDS, Verdict, fmt_pct, mean_std, verdict_block
+from .stats import paired_by_seed
 
 Records = list[dict[str, Any]]
 
@@ -143,6 +144,8 @@ def sum_vs_concat_sections(
             f"{fmt_pct(best_mean, best_std, len(runs))} |"
         )
     added, concat, matched = (rows[label] for label in labels)
+    # the accuracy claim is decided by the difference paired by seed, not by the means
+    test = paired_by_seed(_final_by_seed(groups[labels[2]]), _final_by_seed(groups[labels[0]]))
     grows = concat["features"] > added["features"]
     costs_more = concat["macs"] > added["macs"] and concat["act_mib"] > added["act_mib"]
     verdicts = [
@@ -157,8 +160,8 @@ def sum_vs_concat_sections(
         f"- *It gives later layers more to work with* (so it should do better for its budget): "
         f"at matched parameters ({matched['params']:,} vs {added['params']:,}) concatenation "
         f"reaches {100 * matched['val']:.2f}% validation error against {100 * added['val']:.2f}% "
-        f"for the sum: **{'supported' if matched['val'] < added['val'] else 'not supported'}** at "
-        f"this budget{' (one seed: within noise unless the gap is large)' if seeds == 1 else ''}.",
+        f"for the sum; sum minus concatenation, paired by seed: {test.text()}: "
+        f"**{WORDS[test.outcome]}**.",
     ]
     sections = [
         f"## Additive against concatenating shortcuts, {depth} layers",
@@ -181,6 +184,10 @@ def sum_vs_concat_sections(
         *verdicts,
     ]
     return sections, [{"variant": k, **v} for k, v in rows.items()]
+
+
+def _final_by_seed(runs: Records) -> dict[int, float]:
+    return {int(r["seed"]): float(r["final_val_err"]) for r in runs}
 
 
 def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records]) -> list[str]:
@@ -206,12 +213,12 @@ def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records
                 f"{fmt_pct(train_mean, train_std, len(runs))} | "
                 f"{fmt_pct(val_mean, val_std, len(runs))} | {paper:.2f} |"
             )
-        better = finals["pre-activation"] < finals["original"]
+        test = paired_by_seed(_final_by_seed(groups[preact]), _final_by_seed(groups[original]))
         verdicts.append(
             f"- depth {depth}: pre-activation {100 * finals['pre-activation']:.2f}% against "
             f"{100 * finals['original']:.2f}% (paper: {PAPER_PREACT[depth][1]} against "
-            f"{PAPER_PREACT[depth][0]}): the paper's ordering "
-            f"**{'holds' if better else 'does not hold'}** here."
+            f"{PAPER_PREACT[depth][0]}); original minus pre-activation, paired by seed: "
+            f"{test.text()}. The paper's ordering: **{WORDS[test.outcome]}**."
         )
     gain_110 = PAPER_PREACT[110][0] - PAPER_PREACT[110][1]
     gain_1001 = PAPER_PREACT[1001][0] - PAPER_PREACT[1001][1]
