@@ -164,3 +164,25 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
         load_detector(tmp_path / "record.safetensors")
     model, record = load_detector(tmp_path / "run")
     assert record["classes"] == ["cat", "dog", "frog"] and not model.training
+
+
+def test_a_flipped_training_image_keeps_its_boxes_on_its_objects(folders):
+    """Horizontal flips move each box with its object: the pixels inside the flipped box are
+    the mirror image of those inside the original box."""
+    import torch
+
+    from resnets.detection.coco import read_coco
+    from resnets.detection.engine import collate
+
+    data = read_coco(folders[0])
+    plain, plain_targets = collate(data, [0, 1])
+    flipped, flipped_targets = collate(data, [0, 1], flips=[True, False])
+    assert torch.equal(flipped[1], plain[1]) and torch.equal(
+        flipped_targets[1]["boxes"], plain_targets[1]["boxes"]
+    )
+    assert torch.equal(flipped[0], plain[0].flip(2))
+    for before, after in zip(plain_targets[0]["boxes"].long(), flipped_targets[0]["boxes"].long()):
+        x1, y1, x2, y2 = before.tolist()
+        fx1, fy1, fx2, fy2 = after.tolist()
+        assert (fy1, fy2) == (y1, y2) and fx2 - fx1 == x2 - x1
+        assert torch.equal(flipped[0][:, fy1:fy2, fx1:fx2], plain[0][:, y1:y2, x1:x2].flip(2))
