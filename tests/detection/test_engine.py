@@ -186,3 +186,32 @@ def test_a_flipped_training_image_keeps_its_boxes_on_its_objects(folders):
         fx1, fy1, fx2, fy2 = after.tolist()
         assert (fy1, fy2) == (y1, y2) and fx2 - fx1 == x2 - x1
         assert torch.equal(flipped[0][:, fy1:fy2, fx1:fx2], plain[0][:, y1:y2, x1:x2].flip(2))
+
+
+def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ..conftest import finish
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "resnets", "detect", "train", "--train", str(folders[0])]
+    argv += ["--val", str(folders[1]), "--out", str(run), "--epochs", "500", "--threads", "1"]
+    argv += ["--detector", json.dumps(SMALL), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        log = run / "train.log"
+        if log.is_file() and "epoch 1/500" in log.read_text():
+            break
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = finish(proc, 120, "a detection run stopping on SIGTERM")
+    assert proc.returncode == 130, err
+    assert (run / "last.ckpt").is_file() and not (run / "model.safetensors").exists()
+    assert "stopped at step" in (run / "train.log").read_text()
+    # the checkpoint resumes (one more step here)
+    assert train(None, run, resume=True, progress=False, stop_after=1)["stopped"] >= 3
