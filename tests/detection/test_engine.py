@@ -215,3 +215,18 @@ def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
     assert "stopped at step" in (run / "train.log").read_text()
     # the checkpoint resumes (one more step here)
     assert train(None, run, resume=True, progress=False, stop_after=1)["stopped"] >= 3
+
+
+def test_the_claims_report_draws_each_backbones_detections(folders, tmp_path):
+    from PIL import Image
+
+    from resnets.analysis.detection import write_detection_report
+
+    runs = tmp_path / "runs"
+    train(_cfg(folders, epochs=1), runs / "resnet18-s0", progress=False)
+    verdict = write_detection_report(runs, tmp_path / "report")
+    assert verdict.outcome == "missing"  # no plain18 run
+    text = (tmp_path / "report" / "RESULTS.md").read_text()
+    assert "![boxes-resnet18-s0.png](boxes-resnet18-s0.png)" in text
+    with Image.open(tmp_path / "report" / "boxes-resnet18-s0.png") as im:
+        assert im.size == (4 * 128, 128)  # the 4 validation images at twice their size

@@ -7,6 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
+from ..detection.coco import read_coco
+from ..detection.draw import draw_detections, save_grid
+from ..detection.engine import collate, load_detector
 from ..io import atomic_write_text, relative_paths
 from ..runtime import machine_label
 from .paper import PAPER_COCO_DETECTION
@@ -64,6 +69,39 @@ def detection_verdict(rows: list[dict], residual: str, plain: str) -> Verdict:
     return Verdict("(f)", claim, test.outcome, evidence)
 
 
+def draw_runs(rows: list[dict], runs: Path, out: Path, images: int = 8) -> list[str]:
+    """For seed 0 of each backbone with final weights: its detections (score >= 0.5) and the
+    true boxes on the first ``images`` validation images, as ``boxes-<run>.png`` in ``out``;
+    returns the Markdown lines that show them."""
+    lines = []
+    for row in rows:
+        run = runs / row["run"]
+        if row["seed"] != 0 or not (run / "model.safetensors").is_file():
+            continue
+        model, record = load_detector(run)
+        conf = json.loads((run / "config.json").read_text())["config"]
+        data = read_coco(conf["val"])
+        shown = list(range(min(images, len(data.images))))
+        batch, _ = collate(data, shown)
+        with torch.no_grad():
+            found = model(batch)
+        pictures = [
+            draw_detections(
+                data.load(i)[0], found[k], record["classes"], truth=data.images[i].boxes
+            )
+            for k, i in enumerate(shown)
+        ]
+        name = f"boxes-{row['run']}.png"
+        save_grid(pictures, out / name)
+        lines += [
+            f"{row['backbone']}, seed 0 (white: the true boxes):",
+            "",
+            f"![{name}]({name})",
+            "",
+        ]
+    return lines
+
+
 def write_detection_report(
     runs: Path, out: Path, residual: str = "resnet18", plain: str = "plain18"
 ) -> Verdict:
@@ -106,6 +144,9 @@ def write_detection_report(
         "another one at a far smaller scale: the same depth with and without shortcuts, "
         "trained from scratch on a generated set, on a CPU.",
         "",
+        "Detections with a score of at least 0.5 on the first validation images:",
+        "",
+        *(draw_runs(rows, runs, out) or ["(no run of seed 0 has final weights yet)", ""]),
         f"Written by `resnets analyze detection --runs {relative_paths(str(runs))} --out "
         f"{relative_paths(str(out))}`.",
         "",
