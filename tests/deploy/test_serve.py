@@ -184,9 +184,11 @@ class _Slow(torch.nn.Module):
         super().__init__()
         self.inner, self.delay, self.sizes = inner, delay, []
         self.num_classes, self.in_chans = inner.num_classes, inner.in_chans
+        self.started = threading.Event()  # set once a forward pass has begun
 
     def forward(self, x):
         self.sizes.append(int(x.shape[0]))
+        self.started.set()
         time.sleep(self.delay)
         return self.inner(x)
 
@@ -224,10 +226,13 @@ def test_a_full_queue_answers_503_and_a_slow_model_504(served):
     cfg = ServeConfig(max_batch=1, max_wait_ms=0, queue_size=1, timeout_ms=3000)
     with _server(create_app(replace(lm, model=slow), None, cfg)) as url:
         with httpx.Client(base_url=url, timeout=30) as http, ThreadPoolExecutor(6) as pool:
-            codes = list(
-                pool.map(lambda _: http.post("/v1/predict", content=body).status_code, range(6))
-            )
-            assert codes.count(503) >= 1 and codes.count(200) >= 2, codes
+            post = lambda _: http.post("/v1/predict", content=body).status_code  # noqa: E731
+            # the first request is in the model (0.6 s) before the others come, whatever the
+            # machine's load: of the other five, one fits the queue of 1, the rest are refused
+            first = pool.submit(post, 0)
+            assert slow.started.wait(30), "the first request never reached the model"
+            codes = [first.result(), *pool.map(post, range(5))]
+            assert codes[0] == 200 and codes.count(503) >= 1 and codes.count(200) >= 2, codes
             r = http.post("/v1/predict", content=body)  # and it serves again afterwards
             assert r.status_code == 200
     cfg = ServeConfig(max_batch=1, timeout_ms=100)
