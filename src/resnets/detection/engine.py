@@ -74,6 +74,13 @@ class DetectTrainConfig:
             raise ConfigError(f"detector settings {unknown}: not fields of DetectorConfig")
 
 
+def config_from_record(saved: dict[str, Any]) -> DetectTrainConfig:
+    """The config a run stored (``config.json`` or the weights record), checked."""
+    cfg = DetectTrainConfig(**{**saved, "milestones": tuple(saved["milestones"])})
+    cfg.check()
+    return cfg
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
@@ -202,9 +209,7 @@ def train(
         if not (out / "last.ckpt").is_file():
             raise ConfigError(f"--resume {out}: no checkpoint there (last.ckpt)")
         lock_run(out)
-        saved = json.loads((out / "config.json").read_text())["config"]
-        saved["milestones"] = tuple(saved["milestones"])
-        cfg = DetectTrainConfig(**saved)
+        cfg = config_from_record(json.loads((out / "config.json").read_text())["config"])
     else:
         assert cfg is not None
         cfg.check()
@@ -341,10 +346,7 @@ def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
                 raise DataError(f"{file}: not a resnets detector (no resnets_detector record)")
             try:
                 record = json.loads(meta["resnets_detector"])
-                saved = dict(record["config"])
-                saved["milestones"] = tuple(saved["milestones"])
-                cfg = DetectTrainConfig(**saved)
-                cfg.check()
+                cfg = config_from_record(record["config"])
                 classes = [str(c) for c in record["classes"]]
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise DataError(f"{file}: a malformed detector record ({e})") from None
