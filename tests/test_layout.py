@@ -4,6 +4,7 @@ registered builders, a training loop that reads top to bottom."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
@@ -23,6 +24,7 @@ LAYERS = {
     "errors": 0,
     "io": 1,
     "checkpoint": 1,
+    "rundir": 1,
     "runtime": 1,
     "plots": 1,
     "argtypes": 1,
@@ -384,3 +386,17 @@ def test_the_readme_tables_are_generated_from_the_registry_and_the_catalogue(mar
     assert block.split("-->\n", 1)[1].strip() == expected, (
         f"README's {marker} is stale: replace it with `resnets {' '.join(argv)}`"
     )
+
+
+def test_where_is_lists_every_module_as_generated():
+    """docs/where-is.md is written by docs/where_is.py from the modules' docstrings: a module
+    added, removed or re-described without running it fails here."""
+    spec = importlib.util.spec_from_file_location("where_is", ROOT / "docs" / "where_is.py")
+    where_is = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(where_is)
+    assert (ROOT / "docs" / "where-is.md").read_text() == where_is.render(), (
+        "docs/where-is.md is stale: python docs/where_is.py"
+    )
+    modules = sorted(p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py"))
+    text = (ROOT / "docs" / "where-is.md").read_text()
+    assert all(f"| `{m}` |" in text for m in modules)

@@ -28,6 +28,7 @@ _LAZY = {
     "ResNet": "resnets.models",
     "create_model": "resnets.models",
     "list_models": "resnets.models",
+    "reproduce": "resnets.analysis.definitions",
 }
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_weights",
+    "reproduce",
 ]
 
 

@@ -52,7 +52,7 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> byt
     return data
 
 
-#: written first into every run folder (train.run_dir): a folder that holds it belongs to a run
+#: written first into every run folder (resnets.rundir.RunDir): a folder that holds it belongs to a run
 RUN_MARKER = ".resnets-run"
 #: the installed package's own folder: its files (shipped weights, the web page) are no
 #: command's output

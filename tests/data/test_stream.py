@@ -267,7 +267,8 @@ def test_skip_bad_in_stream_mode_lists_the_unreadable_files(tmp_path):
 
 def test_undecodable_streamed_samples_are_left_out_of_loss_errors_and_scores(tmp_path):
     from resnets.data.pipeline import IGNORE
-    from resnets.eval.metrics import evaluate
+    from resnets.eval.metrics import Scoring, evaluate
+    from resnets.inference import TestViews
     from resnets.models import create_model
     from resnets.train.step import Trainee, TrainStep
 
@@ -313,11 +314,9 @@ def test_undecodable_streamed_samples_are_left_out_of_loss_errors_and_scores(tmp
         d.images,
         d.labels,
         np.arange(n),
-        mean=[0.5] * 3,
-        std=[0.25] * 3,
+        views=TestViews((0.5,) * 3, (0.25,) * 3),
         num_classes=3,
-        batch_size=n,
-        device=torch.device("cpu"),
+        run=Scoring(batch_size=n, device=torch.device("cpu")),
     )
     assert res.n == n - 1 == int(keep.sum())
     # a batch made only of undecodable files is an error that names them, not a NaN loss

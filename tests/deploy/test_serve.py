@@ -465,3 +465,42 @@ def test_slow_uploads_are_capped_in_flight_and_timed_out(served, caplog):
             f"{base}/v1/predict", content=png, headers={"content-type": "image/png"}, timeout=30
         )
         assert r.status_code == 200 and r.json()["predictions"][0]["class"] == "red"
+
+
+class _Recorder(torch.nn.Module):
+    """The served model, keeping every batch it is shown."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return self.model(x)
+
+
+def test_serve_and_eval_show_the_model_the_same_tensor(served, tmp_path):
+    """Preprocessing travels with the weights: an image uploaded to the server and the same
+    file scored by `resnets eval` reach the model as identical tensors, also for a file of
+    another size and shape than the training images (both resize it the same way)."""
+    from resnets.eval import score
+
+    lm, _, data = served
+    assert lm.image_size, "the weights resize files: the test needs that step exercised"
+    folder = tmp_path / "odd-sizes"
+    for k, name in enumerate(("blue", "red", "yellow")):
+        img = Image.open(data / name / "0005.png").convert("RGB")
+        (folder / name).mkdir(parents=True)
+        img.resize((45 + 6 * k, 37)).save(folder / name / "x.png")  # wider than tall, larger
+    evaluated = _Recorder(lm.model)
+    _, selection = score(replace(lm, model=evaluated), str(folder))
+    (batch,) = evaluated.seen
+    shown = _Recorder(lm.model)
+    with TestClient(create_app(replace(lm, model=shown), None, label="same")) as c:
+        for row, label in enumerate(selection.labels):
+            body = (folder / lm.classes[label] / "x.png").read_bytes()
+            r = c.post("/v1/predict", files={"file": ("x.png", body, "image/png")})
+            assert r.status_code == 200, r.text
+            (served_x,) = shown.seen[-1]
+            assert torch.equal(served_x, batch[row])
+    assert len(shown.seen) == len(selection.labels) == 3

@@ -69,7 +69,7 @@ def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_pa
         train(_cfg(folders, detector={"fpn_width": 3}), tmp_path / "a", progress=False)
     with pytest.raises(ConfigError, match="must be positive"):
         train(_cfg(folders, epochs=0), tmp_path / "b", progress=False)
-    with pytest.raises(ConfigError, match="no checkpoint there"):
+    with pytest.raises(ConfigError, match="nothing to resume"):
         train(None, tmp_path / "nothing", resume=True, progress=False)
     other = tmp_path / "other"
     src = make_image_folder(tmp_path / "src2", classes=("ant", "bee"), per_class=4, size=32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,8 +13,8 @@ from PIL import Image
 from resnets.cli import main
 from resnets.data import load_dataset
 from resnets.errors import DataError, WeightsError
-from resnets.eval import predict, score
-from resnets.inference import load_weights, model_from_weights
+from resnets.eval import Scoring, predict, score
+from resnets.inference import TestTime, load_weights, model_from_weights
 from resnets.models import create_model
 from resnets.models.weights import read_weights
 
@@ -46,12 +47,10 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
         images,
         labels,
         idx,
-        mean=lm.mean,
-        std=lm.std,
+        views=dataclasses.replace(lm.views, pad=1),
         num_classes=10,
-        batch_size=10,
-        ten_crop=True,
-        pad=1,
+        test=TestTime(ten_crop=True),
+        run=Scoring(batch_size=10),
     )
     # the reference views, cut by hand: 8x8 digits zero-padded by 1 to 10x10, 8x8 crops at the
     # corners (rows/cols 0 or 2) and the centre (1, 1), then the same five mirrored
@@ -73,7 +72,7 @@ def test_ten_crop_averages_the_softmax_of_the_ten_views(digits_run):
         float(F.nll_loss(probs.log(), labels, reduction="sum")), rel=1e-5
     )
     one, _ = score(lm, "digits", subset="val")
-    ten_val, _ = score(lm, "digits", subset="val", ten_crop=True)
+    ten_val, _ = score(lm, "digits", subset="val", test=TestTime(ten_crop=True))
     assert abs(one.top1 - ten_val.top1) < 0.03  # a trained model: both views agree closely
 
 
@@ -206,10 +205,9 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
         images,
         labels,
         np.arange(12),
-        mean=lm.mean,
-        std=lm.std,
+        views=lm.views,
         num_classes=10,
-        scales=(8, 12),
+        test=TestTime(scales=(8, 12)),
     )
     x = to_float_nchw(images, torch.tensor(lm.mean), torch.tensor(lm.std))
     with torch.no_grad():
@@ -224,17 +222,7 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
         float(F.nll_loss(probs.log(), labels, reduction="sum")), rel=1e-5
     )
     with pytest.raises(ValueError, match="pick one"):
-        evaluate(
-            lm.model,
-            images,
-            labels,
-            np.arange(12),
-            mean=lm.mean,
-            std=lm.std,
-            num_classes=10,
-            scales=(8,),
-            ten_crop=True,
-        )
+        TestTime(scales=(8,), ten_crop=True)
     assert (
         main(
             [

@@ -294,7 +294,7 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
     """Weights shipped in the package load by name with no network, match their SHA-256, and
     their stated held-out accuracy is what scoring gives again."""
     from resnets.eval import score
-    from resnets.inference import load_weights
+    from resnets.inference import TestTime, load_weights
     from resnets.models.catalogue import list_pretrained, verify
 
     if name not in list_pretrained("*.cifar10"):
@@ -321,7 +321,7 @@ def test_shipped_cifar10_weights_load_offline_and_their_stated_accuracy_is_measu
     if not SHARED_CIFAR.is_dir():
         pytest.skip("../shared CIFAR-10 JPEGs not here to re-score the weights")
     lm = load_weights(name)
-    res, _ = score(lm, str(SHARED_CIFAR), subset="val", tta=meta.tta)
+    res, _ = score(lm, str(SHARED_CIFAR), subset="val", test=TestTime(tta=meta.tta))
     # the same fp32 scoring: equal, up to an image or two that another CPU's kernels may flip
     assert res.n == 5000 and res.top1 == pytest.approx(meta.metrics["top1"], abs=2 / 5000)
 

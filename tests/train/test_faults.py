@@ -253,7 +253,7 @@ def test_full_disk_during_training_then_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     state = load_checkpoint(tmp_path / "run" / "last.ckpt")
     assert state["run_state"]["step"] > 0
-    train(cfg, resume=tmp_path / "run", progress=False, echo=False)
+    train(cfg, tmp_path / "run", resume=True, progress=False, echo=False)
     assert _same(_weights(tmp_path / "run"), _weights(tmp_path / "ref"))
 
 

@@ -1,4 +1,4 @@
-"""Run folders that never dead-end: stale locks, abandoned folders, concurrent resumes, finished
+"""Run folders that never dead-end: claims of dead processes, abandoned folders, concurrent resumes, finished
 runs, a failed final write; and eval/predict inputs that must not give a silent wrong result."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from PIL import Image
 from resnets.cli import main
 from resnets.errors import CheckpointError, ConfigError, DataError
 from resnets.models.weights import read_weights
+from resnets.rundir import RunDir, RunStatus
 from resnets.train import build_config, train
 from resnets.train import report as report_mod
 
@@ -36,7 +38,7 @@ def test_a_folder_abandoned_before_its_first_checkpoint_is_reused(tmp_path):
     (run / "config.json").write_text("{}")
     (run / "train.log").write_text("started\n")
     with pytest.raises(CheckpointError, match=f"start it again with --out {run}"):
-        train(small(), resume=run, progress=False, echo=False)
+        train(small(), run, resume=True, progress=False, echo=False)
     res = train(small(), run, progress=False, echo=False)
     assert res.final_val_err is not None and (run / "model.safetensors").is_file()
     assert "started" not in (run / "train.log").read_text()
@@ -56,19 +58,39 @@ def test_a_users_folder_is_never_taken_for_a_run(tmp_path, own):
     assert (out / own).read_text() == "the user's own file"
 
 
-def test_a_live_lock_refuses_a_second_resume_and_a_stale_one_does_not(tmp_path):
+def _hold(run) -> subprocess.Popen:
+    """Another process that claims ``run`` (as a training would) and keeps it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from resnets.rundir import RunDir; "
+            "run = RunDir(sys.argv[1]); run.claim(); print('held', flush=True); time.sleep(60)",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_live_claim_refuses_a_second_resume_and_a_dead_one_does_not(tmp_path):
     run = tmp_path / "r"
     train(small(), run, progress=False, echo=False, stop_after=3)
-    holder = subprocess.Popen(["sleep", "60"])
+    holder = _hold(run)
     try:
-        (run / ".lock").write_text(str(holder.pid))
+        assert RunDir(run).status is RunStatus.RUNNING
         with pytest.raises(ConfigError, match=f"in use by process {holder.pid}"):
-            train(small(), resume=run, progress=False, echo=False)
+            train(small(), run, resume=True, progress=False, echo=False)
+        with pytest.raises(ConfigError, match=f"in use by process {holder.pid}"):
+            train(small(), run, resume="auto", progress=False, echo=False)
     finally:
-        holder.kill()
+        holder.kill()  # SIGKILL: no clean-up ran; the kernel released its claim
         holder.wait()
+    assert RunDir(run).status is RunStatus.INTERRUPTED
     (run / f".model.safetensors.tmp-{_dead_pid()}").write_bytes(b"half")
-    res = train(small(), resume=run, progress=False, echo=False)  # the holder is gone
+    res = train(small(), run, resume=True, progress=False, echo=False)  # the holder is gone
     assert res.final_val_err is not None
     assert not list(run.glob(".*.tmp-*"))  # the interrupted write's leftovers are cleaned
     lines = (run / "metrics.jsonl").read_text().splitlines()
@@ -80,7 +102,7 @@ def test_a_finished_run_is_not_resumed(tmp_path):
     train(small(), run, progress=False, echo=False)
     before = (run / "summary.json").read_text()
     with pytest.raises(ConfigError, match="this run has finished"):
-        train(small(), resume=run, progress=False, echo=False)
+        train(small(), run, resume=True, progress=False, echo=False)
     assert (run / "summary.json").read_text() == before
 
     def no_nan(c):
@@ -101,7 +123,9 @@ def test_a_failed_final_write_is_recovered_by_resume(tmp_path, monkeypatch):
     ):
         train(small(), run, progress=False, echo=False)
     monkeypatch.undo()
-    res = train(small(), resume=run, progress=False, echo=False)  # no training left: just writes
+    res = train(
+        small(), run, resume=True, progress=False, echo=False
+    )  # no training left: just writes
     _, meta = read_weights(run / "model.safetensors")
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert res.final_val_err == rows[-1]["val_err"] and meta.final["val_err"] == rows[-1]["val_err"]
@@ -184,31 +208,30 @@ def test_resume_with_a_corrupt_or_missing_config_json(tmp_path):
     train(small(), run, progress=False, echo=False, stop_after=3)
     (run / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match="config.json: unreadable"):
-        train(small(), resume=run, progress=False, echo=False)
+        train(small(), run, resume=True, progress=False, echo=False)
     (run / "config.json").unlink()  # missing: the checkpoint has the config, the run goes on
-    res = train(small(), resume=run, progress=False, echo=False)
+    res = train(small(), run, resume=True, progress=False, echo=False)
     assert res.final_val_err is not None and (run / "model.safetensors").is_file()
 
 
-def test_a_lock_whose_pid_now_belongs_to_another_process_is_stale(tmp_path):
-    """The lock records the PID with its process's start time: a live process that took the
-    PID over later (a PID reuse) does not hold the run; the true holder still does."""
-    from resnets.train.run_dir import process_start
-
-    run = tmp_path / "r"
-    train(small(), run, progress=False, echo=False, stop_after=3)
-    other = subprocess.Popen(["sleep", "60"])
-    try:
-        (run / ".lock").write_text(f"{other.pid} 1")  # same PID, an earlier start time
-        res = train(small(), resume=run, progress=False, echo=False)
-        assert res.stopped is None and res.final_val_err is not None
-        (run / ".lock").write_text(f"{other.pid} {process_start(other.pid)}")
-        (run / "summary.json").unlink()
-        with pytest.raises(ConfigError, match=f"in use by process {other.pid}"):
-            train(small(), resume=run, progress=False, echo=False)
-    finally:
-        other.kill()
-        other.wait()
+def test_resume_auto_starts_resumes_or_returns_the_finished_result(tmp_path):
+    """``train(cfg, run_dir, resume="auto")``: one call whatever the folder holds."""
+    run = RunDir(tmp_path / "r")
+    assert run.status is RunStatus.NEW
+    part = train(small(), run, resume="auto", progress=False, echo=False, stop_after=3)
+    assert part.stopped == "stop_after" and run.status is RunStatus.INTERRUPTED
+    done = train(small(), run, resume="auto", progress=False, echo=False)
+    assert done.stopped is None and run.status is RunStatus.FINISHED
+    summary = run.summary.read_bytes()
+    again = train(small(), run, resume="auto", progress=False, echo=False)  # nothing trained
+    assert run.summary.read_bytes() == summary
+    assert (again.final_val_err, again.iters, again.best_val_err) == (
+        done.final_val_err,
+        done.iters,
+        done.best_val_err,
+    )
+    with pytest.raises(ConfigError, match="resume='yes'"):
+        train(small(), run, resume="yes", progress=False, echo=False)
 
 
 def test_resume_refuses_a_data_folder_that_changed(tmp_path):
@@ -223,4 +246,4 @@ def test_resume_refuses_a_data_folder_that_changed(tmp_path):
     victim = sorted((data / "cat").iterdir())[0]
     victim.unlink()  # one image fewer: another split, another result
     with pytest.raises(ConfigError, match="changed since this run started"):
-        train(cfg, resume=run, progress=False, echo=False)
+        train(cfg, run, resume=True, progress=False, echo=False)

@@ -179,7 +179,7 @@ def test_resume_is_bit_identical_in_process(tmp_path):
     full = train(cfg, tmp_path / "full", progress=False, echo=False)
     part = train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=17)  # mid-epoch 1
     assert part.stopped == "stop_after" and part.iters == 17
-    rest = train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    rest = train(cfg, tmp_path / "part", resume=True, progress=False, echo=False)
     # the summary's rate covers the whole run (both sessions), not this session's images alone
     s = json.loads((tmp_path / "part" / "summary.json").read_text())
     assert s["iters"] == full.iters and rest.images_per_sec == pytest.approx(
@@ -207,7 +207,7 @@ def test_resume_negative_control_detects_a_wrong_data_position(tmp_path):
     state = load_checkpoint(tmp_path / "bad" / "last.ckpt")
     state["run_state"]["epoch_step"] = 0  # forget where in the epoch we were
     save_checkpoint(tmp_path / "bad" / "last.ckpt", state)
-    train(cfg, resume=tmp_path / "bad", progress=False, echo=False)
+    train(cfg, tmp_path / "bad", resume=True, progress=False, echo=False)
     a = load_file(tmp_path / "ref" / "model.safetensors")
     b = load_file(tmp_path / "bad" / "model.safetensors")
     assert not all(torch.equal(a[k], b[k]) for k in a)
@@ -268,11 +268,11 @@ def test_imagenet_recipes_run_on_a_folder(recipe, tmp_path, image_folder):
         sd = load_file(tmp_path / recipe / "model.safetensors")
         assert sd["layer1.0.bn2.weight"].abs().max() < 0.05
     from resnets.eval import score
-    from resnets.inference import load_weights
+    from resnets.inference import TestTime, load_weights
 
     lm = load_weights(tmp_path / recipe)
     assert (lm.image_size, lm.eval_size) == (40, 32)
-    r, _ = score(lm, str(image_folder), ten_crop=True)
+    r, _ = score(lm, str(image_folder), test=TestTime(ten_crop=True))
     assert r.n == 36
 
 
@@ -282,7 +282,7 @@ def test_linear_schedule_and_time_to_accuracy():
     lrs = [lr_at(cfg, s, 100, st, False) for s in range(100)]
     assert lrs[0] == 0.4 * 0.1 and max(lrs) < 0.4 and lrs[-1] < 0.005
     assert all(a > b for a, b in zip(lrs[10:], lrs[11:]))  # decays linearly to 0 after the ramp
-    from resnets.train.run_dir import time_to_accuracy
+    from resnets.train.run_files import time_to_accuracy
 
     rows = [
         {"step": 10, "epoch": 1.0, "time": 3.0, "val_err": 0.3},
@@ -306,7 +306,7 @@ def test_fast_cifar_recipe_on_digits_resumes_bit_identically(tmp_path):
     summary = json.loads((tmp_path / "full" / "summary.json").read_text())
     assert summary["time_to_accuracy"]["0.80"] is not None
     train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=9)
-    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    train(cfg, tmp_path / "part", resume=True, progress=False, echo=False)
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -315,15 +315,15 @@ def test_fast_cifar_recipe_on_digits_resumes_bit_identically(tmp_path):
     torch.manual_seed(cfg.seed)
     fresh = create_model("fast_resnet8", num_classes=10, in_chans=1)
     assert not torch.allclose(a["stem.weight"], fresh.stem.weight)  # set from the data
-    from resnets.eval import score
-    from resnets.inference import load_weights
+    from resnets.eval import Scoring, score
+    from resnets.inference import TestTime, load_weights
 
     lm = load_weights(tmp_path / "full")
     assert lm.meta.tta == "flip"
     resolved = json.loads((tmp_path / "full" / "config.json").read_text())["resolved"]
     # evaluated as in training (bf16 where the CPU has it): exactly the logged accuracy
-    r_flip, _ = score(lm, "digits", subset="val", bf16=resolved["bf16"])
-    r_none, _ = score(lm, "digits", subset="val", tta="none")
+    r_flip, _ = score(lm, "digits", subset="val", run=Scoring(bf16=resolved["bf16"]))
+    r_none, _ = score(lm, "digits", subset="val", test=TestTime(tta="none"))
     n_val = resolved["val_size"]
     assert r_flip.n == r_none.n == n_val
     assert abs(r_flip.top1 - (1 - full.final_val_err)) < 1e-9  # auto = the TTA used in training
@@ -351,7 +351,7 @@ def test_ema_is_evaluated_beside_the_raw_weights_saved_and_resumed_bit_exactly(t
     full = train(cfg, tmp_path / "full", progress=False, echo=False)
     part = train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=17)
     assert part.stopped == "stop_after"
-    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    train(cfg, tmp_path / "part", resume=True, progress=False, echo=False)
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

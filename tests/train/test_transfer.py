@@ -123,7 +123,7 @@ def test_resume_is_exact_with_transfer_settings(digit_halves, tmp_path, kw):
     cfg = _cfg(digit_halves / "b", init=str(digit_halves / "pre"), checkpoint_every=3, **kw)
     train(cfg, tmp_path / "full", progress=False, echo=False)
     train(cfg, tmp_path / "part", progress=False, echo=False, stop_after=5)
-    train(cfg, resume=tmp_path / "part", progress=False, echo=False)
+    train(cfg, tmp_path / "part", resume=True, progress=False, echo=False)
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -1,1 +1,3 @@
-"""The paper's analyses: figures, layer responses, gradient flow."""
+"""The paper's analyses: its experiments as data and functions (``registry.py``, defined in
+``definitions.py``; ``resnets.reproduce`` runs one from Python), figures, layer responses,
+gradient flow, the statistics behind every verdict."""

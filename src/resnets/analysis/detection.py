@@ -4,7 +4,6 @@ paired by seed on COCO mAP@[.5:.95], and written beside the paper's COCO figures
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from ..detection.coco import read_coco
 from ..detection.draw import draw_detections, save_grid
 from ..detection.engine import collate, load_detector
 from ..io import atomic_write_text, relative_paths
+from ..rundir import RunDir
 from ..runtime import machine_label
 from .paper import PAPER_COCO_DETECTION
 from .reports import Verdict, verdict_block, write_csv, write_verdicts
@@ -23,13 +23,14 @@ def detection_runs(runs: Path) -> list[dict]:
     """One row per finished detection run under ``runs`` (its ``config.json`` says
     ``kind: detection`` and it has a ``summary.json``); unfinished runs are listed as such."""
     rows = []
-    for folder in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
-        conf = json.loads((folder / "config.json").read_text())
+    for folder in map(RunDir, sorted(runs.iterdir())):
+        if not folder.config.is_file():
+            continue
+        conf = folder.read_config()
         if conf.get("kind") != "detection":
             continue
         cfg = conf["config"]
-        summary_path = folder / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        summary = folder.read_summary() if folder.finished else {}
         rows.append(
             {
                 "run": folder.name,
@@ -75,11 +76,11 @@ def draw_runs(rows: list[dict], runs: Path, out: Path, images: int = 8) -> list[
     returns the Markdown lines that show them."""
     lines = []
     for row in rows:
-        run = runs / row["run"]
-        if row["seed"] != 0 or not (run / "model.safetensors").is_file():
+        run = RunDir(runs / row["run"])
+        if row["seed"] != 0 or not run.weights.is_file():
             continue
         model, record = load_detector(run)
-        conf = json.loads((run / "config.json").read_text())["config"]
+        conf = run.read_config()["config"]
         data = read_coco(conf["val"])
         shown = list(range(min(images, len(data.images))))
         batch, _ = collate(data, shown)

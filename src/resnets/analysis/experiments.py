@@ -2,7 +2,7 @@
 
 An experiment is a list of named runs (model x seed x option), each a normal run directory under
 ``OUT/runs/<name>``. Re-running the command skips runs that finished (``summary.json``), resumes
-runs that were interrupted (``last.ckpt``), and starts the rest; so an interrupted reproduction
+runs that were interrupted (``last.ckpt``), and starts the rest (see :mod:`resnets.rundir`); so an interrupted reproduction
 loses at most the current run's work since its last checkpoint.
 
 ``budget`` scales the paper's schedule: 1.0 is the full 64k iterations with the learning rate
@@ -11,10 +11,7 @@ divided at 32k and 48k; 0.01 is 640 iterations divided at 320 and 480.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import math
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -29,9 +26,9 @@ from ..inference import model_from_weights
 from ..io import atomic_write_text, first_line
 from ..models import count_macs, count_params, create_model
 from ..models.summary import activation_bytes
+from ..rundir import RunDir, RunStatus
 from ..train import TrainingInterrupted, train
 from ..train.config import TrainConfig, build_config
-from ..train.run_dir import read_metrics
 from .layers import (
     calibrate_bn,
     gradient_norms,
@@ -57,9 +54,8 @@ def budget_config(
     device: str = "auto",
     **overrides: Any,
 ) -> TrainConfig:
-    """The paper's CIFAR recipe with its iteration counts scaled by ``budget``."""
-    if not (budget > 0 and math.isfinite(budget)):
-        raise ConfigError(f"--budget {budget}: must be > 0 (1.0 = the paper's 64k iterations)")
+    """The paper's CIFAR recipe with its iteration counts scaled by ``budget`` (checked when
+    the experiment's :class:`~resnets.analysis.registry.Settings` was made)."""
     iters = budget_iters(budget)
     values: dict[str, Any] = {
         "model": model,
@@ -87,28 +83,27 @@ def run_all(
     runs.mkdir(parents=True, exist_ok=True)
     records = []
     for i, spec in enumerate(specs):
-        rd = runs / spec.name
-        if (rd / "config.json").is_file():
-            _check_same_config(rd, spec.cfg)
-        res = None
-        if (rd / "summary.json").is_file():
-            if echo:
-                print(
-                    f"[{i + 1}/{len(specs)}] {spec.name}: finished earlier, skipped",
-                    file=sys.stderr,
-                )
-        elif (rd / "last.ckpt").is_file():
-            if echo:
-                print(f"[{i + 1}/{len(specs)}] {spec.name}: resuming", file=sys.stderr)
-            res = train(spec.cfg, resume=rd, progress=progress, echo=False)
-        else:  # (a run that stopped before its first checkpoint is cleared by the trainer)
-            if echo:
-                print(f"[{i + 1}/{len(specs)}] {spec.name}: training", file=sys.stderr)
-            res = train(spec.cfg, rd, progress=progress, echo=False)
-        if res is not None and res.stopped:
-            raise TrainingInterrupted(res)
-        records.append(load_record(rd, spec))
+        run = RunDir(runs / spec.name)
+        run_one(spec, run, progress=progress, echo=f"[{i + 1}/{len(specs)}]" if echo else None)
+        records.append(load_record(run, spec))
     return records
+
+
+def run_one(spec: RunSpec, run: RunDir, *, progress: bool, echo: str | None) -> None:
+    """Train one spec to its end in ``run`` (``train(..., resume="auto")``: skipped when it
+    finished, resumed when interrupted, else started); a run trained with another config is
+    refused, and an interrupted session raises TrainingInterrupted."""
+    if run.config.is_file():
+        _check_same_config(run, spec.cfg)
+    if echo is not None:
+        doing = {
+            RunStatus.FINISHED: "finished earlier, skipped",
+            RunStatus.INTERRUPTED: "resuming",
+        }.get(run.status, "training")
+        print(f"{echo} {spec.name}: {doing}", file=sys.stderr)
+    res = train(spec.cfg, run, resume="auto", progress=progress, echo=False)
+    if res.stopped:
+        raise TrainingInterrupted(res)
 
 
 def paper_queue(
@@ -128,53 +123,42 @@ def paper_queue(
     return names
 
 
-def claim(runs: Path, name: str) -> Any | None:
-    """An exclusive, non-blocking claim on one run, so several worker processes can share one
-    queue: the open file holding the lock, or None if another live process holds it. The
-    kernel drops the lock when its process ends, however it ends, so no claim goes stale."""
-    folder = runs / ".claims"
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / f"{name}.lock", "a+")  # noqa: SIM115 - held for the run's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
 def run_queue(specs: list[RunSpec], out: Path, *, progress: bool = True) -> tuple[int, int]:
-    """Train every unfinished spec that no other worker has claimed, in the given order.
+    """Train every unfinished spec that no other worker has claimed, in the given order: the
+    run folder's own claim (see :class:`~resnets.rundir.RunDir`) is the queue's, so any number
+    of worker processes can share one queue, and a worker that dies frees its run at once.
 
     Returns (finished, total) after this worker's pass: when a worker ends with finished <
     total, other workers still hold the remaining runs."""
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for i, spec in enumerate(specs):
-        if (runs / spec.name / "summary.json").is_file():
+        run = RunDir(runs / spec.name)
+        if run.finished:
             continue
-        held = claim(runs, spec.name)
-        if held is None:
+        if not run.try_claim():
             print(f"[{i + 1}/{len(specs)}] {spec.name}: another worker has it", file=sys.stderr)
             continue
-        with held:
-            run_all([spec], out, progress=progress, echo=False)
-            print(f"[{i + 1}/{len(specs)}] {spec.name}: finished", file=sys.stderr)
-    done = sum((runs / s.name / "summary.json").is_file() for s in specs)
-    return done, len(specs)
+        try:
+            run_one(spec, run, progress=progress, echo=None)
+        finally:
+            run.release()
+        print(f"[{i + 1}/{len(specs)}] {spec.name}: finished", file=sys.stderr)
+    return finished_count(specs, out)
+
+
+def finished_count(specs: list[RunSpec], out: Path) -> tuple[int, int]:
+    """(finished, total) of ``specs``' runs under ``out/runs``."""
+    return sum(RunDir(out / "runs" / s.name).finished for s in specs), len(specs)
 
 
 _RUNTIME_KEYS = {"device", "workers", "log_every", "compile", "precision", "threads"}
 
 
-def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
+def _check_same_config(rd: RunDir, cfg: TrainConfig) -> None:
     """A finished or interrupted run is reused only if it was trained with this very config."""
     # fields added to TrainConfig after a run was made have their default value there
-    saved = {**TrainConfig().to_dict(), **json.loads((rd / "config.json").read_text())["config"]}
+    saved = {**TrainConfig().to_dict(), **rd.read_config()["config"]}
     want = cfg.to_dict()
     diff = [k for k in want if k not in _RUNTIME_KEYS and saved.get(k) != want[k]]
     if diff:
@@ -185,12 +169,12 @@ def _check_same_config(rd: Path, cfg: TrainConfig) -> None:
         )
 
 
-def load_record(rd: Path, spec: RunSpec) -> dict[str, Any]:
+def load_record(rd: RunDir, spec: RunSpec) -> dict[str, Any]:
     """A finished run's record for the reports; a damaged file is a one-line error naming it."""
     try:
-        summary = json.loads((rd / "summary.json").read_text())
-        conf = json.loads((rd / "config.json").read_text())
-        rows = read_metrics(rd / "metrics.jsonl")
+        summary = json.loads(rd.summary.read_text())
+        conf = json.loads(rd.config.read_text())
+        rows = rd.read_metrics()
         if not isinstance(summary, dict) or not isinstance(conf.get("meta"), dict):
             raise ValueError("not the record a run writes")
     except (OSError, ValueError, AttributeError, TypeError) as e:
@@ -208,6 +192,7 @@ def load_record(rd: Path, spec: RunSpec) -> dict[str, Any]:
         "params": conf["meta"].get("params"),
         "train_time": summary.get("train_time"),
         "iters": summary.get("iters"),
+        "milestones": conf.get("config", {}).get("milestones") or [],
         "machine": run_machine(conf),
     }
 
@@ -230,9 +215,10 @@ def run_machine(conf: dict[str, Any]) -> str:
 
 def val_batches(run_dir: Path, limit: int | None = None) -> tuple[torch.nn.Module, list]:
     """The loaded model of a finished run and its validation split as normalised batches."""
-    conf = json.loads((run_dir / "config.json").read_text())
+    run = RunDir(run_dir)
+    conf = run.read_config()
     cfg = conf["config"]
-    model, meta = model_from_weights(run_dir / "model.safetensors")
+    model, meta = model_from_weights(run.weights)
     data = load_dataset(cfg["data"], image_size=cfg["image_size"], progress=False)
     _, val = stratified_split(data.labels, cfg["val_split"], cfg["seed"])
     if limit:
@@ -402,8 +388,8 @@ def gradients_in_training(
                 }
                 for i, v in enumerate(norms)
             ]
-        if (run_dir / "model.safetensors").is_file():
-            trained, _ = model_from_weights(run_dir / "model.safetensors")
+        if RunDir(run_dir).weights.is_file():
+            trained, _ = model_from_weights(RunDir(run_dir).weights)
             found.shattered.append(
                 {
                     "model": name,

@@ -18,6 +18,7 @@ import math
 import platform
 import statistics
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from .. import __version__
 from ..io import atomic_write_text, relative_paths
 from ..models.weights import WeightsMeta
 from ..runtime import cpu_name, machine_label
-from .paper import PAPER_ITERS, budget_iters, scaled_milestones
+from .paper import PAPER_ITERS
 from .stats import PairedBySeed, combine, paired_by_seed
 
 JPEG_NOTE = (
@@ -355,7 +356,8 @@ def rejudge(folder: Path) -> tuple[list[Verdict], str]:
     with the verdict lines replaced; nothing is written (:func:`write_rejudged` writes)."""
     try:
         args = json.loads((folder / "experiment.json").read_text())["args"]
-        depths = [int(d) for d in str(args["depths"]).split(",")]
+        given = args["depths"]  # a list (written since experiments are functions) or "20,56"
+        depths = [int(d) for d in (given if isinstance(given, list) else str(given).split(","))]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{folder / 'experiment.json'}: not a report's record ({e})") from e
     if folder.name == "degradation":
@@ -542,6 +544,19 @@ def environment() -> dict[str, str]:
     }
 
 
+def schedule_line(budget: float, schedules: Sequence[tuple[int, Sequence[float]]]) -> str:
+    """What the runs trained for, read from their records: one line."""
+    counts = Counter((int(iters), tuple(round(m) for m in ms)) for iters, ms in schedules)
+    if not counts:
+        return f"Budget {budget:g} of the paper's schedule; no training run behind this page."
+    parts = [
+        f"{iters:,} iterations (lr /10 at {' and '.join(f'{m:,}' for m in ms) or 'no milestone'})"
+        + (f" for {n} runs" if len(counts) > 1 else "")
+        for (iters, ms), n in sorted(counts.items())
+    ]
+    return f"Budget {budget:g} of the paper's schedule; the runs trained {'; '.join(parts)}."
+
+
 def write_results(
     out: Path,
     title: str,
@@ -552,22 +567,23 @@ def write_results(
     data: str,
     train_seconds: float | None = None,
     machines: list[str] | None = None,
+    *,
+    schedules: Sequence[tuple[int, Sequence[float]]] = (),
 ) -> Path:
-    """RESULTS.md: the tables and figures, the paper's numbers beside ours, and how they were made."""
+    """RESULTS.md: the tables and figures, the paper's numbers beside ours, and how they were
+    made. ``schedules``: each run's iterations and learning-rate milestones, as its resolved
+    config recorded them (the page states what the runs used, not what the budget implies)."""
     env = environment()
-    iters = budget_iters(budget)
-    first, second = (round(m) for m in scaled_milestones(budget))
     lines = [
         f"# {title}",
         "",
         f"**Machine**: {'; '.join(sorted(set(machines))) if machines else env['cpu']} "
         f"(report written on {machine_label()}). "
-        f"**Budget {budget:g}**: {iters:,} of the paper's 64k iterations.",
+        f"**Budget {budget:g}** of the paper's 64k iterations.",
         "",
         f"Command: `{relative_paths(command)}`",
         "",
-        f"Budget {budget:g} of the paper's schedule: {iters:,} iterations of batch 128 "
-        f"(lr /10 at {first:,} and {second:,}).",
+        schedule_line(budget, schedules),
         f"Data: `{data}`. "
         + (
             f"Training time of the runs behind these numbers: {train_seconds / 60:.1f} min; "

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .paper import PAPER_ITERS, PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
+from .paper import PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
 from .reports import WORDS, Verdict, fmt_pct, mean_std, verdict_block
 from .stats import paired_by_seed
 
@@ -372,8 +372,8 @@ def transfer_sections(
     target: list[str],
     per_val: int,
     pretrain_acc: float,
-    pretrain_budget: float,
-    budget: float,
+    pretrain_iters: int,
+    iters: int,
     modes: list[str],
     counts: list[int],
     records: Records,
@@ -402,7 +402,7 @@ def transfer_sections(
         "## Pretraining helps most where labels are few",
         "",
         f"Pretrained: `{model}` on {', '.join(source)} (validation accuracy {pretrain_acc:.2%} on "
-        f"{per_val} held-out images per class, {pretrain_budget:g} of the paper's schedule). "
+        f"{per_val} held-out images per class, {pretrain_iters:,} iterations). "
         f"Transferred to {', '.join(target)}, with the same {per_val} held-out images per class "
         f"for every row; the smaller labelled sets are subsets of the larger ones.",
         "",
@@ -412,8 +412,8 @@ def transfer_sections(
         "",
         transfer_verdict(accuracy, counts, seeds),
         "",
-        f"Every run here trains {round(PAPER_ITERS * budget):,} iterations; the pretrained "
-        f"ones had {round(PAPER_ITERS * pretrain_budget):,} more on the source classes. "
+        f"Every run here trains {iters:,} iterations (as its record says); the pretrained "
+        f"ones had {pretrain_iters:,} more on the source classes. "
         "Where the budget leaves the from-scratch run short of convergence, part of the gap at "
         "every labelled image is that extra training, not transfer: at the full schedule the last "
         "row is expected to close up, while the few-label rows measure what transfer buys.",

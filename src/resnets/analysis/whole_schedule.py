@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..eval.predict import score
-from ..inference import load_weights
+from ..inference import TestTime, load_weights
 from ..models.catalogue import get_pretrained, list_pretrained
-from ..train.run_dir import read_metrics
+from ..rundir import RunDir
 from .paper import PAPER_ITERS, PAPER_TABLE6
 from .reports import FullScheduleWeights, Verdict, full_schedule_weights
 from .stats import McNemar, combine, mcnemar_exact
@@ -52,7 +52,7 @@ def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
     found = {}
     for w in full_schedule_weights(named, fingerprints):
         lm = load_weights(w.name)
-        res, selection = score(lm, data, subset="val", tta="none")
+        res, selection = score(lm, data, subset="val", test=TestTime(tta="none"))
         if len(res.hits) != len(selection.indices):
             raise RuntimeError(f"{w.name}: {len(res.hits)} results for {len(selection.indices)}")
         top1 = float((named[w.name].metrics or {}).get("top1", float("nan")))
@@ -65,18 +65,14 @@ def run_progress(zoo_runs: Path | None, model: str) -> str:
     none, else the iteration of its last logged row of metrics."""
     if zoo_runs is None:
         return "not trained yet"
-    run = zoo_runs / f"{model}-cifar10"
-    if not (run / "config.json").is_file():
+    run = RunDir(zoo_runs / f"{model}-cifar10")
+    if not run.config.is_file():
         return "not started"
-    rows = [
-        r
-        for r in read_metrics(run / "metrics.jsonl")
-        if isinstance(r, dict) and isinstance(r.get("step"), int)
-    ]
+    rows = [r for r in run.read_metrics() if isinstance(r, dict) and isinstance(r.get("step"), int)]
     step = max((r["step"] for r in rows), default=0)
     evals = [r for r in rows if isinstance(r.get("val_err"), float)]
     last = f", validation error {100 * evals[-1]['val_err']:.2f}% then" if evals else ""
-    done = "finished, not packaged yet" if (run / "summary.json").is_file() else "training"
+    done = "finished, not packaged yet" if run.finished else "training"
     return f"{done}: iteration {step:,} of {PAPER_ITERS:,}{last}"
 
 

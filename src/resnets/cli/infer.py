@@ -30,8 +30,9 @@ from ..eval import predict, score
 from ..eval.calibration import calibrate_weights, calibration_summary
 from ..eval.corruptions import DEVIATIONS, CorruptionScore, corruption_table, parse_corruptions
 from ..eval.explain import METHODS, explain_files
+from ..eval.metrics import Scoring
 from ..eval.report import add_corruptions, summary_line, write_eval_report
-from ..inference import LoadedModel, is_exported, load_weights
+from ..inference import LoadedModel, TestTime, is_exported, load_weights
 from ..io import check_writable, exclusive_target, run_folder_of
 from ..runtime import pick_device, use_bf16
 
@@ -74,14 +75,14 @@ def _eval(args: argparse.Namespace) -> int:
         lm,
         args.data,
         subset=args.subset,
-        ten_crop=args.ten_crop,
-        scales=scales,
-        tta=tta,
-        batch_size=args.batch_size,
-        device=device,
-        bf16=use_bf16(args.precision, device),
+        test=TestTime(ten_crop=args.ten_crop, scales=tuple(scales), tta=tta),
+        run=Scoring(
+            batch_size=args.batch_size,
+            device=device,
+            bf16=use_bf16(args.precision, device),
+            progress=not args.no_progress,
+        ),
         skip_bad=args.skip_bad,
-        progress=not args.no_progress,
     )
     weights_dir = Path(args.weights)
     default_home = weights_dir if weights_dir.is_dir() else Path(".")

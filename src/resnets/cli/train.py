@@ -92,8 +92,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--stop-after {args.stop_after}: must be >= 1")
     result = train(
         cfg,
-        args.out,
-        resume=args.resume,
+        args.resume or args.out,
+        resume=bool(args.resume),
         progress=not args.no_progress,
         command=command,
         stop_after=args.stop_after,

@@ -190,6 +190,16 @@ class BatchStream:
             y[torch.from_numpy(bad).to(y.device)] = IGNORE
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
+    def scoring_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Every sample once, in order, as ``(uint8 NHWC images, labels)`` on the stream's
+        device, for scoring: no augmentation and no normalisation (the weights' test views
+        do that). An undecodable streamed image's label is IGNORE instead of an error."""
+        order = self.order(0)
+        for step in range(len(self)):
+            yield self._gather(
+                order[step * self.batch_size : (step + 1) * self.batch_size], scoring=True
+            )
+
     def make_batch(
         self, epoch: int, step: int, order: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:

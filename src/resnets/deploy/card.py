@@ -23,9 +23,9 @@ import torch
 
 from ..eval.calibration import fit_temperature, measure
 from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, spread_subset
-from ..eval.metrics import reliability_bins
+from ..eval.metrics import Scoring, reliability_bins
 from ..eval.predict import score
-from ..inference import LoadedModel, load_weights
+from ..inference import LoadedModel, TestTime, load_weights
 from ..io import atomic_write_text, progress_bar, relative_paths
 from ..models.catalogue import resolve_weights_path
 from ..plots import plot_confusion, plot_corruptions, plot_reliability
@@ -93,7 +93,9 @@ def gather_evidence(
     lm = load_weights(weights)
     steps = progress_bar(total=5, desc="card", unit="part", disable=not progress)
     # 1. accuracy on the held-out split, per class, and the logits for calibration
-    res, held_out = score(lm, data, subset="val", keep_logits=True, temperature=1.0)
+    res, held_out = score(
+        lm, data, subset="val", test=TestTime(temperature=1.0), run=Scoring(keep_logits=True)
+    )
     steps.update(1)
     correct = int(round(res.top1 * res.n))
     paths = held_out.data.paths or [f"#{i}" for i in range(len(held_out.data))]
@@ -154,7 +156,9 @@ def gather_evidence(
         int8_path = Path(tmp) / "int8.onnx"
         export_model(weights, "onnx", int8_path, int8=True, check_data=data, calib=data)
         q = load_weights(str(int8_path), backend="onnxruntime")
-        q_res, _ = score(q, data, subset="val", keep_logits=True, temperature=1.0)
+        q_res, _ = score(
+            q, data, subset="val", test=TestTime(temperature=1.0), run=Scoring(keep_logits=True)
+        )
         changed = float((q_res.logits.argmax(1) != res.logits.argmax(1)).mean())
         int8 = {
             "top1": q_res.top1,

@@ -26,16 +26,9 @@ from ..data.images import decode_image
 from ..errors import ConfigError, DataError
 from ..inference import model_from_weights
 from ..io import atomic_write_bytes, atomic_write_json, progress_bar
+from ..rundir import RunDir
 from ..runtime import StopSignals
-from ..train.run_dir import (
-    MetricsLog,
-    RunLog,
-    lock_run,
-    make_run_dir,
-    read_metrics,
-    release,
-    truncate_metrics,
-)
+from ..train.run_files import MetricsLog, RunLog, truncate_metrics
 from .coco import CocoSet, read_coco
 from .metrics import coco_scores
 from .model import DetectorConfig, FasterRCNN
@@ -204,24 +197,24 @@ def train(
     """Train (or, with ``resume``, continue the run in ``out``) and return its summary: the
     final mAP numbers on the validation folder, or ``{"stopped": ...}`` after a signal or
     ``stop_after`` steps, with a checkpoint to resume from."""
-    out = Path(out)
+    out = RunDir(out)
     if resume:
-        if not (out / "last.ckpt").is_file():
-            raise ConfigError(f"--resume {out}: no checkpoint there (last.ckpt)")
-        lock_run(out)
-        cfg = config_from_record(json.loads((out / "config.json").read_text())["config"])
+        out.open_for_resume()
     else:
         assert cfg is not None
         cfg.check()
-        make_run_dir(out)
-        atomic_write_json(out / "config.json", {"kind": "detection", "config": asdict(cfg)})
+        out.create()
     try:
+        if resume:
+            cfg = config_from_record(out.read_config()["config"])
+        else:
+            atomic_write_json(out.config, {"kind": "detection", "config": asdict(cfg)})
         return _run(cfg, out, resume, progress, stop_after)
     finally:
-        release(out)
+        out.release()
 
 
-def _run(cfg, out: Path, resume: bool, progress: bool, stop_after: int | None) -> dict[str, Any]:
+def _run(cfg, out: RunDir, resume: bool, progress: bool, stop_after: int | None) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_set, val_set = read_coco(cfg.train), read_coco(cfg.val)
@@ -233,9 +226,9 @@ def _run(cfg, out: Path, resume: bool, progress: bool, stop_after: int | None) -
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
     state = {"epoch": 0, "batch": 0, "step": 0, "loss_sums": {}}
-    log = RunLog(out / "train.log", echo=progress)
+    log = RunLog(out.log, echo=progress)
     if resume:
-        ckpt = load_checkpoint(out / "last.ckpt")
+        ckpt = load_checkpoint(out.last)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
@@ -263,7 +256,7 @@ def _run(cfg, out: Path, resume: bool, progress: bool, stop_after: int | None) -
 
     def save() -> None:
         save_checkpoint(
-            out / "last.ckpt",
+            out.last,
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -297,11 +290,11 @@ def _run(cfg, out: Path, resume: bool, progress: bool, stop_after: int | None) -
     record = {"config": asdict(cfg), "classes": train_set.category_names}
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(
-        out / "model.safetensors",
+        out.weights,
         safetensors_bytes(tensors, metadata={"resnets_detector": json.dumps(record)}),
     )
-    summary = {**read_metrics(out / "metrics.jsonl")[-1], "seconds": time.perf_counter() - started}
-    atomic_write_json(out / "summary.json", summary)
+    summary = {**out.read_metrics()[-1], "seconds": time.perf_counter() - started}
+    atomic_write_json(out.summary, summary)
     log(f"done: val mAP {summary['map']:.3f} (mAP@.5 {summary['map_50']:.3f})")
     return summary
 
@@ -336,7 +329,7 @@ def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
     record (``config``, ``classes``). The file is untrusted: its record is parsed as data, and
     every tensor's name, shape and dtype is checked against the detector the record describes
     before any tensor is read."""
-    file = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
+    file = RunDir(path).weights if Path(path).is_dir() else Path(path)
     if not file.is_file():
         raise DataError(f"{file}: no such file (a detection run folder holds model.safetensors)")
     try:

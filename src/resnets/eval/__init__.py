@@ -1,6 +1,6 @@
 """Evaluation and prediction."""
 
-from .metrics import EvalResult, evaluate
+from .metrics import EvalResult, Scoring, evaluate
 from .predict import predict, score
 
-__all__ = ["EvalResult", "evaluate", "predict", "score"]
+__all__ = ["EvalResult", "Scoring", "evaluate", "predict", "score"]

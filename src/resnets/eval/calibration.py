@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, WeightsError
-from ..inference import load_weights
+from ..inference import TestTime, load_weights
 from ..io import (
     atomic_write_text,
     check_writable,
@@ -33,7 +33,7 @@ from ..io import (
 from ..models.catalogue import is_weights_name, resolve_weights_path
 from ..models.download import weights_cache
 from ..models.weights import save_weights
-from .metrics import expected_calibration_error
+from .metrics import Scoring, expected_calibration_error
 from .predict import score
 
 #: the range searched for T (a fitted T outside it means the logits are not usable)
@@ -139,10 +139,8 @@ def calibrate_weights(
         lm,
         data,
         subset="val",
-        keep_logits=True,
-        temperature=1.0,
-        batch_size=batch_size,
-        progress=progress,
+        test=TestTime(temperature=1.0),
+        run=Scoring(batch_size=batch_size, progress=progress, keep_logits=True),
     )
     if res.logits is None or res.targets is None:
         raise ConfigError(f"{data}: no validation images to fit a temperature on")

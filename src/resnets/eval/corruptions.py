@@ -25,8 +25,9 @@ from PIL import Image
 from scipy import ndimage
 
 from ..errors import ConfigError
+from ..inference import TestTime
 from ..io import progress_bar
-from .metrics import evaluate
+from .metrics import Scoring, evaluate
 
 Array = np.ndarray
 
@@ -396,15 +397,10 @@ def score_images(
         images,
         labels,
         np.arange(len(images)),
-        mean=lm.mean,
-        std=lm.std,
+        views=lm.views,
         num_classes=len(lm.classes),
-        batch_size=batch_size,
-        device=device,
-        eval_size=lm.eval_size,
-        pad=lm.pad,
-        tta=tta,
-        temperature=lm.meta.temperature or 1.0,
+        test=TestTime(tta=tta, temperature=lm.meta.temperature or 1.0),
+        run=Scoring(batch_size=batch_size, device=device),
     )
 
 

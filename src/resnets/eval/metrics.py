@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.augment import center_crop, normalize_nchw, to_float_nchw
-from ..data.augment import ten_crop as ten_crop_views
 from ..data.imageset import is_streamed
 from ..data.pipeline import IGNORE, BatchStream
+from ..inference.views import TestTime, TestViews
 from ..io import progress_bar
 from ..runtime import autocast_ctx
 
@@ -191,6 +189,18 @@ class Accumulator:
         )
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How a scoring pass runs (not what it measures): batch size, device, bf16 autocast, a
+    progress bar, and whether to keep every image's logits."""
+
+    batch_size: int = 256
+    device: torch.device | str = "cpu"
+    bf16: bool = False
+    progress: bool = False
+    keep_logits: bool = False
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -198,86 +208,63 @@ def evaluate(
     labels,
     indices,
     *,
-    mean: list[float],
-    std: list[float],
+    views: TestViews,
     num_classes: int,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    bf16: bool = False,
-    eval_size: int = 0,
-    ten_crop: bool = False,
-    scales: Sequence[int] = (),
-    pad: int = 4,
-    tta: str = "none",
-    progress: bool = False,
-    temperature: float = 1.0,
-    keep_logits: bool = False,
+    test: TestTime = TestTime(tta="none"),
+    run: Scoring = Scoring(),
 ) -> EvalResult:
-    """Score ``model`` on ``images[indices]`` (uint8 NHWC) in eval mode.
+    """Score ``model`` on ``images[indices]`` (uint8 NHWC) in eval mode, shown the ``views``
+    of its weights' preprocessing as ``test`` says (``tta="auto"`` counts as none here; the
+    loaded-model door, :func:`resnets.eval.predict.score`, reads it from the record).
 
-    With ``ten_crop`` the softmax outputs of the ten views (paper section 3.4/4.2 "10-crop
-    testing") are averaged; otherwise one centre view of ``eval_size`` (0: the stored size).
-    Images no larger than the view are padded by ``pad`` first (the training translation).
-    ``tta="flip"`` averages the logits of the centre view and its mirror image (10-crop has
-    the mirrors already). ``scales``: the paper's fully-convolutional multi-scale testing
-    (section 3.4, Table 4): each whole image resized to every side in ``scales`` and mirrored,
-    the softmax outputs averaged over all of them.
+    With ``test.ten_crop`` the softmax outputs of the ten views (paper section 3.4/4.2
+    "10-crop testing") are averaged; otherwise one centre view. ``tta="flip"`` averages the
+    logits of the centre view and its mirror image (10-crop has the mirrors already).
+    ``test.scales``: the paper's fully-convolutional multi-scale testing (section 3.4, Table
+    4): each whole image resized to every side and mirrored, the softmax outputs averaged.
     """
-    if ten_crop and scales:
-        raise ValueError("ten_crop and scales are two different tests: pick one")
-    if tta not in ("none", "flip"):
-        raise ValueError(f"tta={tta!r}: must be 'none' or 'flip'")
-    device = torch.device(device)
+    device = torch.device(run.device)
     was_training = model.training
     model.eval()
     stream = BatchStream(
-        images, labels, indices, batch_size, 0, mean, std, None, device, drop_last=False
+        images,
+        labels,
+        indices,
+        run.batch_size,
+        0,
+        views.mean,
+        views.std,
+        None,
+        device,
+        drop_last=False,
     )
-    acc = Accumulator(num_classes, device, temperature, keep_logits)
-    size = eval_size or int(images.shape[1])
+    acc = Accumulator(num_classes, device, test.temperature or 1.0, run.keep_logits)
     bar = None
-    if progress:
+    if run.progress:
         bar = progress_bar(total=len(indices), desc="eval", unit="img", leave=False)
-    order = stream.order(0)
     streamed = is_streamed(images)
-    for step in range(len(stream)):
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        x, y = stream._gather(idx, scoring=True)
-        if scales:
-            xf = to_float_nchw(x, stream.mean, stream.std)
+    for x, y in stream.scoring_batches():
+        if test.scales or test.ten_crop:  # the softmax outputs of every view, averaged
+            many = views.scaled(x, test.scales) if test.scales else views.ten_crops(x)
             probs = 0
-            for side in scales:
-                xs = F.interpolate(
-                    xf, size=(side, side), mode="bilinear", align_corners=False, antialias=True
-                ).contiguous(memory_format=torch.channels_last)
-                for view in (xs, xs.flip(3)):
-                    with autocast_ctx(device, bf16):
-                        probs = probs + model(view).float().softmax(1)
-            logits = (probs / (2 * len(scales))).log()
-        elif ten_crop:
-            views = ten_crop_views(x.permute(0, 3, 1, 2), size, pad=pad)  # uint8 (10, N, C, s, s)
-            probs = 0
-            for v in views:
-                xv = normalize_nchw(v, stream.mean, stream.std).contiguous(
-                    memory_format=torch.channels_last
-                )
-                with autocast_ctx(device, bf16):
-                    probs = probs + model(xv).float().softmax(1)
-            logits = (probs / len(views)).log()
+            for view in many:
+                with autocast_ctx(device, run.bf16):
+                    probs = probs + model(view).float().softmax(1)
+            logits = (probs / len(many)).log()
         else:
-            xf = to_float_nchw(x, stream.mean, stream.std)
-            xf = center_crop(xf, size).contiguous(memory_format=torch.channels_last)
-            with autocast_ctx(device, bf16):
+            xf = views.centre(x)
+            with autocast_ctx(device, run.bf16):
                 logits = model(xf)
-                if tta == "flip":
+                if test.tta == "flip":
                     logits = 0.5 * (logits.float() + model(xf.flip(3)).float())
+        seen = len(y)
         if streamed:  # undecodable samples (skip_bad) are labelled IGNORE: not scored
             keep = y != IGNORE
             if not bool(keep.all()):
                 logits, y = logits[keep], y[keep]
         acc.update(logits, y)
         if bar:
-            bar.update(len(idx))
+            bar.update(seen)
     if bar:
         bar.close()
     model.train(was_training)

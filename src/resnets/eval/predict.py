@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.augment import center_crop, to_float_nchw
 from ..data.folder import scan_folder
-from ..data.images import decode_image, resize_short_center_crop
+from ..data.images import decode_image
 from ..data.imageset import ImageSet
 from ..data.load import data_fingerprints, load_dataset, parse_spec
 from ..data.select import select_samples
 from ..data.stream import is_shard_dir
-from ..errors import ConfigError, DataError, WeightsError
+from ..errors import DataError, WeightsError
 from ..inference import LoadedModel
-from .metrics import EvalResult, evaluate
+from ..inference.views import TestTime
+from .metrics import EvalResult, Scoring, evaluate
 
 
 def map_classes(
@@ -162,49 +162,32 @@ def score(
     data_spec: str,
     *,
     subset: str = "all",
-    ten_crop: bool = False,
-    scales: Sequence[int] = (),
-    tta: str = "auto",
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    bf16: bool = False,
+    test: TestTime = TestTime(),
+    run: Scoring = Scoring(),
     skip_bad: bool = False,
-    progress: bool = False,
-    keep_logits: bool = False,
-    temperature: float | None = None,
 ) -> tuple[EvalResult, ScoringSelection]:
-    """Evaluate a loaded model on a data spec; returns the result and the images scored (so a
-    second test on the same images, the corruptions, need not decode them again).
+    """Evaluate a loaded model on a data spec, shown its weights' own test views; returns the
+    result and the images scored (so a second test on the same images, the corruptions, need
+    not decode them again).
 
     ``subset``: ``all`` (every image; for CIFAR the official test split), or ``val``/``train``:
     the split held out during training, recomputed from the seed stored with the weights (the
-    data must be the one trained on). ``tta``: none | flip | auto (what the weights were
-    validated with during training, recorded in their metadata).
+    data must be the one trained on). ``test``: the test-time choices; its ``tta="auto"`` and
+    ``temperature=None`` are what the weights' record says.
     """
-    if tta == "auto":
-        tta = lm.meta.tta
+    test = test.for_record(lm.meta.tta, lm.meta.temperature)
     selection = scoring_selection(
-        lm, data_spec, subset=subset, scales=scales, skip_bad=skip_bad, progress=progress
+        lm, data_spec, subset=subset, scales=test.scales, skip_bad=skip_bad, progress=run.progress
     )
     res = evaluate(
         lm.model,
         selection.data.images,
         selection.labels,
         selection.indices,
-        mean=lm.mean,
-        std=lm.std,
+        views=lm.views,
         num_classes=len(lm.classes),
-        batch_size=batch_size,
-        device=device,
-        bf16=bf16,
-        eval_size=lm.eval_size,
-        ten_crop=ten_crop,
-        scales=scales,
-        pad=lm.pad,
-        tta=tta,
-        progress=progress,
-        temperature=lm.meta.temperature or 1.0 if temperature is None else temperature,
-        keep_logits=keep_logits,
+        test=test,
+        run=run,
     )
     if res.nonfinite:  # checked where the scores are made: no metric, no temperature from them
         raise WeightsError(
@@ -217,41 +200,17 @@ def score(
 def prepare(
     lm: LoadedModel, arr: np.ndarray, label: str = "<image>"
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """A decoded ``(H, W, 3)`` uint8 image -> ``(view, x)``: the uint8 view the model sees
-    (resized and centre-cropped as in training; ``(H, W, C)``) and its normalised
-    ``(1, C, H, W)`` float tensor."""
-    if lm.image_size:
-        arr = resize_short_center_crop(arr, lm.image_size)
-    if lm.in_chans == 1 and not (arr == arr[..., :1]).all():
-        raise DataError(f"{label}: a colour image for a model of grayscale images (1 channel)")
-    if lm.in_chans == 1:  # luminance (ITU-R BT.601), as Pillow's "L"
-        gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        arr = np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None]
-    arr = np.require(arr, requirements=["C", "W"])  # torch wants a writable array
-    x = to_float_nchw(torch.from_numpy(arr)[None], torch.tensor(lm.mean), torch.tensor(lm.std))
-    view = arr
-    if lm.eval_size:
-        x = center_crop(x, lm.eval_size)
-        h, w = arr.shape[:2]
-        s = lm.eval_size
-        view = (
-            arr[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-            if min(h, w) >= s
-            else resize_short_center_crop(arr, s)
-        )
-    return np.ascontiguousarray(view), x.contiguous()
+    """A decoded ``(H, W, 3)`` uint8 image -> ``(view, x)`` as its weights' test views make
+    them (:meth:`resnets.inference.views.TestViews.image`): what predict, serve and explain
+    show the model."""
+    return lm.views.image(arr, label)
 
 
 def batch_inputs(lm: LoadedModel, images: np.ndarray, label: str) -> torch.Tensor:
     """Decoded ``(N, H, W, C)`` uint8 images of a data set -> the normalised, centre-cropped
     ``(N, C, h, w)`` batch the model takes (``label`` names the data in a channel mismatch)."""
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(images)))
-    if x.shape[-1] != lm.in_chans:
-        raise ConfigError(f"{label}: {x.shape[-1]} channels, the model takes {lm.in_chans}")
-    xf = to_float_nchw(x, torch.tensor(lm.mean), torch.tensor(lm.std))
-    if lm.eval_size:
-        xf = center_crop(xf, lm.eval_size)
-    return xf.contiguous()
+    return lm.views.centre(x, label).contiguous()
 
 
 def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:

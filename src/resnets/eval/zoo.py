@@ -9,7 +9,6 @@ this way, and the hub registers them by name at import.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from dataclasses import replace
@@ -23,6 +22,7 @@ from ..inference import load_weights
 from ..io import atomic_write_text, file_digest
 from ..models.summary import count_macs, count_params
 from ..models.weights import check_weights_name, save_weights
+from ..rundir import RunDir, RunStatus
 from .predict import score
 
 CIFAR_LICENSE = (
@@ -52,12 +52,11 @@ def package_run(
     was recorded. ``data`` overrides where the run's data is now (a moved folder). ``half``
     stores the floating-point tensors as float16 (half the file): they are rounded before
     scoring, so the stated accuracy is that of the stored values."""
-    run = Path(run_dir)
+    run = RunDir(run_dir)
     model, _, _tag = check_weights_name(name).partition(".")
-    summary_f = run / "summary.json"
-    if not (run / "model.safetensors").is_file() or not summary_f.is_file():
+    if run.status is not RunStatus.FINISHED or not run.weights.is_file():
         raise WeightsError(f"{run}: not a finished run (no model.safetensors / summary.json)")
-    summary = json.loads(summary_f.read_text())
+    summary = run.read_summary()
     if summary.get("stopped"):
         raise WeightsError(f"{run}: the run stopped early ({summary['stopped']}); resume it first")
     lm = load_weights(run)
@@ -69,12 +68,10 @@ def package_run(
                 if t.is_floating_point():
                     t.copy_(t.half())
     spec = data or lm.meta.data
-    res, _ = score(lm, spec, subset="val", tta=lm.meta.tta)  # fp32, the held-out split
+    res, _ = score(lm, spec, subset="val")  # fp32, the held-out split
     sp = lm.meta.split or {}
     size = lm.eval_size or lm.image_size or 32
-    config = (
-        json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-    )
+    config = run.read_config() if run.config.is_file() else {}
     meta = replace(
         lm.meta,
         data=spec,

@@ -1,7 +1,7 @@
 """Loading weights for inference, in one place: :func:`load_weights` -> :class:`LoadedModel`.
 
 ``runtimes.py`` runs an exported model (ONNX Runtime, OpenVINO) as a module; ``graph.py`` builds
-the ONNX graph with the record inside; ``loader.py`` turns any source into a LoadedModel.
+the ONNX graph with the record inside; ``views.py`` is the preprocessing of every command; ``loader.py`` turns any source into a LoadedModel.
 """
 
 from .loader import (
@@ -13,10 +13,13 @@ from .loader import (
     wrap_module,
 )
 from .runtimes import BACKENDS, ExternalModel, available_backends, is_exported, read_exported_meta
+from .views import TestTime, TestViews
 
 __all__ = [
     "BACKENDS",
     "PRECISIONS",
+    "TestTime",
+    "TestViews",
     "ExternalModel",
     "LoadedModel",
     "available_backends",

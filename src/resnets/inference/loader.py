@@ -40,6 +40,7 @@ from ..models.weights import (
 )
 from .graph import onnx_bytes
 from .runtimes import BACKENDS, ExternalModel, available_backends, is_exported, read_exported_meta
+from .views import TestViews
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,19 @@ class LoadedModel:
     pad: int = 4
     backend: str = "torch"
     source: str = ""  # what it was loaded from (a name, file, run folder or export)
+
+    @property
+    def views(self) -> TestViews:
+        """The test-time views its record describes (the one preprocessing every command
+        shares: predict, serve, explain, eval, calibrate, card, export)."""
+        return TestViews(
+            tuple(self.mean),
+            tuple(self.std),
+            self.image_size,
+            self.eval_size,
+            self.in_chans,
+            self.pad,
+        )
 
     @property
     def exported(self) -> bool:

@@ -21,9 +21,11 @@ import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import WeightsError
 from ..io import file_digest
+from ..rundir import RunDir
 from .class_index import IMAGENET_CLASS_INDEX, read_class_index
 from .download import RemoteFile, cached_download, remote_file
 from .record import IMAGENET_MEAN, IMAGENET_STD, WeightsMeta, read_meta
@@ -69,8 +71,8 @@ def register_pretrained(p: Pretrained, *, default: bool = False) -> None:
 
 
 def _torchvision(
-    model: str,
-    tag: str,
+    name: str,
+    *,
     file: str,
     top1: float,
     top5: float,
@@ -79,6 +81,8 @@ def _torchvision(
     resize: int,
     recipe: str,
 ) -> Pretrained:
+    """The record of one row of :data:`TORCHVISION_WEIGHTS`."""
+    model = name.split(".", 1)[0]
     meta = WeightsMeta(
         model=model,
         model_kwargs={"num_classes": 1000},
@@ -101,7 +105,13 @@ def _torchvision(
     )
     sha_prefix = file.rsplit("-", 1)[1].split(".")[0]
     return Pretrained(
-        f"{model}.{tag}", file, sha_prefix, meta, meta.source, size_mb, IMAGENET_CLASS_INDEX
+        name,
+        file,
+        sha_prefix,
+        meta,
+        url=meta.source,
+        size_mb=size_mb,
+        classes_file=IMAGENET_CLASS_INDEX,
     )
 
 
@@ -110,184 +120,176 @@ _V2 = "https://github.com/pytorch/vision/issues/3995#new-recipe"
 _V1X = "https://github.com/pytorch/vision/tree/main/references/classification#resnext"
 _V1W = "https://github.com/pytorch/vision/pull/912"
 _V1D = "https://github.com/pytorch/vision/tree/main/references/classification"
-for _p in (
-    _torchvision(
-        "resnet18", "tv_in1k", "resnet18-f37072fd.pth", 0.69758, 0.89078, 11689512, 44.661, 256, _V1
+#: torchvision's ImageNet weights, one keyword row each (its published numbers; the file name
+#: carries the leading digits of the SHA-256): ``file``, ``top1``/``top5`` on ImageNet-1k
+#: validation, ``params``, ``size_mb`` (None: not published), ``resize`` (the 224 centre crop
+#: is taken from this size), ``recipe`` (where torchvision documents how they were trained)
+TORCHVISION_WEIGHTS: dict[str, dict[str, Any]] = {
+    "resnet18.tv_in1k": dict(
+        file="resnet18-f37072fd.pth",
+        top1=0.69758,
+        top5=0.89078,
+        params=11_689_512,
+        size_mb=44.661,
+        resize=256,
+        recipe=_V1,
     ),
-    _torchvision(
-        "resnet34", "tv_in1k", "resnet34-b627a593.pth", 0.73314, 0.91420, 21797672, 83.275, 256, _V1
+    "resnet34.tv_in1k": dict(
+        file="resnet34-b627a593.pth",
+        top1=0.73314,
+        top5=0.91420,
+        params=21_797_672,
+        size_mb=83.275,
+        resize=256,
+        recipe=_V1,
     ),
-    _torchvision(
-        "resnet50", "tv_in1k", "resnet50-0676ba61.pth", 0.76130, 0.92862, 25557032, 97.781, 256, _V1
+    "resnet50.tv_in1k": dict(
+        file="resnet50-0676ba61.pth",
+        top1=0.76130,
+        top5=0.92862,
+        params=25_557_032,
+        size_mb=97.781,
+        resize=256,
+        recipe=_V1,
     ),
-    _torchvision(
-        "resnet50",
-        "tv2_in1k",
-        "resnet50-11ad3fa6.pth",
-        0.80858,
-        0.95434,
-        25557032,
-        97.790,
-        232,
-        _V2,
+    "resnet50.tv2_in1k": dict(
+        file="resnet50-11ad3fa6.pth",
+        top1=0.80858,
+        top5=0.95434,
+        params=25_557_032,
+        size_mb=97.790,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "resnet101",
-        "tv_in1k",
-        "resnet101-63fe2227.pth",
-        0.77374,
-        0.93546,
-        44549160,
-        170.511,
-        256,
-        _V1,
+    "resnet101.tv_in1k": dict(
+        file="resnet101-63fe2227.pth",
+        top1=0.77374,
+        top5=0.93546,
+        params=44_549_160,
+        size_mb=170.511,
+        resize=256,
+        recipe=_V1,
     ),
-    _torchvision(
-        "resnet101",
-        "tv2_in1k",
-        "resnet101-cd907fc2.pth",
-        0.81886,
-        0.95780,
-        44549160,
-        170.530,
-        232,
-        _V2,
+    "resnet101.tv2_in1k": dict(
+        file="resnet101-cd907fc2.pth",
+        top1=0.81886,
+        top5=0.95780,
+        params=44_549_160,
+        size_mb=170.530,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "resnet152",
-        "tv_in1k",
-        "resnet152-394f9c45.pth",
-        0.78312,
-        0.94046,
-        60192808,
-        230.434,
-        256,
-        _V1,
+    "resnet152.tv_in1k": dict(
+        file="resnet152-394f9c45.pth",
+        top1=0.78312,
+        top5=0.94046,
+        params=60_192_808,
+        size_mb=230.434,
+        resize=256,
+        recipe=_V1,
     ),
-    _torchvision(
-        "resnet152",
-        "tv2_in1k",
-        "resnet152-f82ba261.pth",
-        0.82284,
-        0.96002,
-        60192808,
-        230.474,
-        232,
-        _V2,
+    "resnet152.tv2_in1k": dict(
+        file="resnet152-f82ba261.pth",
+        top1=0.82284,
+        top5=0.96002,
+        params=60_192_808,
+        size_mb=230.474,
+        resize=232,
+        recipe=_V2,
     ),
-    # the family the paper's successors named (issue: ResNeXt, wide, dense)
-    _torchvision(
-        "resnext50_32x4d",
-        "tv_in1k",
-        "resnext50_32x4d-7cdf4587.pth",
-        0.77618,
-        0.93698,
-        25028904,
-        None,
-        256,
-        _V1X,
+    "resnext50_32x4d.tv_in1k": dict(
+        file="resnext50_32x4d-7cdf4587.pth",
+        top1=0.77618,
+        top5=0.93698,
+        params=25_028_904,
+        size_mb=None,
+        resize=256,
+        recipe=_V1X,
     ),
-    _torchvision(
-        "resnext50_32x4d",
-        "tv2_in1k",
-        "resnext50_32x4d-1a0047aa.pth",
-        0.81198,
-        0.95340,
-        25028904,
-        None,
-        232,
-        _V2,
+    "resnext50_32x4d.tv2_in1k": dict(
+        file="resnext50_32x4d-1a0047aa.pth",
+        top1=0.81198,
+        top5=0.95340,
+        params=25_028_904,
+        size_mb=None,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "resnext101_32x8d",
-        "tv_in1k",
-        "resnext101_32x8d-8ba56ff5.pth",
-        0.79312,
-        0.94526,
-        88791336,
-        None,
-        256,
-        _V1X,
+    "resnext101_32x8d.tv_in1k": dict(
+        file="resnext101_32x8d-8ba56ff5.pth",
+        top1=0.79312,
+        top5=0.94526,
+        params=88_791_336,
+        size_mb=None,
+        resize=256,
+        recipe=_V1X,
     ),
-    _torchvision(
-        "resnext101_32x8d",
-        "tv2_in1k",
-        "resnext101_32x8d-110c445d.pth",
-        0.82834,
-        0.96228,
-        88791336,
-        None,
-        232,
-        _V2,
+    "resnext101_32x8d.tv2_in1k": dict(
+        file="resnext101_32x8d-110c445d.pth",
+        top1=0.82834,
+        top5=0.96228,
+        params=88_791_336,
+        size_mb=None,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "resnext101_64x4d",
-        "tv2_in1k",
-        "resnext101_64x4d-173b62eb.pth",
-        0.83246,
-        0.96454,
-        83455272,
-        None,
-        232,
-        _V2,
+    "resnext101_64x4d.tv2_in1k": dict(
+        file="resnext101_64x4d-173b62eb.pth",
+        top1=0.83246,
+        top5=0.96454,
+        params=83_455_272,
+        size_mb=None,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "wide_resnet50_2",
-        "tv_in1k",
-        "wide_resnet50_2-95faca4d.pth",
-        0.78468,
-        0.94086,
-        68883240,
-        None,
-        256,
-        _V1W,
+    "wide_resnet50_2.tv_in1k": dict(
+        file="wide_resnet50_2-95faca4d.pth",
+        top1=0.78468,
+        top5=0.94086,
+        params=68_883_240,
+        size_mb=None,
+        resize=256,
+        recipe=_V1W,
     ),
-    _torchvision(
-        "wide_resnet50_2",
-        "tv2_in1k",
-        "wide_resnet50_2-9ba9bcbe.pth",
-        0.81602,
-        0.95758,
-        68883240,
-        None,
-        232,
-        _V2,
+    "wide_resnet50_2.tv2_in1k": dict(
+        file="wide_resnet50_2-9ba9bcbe.pth",
+        top1=0.81602,
+        top5=0.95758,
+        params=68_883_240,
+        size_mb=None,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "wide_resnet101_2",
-        "tv_in1k",
-        "wide_resnet101_2-32ee1156.pth",
-        0.78848,
-        0.94284,
-        126886696,
-        None,
-        256,
-        _V1W,
+    "wide_resnet101_2.tv_in1k": dict(
+        file="wide_resnet101_2-32ee1156.pth",
+        top1=0.78848,
+        top5=0.94284,
+        params=126_886_696,
+        size_mb=None,
+        resize=256,
+        recipe=_V1W,
     ),
-    _torchvision(
-        "wide_resnet101_2",
-        "tv2_in1k",
-        "wide_resnet101_2-d733dc28.pth",
-        0.82510,
-        0.96020,
-        126886696,
-        None,
-        232,
-        _V2,
+    "wide_resnet101_2.tv2_in1k": dict(
+        file="wide_resnet101_2-d733dc28.pth",
+        top1=0.82510,
+        top5=0.96020,
+        params=126_886_696,
+        size_mb=None,
+        resize=232,
+        recipe=_V2,
     ),
-    _torchvision(
-        "densenet121",
-        "tv_in1k",
-        "densenet121-a639ec97.pth",
-        0.74434,
-        0.91972,
-        7978856,
-        None,
-        256,
-        _V1D,
+    "densenet121.tv_in1k": dict(
+        file="densenet121-a639ec97.pth",
+        top1=0.74434,
+        top5=0.91972,
+        params=7_978_856,
+        size_mb=None,
+        resize=256,
+        recipe=_V1D,
     ),
-):
-    register_pretrained(_p, default=_p.tag == "tv2_in1k")
+}
+for _name, _row in TORCHVISION_WEIGHTS.items():
+    register_pretrained(_torchvision(_name, **_row), default=_name.endswith(".tv2_in1k"))
 
 
 def _register_shipped() -> None:
@@ -366,10 +368,12 @@ def resolve_weights_path(spec: str | os.PathLike) -> Path:
         return weights_file(str(spec))
     p = Path(spec).expanduser()
     if p.is_dir():
-        for name in ("model.safetensors", "best.ckpt", "last.ckpt"):
-            if (p / name).is_file():
-                return p / name
-        raise WeightsError(f"{p}: run directory holds no model.safetensors, best.ckpt or last.ckpt")
+        found = RunDir(p).trained_weights()
+        if found is None:
+            raise WeightsError(
+                f"{p}: run directory holds no model.safetensors, best.ckpt or last.ckpt"
+            )
+        return found
     if not p.exists():
         raise WeightsError(
             f"{p}: no such weights file or run directory (nor a weights name: see `resnets weights list`)"

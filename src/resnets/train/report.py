@@ -4,19 +4,21 @@ of a call of :func:`~resnets.train.train`."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, TrainingDiverged
-from ..eval.metrics import evaluate
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..eval.metrics import Scoring, evaluate
+from ..inference import TestTime, TestViews
 from ..models.weights import WeightsMeta, save_weights
 from ..plots import plot_curves
+from ..rundir import RunDir
 from .config import TrainConfig
-from .run_dir import RunLog, read_metrics, read_run_config, time_to_accuracy, write_json
+from .run_files import RunLog, time_to_accuracy, write_json
 from .state import RunState
 
 
@@ -83,19 +85,21 @@ def evaluation_row(
 
 def _validate(cfg: TrainConfig, td: Any, forward: Any, device: torch.device, bf16: bool) -> Any:
     """One pass over the validation split."""
+    views = TestViews(
+        tuple(td.mean),
+        tuple(td.std),
+        eval_size=cfg.eval_size or cfg.crop_size,
+        in_chans=td.data.channels,
+    )
     return evaluate(
         forward,
         td.images,
         td.labels,
         td.val_idx,
-        mean=td.mean,
-        std=td.std,
+        views=views,
         num_classes=td.num_classes,
-        batch_size=max(256, cfg.batch_size),
-        device=device,
-        bf16=bf16,
-        eval_size=cfg.eval_size or cfg.crop_size,
-        tta=cfg.tta,
+        test=TestTime(tta=cfg.tta),
+        run=Scoring(batch_size=max(256, cfg.batch_size), device=device, bf16=bf16),
     )
 
 
@@ -116,16 +120,16 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
 
-def draw_curves(run_dir: Path, cfg: TrainConfig, rows: list[dict[str, Any]], log: RunLog) -> None:
+def draw_curves(run_dir: RunDir, cfg: TrainConfig, rows: list[dict[str, Any]], log: RunLog) -> None:
     """``curves.png``; a plotting problem is logged, never allowed to lose a finished run."""
     try:
-        plot_curves({cfg.model: rows}, run_dir / "curves.png", title=f"{cfg.model} on {cfg.data}")
+        plot_curves({cfg.model: rows}, run_dir.curves, title=f"{cfg.model} on {cfg.data}")
     except Exception as e:
         log(f"could not draw curves.png: {e}")
 
 
 def final_meta(
-    meta: WeightsMeta, final: dict[str, Any], row: dict[str, Any] | None, run_dir: Path
+    meta: WeightsMeta, final: dict[str, Any], row: dict[str, Any] | None, run_dir: RunDir
 ) -> WeightsMeta:
     """The record of ``model.safetensors``: the run's metadata, the validation accuracy of the
     last evaluation and the split it was measured on, and the command that trained it."""
@@ -139,20 +143,18 @@ def final_meta(
             f"seed {sp['seed']}), at iteration {row['step']}"
             + (", flip TTA" if meta.tta == "flip" else ""),
         }
-    command = (
-        read_run_config(run_dir).get("command") if (run_dir / "config.json").exists() else None
-    )
+    command = run_dir.read_config().get("command") if run_dir.config.exists() else None
     return replace(meta, final=final, metrics=metrics, command=command, source="resnets")
 
 
-def save_final_weights(raw_model: nn.Module, run_dir: Path, meta: WeightsMeta) -> None:
+def save_final_weights(raw_model: nn.Module, run_dir: RunDir, meta: WeightsMeta) -> None:
     """``model.safetensors``; a failed write (full disk) leaves the last checkpoint, from which
     ``--resume`` writes the weights without training again."""
     try:
-        save_weights(raw_model, run_dir / "model.safetensors", meta)
+        save_weights(raw_model, run_dir.weights, meta)
     except OSError as e:
         raise CheckpointError(
-            f"could not write {run_dir / 'model.safetensors'} ({e.strerror or e}); the last "
+            f"could not write {run_dir.weights} ({e.strerror or e}); the last "
             f"checkpoint is intact: free space, then resnets train --resume {run_dir}"
         ) from None
 
@@ -179,13 +181,23 @@ def is_new_best(row: dict[str, Any], state: RunState, raw_model: nn.Module) -> b
     )
 
 
+def finished_result(run_dir: RunDir) -> TrainResult:
+    """The result a finished run recorded in ``summary.json`` (nothing is trained again)."""
+    summary = run_dir.read_summary()
+    known = {f.name for f in fields(TrainResult)} - {"run_dir"}
+    try:
+        return TrainResult(run_dir=run_dir.path, **{k: summary[k] for k in known if k in summary})
+    except TypeError as e:
+        raise ConfigError(f"{run_dir.summary}: not the summary a run writes ({e})") from None
+
+
 def stopped_result(
     run_dir: Path, state: RunState, wall_time: float, stopped: str, signal_number: int | None
 ) -> TrainResult:
     """The result of a session that stopped early (a signal or --stop-after): resumable."""
     code = 128 + (signal_number or 15) if stopped == "signal" else 0
     return TrainResult(
-        run_dir=run_dir,
+        run_dir=Path(run_dir),
         final_val_err=None,
         best_val_err=None,
         final_train_err=math.nan,
@@ -198,7 +210,7 @@ def stopped_result(
 
 
 def finish_run(
-    run_dir: Path,
+    run_dir: RunDir,
     cfg: TrainConfig,
     raw_model: nn.Module,
     meta: WeightsMeta,
@@ -223,7 +235,7 @@ def finish_run(
     }
     # images/s over the whole run: state.elapsed sums the step time of every session
     result = TrainResult(
-        run_dir=run_dir,
+        run_dir=Path(run_dir),
         final_val_err=final["val_err"],
         best_val_err=state.best_val_err if math.isfinite(state.best_val_err) else None,
         final_train_err=final["train_err"] if row else math.nan,
@@ -234,7 +246,7 @@ def finish_run(
     if write:
         final_model = ema.module if ema is not None and cfg.ema_final else raw_model
         save_final_weights(final_model, run_dir, final_meta(meta, final, row, run_dir))
-        rows = read_metrics(run_dir / "metrics.jsonl")
+        rows = run_dir.read_metrics()
         draw_curves(run_dir, cfg, rows, log)
         summary = {
             **asdict(result),
@@ -243,5 +255,5 @@ def finish_run(
             "world_size": world_size,
             "time_to_accuracy": time_to_accuracy(rows),
         }
-        write_json(run_dir, "summary.json", summary)
+        write_json(run_dir, RunDir.SUMMARY, summary)
     return result

@@ -6,19 +6,20 @@ calls :func:`start_session` and then only loops."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.weights import WeightsMeta
+from ..rundir import RunDir, RunStatus
 from ..runtime import Dist, choose_threads, init_distributed, pick_device, use_bf16
-from . import report, schedule, setup
-from . import run_dir as run_files
+from . import report, run_files, schedule, setup
 from .config import TrainConfig
 from .state import RunState, restore_train_state
 from .step import Trainee, TrainStep, build_for_training, model_options
@@ -31,7 +32,7 @@ class Session:
 
     cfg: TrainConfig
     dist: Dist
-    run_dir: Path
+    run_dir: RunDir  # claimed by this session (rank 0) until end_session or an error
     log: run_files.RunLog
     metrics: run_files.MetricsLog
     device: torch.device
@@ -46,10 +47,23 @@ class Session:
     meta: WeightsMeta  # the weights record (setup.weights_meta), saved with every checkpoint
 
 
+def as_run_dir(
+    run_dir: str | os.PathLike | None, resume: bool | str
+) -> tuple[RunDir | None, report.TrainResult | None]:
+    """The run folder of a call of ``train``, and for ``resume="auto"`` on a finished run the
+    result it recorded (then nothing is trained)."""
+    if resume not in (True, False, "auto"):
+        raise ConfigError(f"resume={resume!r}: True, False or 'auto'")
+    run = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+    if resume == "auto" and run is not None and run.status is RunStatus.FINISHED:
+        return run, report.finished_result(run)
+    return run, None
+
+
 def start_session(
     cfg: TrainConfig,
-    out: str | Path | None,
-    resume: str | Path | None,
+    run_dir: RunDir | None,
+    resume: bool | str,
     *,
     progress: bool,
     echo: bool,
@@ -58,8 +72,25 @@ def start_session(
 ) -> Session:
     """Open (or resume) the run and build everything the loop needs."""
     dist = init_distributed(cfg.device)
-    run_dir, cfg, ckpt = setup.open_run(cfg, out, resume, dist)
-    log = run_files.RunLog(run_dir / "train.log", echo and dist.main, enabled=dist.main)
+    run_dir, cfg, ckpt = setup.open_run(cfg, run_dir, resume, dist)
+    try:
+        return _build_session(cfg, dist, run_dir, ckpt, progress, echo, command, on_backward)
+    except BaseException:
+        run_dir.release()  # a failed start leaves the run to a later --resume
+        raise
+
+
+def _build_session(
+    cfg: TrainConfig,
+    dist: Dist,
+    run_dir: RunDir,
+    ckpt: dict[str, Any] | None,
+    progress: bool,
+    echo: bool,
+    command: str | None,
+    on_backward: Callable[[nn.Module, int], None] | None,
+) -> Session:
+    log = run_files.RunLog(run_dir.log, echo and dist.main, enabled=dist.main)
     metrics = run_files.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
     device = pick_device(cfg.device)
     if device.type == "cpu":  # threads beyond the idle cores collapse throughput (issue 11)
@@ -101,11 +132,11 @@ def start_session(
         log(line)
     else:
         state = restore_train_state(
-            run_dir / "last.ckpt", raw_model, trainable.optimizer, ckpt, trainable.ema
+            run_dir.last, raw_model, trainable.optimizer, ckpt, trainable.ema
         )
         recorded = ckpt.get("meta")
         meta = (
-            WeightsMeta.from_dict(recorded, str(run_dir / "last.ckpt"))
+            WeightsMeta.from_dict(recorded, str(run_dir.last))
             if recorded
             else setup.weights_meta(cfg, data, raw_model, opts, None)
         )
@@ -157,8 +188,6 @@ def end_session(
         dist.barrier()
         session.trainable.release_ddp()  # before the group goes: see release_ddp
         dist.close()
-        if dist.main:
-            run_files.release(run_dir)  # not training any more: a --resume may take it
         log(f"stopped at iteration {state.step} ({stopped}); resume with --resume {run_dir}")
         return report.stopped_result(run_dir, state, time.perf_counter() - started, stopped, signal)
     row = row or state.last_eval  # resumed after the last evaluation (a kill while saving)
@@ -175,8 +204,6 @@ def end_session(
         log=log,
         ema=session.trainable.ema,
     )
-    if dist.main:
-        run_files.release(run_dir)
     dist.barrier()
     session.trainable.release_ddp()
     dist.close()

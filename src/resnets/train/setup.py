@@ -19,71 +19,46 @@ from ..data.select import select_samples
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..models import count_macs, count_params, create_model, get_spec
 from ..models.weights import WeightsMeta
+from ..rundir import RunDir, RunStatus
 from ..runtime import Dist, use_bf16
 from .config import TrainConfig, config_from_dict
-from .run_dir import (
-    RunLog,
-    default_run_dir,
-    is_abandoned,
-    lock_run,
-    make_run_dir,
-    read_run_config,
-    write_run_config,
-)
+from .run_files import RunLog, default_run_dir, write_run_config
 from .schedule import warmup_enabled
 
 
 def open_run(
-    cfg: TrainConfig, out: str | Path | None, resume: str | Path | None, dist: Dist
-) -> tuple[Path, TrainConfig, dict[str, Any] | None]:
-    """The run directory and the config to train with, plus the checkpoint when resuming.
+    cfg: TrainConfig, run_dir: RunDir | None, resume: bool | str, dist: Dist
+) -> tuple[RunDir, TrainConfig, dict[str, Any] | None]:
+    """The claimed run directory and the config to train with, plus the checkpoint when
+    resuming (``resume``: True, False, or "auto": resume an interrupted run, else start one).
 
     A resumed run keeps its own config except where to run (device, CPU threads when given)
-    and how many data threads. Under
-    torchrun, rank 0 claims a new folder and alone writes files; all ranks read.
+    and how many data threads. Under torchrun, rank 0 claims the folder and alone writes
+    files; all ranks read.
     """
-    if resume is not None:
-        run_dir = Path(resume)
-        ckpt_path = run_dir / "last.ckpt"
-        if not run_dir.is_dir():
-            raise ConfigError(f"--resume {run_dir}: no such run directory (nothing to resume)")
-        if (run_dir / "summary.json").is_file():
-            raise ConfigError(
-                f"--resume {run_dir}: this run has finished (summary.json); nothing to resume"
-            )
-        if not ckpt_path.is_file():
-            hint = (
-                f"; it stopped before its first checkpoint: start it again with --out {run_dir}"
-                if is_abandoned(run_dir)
-                else ""
-            )
-            raise CheckpointError(
-                f"--resume {run_dir}: no last.ckpt there (nothing to resume){hint}"
-            )
-        if (run_dir / "config.json").exists():
-            read_run_config(run_dir)  # a corrupt one is an error now, not after the training
-        if dist.main:
-            lock_run(run_dir)  # one process per run: a second --resume is refused
-        ckpt = load_checkpoint(ckpt_path)
-        saved = ckpt.get("config")
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"{ckpt_path}: holds no training config")
-        moved = {"device": cfg.device, "workers": cfg.workers, "log_every": cfg.log_every}
-        if cfg.threads:  # --threads N moves the run to N CPU threads; 0 (unset) keeps its count
-            moved["threads"] = cfg.threads
-        return run_dir, config_from_dict(dict(saved, **moved)), ckpt
-    claimed: Any = None
-    if dist.main:
+    if run_dir is None:  # (rank 0's name: the time in it may differ between ranks)
+        run_dir = RunDir(dist.share(default_run_dir(cfg.model, cfg.data) if dist.main else None))
+    if resume == "auto":  # rank 0 decides, so every rank takes the same way
+        resume = dist.share(run_dir.status is RunStatus.INTERRUPTED if dist.main else None)
+    failed: Any = None
+    if dist.main:  # one process per run: a second --resume, or a second --out, is refused
         try:
-            claimed = make_run_dir(
-                Path(out) if out is not None else default_run_dir(cfg.model, cfg.data)
-            )
-        except ConfigError as e:
-            claimed = e
-    claimed = dist.share(claimed)
-    if isinstance(claimed, Exception):
-        raise claimed
-    return Path(claimed), cfg, None
+            run_dir.open_for_resume() if resume else run_dir.create()
+        except (ConfigError, CheckpointError) as e:
+            failed = e
+    failed = dist.share(failed)  # every rank stops with rank 0's error
+    if isinstance(failed, Exception):
+        raise failed
+    if not resume:
+        return run_dir, cfg, None
+    ckpt = load_checkpoint(run_dir.last)
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{run_dir.last}: holds no training config")
+    moved = {"device": cfg.device, "workers": cfg.workers, "log_every": cfg.log_every}
+    if cfg.threads:  # --threads N moves the run to N CPU threads; 0 (unset) keeps its count
+        moved["threads"] = cfg.threads
+    return run_dir, config_from_dict(dict(saved, **moved)), ckpt
 
 
 @dataclass

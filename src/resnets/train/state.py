@@ -20,8 +20,9 @@ from torch import nn
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, TrainingDiverged
 from ..models.weights import WeightsMeta, load_state_dict_checked
+from ..rundir import RunDir
 from .config import TrainConfig
-from .run_dir import RunLog
+from .run_files import RunLog
 
 
 @dataclass
@@ -132,7 +133,7 @@ def roll_back(
 ) -> RunState:
     """After a non-finite loss: the last checkpoint's state with lr halved, when
     ``on_nonfinite=rollback`` allows another roll-back; otherwise TrainingDiverged."""
-    last = run_dir / "last.ckpt"
+    last = RunDir(run_dir).last
     if cfg.on_nonfinite != "rollback" or st.rollbacks >= cfg.max_rollbacks or not last.is_file():
         raise TrainingDiverged(
             f"loss became {loss_sum} before iteration {st.step} (lr {lr:g}); stopped. Lower --lr, "

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..models.catalogue import get_pretrained, is_weights_name, resolve_weights_path
 from ..models.weights import WeightsMeta, load_state_dict_checked, read_weights
 from .config import TrainConfig
-from .run_dir import RunLog
+from .run_files import RunLog
 
 
 def head_prefix(model: nn.Module) -> str:

@@ -1,0 +1,202 @@
+"""The paper's experiments as data and functions: one :class:`Experiment` per experiment (its
+name, the runs it needs for a data set, budget and seeds, and the report it writes from their
+finished records) in one registry. The experiments are defined and registered in definitions.py, which also holds
+:func:`~resnets.analysis.definitions.reproduce`, the Python door to any of them:
+
+    import resnets
+    path = resnets.reproduce("degradation", data="digits", budget=0.01, out="results/deg")
+
+``resnets reproduce NAME`` and ``resnets analyze NAME`` parse their flags into the same
+:class:`Settings` and call the same function; ``reproduce paper`` is a list of experiments over
+one run store. The budget and the seeds are checked once, here, when a Settings is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..io import atomic_write_text
+from . import experiments
+from .reports import write_results
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every experiment is given. ``budget`` is the fraction of the paper's 64k-iteration
+    schedule (1.0 = all of it); ``seeds`` the runs per configuration; ``out`` the results
+    folder; ``runs_from`` a folder whose ``runs/`` holds (and receives) the trained runs, so
+    experiments can share them; ``depth_seeds`` the seeds per depth where they differ (set by
+    ``reproduce paper``); ``options`` the experiment's own (depths, model, ...)."""
+
+    data: str = "cifar10"
+    budget: float = 1.0
+    seeds: int = 1
+    out: Path = Path("results")
+    device: str = "auto"
+    workers: int = 0
+    runs_from: Path | None = None
+    progress: bool = True
+    depth_seeds: Mapping[int, int] | None = None
+    command: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (
+            isinstance(self.budget, (int, float)) and self.budget > 0 and math.isfinite(self.budget)
+        ):
+            raise ConfigError(
+                f"--budget {self.budget}: must be > 0 (1.0 = the paper's 64k iterations)"
+            )
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"--seeds {self.seeds}: must be >= 1")
+        object.__setattr__(self, "out", Path(self.out))
+        if self.runs_from is not None:
+            object.__setattr__(self, "runs_from", Path(self.runs_from))
+        object.__setattr__(self, "command", self.command or "resnets " + " ".join(sys.argv[1:]))
+
+    def __getitem__(self, option: str) -> Any:
+        return self.options[option]
+
+    @property
+    def runs_root(self) -> Path:
+        """Where the runs live: ``runs_from``, else the results folder (``runs/`` inside)."""
+        return self.runs_from or self.out
+
+    def seeds_at(self, depth: int) -> int:
+        """Seeds of the nets of this depth: ``seeds``, unless ``depth_seeds`` says otherwise."""
+        return (self.depth_seeds or {}).get(depth, self.seeds)
+
+    def spec(self, model: str, seed: int, tag: str = "", **overrides: Any) -> experiments.RunSpec:
+        """One run of ``model`` at this budget: named ``<model><tag>-s<seed>``."""
+        cfg = experiments.budget_config(
+            model, self.data, self.budget, seed, self.device, workers=self.workers, **overrides
+        )
+        return experiments.RunSpec(
+            f"{model}{tag}-s{seed}", cfg, {"model": model, "seed": seed, "tag": tag}
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What an experiment's report gives back: the title and sections of its RESULTS.md, and
+    where they differ from its runs' own, the records behind it (for the machine and training
+    time) and the schedules its trainings used."""
+
+    title: str
+    sections: list[str]
+    records: list[dict[str, Any]] | None = None  # None: the experiment's runs
+    schedules: list[tuple[int, list[float]]] | None = None  # None: read from the records
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the paper's experiments. ``runs(settings)`` lists the training runs it needs;
+    ``report(settings, records)`` measures what it must on the finished runs, writes its CSV
+    files, figures and verdicts into ``settings.out`` and returns the page's sections."""
+
+    name: str
+    help: str
+    runs: Callable[[Settings], list[experiments.RunSpec]]
+    report: Callable[[Settings, list[dict[str, Any]]], Report]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    command: str = "reproduce"  # the `resnets` command it sits under (reproduce or analyze)
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register_experiment(experiment: Experiment) -> Experiment:
+    """Add an experiment to the registry (its name must be new)."""
+    if experiment.name in EXPERIMENTS:
+        raise ValueError(f"experiment {experiment.name!r} registered twice")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def get_experiment(name: str) -> Experiment:
+    """An experiment by name; a one-line error listing the others."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"experiment {name!r}: one of {', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[name]
+
+
+def run_experiment(name: str, settings: Settings) -> Path:
+    """Train (or find finished, or resume) every run ``name`` needs, then write its report;
+    returns the path of its RESULTS.md."""
+    experiment = get_experiment(name)
+    unknown = set(settings.options) - set(experiment.defaults)
+    if unknown:
+        raise ConfigError(
+            f"{name}: no option {', '.join(sorted(unknown))} (it takes "
+            f"{', '.join(sorted(experiment.defaults)) or 'none'})"
+        )
+    settings = dataclasses.replace(settings, options={**experiment.defaults, **settings.options})
+    started = time.perf_counter()
+    _claim_results_folder(settings, name)
+    specs = experiment.runs(settings)
+    records = experiments.run_all(specs, settings.runs_root, progress=settings.progress)
+    report = experiment.report(settings, records)
+    wall = time.perf_counter() - started
+    used = report.records if report.records is not None else records
+    return write_results(
+        settings.out,
+        report.title,
+        settings.command,
+        settings.budget,
+        report.sections,
+        wall,
+        settings.data,
+        sum(r.get("train_time") or 0 for r in used) if used else None,
+        [r["machine"] for r in used] if used else None,
+        schedules=report.schedules
+        if report.schedules is not None
+        else [(r["iters"], r["milestones"]) for r in used],
+    )
+
+
+def _claim_results_folder(settings: Settings, name: str) -> None:
+    """``out`` for this experiment: created, and refused when it holds another experiment's
+    results (``experiment.json`` says whose)."""
+    out = settings.out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    prev = out / "experiment.json"
+    if prev.is_file():
+        try:
+            saved = json.loads(prev.read_text())
+            # (folders written before the field existed: the command's fourth word)
+            other = saved.get("experiment") or saved["command"].split()[2]
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            other = "another experiment (unreadable experiment.json)"
+        if other != name:
+            raise ConfigError(
+                f"--out {out}: holds the results of {other!r}, not {name!r}; give this "
+                "experiment its own folder"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the folder ({e.strerror or e})") from None
+    record = {
+        "experiment": name,
+        "command": settings.command,
+        "args": {
+            "data": settings.data,
+            "budget": settings.budget,
+            "seeds": settings.seeds,
+            "device": settings.device,
+            "workers": settings.workers,
+            "runs_from": str(settings.runs_from) if settings.runs_from else None,
+            **{k: v for k, v in settings.options.items()},
+        },
+    }
+    atomic_write_text(out / "experiment.json", json.dumps(record, indent=2, default=str))

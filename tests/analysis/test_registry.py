@@ -1,0 +1,84 @@
+"""The paper's experiments as data and functions: one registry, one Settings checked once, and
+the Python door (`resnets.reproduce`) giving what the command gives."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+import resnets
+from resnets.analysis.registry import EXPERIMENTS, Settings, get_experiment, run_experiment
+from resnets.cli import build_parser, main
+from resnets.errors import ConfigError
+
+
+def test_every_command_is_a_registered_experiment():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for command in ("reproduce", "analyze"):
+        inner = next(
+            a for a in sub.choices[command]._actions if a.dest in ("experiment", "analysis")
+        )
+        for name, p in inner.choices.items():
+            if name in ("paper", "detection", "verdicts"):  # compositions and re-readings
+                continue
+            assert p.get_default("name") == name and EXPERIMENTS[name].command == command
+    assert all(e.help and e.runs and e.report for e in EXPERIMENTS.values())
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"budget": 0}, "--budget 0: must be > 0"),
+        ({"budget": float("nan")}, "must be > 0"),
+        ({"seeds": 0}, "--seeds 0: must be >= 1"),
+    ],
+)
+def test_settings_are_checked_once_when_made(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings(**settings)
+
+
+def test_unknown_experiments_and_options_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="experiment 'fig9': one of cifar-table"):
+        get_experiment("fig9")
+    with pytest.raises(ConfigError, match="degradation: no option widths"):
+        run_experiment("degradation", Settings(out=tmp_path, options={"widths": [1]}))
+    assert not (tmp_path / "experiment.json").exists()  # refused before anything is written
+
+
+def _table_from_python(out):
+    return resnets.reproduce(
+        "cifar-table", data="digits", budget=0.0001, out=out, depths=[8], progress=False
+    )
+
+
+def test_reproduce_from_python_gives_what_the_command_gives(tmp_path, capsys):
+    """The same experiment from Python and from the command: the same runs, bit for bit (on
+    the CPU), and a page that states the schedule each run's record holds."""
+    path = _table_from_python(tmp_path / "py")
+    argv = ["reproduce", "cifar-table", "--depths", "8", "--data", "digits", "--budget", "0.0001"]
+    assert main([*argv, "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    rows = {
+        where: [
+            {k: v for k, v in row.items() if k != "train_time"}  # (the only field that varies)
+            for row in csv.DictReader(open(tmp_path / where / "runs.csv"))
+        ]
+        for where in ("py", "cli")
+    }
+    assert rows["py"] == rows["cli"] and len(rows["py"]) == 1
+    config = json.loads((tmp_path / "py" / "runs" / "resnet8-s0" / "config.json").read_text())
+    iters, milestones = config["config"]["iters"], config["config"]["milestones"]
+    text = path.read_text()
+    stated = f"the runs trained {iters:,} iterations (lr /10 at "
+    assert stated + " and ".join(f"{round(m):,}" for m in milestones) in text
+    assert "resnets.reproduce('cifar-table'" in text
+    record = json.loads((tmp_path / "py" / "experiment.json").read_text())
+    assert record["experiment"] == "cifar-table" and record["args"]["depths"] == [8]
+    # a second call finds the run finished; another experiment is refused that folder
+    again = _table_from_python(tmp_path / "py")
+    assert again == path
+    with pytest.raises(ConfigError, match="holds the results of 'cifar-table', not 'degradation'"):
+        resnets.reproduce("degradation", data="digits", budget=0.0001, out=tmp_path / "py")
