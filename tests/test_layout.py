@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from torch import nn
 
 import resnets
 from resnets.cli import build_parser
+from resnets.eval import evaluate, score
 from resnets.models import create_model, get_spec, list_models
 from resnets.train.config import TrainConfig, choices_of, config_markdown, field_docs
 
@@ -400,3 +402,12 @@ def test_where_is_lists_every_module_as_generated():
     modules = sorted(p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py"))
     text = (ROOT / "docs" / "where-is.md").read_text()
     assert all(f"| `{m}` |" in text for m in modules)
+
+
+def test_scoring_takes_the_weights_views_not_their_fields():
+    """Preprocessing travels with the weights: the scoring doors take a LoadedModel or its
+    TestViews, not mean, std, sizes and padding one by one."""
+    for fn in (evaluate, score):
+        params = inspect.signature(fn).parameters
+        assert len(params) <= 8, (fn.__name__, list(params))
+        assert not {"mean", "std", "eval_size", "pad"} & set(params)
