@@ -224,3 +224,34 @@ def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     (folder / "runs.csv").write_text("model,seed\nresnet20,zero\n")
     with pytest.raises(ValueError, match="not a runs.csv a report wrote"):
         rejudge(folder)
+
+
+def _transfer_runs(gaps_few: list[float], gaps_many: list[float]) -> list[dict]:
+    """Made-up transfer runs: per seed, fine-tuning's error below scratch's by the given gap."""
+    runs = []
+    for seed, (few, many) in enumerate(zip(gaps_few, gaps_many)):
+        for n, gap in ((10, few), (0, many)):
+            scratch = 0.5 + 0.01 * seed
+            runs += [
+                {"mode": "from scratch", "labels": n, "seed": seed, "final_val_err": scratch},
+                {"mode": "fine-tuned", "labels": n, "seed": seed, "final_val_err": scratch - gap},
+                {"mode": "linear probe", "labels": n, "seed": seed, "final_val_err": scratch},
+            ]
+    return runs
+
+
+@pytest.mark.parametrize(
+    "gaps_few, gaps_many, word",
+    [
+        ([0.20, 0.22, 0.18], [0.05, 0.06, 0.04], "holds"),  # helps, and most with few labels
+        ([0.20, 0.22, 0.18], [0.30, 0.31, 0.29], "contradicted"),  # helps more with many labels
+        ([0.20, -0.10, 0.05], [0.01, 0.02, 0.00], "not decided at this budget"),  # seed noise
+        ([0.30], [0.01], "not decided at this budget"),  # one seed never decides
+    ],
+)
+def test_the_transfer_claim_is_decided_paired_by_seed(gaps_few, gaps_many, word):
+    from resnets.analysis.tables import transfer_verdict
+
+    text = transfer_verdict(_transfer_runs(gaps_few, gaps_many), [10, 0])
+    assert text.startswith(f"**Verdict: {word}.**"), text
+    assert "paired by seed" in text

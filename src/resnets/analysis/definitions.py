@@ -330,7 +330,6 @@ def _transfer_report(s: Settings, records: Records) -> Report:
         counts=counts,
         records=runs,
         full=full,
-        seeds=s.seeds,
     )
     plot_label_curves(
         curves,
