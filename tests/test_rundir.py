@@ -43,7 +43,8 @@ def test_the_claim_is_exclusive_reentrant_and_released(tmp_path):
     assert other.holder() is not None  # the outer claim still holds
     run.release()
     assert other.holder() is None and other.status is RunStatus.NEW
-    with other.claimed():
+    other.claim()
+    with other.releasing():
         assert not run.try_claim()
     assert run.try_claim()
     run.release()

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import CheckpointError, ConfigError
-from .io import RUN_MARKER, atomic_write_bytes
+from .io import RUN_MARKER, atomic_write_bytes, pid_alive
 
 
 class RunStatus(enum.Enum):
@@ -237,15 +237,6 @@ class RunDir(os.PathLike):
             self._handle, self._depth = None, 0
 
     @contextlib.contextmanager
-    def claimed(self, option: str | None = None) -> Iterator[RunDir]:
-        """``with run.claimed(): ...``: the claim for the block's life."""
-        self.claim(option)
-        try:
-            yield self
-        finally:
-            self.release()
-
-    @contextlib.contextmanager
     def releasing(self) -> Iterator[RunDir]:
         """``with run.releasing(): ...``: give back the claim already taken (by :meth:`create`
         or :meth:`open_for_resume`) when the block ends, however it ends."""
@@ -274,10 +265,9 @@ class RunDir(os.PathLike):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"{where}: cannot create the folder ({e.strerror or e})") from None
+        foreign = f"{where}: not empty and not a resnets run folder; pick a new or empty folder"
         if self.status is RunStatus.FOREIGN:  # refused before anything is written there
-            raise ConfigError(
-                f"{where}: not empty and not a resnets run folder; pick a new or empty folder"
-            )
+            raise ConfigError(foreign)
         self.claim("--out")
         try:
             status = self.status  # decided again under the claim: no other process changes it
@@ -286,9 +276,7 @@ class RunDir(os.PathLike):
                     if p.name != self.LOCK:
                         shutil.rmtree(p) if p.is_dir() else p.unlink()
             elif status is RunStatus.FOREIGN:
-                raise ConfigError(
-                    f"{where}: not empty and not a resnets run folder; pick a new or empty folder"
-                )
+                raise ConfigError(foreign)
             elif status is not RunStatus.NEW:
                 raise ConfigError(
                     f"{where}: already holds a run; resume it with --resume {self.path} or pick "
@@ -311,7 +299,7 @@ class RunDir(os.PathLike):
         where = f"--resume {self.path}"
         if not self.path.is_dir():
             raise ConfigError(f"{where}: no such run directory (nothing to resume)")
-        if self.status is RunStatus.INTERRUPTED or self.status is RunStatus.RUNNING:
+        if self.status in (RunStatus.INTERRUPTED, RunStatus.RUNNING):
             self.claim()  # (a held run is refused here, naming its process)
         try:
             status = self.status
@@ -337,22 +325,12 @@ class RunDir(os.PathLike):
         """Temporary files of an interrupted atomic write whose process is gone."""
         for tmp in self.path.glob(".*.tmp-*"):
             pid = tmp.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
 
 
 def _is_temporary(name: str) -> bool:
     return name.startswith(".") and ".tmp-" in name
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def _read_object(path: Path, hint: str) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 Thin handlers: each parses its flags into the experiment's :class:`~.registry.Settings` and
 calls the experiment's one function (definitions.py defines each experiment's runs and report;
 experiments.py trains and measures them), which writes the figures (figures.py, plots.py), the
-tables and verdicts (tables.py, reports.py) and RESULTS.md. Each command leaves a results folder with the resolved config of every run
-(``runs/*/``), the metrics, CSV files, figures and a RESULTS.md that puts the paper's numbers
-beside ours; the paper's numbers live in paper.py.
+tables and verdicts (tables.py, reports.py) and RESULTS.md. Each command leaves a results
+folder with the resolved config of every run (``runs/*/``), the metrics, CSV files, figures
+and a RESULTS.md that puts the paper's numbers beside ours; the paper's numbers live in
+paper.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..io import atomic_write_text, check_writable
 from . import experiments, whole_schedule
 from .definitions import run_experiment
 from .detection import write_detection_report
-from .registry import Settings
+from .registry import Settings, write_page
 from .reports import (
     CLAIMS_BEGIN,
     CLAIMS_END,
@@ -35,7 +36,6 @@ from .reports import (
     replace_block,
     summary_section,
     write_rejudged,
-    write_results,
 )
 
 
@@ -113,7 +113,7 @@ def _experiment(args: argparse.Namespace) -> int:
     experiment's one function."""
     path = run_experiment(args.name, _settings(args, **OPTIONS[args.name](args)))
     print(f"results: {path}")
-    if (path.parent / "degradation.png").is_file():
+    if args.name == "degradation":  # the paper's Fig. 6, the figure this command is for
         print(f"figure:  {path.parent / 'degradation.png'}")
     return 0
 
@@ -152,10 +152,10 @@ def _paper(args: argparse.Namespace) -> int:
         print(f"{done}/{total} runs finished", file=sys.stderr)
         return 0
     plain = [20, 32, 44, 56] if args.plain_32_44 else [20, 56]
-    reports = [
-        ("cifar-table", {"depths": [20, 32, 44, 56, 110], "with_1202": False}),
+    reports = [  # (each experiment's own defaults where none is given)
+        ("cifar-table", {}),
         ("degradation", {"depths": plain}),
-        ("responses", {"depths": [20, 56]}),
+        ("responses", {}),
     ]
     out = Path(args.out)
     for name, options in reports:
@@ -180,17 +180,8 @@ def _paper(args: argparse.Namespace) -> int:
         ),
     ]
     title = "The paper's result: deeper residual nets against deeper plain nets"
-    path = write_results(
-        out,
-        title,
-        base.command,
-        args.budget,
-        sections,
-        time.perf_counter() - started,
-        args.data,
-        sum(r.get("train_time") or 0 for r in records),
-        [r["machine"] for r in records],
-        schedules=[(r["iters"], r["milestones"]) for r in records],
+    path = write_page(
+        replace(base, out=out), title, sections, time.perf_counter() - started, records
     )
     print(f"summary: {path}")
     return 0

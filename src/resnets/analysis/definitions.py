@@ -244,14 +244,16 @@ register_experiment(
 # transfer learning with few labels
 
 
-def _transfer_classes(s: Settings) -> tuple[list[str], list[str], list[str]]:
-    """(every class, the pretraining classes, the target classes) of the data."""
-    names = list(load_dataset(s.data, progress=s.progress).classes)
+def _transfer_classes(s: Settings) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    """(every class, the pretraining classes, the target classes, every image's label) of the
+    data."""
+    data = load_dataset(s.data, progress=s.progress)
+    names = list(data.classes)
     source = list(s["source"]) if s["source"] else names[: len(names) // 2]
     target = [c for c in names if c not in source]
     if not target:
         raise ConfigError(f"--source {','.join(source)}: leaves no class to transfer to")
-    return names, source, target
+    return names, source, target, np.asarray(data.labels)
 
 
 def _transfer_modes(s: Settings) -> dict[str, dict[str, Any]]:
@@ -267,7 +269,7 @@ def _transfer_runs(s: Settings) -> list[RunSpec]:
     pretrain_budget = s["pretrain_budget"]
     if not (pretrain_budget > 0 and math.isfinite(pretrain_budget)):
         raise ConfigError(f"--pretrain-budget {pretrain_budget}: must be > 0")
-    _, source, target = _transfer_classes(s)
+    _, source, target, _ = _transfer_classes(s)
     per_val = s["val_per_class"]
     pretrain = experiments.budget_config(
         s["model"],
@@ -314,9 +316,8 @@ def _transfer_runs(s: Settings) -> list[RunSpec]:
 
 def _transfer_report(s: Settings, records: Records) -> Report:
     pretrained, runs = records[0], records[1:]
-    names, source, target = _transfer_classes(s)
+    names, source, target, labels = _transfer_classes(s)
     per_val, counts = s["val_per_class"], list(s["labels"])
-    labels = load_dataset(s.data, progress=False).labels
     full = min(np.bincount(labels)[[names.index(c) for c in target]]) - per_val
     sections, curves = tables.transfer_sections(
         model=s["model"],
@@ -423,7 +424,6 @@ def _gradients_report(s: Settings, records: Records) -> Report:
     return Report(
         "Gradient flow in plain and residual networks",
         tables.gradients_sections(found.init_curves, found.shattered, depths),
-        records=[],
         schedules=[(spec.cfg.iters, list(spec.cfg.milestones)) for spec in specs],
     )
 

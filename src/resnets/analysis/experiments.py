@@ -172,10 +172,8 @@ def _check_same_config(rd: RunDir, cfg: TrainConfig) -> None:
 def load_record(rd: RunDir, spec: RunSpec) -> dict[str, Any]:
     """A finished run's record for the reports; a damaged file is a one-line error naming it."""
     try:
-        summary = json.loads(rd.summary.read_text())
-        conf = json.loads(rd.config.read_text())
-        rows = rd.read_metrics()
-        if not isinstance(summary, dict) or not isinstance(conf.get("meta"), dict):
+        summary, conf, rows = rd.read_summary(), rd.read_config(), rd.read_metrics()
+        if not isinstance(conf.get("meta"), dict):
             raise ValueError("not the record a run writes")
     except (OSError, ValueError, AttributeError, TypeError) as e:
         raise ConfigError(
@@ -388,8 +386,9 @@ def gradients_in_training(
                 }
                 for i, v in enumerate(norms)
             ]
-        if RunDir(run_dir).weights.is_file():
-            trained, _ = model_from_weights(RunDir(run_dir).weights)
+        weights = RunDir(run_dir).weights
+        if weights.is_file():
+            trained, _ = model_from_weights(weights)
             found.shattered.append(
                 {
                     "model": name,

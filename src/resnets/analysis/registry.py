@@ -88,12 +88,10 @@ class Settings:
 @dataclass(frozen=True)
 class Report:
     """What an experiment's report gives back: the title and sections of its RESULTS.md, and
-    where they differ from its runs' own, the records behind it (for the machine and training
-    time) and the schedules its trainings used."""
+    the schedules its trainings used where it has no shared runs to read them from."""
 
     title: str
     sections: list[str]
-    records: list[dict[str, Any]] | None = None  # None: the experiment's runs
     schedules: list[tuple[int, list[float]]] | None = None  # None: read from the records
 
 
@@ -145,21 +143,39 @@ def run_experiment(name: str, settings: Settings) -> Path:
     specs = experiment.runs(settings)
     records = experiments.run_all(specs, settings.runs_root, progress=settings.progress)
     report = experiment.report(settings, records)
-    wall = time.perf_counter() - started
-    used = report.records if report.records is not None else records
+    return write_page(
+        settings,
+        report.title,
+        report.sections,
+        time.perf_counter() - started,
+        records,
+        report.schedules,
+    )
+
+
+def write_page(
+    settings: Settings,
+    title: str,
+    sections: list[str],
+    wall: float,
+    records: list[dict[str, Any]],
+    schedules: list[tuple[int, list[float]]] | None = None,
+) -> Path:
+    """``settings.out/RESULTS.md`` from the records behind it: their machines, training time
+    and schedules (``schedules`` where the page has no records to read them from)."""
     return write_results(
         settings.out,
-        report.title,
+        title,
         settings.command,
         settings.budget,
-        report.sections,
+        sections,
         wall,
         settings.data,
-        sum(r.get("train_time") or 0 for r in used) if used else None,
-        [r["machine"] for r in used] if used else None,
-        schedules=report.schedules
-        if report.schedules is not None
-        else [(r["iters"], r["milestones"]) for r in used],
+        sum(r.get("train_time") or 0 for r in records) if records else None,
+        [r["machine"] for r in records] if records else None,
+        schedules=[(r["iters"], r["milestones"]) for r in records]
+        if schedules is None
+        else schedules,
     )
 
 

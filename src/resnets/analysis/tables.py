@@ -351,9 +351,9 @@ def transfer_verdict(records: Records, counts: list[int]) -> str:
 
     helps = paired_by_seed(errors("fine-tuned", few), errors("from scratch", few))
     probe = paired_by_seed(errors("linear probe", few), errors("from scratch", few))
-    gap_few = {s: d for s, d in zip(helps.seeds, helps.diffs)}
+    gap_few = dict(zip(helps.seeds, helps.diffs))
     at_many = paired_by_seed(errors("fine-tuned", many), errors("from scratch", many))
-    gap_many = {s: d for s, d in zip(at_many.seeds, at_many.diffs)}
+    gap_many = dict(zip(at_many.seeds, at_many.diffs))
     shrinks = paired_by_seed(gap_many, gap_few)  # few-label gap minus many-label gap
     outcome = combine([helps.outcome, shrinks.outcome])
     return (

@@ -48,7 +48,7 @@ from PIL import Image
 from ..data.images import decode_image
 from ..errors import ConfigError, DataError, ResnetsError
 from ..eval.explain import explain_tensor, overlay_png
-from ..eval.predict import prepare, top_classes
+from ..eval.predict import top_classes
 from ..inference import LoadedModel, load_weights
 
 PAGE = Path(__file__).with_name("page.html")
@@ -390,7 +390,7 @@ def create_app(
     def preprocess(data: bytes) -> tuple[np.ndarray, torch.Tensor]:
         arr = decode_limited(data, cfg.max_pixels)
         try:
-            return prepare(lm, arr, "upload")
+            return lm.views.image(arr, "upload")
         except ResnetsError as e:
             raise ApiError(400, str(e)) from None
 

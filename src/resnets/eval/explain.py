@@ -31,7 +31,7 @@ from ..data.images import decode_image
 from ..errors import ConfigError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..plots import plot_explanation
-from .predict import LoadedModel, prepare, top_classes
+from .predict import LoadedModel, top_classes
 
 METHODS = ("gradcam", "ig")
 METHOD_TITLES = {"gradcam": "Grad-CAM (last stage)", "ig": "integrated gradients"}
@@ -131,7 +131,7 @@ def explain_tensor(
 
 def explain_image(lm: LoadedModel, arr: np.ndarray, label: str = "<image>", **kw) -> Explanation:
     """Explain a decoded ``(H, W, 3)`` uint8 image (resized/cropped as the model expects)."""
-    view, x = prepare(lm, arr, label)
+    view, x = lm.views.image(arr, label)
     return explain_tensor(lm, view, x, **kw)
 
 

@@ -197,15 +197,6 @@ def score(
     return res, selection
 
 
-def prepare(
-    lm: LoadedModel, arr: np.ndarray, label: str = "<image>"
-) -> tuple[np.ndarray, torch.Tensor]:
-    """A decoded ``(H, W, 3)`` uint8 image -> ``(view, x)`` as its weights' test views make
-    them (:meth:`resnets.inference.views.TestViews.image`): what predict, serve and explain
-    show the model."""
-    return lm.views.image(arr, label)
-
-
 def batch_inputs(lm: LoadedModel, images: np.ndarray, label: str) -> torch.Tensor:
     """Decoded ``(N, H, W, C)`` uint8 images of a data set -> the normalised, centre-cropped
     ``(N, C, h, w)`` batch the model takes (``label`` names the data in a channel mismatch)."""
@@ -215,7 +206,7 @@ def batch_inputs(lm: LoadedModel, images: np.ndarray, label: str) -> torch.Tenso
 
 def preprocess(lm: LoadedModel, path: str | Path) -> torch.Tensor:
     """One image file -> the normalised ``(1, C, H, W)`` tensor the model was trained on."""
-    return prepare(lm, decode_image(path), str(path))[1]
+    return lm.views.image(decode_image(path), str(path))[1]
 
 
 def top_classes(lm: LoadedModel, logits: torch.Tensor, topk: int = 5) -> list[dict[str, Any]]:

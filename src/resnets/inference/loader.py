@@ -11,6 +11,7 @@ asked for on ONNX Runtime or OpenVINO are exported to ONNX in memory first.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import logging
 import os
@@ -70,7 +71,7 @@ class LoadedModel:
     backend: str = "torch"
     source: str = ""  # what it was loaded from (a name, file, run folder or export)
 
-    @property
+    @functools.cached_property
     def views(self) -> TestViews:
         """The test-time views its record describes (the one preprocessing every command
         shares: predict, serve, explain, eval, calibrate, card, export)."""

@@ -32,7 +32,7 @@ class Session:
 
     cfg: TrainConfig
     dist: Dist
-    run_dir: RunDir  # claimed by this session (rank 0) until end_session or an error
+    run_dir: RunDir  # claimed by this session (rank 0); train() gives the claim back at its end
     log: run_files.RunLog
     metrics: run_files.MetricsLog
     device: torch.device

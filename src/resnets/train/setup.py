@@ -51,10 +51,14 @@ def open_run(
         raise failed
     if not resume:
         return run_dir, cfg, None
-    ckpt = load_checkpoint(run_dir.last)
-    saved = ckpt.get("config")
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{run_dir.last}: holds no training config")
+    try:
+        ckpt = load_checkpoint(run_dir.last)
+        saved = ckpt.get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{run_dir.last}: holds no training config")
+    except BaseException:
+        run_dir.release()  # claimed above: a checkpoint that cannot be read gives it back
+        raise
     moved = {"device": cfg.device, "workers": cfg.workers, "log_every": cfg.log_every}
     if cfg.threads:  # --threads N moves the run to N CPU threads; 0 (unset) keeps its count
         moved["threads"] = cfg.threads
