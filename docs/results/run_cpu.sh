@@ -12,9 +12,10 @@ common=(--data "$D" --device cpu --no-progress)
 # OMP_NUM_THREADS=1 on 2 cores: the workers share the queue, as docs/results/paper_worker.sh
 # does), then the three reports and the summary page docs/results/RESULTS.md
 OMP_NUM_THREADS=1 resnets reproduce paper "${common[@]}" --budget 0.1 --runs-from .bgtrain/runs-b0.1 --out docs/results
-resnets reproduce shortcuts "${common[@]}" --budget "$B" --runs-from ".data/runs-b$B" --out docs/results/shortcuts
-resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".data/runs-b$BG-grad" --out docs/results/gradients
-resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --runs-from .data/runs-transfer --out docs/results/transfer
+# each claim below is decided paired by seed (a verdict needs at least 2 seeds)
+resnets reproduce shortcuts "${common[@]}" --budget "$B" --seeds 4 --runs-from ".bgtrain/runs-b$B" --out docs/results/shortcuts
+resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".bgtrain/runs-b$BG-grad" --out docs/results/gradients
+resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --seeds 3 --runs-from .bgtrain/runs-transfer --out docs/results/transfer
 # the family (issue 13): sum against concatenation, original against pre-activation units
-python -m resnets reproduce sum-vs-concat --data ../shared/data/cifar10-jpeg/train --budget 0.005 --out docs/results/sum-vs-concat --runs-from .data/runs-family
-python -m resnets reproduce preact --data ../shared/data/cifar10-jpeg/train --budget 0.003 --out docs/results/preact --runs-from .data/runs-family
+resnets reproduce sum-vs-concat "${common[@]}" --budget 0.005 --seeds 3 --out docs/results/sum-vs-concat --runs-from .bgtrain/runs-family
+resnets reproduce preact "${common[@]}" --budget 0.003 --seeds 2 --out docs/results/preact --runs-from .bgtrain/runs-family

@@ -98,6 +98,11 @@ def test_shortcuts_command(tmp_path):
         shortcut = r["tag"].strip("-") or "none"
         row = next(line for line in text.splitlines() if f"| {shortcut} |" in line)
         assert f"{100 * float(r['final_val_err']):.2f}" in row, (row, r)
+    # one seed: Table 3's claims are judged, and none can be decided
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert [v["label"] for v in verdicts] == ["(g)", "(h)", "(i)"]
+    assert all(v["outcome"] == "not decided" for v in verdicts)
+    assert "(h) option B (projections where the shape changes) beats option A" in text
 
 
 def test_sum_vs_concat_command(tmp_path):

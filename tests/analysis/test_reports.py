@@ -12,6 +12,7 @@ from resnets.analysis.reports import (
     degradation_verdicts,
     ordering_verdict,
     response_verdict,
+    shortcut_verdicts,
 )
 
 
@@ -255,3 +256,27 @@ def test_the_transfer_claim_is_decided_paired_by_seed(gaps_few, gaps_many, word)
     text = transfer_verdict(_transfer_runs(gaps_few, gaps_many), [10, 0])
     assert text.startswith(f"**Verdict: {word}.**"), text
     assert "paired by seed" in text
+
+
+def test_shortcut_claims():
+    """Table 3: every option beats plain (g), B beats A (h), C beats B (i); each of the three
+    outcomes from a made-up table."""
+    good = {
+        "plain": runs((0.0, 0.50), (0.0, 0.52), (0.0, 0.51)),
+        "A": runs((0.0, 0.43), (0.0, 0.44), (0.0, 0.435)),
+        "B": runs((0.0, 0.41), (0.0, 0.42), (0.0, 0.414)),
+        "C": runs((0.0, 0.40), (0.0, 0.41), (0.0, 0.403)),
+    }
+    v = by_label(shortcut_verdicts(good))
+    assert [v[k].outcome for k in ("(g)", "(h)", "(i)")] == ["holds"] * 3
+    assert "plain minus option A, paired by seed" in v["(g)"].evidence
+    # C behind B on every seed: (i) contradicted; one option behind plain: (g) contradicted
+    worse_c = {**good, "C": runs((0.0, 0.42), (0.0, 0.43), (0.0, 0.424))}
+    assert by_label(shortcut_verdicts(worse_c))["(i)"].outcome == "contradicted"
+    c_behind_plain = {**good, "C": runs((0.0, 0.52), (0.0, 0.54), (0.0, 0.53))}
+    assert by_label(shortcut_verdicts(c_behind_plain))["(g)"].outcome == "contradicted"
+    # B against A changes sign from seed to seed: not decided
+    mixed_b = {**good, "B": runs((0.0, 0.40), (0.0, 0.46), (0.0, 0.43))}
+    assert by_label(shortcut_verdicts(mixed_b))["(h)"].outcome == "not decided"
+    no_plain = by_label(shortcut_verdicts({k: x for k, x in good.items() if k != "plain"}))
+    assert no_plain["(g)"].outcome == "missing" and "plain" in no_plain["(g)"].evidence

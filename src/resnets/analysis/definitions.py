@@ -28,6 +28,7 @@ from .reports import (
     per_run_csv,
     response_verdict,
     run_table,
+    shortcut_verdicts,
     write_csv,
     write_verdicts,
 )
@@ -131,8 +132,12 @@ def _shortcuts_runs(s: Settings) -> list[RunSpec]:
 
 def _shortcuts_report(s: Settings, records: Records) -> Report:
     groups = group(records, lambda r: (r["model"], r["tag"]))
+    # the verdicts' table is keyed by option ("A", "B", "C") and "plain" for the twin
+    by_option = run_table([{**r, "model": r["tag"].strip("-") or "plain"} for r in records])
+    verdicts = shortcut_verdicts(by_option)
+    write_verdicts(s.out, verdicts)
     per_run_csv(s.out, records)
-    return Report(f"Shortcut options on {s['model']}", tables.shortcuts_sections(groups))
+    return Report(f"Shortcut options on {s['model']}", tables.shortcuts_sections(groups, verdicts))
 
 
 register_experiment(

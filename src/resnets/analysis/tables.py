@@ -92,8 +92,11 @@ def cifar_table_sections(
     ]
 
 
-def shortcuts_sections(groups: dict[tuple[str, str], Records]) -> list[str]:
-    """Table 3's comparison of shortcut options A, B, C (and the plain twin) on one net."""
+def shortcuts_sections(
+    groups: dict[tuple[str, str], Records], verdicts: Sequence[Verdict]
+) -> list[str]:
+    """Table 3's comparison of shortcut options A, B, C (and the plain twin) on one net, with
+    the paper's claims judged (:func:`~resnets.analysis.reports.shortcut_verdicts`)."""
     table = [
         "| network | shortcut | params | final training error (%) | final validation error (%) |",
         "| --- | :---: | ---: | ---: | ---: |",
@@ -114,6 +117,8 @@ def shortcuts_sections(groups: dict[tuple[str, str], Records]) -> list[str]:
         + ", ".join(f"{k} {v}" for k, v in PAPER_TABLE3.items())
         + ": all three far better than plain, and B slightly better than A, C marginally better "
         "than B. The paper concludes projections are not essential.",
+        "",
+        *verdict_block(verdicts),
     ]
 
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Ship a zoo model that docs/results/zoo_worker.sh has finished training: package its weights
+# (re-scored in fp32 from the file on the run's held-out split), calibrate them in place
+# (temperature fitted on the same held-out split), write their card (docs/cards/MODEL.cifar10)
+# and judge the summary page's claims again, the whole-schedule Table 6 included (McNemar on
+# the same 5,000 images). Run from the repository root with the model's name:
+#   bash docs/results/zoo_ship.sh resnet56
+# What stays by hand: the weights' row in the shipped-weights test
+# (tests/models/test_catalogue.py) and in the README's table of weights.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+model=${1:?usage: docs/results/zoo_ship.sh MODEL (a zoo model, e.g. resnet56)}
+data=${DATA:-../shared/data/cifar10-jpeg/train}
+run=.bgtrain/zoo/$model-cifar10
+name=$model.cifar10
+weights=src/resnets/weights/$name.safetensors
+if [ ! -f "$run/summary.json" ]; then
+  echo "zoo_ship: $run has not finished (no summary.json); see $run/train.log" >&2
+  exit 1
+fi
+if [ -e "$weights" ]; then
+  echo "zoo_ship: $weights exists already; remove it to package the run again" >&2
+  exit 1
+fi
+resnets weights package "$run" --name "$name" --out src/resnets/weights
+resnets calibrate --weights "$weights" --data "$data" --no-progress
+resnets weights card "$name" --data "$data" --out "docs/cards/$name" --no-progress
+resnets analyze verdicts --results docs/results --data "$data" --zoo-runs .bgtrain/zoo
+resnets weights list
