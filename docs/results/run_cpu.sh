@@ -15,7 +15,7 @@ OMP_NUM_THREADS=1 resnets reproduce paper "${common[@]}" --budget 0.1 --runs-fro
 # each claim below is decided paired by seed (a verdict needs at least 2 seeds)
 resnets reproduce shortcuts "${common[@]}" --budget "$B" --seeds 4 --runs-from ".bgtrain/runs-b$B" --out docs/results/shortcuts
 resnets analyze gradients "${common[@]}" --budget "$BG" --runs-from ".bgtrain/runs-b$BG-grad" --out docs/results/gradients
-resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --seeds 3 --runs-from .bgtrain/runs-transfer --out docs/results/transfer
+resnets reproduce transfer "${common[@]}" --budget 0.005 --pretrain-budget 0.02 --seeds 5 --runs-from .bgtrain/runs-transfer --out docs/results/transfer
 # the family (issue 13): sum against concatenation, original against pre-activation units
 resnets reproduce sum-vs-concat "${common[@]}" --budget 0.005 --seeds 3 --out docs/results/sum-vs-concat --runs-from .bgtrain/runs-family
 resnets reproduce preact "${common[@]}" --budget 0.003 --seeds 2 --out docs/results/preact --runs-from .bgtrain/runs-family
