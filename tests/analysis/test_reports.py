@@ -14,6 +14,7 @@ from resnets.analysis.reports import (
     response_verdict,
     shortcut_verdicts,
 )
+from resnets.analysis.tables import transfer_verdict
 
 
 def runs(*pairs: tuple[float, float]) -> list[RunFinal]:
@@ -251,8 +252,6 @@ def _transfer_runs(gaps_few: list[float], gaps_many: list[float]) -> list[dict]:
     ],
 )
 def test_the_transfer_claim_is_decided_paired_by_seed(gaps_few, gaps_many, word):
-    from resnets.analysis.tables import transfer_verdict
-
     text = transfer_verdict(_transfer_runs(gaps_few, gaps_many), [10, 0])
     assert text.startswith(f"**Verdict: {word}.**"), text
     assert "paired by seed" in text

@@ -294,11 +294,11 @@ def shortcut_verdicts(table: RunTable, plain: str = "plain") -> list[Verdict]:
     (0.51 and 0.33 points on ImageNet) and concludes projections are not essential."""
     out = []
     claim = "shortcut options A, B and C each have lower validation error than the plain net"
-    options = [o for o in ("A", "B", "C") if table.get(o)]
-    if not table.get(plain) or len(options) < 3:
-        out.append(_missing("(g)", claim, *(m for m in ("A", "B", "C", plain) if not table.get(m))))
+    missing = [m for m in ("A", "B", "C", plain) if not table.get(m)]
+    if missing:
+        out.append(_missing("(g)", claim, *missing))
     else:
-        tests = [(o, _paired(table, o, plain, "val_err")) for o in options]
+        tests = [(o, _paired(table, o, plain, "val_err")) for o in ("A", "B", "C")]
         evidence = "; ".join(
             f"{plain} minus option {o}, paired by seed: {test.text()} ({WORDS[test.outcome]})"
             for o, test in tests
