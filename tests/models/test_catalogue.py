@@ -277,7 +277,7 @@ SHARED_CIFAR = (
 
 
 @pytest.mark.slow
-# one worker scores all three: the first decodes the 50,000 JPEGs into that worker's cache
+# one worker scores all four: the first decodes the 50,000 JPEGs into that worker's cache
 # (~9 s), the others read the cache
 @pytest.mark.xdist_group("shared-cifar")
 @pytest.mark.parametrize(
@@ -285,6 +285,7 @@ SHARED_CIFAR = (
     [
         ("resnet20.cifar10", "he2015-cifar", 64_000, 269_722),
         ("resnet32.cifar10", "he2015-cifar", 64_000, 464_154),
+        ("resnet56.cifar10", "he2015-cifar", 64_000, 853_018),
         ("fast_resnet8.cifar10", "fast-cifar", 870, 1_972_504),
     ],
 )
