@@ -277,7 +277,7 @@ SHARED_CIFAR = (
 
 
 @pytest.mark.slow
-# one worker scores all four: the first decodes the 50,000 JPEGs into that worker's cache
+# one worker scores them all: the first decodes the 50,000 JPEGs into that worker's cache
 # (~9 s), the others read the cache
 @pytest.mark.xdist_group("shared-cifar")
 @pytest.mark.parametrize(
