@@ -98,3 +98,54 @@ def test_the_weights_a_run_folder_means(tmp_path):
     _files(run.path, RunDir.WEIGHTS)
     assert run.trained_weights() == run.weights
     assert run / "x" == run.path / "x" and str(run) == str(run.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# the claim never follows a link and never waits on a special file (issue 44, R02)
+
+
+def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's words\n")
+    (run / RunDir.LOCK).symlink_to(victim)
+    with pytest.raises(ConfigError, match=r"\.lock is a symbolic link; remove it") as caught:
+        RunDir(run).claim("--resume")
+    assert "\n" not in str(caught.value)
+    assert victim.read_text() == "the user's words\n"
+    assert RunDir(run).holder() is None  # reading the claim does not follow it either
+
+
+def test_a_lock_that_is_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / RunDir.LOCK)
+    with pytest.raises(ConfigError, match=r"\.lock is not a regular file"):
+        RunDir(run).claim()
+    assert RunDir(run).holder() is None
+
+
+def test_locks_of_commands_live_in_a_folder_of_this_user(tmp_path, monkeypatch):
+    """E15: another user's shared lock folder does not stand in the way; a folder of this
+    user's name that is not this user's is refused in one line."""
+    import os
+    import tempfile
+
+    from resnets.io import exclusive_target, lock_folder
+
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    shared = tmp_path / "resnets-locks"  # the old shared folder, another user's, 0755
+    shared.mkdir(mode=0o755)
+    os.chown(shared, 4242, 4242) if os.geteuid() == 0 else None
+    with exclusive_target(tmp_path / "model.onnx"):
+        pass
+    mine = lock_folder()
+    assert mine.name == f"resnets-locks-{os.getuid()}" and (mine.stat().st_mode & 0o777) == 0o700
+    mine.rmdir()
+    mine.symlink_to(shared)
+    with pytest.raises(ConfigError, match="not a folder of this user's"):
+        lock_folder()

@@ -5,6 +5,7 @@ which need it, are ``resnets.checkpoint``)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import http.client
@@ -111,17 +112,59 @@ def check_owner(
         )
 
 
+def open_lock_file(path: str | os.PathLike, what: str) -> int:
+    """Open (creating it) the lock file ``path`` for ``flock`` and return its descriptor. The
+    open never follows a symbolic link (a link planted there cannot make this truncate or
+    write another file), never blocks (a FIFO there is opened without waiting) and the result
+    must be a regular file: anything else is a one-line ConfigError naming ``what``."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(
+                f"{what}: its lock {path} is a symbolic link; remove it (resnets never follows one)"
+            ) from None
+        raise ConfigError(f"{what}: cannot open its lock {path} ({e.strerror or e})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"{what}: its lock {path} is not a regular file; remove it")
+    return fd
+
+
+def lock_folder() -> Path:
+    """This user's folder for the locks of :func:`exclusive_target`: ``$XDG_RUNTIME_DIR`` or
+    ``resnets-locks-UID`` in the temporary folder, made private (0700). One user's folder never
+    stands in another's way; a folder of that name owned by someone else, or a link, is
+    refused in one line."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
+        base = Path(runtime) / "resnets-locks"
+    else:
+        base = Path(tempfile.gettempdir()) / f"resnets-locks-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(base)
+    except OSError as e:
+        raise ConfigError(f"lock folder {base}: cannot make it ({e.strerror or e})") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ConfigError(
+            f"lock folder {base}: not a folder of this user's (a link, a file, or another "
+            "user's); remove it or set XDG_RUNTIME_DIR"
+        )
+    return base
+
+
 @contextlib.contextmanager
 def exclusive_target(target: str | os.PathLike, option: str = "--out"):
     """Hold ``target`` for this process while it is written: a second command writing the same
     target at the same time stops at once with one line, instead of both reporting success
-    over each other's files. The lock (``flock``) lives in the temporary folder, keyed by the
-    resolved path, and the kernel releases it on any exit."""
+    over each other's files. The lock (``flock``) lives in this user's lock folder
+    (:func:`lock_folder`), keyed by the resolved path, and the kernel releases it on any exit."""
     resolved = str(Path(target).expanduser().resolve())
-    locks = Path(tempfile.gettempdir()) / "resnets-locks"
-    locks.mkdir(exist_ok=True)
     key = hashlib.sha256(resolved.encode()).hexdigest()[:32]
-    with open(locks / f"{key}.lock", "a+b") as handle:
+    fd = open_lock_file(lock_folder() / f"{key}.lock", f"{option} {target}")
+    with os.fdopen(fd, "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

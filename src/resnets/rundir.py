@@ -27,12 +27,13 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import CheckpointError, ConfigError
-from .io import RUN_MARKER, atomic_write_bytes, pid_alive
+from .io import RUN_MARKER, atomic_write_bytes, open_lock_file, pid_alive
 
 
 class RunStatus(enum.Enum):
@@ -180,11 +181,15 @@ class RunDir(os.PathLike):
         own claim counts only through :meth:`held`."""
         if self._handle is not None:
             return None
-        try:
-            handle = open(self.path / self.LOCK, "rb")  # noqa: SIM115 - closed below
+        lock = self.path / self.LOCK
+        try:  # never a link, never a wait on a FIFO: only a regular file can hold a claim
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None
-        with handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        with os.fdopen(fd, "rb") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -209,9 +214,10 @@ class RunDir(os.PathLike):
         where = f"{option} {self.path}" if option else str(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path / self.LOCK, "a+b")  # noqa: SIM115 - held for the run
         except OSError as e:
             raise ConfigError(f"{where}: cannot write there ({e.strerror or e})") from None
+        fd = open_lock_file(self.path / self.LOCK, where)
+        handle = os.fdopen(fd, "r+b")  # held for the run
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

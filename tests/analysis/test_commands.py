@@ -99,8 +99,11 @@ def test_shortcuts_command(tmp_path):
         row = next(line for line in text.splitlines() if f"| {shortcut} |" in line)
         assert f"{100 * float(r['final_val_err']):.2f}" in row, (row, r)
     # one seed: Table 3's claims are judged, and none can be decided
-    verdicts = json.loads((out / "verdicts.json").read_text())
+    record = json.loads((out / "verdicts.json").read_text())
+    verdicts = record["verdicts"]
     assert [v["label"] for v in verdicts] == ["(g)", "(h)", "(i)"]
+    # the look is recorded: the seeds each variant had
+    assert record["looks"][-1]["seeds"] == {"A": [0], "B": [0], "C": [0], "plain": [0]}
     assert all(v["outcome"] == "not decided" for v in verdicts)
     assert "(h) option B (projections where the shape changes) beats option A" in text
 

@@ -40,7 +40,7 @@ def test_the_verdict_follows_the_paired_test(tmp_path, residual, plain, outcome)
     text = (tmp_path / "out" / "RESULTS.md").read_text()
     assert verdict.line() in text and "Table 8" in text and "**Machine**" in text
     stored = json.loads((tmp_path / "out" / "verdicts.json").read_text())
-    assert stored[0]["outcome"] == outcome
+    assert stored["verdicts"][0]["outcome"] == outcome
     # each run's measured mAP is in the table, in percent
     assert f"| resnet18-s0 | resnet18 | 0 | 8 | {100 * residual[0]:.1f} |" in text
 

@@ -82,3 +82,25 @@ def test_reproduce_from_python_gives_what_the_command_gives(tmp_path, capsys):
     assert again == path
     with pytest.raises(ConfigError, match="holds the results of 'cifar-table', not 'degradation'"):
         resnets.reproduce("degradation", data="digits", budget=0.0001, out=tmp_path / "py")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"depths": []}, "depths=\\[\\]: must not be empty"),
+        ({"depths": ["20"]}, "each item must be a number"),
+        ({"depths": True}, "must be a list, not a bool"),
+        ({"depths": [21]}, "6n\\+2 layers"),
+        ({"budget": True}, "--budget True: must be > 0"),
+        ({"seeds": True}, "--seeds True: must be >= 1"),
+        ({"budget": float("nan")}, "--budget nan"),
+    ],
+)
+def test_a_refused_call_writes_nothing(tmp_path, options, message):
+    """Issue 44, P04: every option (its type too) is checked before anything is written."""
+    out = tmp_path / "o"
+    kwargs = {"data": "digits", "budget": 2e-5, "out": out, "progress": False, **options}
+    with pytest.raises(ConfigError, match=message) as caught:
+        resnets.reproduce("degradation", **kwargs)
+    assert "\n" not in str(caught.value)
+    assert not out.exists()

@@ -13,8 +13,9 @@ from resnets.analysis.reports import (
     ordering_verdict,
     response_verdict,
     shortcut_verdicts,
+    transfer_verdict,
+    verdict_block,
 )
-from resnets.analysis.tables import transfer_verdict
 
 
 def runs(*pairs: tuple[float, float]) -> list[RunFinal]:
@@ -49,9 +50,9 @@ def test_degradation_claims_hold_on_a_paper_like_table():
     "change, failing",
     [
         # plain-56 trains better than plain-20 on every seed: degradation contradicted
-        ({"plain56": runs((0.05, 0.17), (0.06, 0.18), (0.07, 0.18))}, "(a)"),
+        ({"plain56": runs((0.05, 0.17), (0.062, 0.18), (0.07, 0.18))}, "(a)"),
         # plain-56 lower on validation only: (a) needs both errors higher
-        ({"plain56": runs((0.15, 0.10), (0.16, 0.11), (0.18, 0.10))}, "(a)"),
+        ({"plain56": runs((0.15, 0.10), (0.16, 0.112), (0.18, 0.10))}, "(a)"),
         # ResNet-56 behind ResNet-20 on validation, seed by seed
         ({"resnet56": runs((0.05, 0.13), (0.06, 0.14), (0.05, 0.136))}, "(b)"),
         # ResNet-56 behind plain-56
@@ -71,7 +72,7 @@ def test_a_gap_inside_the_seed_spread_is_not_decided_and_says_what_would_decide_
     v = by_label(degradation_verdicts(table))
     assert v["(b)"].outcome == "not decided"
     assert "**not decided at this budget**" in v["(b)"].line()
-    assert "seeds would decide it at this spread" in v["(b)"].evidence
+    assert "seeds would decide it with 80% power at this mean and spread" in v["(b)"].evidence
 
 
 def test_one_seed_never_decides_a_paired_claim():
@@ -97,7 +98,8 @@ def test_missing_runs_leave_a_claim_undecided():
 def test_ordering_claim():
     depths = [20, 32, 44, 56, 110]
     good = {
-        f"resnet{d}": runs((0.0, 0.10 - 0.01 * i), (0.0, 0.102 - 0.01 * i), (0.0, 0.099 - 0.01 * i))
+        # each step 0.01 lower, less a little that differs by seed (a spread, so a test)
+        f"resnet{d}": runs(*((0.0, 0.10 - 0.01 * i + 0.0007 * i * s) for s in (0, 2, 1)))
         for i, d in enumerate(depths)
     }
     assert ordering_verdict(good, depths).outcome == "holds"
@@ -142,7 +144,7 @@ def test_verdicts_round_trip_and_the_summary_counts_what_holds(tmp_path):
     label order with its own report, and counts the ones that hold (missing runs do not)."""
     from resnets.analysis.reports import read_verdicts, summary_section, write_verdicts
 
-    table = {**PAPER_LIKE, "resnet56": runs((0.09, 0.125), (0.10, 0.135), (0.1, 0.13))}
+    table = {**PAPER_LIKE, "resnet56": runs((0.09, 0.125), (0.10, 0.1345), (0.1, 0.1301))}
     degradation = degradation_verdicts(table)
     order = ordering_verdict({}, [20, 32])  # no runs: not decided
     write_verdicts(tmp_path, degradation)
@@ -213,10 +215,13 @@ def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     assert run_table_from_csv(folder / "runs.csv") == PAPER_LIKE
     page = f"# Report\n\n{VERDICTS_BEGIN}\n- (a) old words\n{VERDICTS_END}\n\nthe rest\n"
     (folder / "RESULTS.md").write_text(page)
-    verdicts, text = rejudge(folder)
-    assert verdicts == degradation_verdicts(PAPER_LIKE)
+    verdicts, text, looks = rejudge(folder)
+    fresh = degradation_verdicts(PAPER_LIKE)
+    assert [(v.outcome, v.evidence) for v in verdicts] == [(v.outcome, v.evidence) for v in fresh]
+    assert all("Every look at this page's data: (1) " in v.family for v in verdicts)
+    assert [look["seeds"] for look in looks] == [{m: [0, 1, 2] for m in sorted(PAPER_LIKE)}]
     assert (folder / "RESULTS.md").read_text() == page  # nothing written yet
-    write_rejudged(folder, verdicts, text)
+    write_rejudged(folder, verdicts, text, looks)
     written = (folder / "RESULTS.md").read_text()
     assert "old words" not in written and verdicts[0].line() in written
     assert written.endswith("\n\nthe rest\n")
@@ -224,37 +229,35 @@ def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     with pytest.raises(ValueError, match="markers"):
         rejudge(folder)
     (folder / "runs.csv").write_text("model,seed\nresnet20,zero\n")
-    with pytest.raises(ValueError, match="not a runs.csv a report wrote"):
+    with pytest.raises(ValueError, match="row 2: seed 'zero' is not a whole number"):
         rejudge(folder)
 
 
-def _transfer_runs(gaps_few: list[float], gaps_many: list[float]) -> list[dict]:
+def _transfer_table(gaps_few: list[float], gaps_many: list[float]) -> dict:
     """Made-up transfer runs: per seed, fine-tuning's error below scratch's by the given gap."""
-    runs = []
+    table: dict = {}
     for seed, (few, many) in enumerate(zip(gaps_few, gaps_many)):
         for n, gap in ((10, few), (0, many)):
             scratch = 0.5 + 0.01 * seed
-            runs += [
-                {"mode": "from scratch", "labels": n, "seed": seed, "final_val_err": scratch},
-                {"mode": "fine-tuned", "labels": n, "seed": seed, "final_val_err": scratch - gap},
-                {"mode": "linear probe", "labels": n, "seed": seed, "final_val_err": scratch},
-            ]
-    return runs
+            table.setdefault(("from scratch", n), {})[seed] = scratch
+            table.setdefault(("fine-tuned", n), {})[seed] = scratch - gap
+            table.setdefault(("linear probe", n), {})[seed] = scratch + 0.001 * seed
+    return table
 
 
 @pytest.mark.parametrize(
-    "gaps_few, gaps_many, word",
+    "gaps_few, gaps_many, outcome",
     [
         ([0.20, 0.22, 0.18], [0.05, 0.06, 0.04], "holds"),  # helps, and most with few labels
         ([0.20, 0.22, 0.18], [0.30, 0.31, 0.29], "contradicted"),  # helps more with many labels
-        ([0.20, -0.10, 0.05], [0.01, 0.02, 0.00], "not decided at this budget"),  # seed noise
-        ([0.30], [0.01], "not decided at this budget"),  # one seed never decides
+        ([0.20, -0.10, 0.05], [0.01, 0.02, 0.00], "not decided"),  # seed noise
+        ([0.30], [0.01], "not decided"),  # one seed never decides
     ],
 )
-def test_the_transfer_claim_is_decided_paired_by_seed(gaps_few, gaps_many, word):
-    text = transfer_verdict(_transfer_runs(gaps_few, gaps_many), [10, 0])
-    assert text.startswith(f"**Verdict: {word}.**"), text
-    assert "paired by seed" in text
+def test_the_transfer_claim_is_decided_paired_by_seed(gaps_few, gaps_many, outcome):
+    verdict = transfer_verdict(_transfer_table(gaps_few, gaps_many), 10, 0)
+    assert verdict.outcome == outcome, verdict.evidence
+    assert "the linear probe" in verdict.evidence
 
 
 def test_shortcut_claims():
@@ -270,12 +273,144 @@ def test_shortcut_claims():
     assert [v[k].outcome for k in ("(g)", "(h)", "(i)")] == ["holds"] * 3
     assert "plain minus option A, paired by seed" in v["(g)"].evidence
     # C behind B on every seed: (i) contradicted; one option behind plain: (g) contradicted
-    worse_c = {**good, "C": runs((0.0, 0.42), (0.0, 0.43), (0.0, 0.424))}
+    worse_c = {**good, "C": runs((0.0, 0.42), (0.0, 0.4305), (0.0, 0.4241))}
     assert by_label(shortcut_verdicts(worse_c))["(i)"].outcome == "contradicted"
-    c_behind_plain = {**good, "C": runs((0.0, 0.52), (0.0, 0.54), (0.0, 0.53))}
+    c_behind_plain = {**good, "C": runs((0.0, 0.52), (0.0, 0.5405), (0.0, 0.5301))}
     assert by_label(shortcut_verdicts(c_behind_plain))["(g)"].outcome == "contradicted"
     # B against A changes sign from seed to seed: not decided
     mixed_b = {**good, "B": runs((0.0, 0.40), (0.0, 0.46), (0.0, 0.43))}
     assert by_label(shortcut_verdicts(mixed_b))["(h)"].outcome == "not decided"
     no_plain = by_label(shortcut_verdicts({k: x for k, x in good.items() if k != "plain"}))
     assert no_plain["(g)"].outcome == "missing" and "plain" in no_plain["(g)"].evidence
+
+
+# ---------------------------------------------------------------------------------------------
+# a page's tests are one family: Holm over them, at 5% split across the page's looks
+
+
+def test_holm_over_the_page_turns_a_raw_pass_into_not_decided():
+    """Three whole-schedule-like p-values: 0.0025 survives Holm (x3), 0.043 does not (x2)."""
+    shortcut_like = {
+        "plain": runs((0.0, 0.50), (0.0, 0.52), (0.0, 0.51)),
+        "A": runs((0.0, 0.43), (0.0, 0.44), (0.0, 0.435)),
+        # B ahead of A on each seed by a margin that passes alone (p ~0.03) but not after Holm
+        "B": runs((0.0, 0.42), (0.0, 0.425), (0.0, 0.427)),
+        "C": runs((0.0, 0.40), (0.0, 0.47), (0.0, 0.39)),
+    }
+    from resnets.analysis.reports import _paired
+
+    raw = _paired(shortcut_like, "B", "A", "val_err")
+    assert raw.outcome == "holds" and 0.01 < raw.p_value < 0.05
+    v = by_label(shortcut_verdicts(shortcut_like))
+    assert v["(h)"].outcome == "not decided"
+    assert f"p = {raw.p_value:.2g}" in v["(h)"].evidence  # the raw p stays beside it
+    assert "Holm-adjusted p = " in v["(h)"].evidence
+    assert "5 tests, corrected together by Holm" in v["(h)"].family
+    assert v["(h)"].family in "\n".join(verdict_block(list(v.values())))
+
+
+def test_a_second_look_halves_the_level():
+    """The same differences: decided at one look (p ~0.03), not at two (tested at 2.5%)."""
+    table = {**PAPER_LIKE, "resnet56": runs((0.05, 0.10), (0.06, 0.113), (0.05, 0.102))}
+    from resnets.analysis.reports import _paired
+
+    p = _paired(table, "resnet56", "resnet20", "val_err").p_value
+    assert 0.025 < p < 0.05  # passes alone, not at half the level
+    one = by_label(
+        degradation_verdicts({"resnet20": table["resnet20"], "resnet56": table["resnet56"]})
+    )
+    two = by_label(
+        degradation_verdicts(
+            {"resnet20": table["resnet20"], "resnet56": table["resnet56"]}, looks=2
+        )
+    )
+    assert one["(b)"].outcome == "holds"
+    assert two["(b)"].outcome == "not decided"
+    assert "2 looks at the data" in two["(b)"].family and "0.025" in two["(b)"].family
+
+
+def test_looks_are_recorded_and_a_new_seed_set_is_a_new_look(tmp_path):
+    from resnets.analysis.reports import counted_looks, judge_page, read_verdicts
+
+    table = {m: r[:2] for m, r in PAPER_LIKE.items()}
+
+    def build(looks: int) -> list[Verdict]:
+        return degradation_verdicts(current, looks=looks)
+
+    current = table
+    judge_page(tmp_path, {m: [0, 1] for m in table}, build)
+    current = PAPER_LIKE
+    judge_page(tmp_path, {m: [0, 1] for m in table}, build)  # the same seeds: the same look
+    judged = judge_page(tmp_path, {m: [0, 1, 2] for m in table}, build)
+    import json
+
+    record = json.loads((tmp_path / "verdicts.json").read_text())
+    assert [sorted(look["seeds"]["plain20"]) for look in record["looks"]] == [[0, 1], [0, 1, 2]]
+    assert counted_looks(record["looks"]) == 2
+    assert read_verdicts(tmp_path / "verdicts.json") == judged
+    assert "2 looks at the data" in judged[0].family
+    # a look at one seed per model could decide nothing: it spends no level
+    assert counted_looks([{"seeds": {"a": [0]}}, {"seeds": {"a": [0, 1]}}]) == 1
+
+
+def test_zero_spread_is_never_decided():
+    """Errors on 5,000 images move in steps of 0.02 points: equal differences on every seed
+    happen, and a zero-width interval must not read as a decision."""
+    same_gap = {
+        "resnet20": runs((0.0, 0.1200), (0.0, 0.1300), (0.0, 0.1250)),
+        "resnet56": runs((0.0, 0.1100), (0.0, 0.1200), (0.0, 0.1150)),
+    }
+    v = by_label(degradation_verdicts(same_gap))
+    assert v["(b)"].outcome == "not decided"
+    assert "no spread: the paired test is not made" in v["(b)"].evidence
+
+
+# ---------------------------------------------------------------------------------------------
+# a results table is validated before it is judged (issue 44, V02)
+
+
+def _runs_csv(tmp_path, lines: list[str]):
+    path = tmp_path / "runs.csv"
+    path.write_text("name,model,seed,iters,final_train_err,final_val_err\n" + "\n".join(lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        # the same run twice: the spread would count it twice while the pairing kept one
+        (["a,resnet56,0,64,0.1,0.1", "b,resnet56,0,64,0.1,0.2"], "row 3: resnet56 seed 0 again"),
+        (["a,resnet56,,64,0.1,0.1"], "row 2: no seed"),
+        (["a,resnet56,x,64,0.1,0.1"], "row 2: seed 'x' is not a whole number"),
+        (["a,resnet56,0,64,0.1,nan"], "row 2: final_val_err 'nan' is not a fraction"),
+        (["a,resnet56,0,64,0.1,12.5"], "row 2: final_val_err '12.5' is not a fraction"),
+        (["a,resnet56,0,64,-0.1,0.1"], "row 2: final_train_err '-0.1' is not a fraction"),
+        (["a,resnet56,0,64,0.1,0.1", "b,resnet20,0,32,0.1,0.1"], "row 3: 32 iterations against 64"),
+    ],
+)
+def test_a_bad_runs_csv_is_refused_naming_the_row(tmp_path, lines, message):
+    from resnets.analysis.reports import run_table_from_csv
+
+    path = _runs_csv(tmp_path, lines)
+    with pytest.raises(ValueError, match=message) as caught:
+        run_table_from_csv(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_duplicated_row_no_longer_flips_a_verdict(tmp_path):
+    """Issue 44's V02 through the command: analyze verdicts refuses the table in one line and
+    writes nothing."""
+    from resnets.analysis.reports import rejudge
+
+    folder = tmp_path / "degradation"
+    folder.mkdir()
+    (folder / "experiment.json").write_text('{"args": {"depths": [20, 56]}}')
+    rows = ["name,model,seed,final_train_err,final_val_err"]
+    for model, finals in PAPER_LIKE.items():
+        rows += [f"{model}-s{r.seed},{model},{r.seed},{r.train_err},{r.val_err}" for r in finals]
+    rows.append("again,resnet56,0,0.5,0.5")
+    (folder / "runs.csv").write_text("\n".join(rows) + "\n")
+    (folder / "RESULTS.md").write_text("page")
+    with pytest.raises(ValueError, match="resnet56 seed 0 again"):
+        rejudge(folder)
+    assert (folder / "RESULTS.md").read_text() == "page" and not (folder / "verdicts.json").exists()

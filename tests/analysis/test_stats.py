@@ -7,10 +7,14 @@ import math
 import pytest
 
 from resnets.analysis.stats import (
+    Family,
     binomial_two_sided,
     combine,
+    holm_adjusted,
+    judge_family,
     mcnemar_exact,
     paired_by_seed,
+    paired_power,
     seeds_needed,
 )
 
@@ -22,8 +26,11 @@ def test_paired_interval_by_hand():
     assert test.low == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-5)
     assert test.high == pytest.approx(2 + 4.302653 / math.sqrt(3), abs=1e-5)
     assert test.outcome == "not decided"
-    # with 4 seeds: t(0.975, 3) = 3.182 -> half-width 1.59 < 2
-    assert test.seeds_needed == 4 == seeds_needed(2.0, 1.0, 3)
+    # t = 2 / (1 / sqrt(3)) = 3.4641 on 2 degrees of freedom: two-sided p = 0.0742
+    assert test.p_value == pytest.approx(0.07418, abs=1e-5)
+    # 80% power at effect size 2 (noncentral t): 4 seeds fall short, 5 reach it
+    assert paired_power(2.0, 1.0, 4) < 0.8 <= paired_power(2.0, 1.0, 5)
+    assert test.seeds_needed == 5 == seeds_needed(2.0, 1.0, 3)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +56,41 @@ def test_paired_by_seed_pairs_only_common_seeds_and_needs_two():
 def test_seeds_needed_gives_up_on_a_negligible_gap():
     assert seeds_needed(1e-9, 1.0, 3) is None
     assert seeds_needed(0.0, 1.0, 3) is None
-    assert seeds_needed(1.0, 0.0, 2) == 3
+    assert seeds_needed(1.0, 0.0, 2) is None  # no spread: nothing to size a study on
+
+
+def test_power_matches_published_values():
+    """The paired t test's power by the noncentral t: effect size 1 with 10 pairs, two-sided
+    5%, has power 0.8031 (G*Power's and R's power.t.test(type="paired") value)."""
+    assert paired_power(1.0, 1.0, 10) == pytest.approx(0.8031, abs=5e-4)
+    # the issue's sizes, recomputed from each page's mean and interval at 80% power
+    sd_b = 2.30 * math.sqrt(3) / 4.302653  # (b) at budget 0.1: -0.69, 95% CI -2.99 to +1.61
+    assert seeds_needed(0.69, sd_b, 3) == 17
+    sd_h = 2.84 * 2 / 3.182446  # shortcut (h): +1.93, CI -0.91 to +4.77, 4 seeds
+    assert seeds_needed(1.93, sd_h, 4) == 9
+
+
+def test_holm_adjusted_by_hand():
+    # sorted 0.0025, 0.043, 0.33 over 3 tests: 3 x 0.0025, 2 x 0.043, max(1 x 0.33, before)
+    assert holm_adjusted([0.043, 0.0025, 0.33]) == pytest.approx([0.086, 0.0075, 0.33])
+    # monotone: a larger raw p never gets a smaller adjusted one; nan counts as 1
+    assert holm_adjusted([0.01, 0.011, math.nan]) == pytest.approx([0.03, 0.03, 1.0])
+
+
+def test_a_family_decides_by_the_adjusted_p():
+    tests = [mcnemar_exact([True] * k + [False] * 3, [False] * k + [True] * 3) for k in (20, 12)]
+    assert [t.outcome for t in tests] == ["holds", "holds"]  # each alone at 5%
+    fam = judge_family(lambda f: [f.outcome(t) for t in tests], "two", looks=1)
+    p_small, p_large = sorted(t.p_value for t in tests)
+    assert p_large < 0.05 and 2 * p_small < 0.05
+    assert fam == ["holds", "holds"] if p_large < 0.05 else fam
+    three = judge_family(lambda f: [f.outcome(t) for t in tests], "two, three looks", looks=3)
+    assert three == [
+        "holds" if 2 * tests[0].p_value < 0.05 / 3 else "not decided",
+        "holds" if tests[1].p_value < 0.05 / 3 else "not decided",
+    ]
+    with pytest.raises(ValueError, match="looks must be at least 1"):
+        Family("x", looks=0)
 
 
 def test_binomial_two_sided_by_hand():

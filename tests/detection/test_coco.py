@@ -127,6 +127,13 @@ def test_a_valid_folder_reads_with_labels_in_category_id_order(tmp_path):
         ({"images__0__file_name": "../x.png"}, "must be a path inside images/"),
         ({"images__0__width": 0}, "size 0x30"),
         ({"categories__1__id": 7}, "category id 7 appears twice"),
+        # issue 44, D14 and D29: duplicate annotation ids, and fields of the wrong type
+        ({"annotations__1__id": 1}, "annotation #1: id 1 appears twice"),
+        ({"annotations__0__iscrowd": "0"}, "iscrowd '0' must be the integer 0 or 1"),
+        ({"annotations__0__iscrowd": True}, "iscrowd True must be the integer 0 or 1"),
+        ({"annotations__0__iscrowd": 2}, "iscrowd 2 must be the integer 0 or 1"),
+        ({"annotations__0__area": "50"}, "area '50' must be a number >= 0"),
+        ({"annotations__0__id": "1"}, "annotation #0 has no integer 'id'"),
     ],
 )
 def test_bad_folders_are_one_line_errors(tmp_path, changes, message):
@@ -197,3 +204,19 @@ def test_coco_map_of_hand_made_detections(tmp_path):
     assert coco_scores(truth, [two]).map == pytest.approx(0.5)
     empty = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)}
     assert coco_scores(truth, [empty]).map == 0.0
+
+
+def test_perfect_detections_score_1_whatever_the_annotation_ids(tmp_path):
+    """D14: a converted set numbers its annotations from 0; pycocotools takes id 0 for "no
+    match", so scored as given perfect detections came out below 1. Scoring renumbers them."""
+    root = _folder(tmp_path, annotations__0__id=0, annotations__1__id=1)
+    truth = read_coco(root)
+    perfect = [
+        {
+            "boxes": img.boxes.clone(),
+            "scores": torch.ones(len(img.boxes)),
+            "labels": img.labels.clone(),
+        }
+        for img in truth.images
+    ]
+    assert coco_scores(truth, perfect).map == pytest.approx(1.0)

@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from resnets.detection.coco import SyntheticSpec, generate_from_cifar
 from resnets.detection.engine import DetectTrainConfig, train
-from resnets.errors import ConfigError, DataError
+from resnets.errors import ConfigError, DataError, WeightsError
 
 from ..conftest import make_image_folder
 
@@ -67,8 +67,21 @@ def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
 def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_path):
     with pytest.raises(ConfigError, match="not fields of DetectorConfig"):
         train(_cfg(folders, detector={"fpn_width": 3}), tmp_path / "a", progress=False)
-    with pytest.raises(ConfigError, match="must be positive"):
+    with pytest.raises(ConfigError, match="epochs=0: a whole number in 1..10000"):
         train(_cfg(folders, epochs=0), tmp_path / "b", progress=False)
+    # issue 44, C12: every detector setting range-checked before the run folder is made
+    for bad, message in (
+        ({"roi_size": 100000}, "roi_size=100000: a whole number in 1..14"),
+        ({"fpn_channels": 100000}, "fpn_channels=100000"),
+        ({"box_nms": float("nan")}, "box_nms=nan"),
+        ({"aspect_ratios": []}, "aspect_ratios=\\[\\]"),
+        ({"rpn_batch": True}, "rpn_batch=True"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            train(_cfg(folders, detector=bad), tmp_path / "e", progress=False)
+        assert not (tmp_path / "e").exists()
+    with pytest.raises(ConfigError, match="lr=0.0"):
+        train(_cfg(folders, lr=0.0), tmp_path / "f", progress=False)
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(None, tmp_path / "nothing", resume=True, progress=False)
     other = tmp_path / "other"
@@ -162,6 +175,20 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
     save_file(tensors, str(tmp_path / "record.safetensors"), metadata=broken)
     with pytest.raises(DataError, match="malformed detector record"):
         load_detector(tmp_path / "record.safetensors")
+    # issue 44, W01: a record asking for a detector far larger than its tensors is refused by
+    # its bounds before anything is built; a NaN weight is refused too
+    import json
+
+    huge = json.loads(metadata["resnets_detector"])
+    huge["config"]["detector"] = {**huge["config"]["detector"], "fpn_channels": 100000}
+    save_file(tensors, str(tmp_path / "huge.safetensors"),
+              metadata={**metadata, "resnets_detector": json.dumps(huge)})  # fmt: skip
+    with pytest.raises(DataError, match="fpn_channels=100000"):
+        load_detector(tmp_path / "huge.safetensors")
+    nan = {**tensors, name: tensors[name].clone().fill_(float("nan"))}
+    save_file(nan, str(tmp_path / "nan.safetensors"), metadata=metadata)
+    with pytest.raises(WeightsError, match="non-finite values"):
+        load_detector(tmp_path / "nan.safetensors")
     model, record = load_detector(tmp_path / "run")
     assert record["classes"] == ["cat", "dog", "frog"] and not model.training
 

@@ -138,10 +138,18 @@ def test_tensors_of_the_wrong_dtype_are_refused(tmp_path, state, dtype):
 
 
 def test_half_precision_and_the_step_counter(tmp_path, state):
-    """float16 and bfloat16 weights load (cast back); BatchNorm's counter stays an integer."""
-    for dtype in (torch.float16, torch.bfloat16):
+    """float16 and bfloat16 weights load (cast back) when their record says the file was
+    stored so; cast behind the record's back, or mixed, they are refused (issue 44, round 4's
+    float16). BatchNorm's counter stays an integer."""
+    for dtype, name in ((torch.float16, "float16"), (torch.bfloat16, "bfloat16")):
         half = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        assert load_weights(_write(tmp_path / "h.safetensors", half, _record())).classes
+        said = {**_record(), "final": {"stored_dtype": name}}
+        assert load_weights(_write(tmp_path / "h.safetensors", half, said)).classes
+        with pytest.raises(WeightsError, match=f"wrong dtype: conv1.weight {name} where float32"):
+            load_weights(_write(tmp_path / "h.safetensors", half, _record()))
+        mixed = {**half, "conv1.weight": state["conv1.weight"]}
+        with pytest.raises(WeightsError, match=f"conv1.weight float32 where {name} belongs"):
+            load_weights(_write(tmp_path / "m.safetensors", mixed, said))
     counter = next(k for k in state if k.endswith("num_batches_tracked"))
     with pytest.raises(WeightsError, match="wrong dtype"):
         load_weights(

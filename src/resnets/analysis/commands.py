@@ -30,6 +30,7 @@ from .reports import (
     CLAIMS_BEGIN,
     CLAIMS_END,
     REJUDGED,
+    SUMMARY_REPORTS,
     group,
     read_verdicts,
     rejudge,
@@ -210,11 +211,13 @@ def _verdicts(args: argparse.Namespace) -> int:
     # again leaves every page as it was
     judged = {}
     for folder in REJUDGED:
+        if folder not in SUMMARY_REPORTS and not (results / folder / "RESULTS.md").is_file():
+            continue  # a report not made (yet) in these results
         try:
             judged[folder] = rejudge(results / folder)
         except (OSError, ValueError) as e:
             raise ConfigError(str(e)) from e
-    found = [(folder, verdicts) for folder, (verdicts, _) in judged.items()]
+    found = [(folder, judged[folder][0]) for folder in SUMMARY_REPORTS]
     text = summary.read_text()
     zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
     whole = whole_schedule.table6_section(
@@ -226,10 +229,10 @@ def _verdicts(args: argparse.Namespace) -> int:
         text = replace_block(text, whole_schedule.BEGIN, whole_schedule.END, whole)
     except ValueError as e:
         raise ConfigError(f"{summary}: {e}") from e
-    for folder, (verdicts, page) in judged.items():
-        write_rejudged(results / folder, verdicts, page)
+    for folder, (verdicts, page, looks) in judged.items():
+        write_rejudged(results / folder, verdicts, page, looks)
     atomic_write_text(summary, text)
-    for folder, verdicts in found:
+    for folder, (verdicts, _, _) in judged.items():
         for v in verdicts:
             print(f"{folder}: {v.label} {v.word()}")
     print(f"summary: {summary}")

@@ -21,16 +21,20 @@ from .figures import plot_gradients, plot_responses
 from .paper import budget_iters
 from .registry import Experiment, Report, Settings, register_experiment, run_experiment
 from .reports import (
+    concat_verdict,
     degradation_verdicts,
     group,
+    judge_page,
     mean_curve,
     ordering_verdict,
     per_run_csv,
+    preact_verdicts,
     response_verdict,
     run_table,
+    seeds_of,
     shortcut_verdicts,
+    transfer_verdict,
     write_csv,
-    write_verdicts,
 )
 
 Records = list[dict[str, Any]]
@@ -56,8 +60,12 @@ def _degradation_report(s: Settings, records: Records) -> Report:
         for kind, title in (("plain", "plain networks"), ("resnet", "ResNets"))
     ]
     plot_panels(panels, s.out / "degradation.png")
-    verdicts = degradation_verdicts(run_table(records), min(depths), max(depths))
-    write_verdicts(s.out, verdicts)
+    table = run_table(records)
+    verdicts = judge_page(
+        s.out,
+        seeds_of(table),
+        lambda looks: degradation_verdicts(table, min(depths), max(depths), looks),
+    )
     per_run_csv(s.out, records)
     return Report(
         "Plain vs residual networks: the degradation problem",
@@ -97,8 +105,10 @@ def _cifar_table_report(s: Settings, records: Records) -> Report:
         s.out / "curves.png",
         title="CIFAR ResNets (mean over seeds)",
     )
-    verdict = ordering_verdict(run_table(records), depths)
-    write_verdicts(s.out, [verdict])
+    table = run_table(records)
+    (verdict,) = judge_page(
+        s.out, seeds_of(table), lambda looks: [ordering_verdict(table, depths, looks=looks)]
+    )
     per_run_csv(s.out, records)
     return Report(
         "CIFAR-10 ResNets of increasing depth",
@@ -134,8 +144,9 @@ def _shortcuts_report(s: Settings, records: Records) -> Report:
     groups = group(records, lambda r: (r["model"], r["tag"]))
     # the verdicts' table is keyed by option ("A", "B", "C") and "plain" for the twin
     by_option = run_table([{**r, "model": r["tag"].strip("-") or "plain"} for r in records])
-    verdicts = shortcut_verdicts(by_option)
-    write_verdicts(s.out, verdicts)
+    verdicts = judge_page(
+        s.out, seeds_of(by_option), lambda looks: shortcut_verdicts(by_option, looks=looks)
+    )
     per_run_csv(s.out, records)
     return Report(f"Shortcut options on {s['model']}", tables.shortcuts_sections(groups, verdicts))
 
@@ -187,7 +198,11 @@ def _sum_vs_concat_report(s: Settings, records: Records) -> Report:
         title=f"sum vs concat, {depth} layers (mean over seeds)",
     )
     costs = {label: experiments.model_costs(model, **options) for label, model, options in variants}
-    sections, rows = tables.sum_vs_concat_sections(depth, labels, groups, costs, s.seeds)
+    table = run_table([{**r, "model": r["tag"]} for r in records])  # keyed by variant
+    (verdict,) = judge_page(
+        s.out, seeds_of(table), lambda looks: [concat_verdict(table, labels[0], labels[2], looks)]
+    )
+    sections, rows = tables.sum_vs_concat_sections(depth, labels, groups, costs, verdict)
     write_csv(s.out / "variants.csv", rows)
     per_run_csv(s.out, records)
     return Report(f"Sum against concatenation ({depth} layers)", sections)
@@ -232,7 +247,11 @@ def _preact_report(s: Settings, records: Records) -> Report:
         s.out / "curves.png",
     )
     per_run_csv(s.out, records)
-    return Report("Pre-activation residual units", tables.preact_sections(pairs, groups))
+    table = run_table(records)
+    verdicts = judge_page(
+        s.out, seeds_of(table), lambda looks: preact_verdicts(table, pairs, looks)
+    )
+    return Report("Pre-activation residual units", tables.preact_sections(pairs, groups, verdicts))
 
 
 register_experiment(
@@ -324,6 +343,13 @@ def _transfer_report(s: Settings, records: Records) -> Report:
     names, source, target, labels = _transfer_classes(s)
     per_val, counts = s["val_per_class"], list(s["labels"])
     full = min(np.bincount(labels)[[names.index(c) for c in target]]) - per_val
+    by_mode: dict[tuple[str, int], dict[int, float]] = {}
+    for r in runs:
+        by_mode.setdefault((r["mode"], r["labels"]), {})[int(r["seed"])] = r["final_val_err"]
+    seeds = {f"{m} at {n}": sorted(by_seed) for (m, n), by_seed in sorted(by_mode.items())}
+    (verdict,) = judge_page(
+        s.out, seeds, lambda looks: [transfer_verdict(by_mode, counts[0], counts[-1], looks)]
+    )
     sections, curves = tables.transfer_sections(
         model=s["model"],
         source=source,
@@ -336,6 +362,7 @@ def _transfer_report(s: Settings, records: Records) -> Report:
         counts=counts,
         records=runs,
         full=full,
+        verdict=verdict,
     )
     plot_label_curves(
         curves,
@@ -389,8 +416,10 @@ def _responses_report(s: Settings, records: Records) -> Report:
     for (model, seed), (layer_order, _) in curves.items():
         means.setdefault(model, {})[seed] = float(np.mean(layer_order))
     # every seed of the degradation runs: claim (e) is tested paired by seed
-    verdict = response_verdict(means, sorted(depths))
-    write_verdicts(s.out, [verdict])
+    seeds = {model: sorted(by_seed) for model, by_seed in sorted(means.items())}
+    (verdict,) = judge_page(
+        s.out, seeds, lambda looks: [response_verdict(means, sorted(depths), looks)]
+    )
     return Report("Layer response statistics", tables.responses_sections(first, verdict))
 
 

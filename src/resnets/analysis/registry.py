@@ -51,12 +51,15 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not (
-            isinstance(self.budget, (int, float)) and self.budget > 0 and math.isfinite(self.budget)
+            isinstance(self.budget, (int, float))
+            and not isinstance(self.budget, bool)  # True is an int to Python, not a budget
+            and self.budget > 0
+            and math.isfinite(self.budget)
         ):
             raise ConfigError(
                 f"--budget {self.budget}: must be > 0 (1.0 = the paper's 64k iterations)"
             )
-        if not isinstance(self.seeds, int) or self.seeds < 1:
+        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
             raise ConfigError(f"--seeds {self.seeds}: must be >= 1")
         object.__setattr__(self, "out", Path(self.out))
         if self.runs_from is not None:
@@ -127,6 +130,36 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a bool (true or false)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+def check_option(experiment: str, option: str, value: Any, default: Any) -> None:
+    """One option of an experiment against its default's type, in one line: a bool is not a
+    number (nor the reverse), a number is finite, a list is a non-empty list of what the
+    default's items are (an empty default list takes strings)."""
+    where = f"{experiment}: option {option}={value!r}"
+    if isinstance(default, bool) != isinstance(value, bool) or _kind(value) != _kind(default):
+        raise ConfigError(f"{where}: must be {_kind(default)}, not {_kind(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number")
+    if isinstance(default, (list, tuple)):
+        if not value and default:
+            raise ConfigError(f"{where}: must not be empty (default {list(default)})")
+        want = _kind(default[0]) if default else "a string"
+        for item in value:
+            if _kind(item) != want:
+                raise ConfigError(f"{where}: each item must be {want}, not {item!r}")
+
+
 def run_experiment(name: str, settings: Settings) -> Path:
     """Train (or find finished, or resume) every run ``name`` needs, then write its report;
     returns the path of its RESULTS.md."""
@@ -137,10 +170,14 @@ def run_experiment(name: str, settings: Settings) -> Path:
             f"{name}: no option {', '.join(sorted(unknown))} (it takes "
             f"{', '.join(sorted(experiment.defaults)) or 'none'})"
         )
+    for option, value in settings.options.items():
+        check_option(name, option, value, experiment.defaults[option])
     settings = dataclasses.replace(settings, options={**experiment.defaults, **settings.options})
     started = time.perf_counter()
-    _claim_results_folder(settings, name)
+    # every run is specified (and so every option checked) before anything is written: a
+    # refused call leaves no folder behind
     specs = experiment.runs(settings)
+    _claim_results_folder(settings, name)
     records = experiments.run_all(specs, settings.runs_root, progress=settings.progress)
     report = experiment.report(settings, records)
     return write_page(

@@ -19,8 +19,8 @@ import platform
 import statistics
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..io import atomic_write_text, relative_paths
 from ..models.weights import WeightsMeta
 from ..runtime import cpu_name, machine_label
 from .paper import PAPER_ITERS
-from .stats import PairedBySeed, combine, paired_by_seed
+from .stats import Family, PairedBySeed, combine, judge_family, paired_by_seed
 
 JPEG_NOTE = (
     "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
@@ -92,6 +92,7 @@ class Verdict:
     claim: str  # what the paper says
     outcome: str  # "holds", "contradicted", "not decided" or "missing"
     evidence: str  # the numbers behind it and the test's result
+    family: str = ""  # how the page's tests were corrected together (stats.Family.describe)
 
     def __post_init__(self) -> None:
         if self.outcome not in WORDS:
@@ -108,21 +109,116 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Verdict:
-        return cls(record["label"], record["claim"], record["outcome"], record["evidence"])
+        return cls(
+            record["label"],
+            record["claim"],
+            record["outcome"],
+            record["evidence"],
+            str(record.get("family", "")),
+        )
 
 
-def write_verdicts(out: Path, verdicts: Sequence[Verdict]) -> Path:
-    """``verdicts.json`` beside RESULTS.md: the same verdicts, for tools and the summary page."""
+#: what a look is keyed by: each model (or variant) and the seeds its runs had then
+Seeds = Mapping[str, Sequence[int]]
+
+
+def seeds_of(table: RunTable) -> dict[str, list[int]]:
+    """The seeds each model of a run table has: what one look at its data saw."""
+    return {model: sorted(r.seed for r in runs) for model, runs in sorted(table.items())}
+
+
+def _read_verdicts_file(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+        if isinstance(record, list):  # written before looks were recorded: one unknown look
+            record = {"verdicts": record, "looks": []}
+        if not isinstance(record.get("verdicts"), list) or not isinstance(
+            record.get("looks"), list
+        ):
+            raise TypeError("no list of verdicts and looks")
+        return record
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a verdicts file the reports wrote ({e})") from e
+
+
+def looks_with(out: Path, seeds: Seeds, what: str = "") -> list[dict[str, Any]]:
+    """The page's looks at its data (from its ``verdicts.json``), with this one added when its
+    seeds differ from the last look's: a verdict reached after seeds were added is corrected
+    for every look (:class:`stats.Family`). A look counts when a paired test could be made on
+    it: a look at one seed per model cannot decide anything, so it spends nothing."""
     path = out / "verdicts.json"
-    atomic_write_text(path, json.dumps([v.to_dict() for v in verdicts], indent=2) + "\n")
+    looks = _read_verdicts_file(path)["looks"] if path.is_file() else []
+    now = {m: [int(s) for s in ss] for m, ss in sorted(seeds.items())}
+    if not looks or looks[-1].get("seeds") != now:
+        looks = [
+            *looks,
+            {
+                "seeds": now,
+                "date": time.strftime("%Y-%m-%d", time.gmtime()),
+                "what": what or "verdicts computed by resnets.analysis.reports",
+            },
+        ]
+    return looks
+
+
+def counted_looks(looks: Sequence[Mapping[str, Any]]) -> int:
+    """How many of ``looks`` could decide something: those with 2 seeds or more of a model."""
+    return max(1, sum(1 for look in looks if max(map(len, look["seeds"].values()), default=0) > 1))
+
+
+def write_verdicts(
+    out: Path, verdicts: Sequence[Verdict], looks: Sequence[Mapping[str, Any]] = ()
+) -> Path:
+    """``verdicts.json`` beside RESULTS.md: the same verdicts, for tools and the summary page,
+    and the history of the looks they were computed on (each look's seeds and date)."""
+    path = out / "verdicts.json"
+    record = {"looks": list(looks), "verdicts": [v.to_dict() for v in verdicts]}
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
+
+
+def judge_page(out: Path, seeds: Seeds, build: Callable[[int], list[Verdict]]) -> list[Verdict]:
+    """A report's verdicts, built by ``build(looks)`` at the number of looks its page has had
+    at its data (this one included), and written with that history to ``verdicts.json``."""
+    looks = looks_with(out, seeds)
+    verdicts = with_looks(build(counted_looks(looks)), looks)
+    write_verdicts(out, verdicts, looks)
+    return verdicts
+
+
+def _seed_list(seeds: Sequence[int]) -> str:
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def describe_looks(looks: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence: every look the page has had at its data, with the seeds it saw."""
+    parts = []
+    for i, look in enumerate(looks, 1):
+        by_model = {m: tuple(s) for m, s in look["seeds"].items()}
+        if len(set(by_model.values())) == 1:
+            seen = _seed_list(next(iter(by_model.values())))
+        else:
+            seen = "; ".join(f"{m} {_seed_list(s)}" for m, s in by_model.items())
+        parts.append(f"({i}) {look.get('date', '?')}, {seen} ({look.get('what', '')})")
+    return "Every look at this page's data: " + "; ".join(parts) + "."
+
+
+def with_looks(verdicts: Sequence[Verdict], looks: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+    """The verdicts with the page's history of looks added to their family sentence."""
+    if not looks:
+        return list(verdicts)
+    history = describe_looks(looks)
+    return [replace(v, family=f"{v.family} {history}".strip()) for v in verdicts]
 
 
 def read_verdicts(path: Path) -> list[Verdict]:
     """The verdicts a report wrote (``verdicts.json``)."""
     try:
-        return [Verdict.from_dict(r) for r in json.loads(path.read_text())]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [Verdict.from_dict(r) for r in _read_verdicts_file(path)["verdicts"]]
+    except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a verdicts file the reports wrote ({e})") from e
 
 
@@ -135,16 +231,19 @@ CLAIMS_END = "<!-- /claims -->"
 
 VERDICTS_INTRO = (
     "Verdicts, computed from the runs above, each difference paired by seed (one seed is one "
-    "held-out split and one initialisation) with its 95% t interval: **holds** when the "
-    "interval lies on the paper's side of zero, **contradicted** when it lies on the other "
-    "side, **not decided** otherwise (a comparison with one seed on a side cannot be decided):"
+    "held-out split and one initialisation) with its 95% t interval and two-sided p-value: "
+    "**holds** when the corrected test puts the difference on the paper's side of zero, "
+    "**contradicted** when on the other side, **not decided** otherwise (a comparison with one "
+    "seed on a side, or with the same difference on every seed, cannot be decided)."
 )
 
 
 def verdict_block(verdicts: Sequence[Verdict]) -> list[str]:
-    """A report's verdicts, with the sentence that says how they were decided, between their
-    markers."""
-    return [VERDICTS_BEGIN, VERDICTS_INTRO, "", *(v.line() for v in verdicts), VERDICTS_END]
+    """A report's verdicts, with the sentences that say how they were decided and corrected,
+    between their markers."""
+    family = next((v.family for v in verdicts if v.family), "")
+    intro = f"{VERDICTS_INTRO} {family}".rstrip()
+    return [VERDICTS_BEGIN, intro, "", *(v.line() for v in verdicts), VERDICTS_END]
 
 
 def replace_block(text: str, begin: str, end: str, lines: Sequence[str]) -> str:
@@ -160,9 +259,11 @@ def replace_block(text: str, begin: str, end: str, lines: Sequence[str]) -> str:
 HOW_DECIDED = (
     "Each verdict is computed by `resnets.analysis.reports` with a test: the difference paired "
     "by seed (same seed, same held-out split) and its 95% t interval, or the exact McNemar test "
-    "when two sets of weights are scored on the same images. **holds**: the test puts the "
-    "difference on the paper's side; **contradicted**: on the other side; **not decided**: "
-    "neither, at this budget and number of seeds."
+    "when two sets of weights are scored on the same images. Each report's tests are one "
+    "family, corrected together by Holm's method at 5% split across the report's looks at its "
+    "data (its page says how many). **holds**: the corrected test puts the difference on the "
+    "paper's side; **contradicted**: on the other side; **not decided**: neither, at this "
+    "budget and number of seeds."
 )
 
 
@@ -213,9 +314,34 @@ def _paired(table: RunTable, better: str, worse: str, field: str) -> PairedBySee
     return paired_by_seed(_by_seed(table, better, field), _by_seed(table, worse, field))
 
 
-def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> list[Verdict]:
+def tested(test: PairedBySeed, family: Family, scale: float = 100.0, unit: str = " points") -> str:
+    """A paired test's numbers with its place in the page's family: the raw p-value, the
+    Holm-adjusted one and, when left undecided, the seeds that would give 80% power."""
+    note = family.note(test)
+    return test.text(scale, unit) + (f"; {note}" if note else "")
+
+
+def _judged(build: Callable[[Family], list[Verdict]], family: str, looks: int) -> list[Verdict]:
+    """A page's verdicts decided by Holm over all its tests, each carrying the sentence that
+    says how."""
+
+    def described(fam: Family) -> list[Verdict]:
+        verdicts = build(fam)
+        return [replace(v, family=fam.describe()) for v in verdicts] if fam.gathered else verdicts
+
+    return judge_family(described, family, looks)
+
+
+def degradation_verdicts(
+    table: RunTable, shallow: int = 20, deep: int = 56, looks: int = 1
+) -> list[Verdict]:
     """Claims (a)-(c) of Fig. 6 and Table 6 from a table with plain and residual runs, each
-    decided by the difference paired by seed."""
+    decided by the difference paired by seed; the page's tests are one family (Holm) tested
+    at 5% / ``looks``."""
+    return _judged(lambda fam: _degradation(table, shallow, deep, fam), "degradation", looks)
+
+
+def _degradation(table: RunTable, shallow: int, deep: int, family: Family) -> list[Verdict]:
     p_lo, p_hi, r_lo, r_hi = (
         f"plain{shallow}",
         f"plain{deep}",
@@ -234,22 +360,28 @@ def degradation_verdicts(table: RunTable, shallow: int = 20, deep: int = 56) -> 
             Verdict(
                 "(a)",
                 claim,
-                combine([train.outcome, val.outcome]),
+                combine([family.outcome(train), family.outcome(val)]),
                 f"training: {p_hi} {hi_t.pct()} against {p_lo} {lo_t.pct()}, paired difference "
-                f"{train.text()}; validation: {p_hi} {hi_v.pct()} against {p_lo} {lo_v.pct()}, "
-                f"paired difference {val.text()}",
+                f"{tested(train, family)}; validation: {p_hi} {hi_v.pct()} against {p_lo} "
+                f"{lo_v.pct()}, paired difference {tested(val, family)}",
             )
         )
     for label, claim, better, worse in (
         ("(b)", f"ResNet-{deep} has lower validation error than ResNet-{shallow}", r_hi, r_lo),
         ("(c)", f"ResNet-{deep} has lower validation error than plain-{deep}", r_hi, p_hi),
     ):
-        out.append(_lower_val_error(table, label, claim, better, worse))
+        out.append(_lower_val_error(table, label, claim, better, worse, family))
     return out
 
 
 def _lower_val_error(
-    table: RunTable, label: str, claim: str, better: str, worse: str, kind: str = ""
+    table: RunTable,
+    label: str,
+    claim: str,
+    better: str,
+    worse: str,
+    family: Family,
+    kind: str = "",
 ) -> Verdict:
     """The claim "``better`` has the lower validation error than ``worse``", paired by seed;
     ``kind`` names what the keys are in the evidence ("option " for shortcut options)."""
@@ -260,15 +392,22 @@ def _lower_val_error(
     return Verdict(
         label,
         claim,
-        test.outcome,
+        family.outcome(test),
         f"validation: {kind}{better} {b_v.pct()} against {kind}{worse} {w_v.pct()}; {worse} "
-        f"minus {better}, paired by seed: {test.text()}",
+        f"minus {better}, paired by seed: {tested(test, family)}",
     )
 
 
-def ordering_verdict(table: RunTable, depths: Sequence[int], label: str = "(d)") -> Verdict:
+def ordering_verdict(
+    table: RunTable, depths: Sequence[int], label: str = "(d)", looks: int = 1
+) -> Verdict:
     """Claim (d): validation error falls with depth, ResNet-20 > 32 > 44 > 56 > 110. Each
-    neighbouring step is tested paired by seed; the claim holds when every step does."""
+    neighbouring step is tested paired by seed, the steps corrected together (Holm) at 5% /
+    ``looks``; the claim holds when every step does."""
+    return _judged(lambda fam: [_ordering(table, depths, label, fam)], "cifar-table", looks)[0]
+
+
+def _ordering(table: RunTable, depths: Sequence[int], label: str, family: Family) -> Verdict:
     models = [f"resnet{d}" for d in depths]
     claim = "the ordering " + " > ".join(str(d) for d in depths) + " in validation error"
     have = [m for m in models if table.get(m)]
@@ -279,19 +418,26 @@ def ordering_verdict(table: RunTable, depths: Sequence[int], label: str = "(d)")
         (a, b, _paired(table, f"resnet{b}", f"resnet{a}", "val_err"))
         for a, b in zip(depths, depths[1:])
     ]
+    outcomes = [family.outcome(test) for _, _, test in steps]
     evidence = "; ".join(f"ResNet-{d} {v.pct()}" for d, v in zip(depths, vals))
     evidence += "; each step, the shallower minus the deeper, paired by seed: " + "; ".join(
-        f"{a}->{b} {test.text()} ({WORDS[test.outcome]})" for a, b, test in steps
+        f"{a}->{b} {tested(test, family)} ({WORDS[outcome]})"
+        for (a, b, test), outcome in zip(steps, outcomes)
     )
-    return Verdict(label, claim, combine([test.outcome for _, _, test in steps]), evidence)
+    return Verdict(label, claim, combine(outcomes), evidence)
 
 
-def shortcut_verdicts(table: RunTable, plain: str = "plain") -> list[Verdict]:
+def shortcut_verdicts(table: RunTable, plain: str = "plain", looks: int = 1) -> list[Verdict]:
     """Table 3's claims from runs keyed by shortcut option (``"A"``, ``"B"``, ``"C"``) and by
-    ``plain`` (the twin without shortcuts), each decided by the validation error paired by seed:
-    (g) every option beats the plain net, (h) projections where the shape changes (B) beat
-    zero-padding (A), (i) projections everywhere (C) beat B. The paper finds (h) and (i) small
-    (0.51 and 0.33 points on ImageNet) and concludes projections are not essential."""
+    ``plain`` (the twin without shortcuts), each decided by the validation error paired by seed,
+    the page's tests corrected together (Holm) at 5% / ``looks``: (g) every option beats the
+    plain net, (h) projections where the shape changes (B) beat zero-padding (A), (i)
+    projections everywhere (C) beat B. The paper finds (h) and (i) small (0.51 and 0.33 points
+    on ImageNet) and concludes projections are not essential."""
+    return _judged(lambda fam: _shortcuts(table, plain, fam), "shortcuts", looks)
+
+
+def _shortcuts(table: RunTable, plain: str, family: Family) -> list[Verdict]:
     out = []
     claim = "shortcut options A, B and C each have lower validation error than the plain net"
     missing = [m for m in ("A", "B", "C", plain) if not table.get(m)]
@@ -299,11 +445,12 @@ def shortcut_verdicts(table: RunTable, plain: str = "plain") -> list[Verdict]:
         out.append(_missing("(g)", claim, *missing))
     else:
         tests = [(o, _paired(table, o, plain, "val_err")) for o in ("A", "B", "C")]
+        outcomes = [family.outcome(test) for _, test in tests]
         evidence = "; ".join(
-            f"{plain} minus option {o}, paired by seed: {test.text()} ({WORDS[test.outcome]})"
-            for o, test in tests
+            f"{plain} minus option {o}, paired by seed: {tested(test, family)} ({WORDS[outcome]})"
+            for (o, test), outcome in zip(tests, outcomes)
         )
-        out.append(Verdict("(g)", claim, combine([t.outcome for _, t in tests]), evidence))
+        out.append(Verdict("(g)", claim, combine(outcomes), evidence))
     for label, claim, better, worse in (
         (
             "(h)",
@@ -313,16 +460,22 @@ def shortcut_verdicts(table: RunTable, plain: str = "plain") -> list[Verdict]:
         ),
         ("(i)", "option C (projections everywhere) beats option B", "C", "B"),
     ):
-        out.append(_lower_val_error(table, label, claim, better, worse, kind="option "))
+        out.append(_lower_val_error(table, label, claim, better, worse, family, kind="option "))
     return out
 
 
 def response_verdict(
-    means: Mapping[str, Mapping[int, float]], depths: Sequence[int] = (20, 56)
+    means: Mapping[str, Mapping[int, float]], depths: Sequence[int] = (20, 56), looks: int = 1
 ) -> Verdict:
     """Claim (e) of Fig. 7: residual responses are smaller than plain ones at every depth, and
     smaller for the deeper ResNet. ``means`` maps a model to its mean response std by seed;
-    each comparison is paired by seed."""
+    each comparison is paired by seed, the three corrected together (Holm) at 5% / ``looks``."""
+    return _judged(lambda fam: [_responses(means, depths, fam)], "responses", looks)[0]
+
+
+def _responses(
+    means: Mapping[str, Mapping[int, float]], depths: Sequence[int], family: Family
+) -> Verdict:
     claim = "residual responses smaller than plain ones, and smaller for deeper ResNets"
     needed = [f"{k}{d}" for d in depths for k in ("plain", "resnet")]
     missing = [m for m in needed if not means.get(m)]
@@ -338,38 +491,218 @@ def response_verdict(
         ),
     ]:
         test = paired_by_seed(means[better], means[worse])
-        outcomes.append(test.outcome)
+        outcomes.append(family.outcome(test))
         b, w = Spread.of(list(means[better].values())), Spread.of(list(means[worse].values()))
         parts.append(
-            f"{what}: {b.mean:.3f} against {w.mean:.3f}, difference {test.text(scale=1.0, unit='')}"
+            f"{what}: {b.mean:.3f} against {w.mean:.3f}, difference "
+            f"{tested(test, family, scale=1.0, unit='')}"
         )
     return Verdict(
         "(e)", claim, combine(outcomes), "mean std of 3x3 responses: " + "; ".join(parts)
     )
 
 
+def preact_verdicts(
+    table: RunTable, pairs: Sequence[tuple[int, str, str]], looks: int = 1
+) -> list[Verdict]:
+    """Identity Mappings' Table 3 ordering per depth: pre-activation units reach a lower
+    validation error than the original ones, paired by seed; the depths' tests are one family
+    (Holm) at 5% / ``looks``. ``pairs``: (depth, original model, pre-activation model)."""
+
+    def build(family: Family) -> list[Verdict]:
+        out = []
+        for depth, original, preact in pairs:
+            claim = f"pre-activation units beat the original ones at depth {depth}"
+            if not (table.get(original) and table.get(preact)):
+                out.append(_missing(f"(preact-{depth})", claim, original, preact))
+                continue
+            (_, o_v), (_, p_v) = _spreads(table, original), _spreads(table, preact)
+            test = _paired(table, preact, original, "val_err")
+            out.append(
+                Verdict(
+                    f"(preact-{depth})",
+                    claim,
+                    family.outcome(test),
+                    f"validation: pre-activation {p_v.pct()} against original {o_v.pct()}; "
+                    f"original minus pre-activation, paired by seed: {tested(test, family)}",
+                )
+            )
+        return out
+
+    return _judged(build, "preact", looks)
+
+
+def concat_verdict(table: RunTable, summed: str, matched: str, looks: int = 1) -> Verdict:
+    """Concatenating shortcuts at matched parameters (``matched``) reach a lower validation
+    error than the additive ones (``summed``), paired by seed: a family of one test, at 5% /
+    ``looks``."""
+
+    def build(family: Family) -> list[Verdict]:
+        claim = "concatenation at matched parameters beats the sum"
+        return [_lower_val_error(table, "(concat)", claim, matched, summed, family, kind="")]
+
+    return _judged(build, "sum-vs-concat", looks)[0]
+
+
+#: transfer's run table: (mode, labelled images per class; 0 = all) -> {seed: validation error}
+TransferTable = Mapping[tuple[str, int], Mapping[int, float]]
+
+
+def transfer_verdict(table: TransferTable, few: int, many: int, looks: int = 1) -> Verdict:
+    """The transfer claim, decided by tests paired by seed (one seed: one initialisation and one
+    draw of the labelled images, shared by the modes): with the fewest labels, fine-tuning the
+    pretrained network beats training from scratch, and that advantage is larger there than
+    with the most labels. The page's four paired tests (the linear probe's and the advantage
+    with every label included) are one family (Holm) at 5% / ``looks``."""
+
+    def lab(n: int) -> str:
+        return f"{n} labelled images per class" if n else "every labelled image"
+
+    def build(family: Family) -> list[Verdict]:
+        claim = (
+            f"with {lab(few)}, fine-tuning the pretrained network beats training from scratch, "
+            f"and by more than with {lab(many)}"
+        )
+        needed = [("fine-tuned", few), ("from scratch", few), ("fine-tuned", many),
+                  ("from scratch", many)]  # fmt: skip
+        if any(not table.get(k) for k in needed):
+            return [_missing("(transfer)", claim, *(f"{m} at {n}" for m, n in needed))]
+        helps = paired_by_seed(table["fine-tuned", few], table["from scratch", few])
+        probe = paired_by_seed(table.get(("linear probe", few), {}), table["from scratch", few])
+        at_many = paired_by_seed(table["fine-tuned", many], table["from scratch", many])
+        shrinks = paired_by_seed(  # the few-label advantage minus the many-label advantage
+            dict(zip(at_many.seeds, at_many.diffs)), dict(zip(helps.seeds, helps.diffs))
+        )
+        outcomes = [family.outcome(t) for t in (helps, probe, at_many, shrinks)]
+        evidence = (
+            f"with {lab(few)}, fine-tuning lowers the validation error against training from "
+            f"scratch by {tested(helps, family)} ({WORDS[outcomes[0]]}; the linear probe: "
+            f"{tested(probe, family)}); with {lab(many)}, by {tested(at_many, family)}; the "
+            f"advantage with {lab(few)} minus the one with {lab(many)}: "
+            f"{tested(shrinks, family)} ({WORDS[outcomes[3]]})"
+        )
+        return [Verdict("(transfer)", claim, combine([outcomes[0], outcomes[3]]), evidence)]
+
+    return _judged(build, "transfer", looks)[0]
+
+
+def detection_verdict(
+    rows: Sequence[Mapping[str, Any]], residual: str, plain: str, looks: int = 1
+) -> Verdict:
+    """Residual against plain backbones of one detector: the mAP@[.5:.95] difference paired by
+    seed (a family of one test, at 5% / ``looks``). ``rows``: one per run, with ``backbone``,
+    ``seed``, ``finished`` and ``map``."""
+    claim = (
+        f"a residual backbone ({residual}) detects better than its plain twin ({plain}) in the "
+        "same Faster R-CNN, trained from scratch for the same steps"
+    )
+    done = [r for r in rows if r["finished"]]
+    res = {int(r["seed"]): -float(r["map"]) for r in done if r["backbone"] == residual}
+    pla = {int(r["seed"]): -float(r["map"]) for r in done if r["backbone"] == plain}
+    if not res or not pla:
+        return Verdict(
+            "(f)", claim, "missing", f"finished runs: {len(res)} {residual}, {len(pla)} {plain}"
+        )
+
+    def build(family: Family) -> list[Verdict]:
+        test = paired_by_seed(res, pla)  # "better" = lower -mAP = higher mAP
+        evidence = (
+            f"mAP@[.5:.95] higher by {tested(test, family)} over seeds {list(test.seeds)} "
+            f"({', '.join(f'{100 * d:+.2f}' for d in test.diffs)})"
+        )
+        return [Verdict("(f)", claim, family.outcome(test), evidence)]
+
+    return _judged(build, "detection", looks)[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # a written report judged again from its own CSV files (the run folders may be gone)
 
 #: the reports whose verdicts come from their CSV files, by folder
-REJUDGED = ("degradation", "cifar-table", "responses")
+REJUDGED = (
+    "degradation",
+    "cifar-table",
+    "responses",
+    "shortcuts",
+    "sum-vs-concat",
+    "preact",
+    "transfer",
+    "detection",
+)
+#: those whose claims the summary page copies: (a)-(e)
+SUMMARY_REPORTS = ("degradation", "cifar-table", "responses")
 
 
-def run_table_from_csv(path: Path) -> dict[str, list[RunFinal]]:
-    """The run table of a report's ``runs.csv`` (one row per run: model, seed, final errors)."""
-    table: dict[str, list[RunFinal]] = {}
+def _csv_rows(path: Path, what: str) -> list[dict[str, str]]:
     try:
         with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                table.setdefault(row["model"], []).append(
-                    RunFinal(
-                        float(row["final_train_err"]),
-                        float(row["final_val_err"]),
-                        int(row.get("seed") or 0),
-                    )
+            return list(csv.DictReader(f))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a {what} a report wrote ({e})") from e
+
+
+def _fraction(value: str, path: Path, line: int, column: str) -> float:
+    """A CSV cell that must be an error or accuracy: a finite fraction in [0, 1]."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}, row {line}: {column} {value!r} is not a number") from None
+    if not (math.isfinite(x) and 0.0 <= x <= 1.0):
+        raise ValueError(f"{path}, row {line}: {column} {value!r} is not a fraction in [0, 1]")
+    return x
+
+
+def _seed(value: str | None, path: Path, line: int) -> int:
+    if value is None or not value.strip():
+        raise ValueError(f"{path}, row {line}: no seed (every run is paired by its seed)")
+    try:
+        seed = int(value)
+    except ValueError:
+        raise ValueError(f"{path}, row {line}: seed {value!r} is not a whole number") from None
+    if seed < 0:
+        raise ValueError(f"{path}, row {line}: seed {seed} is negative")
+    return seed
+
+
+def run_table_from_csv(path: Path, key: str = "model") -> dict[str, list[RunFinal]]:
+    """The run table of a report's ``runs.csv`` (one row per run: model, seed, final errors),
+    keyed by the column ``key`` (``tag`` for reports whose variants share a model). The table
+    is validated before anything is judged: one row per (key, seed), a seed on every row,
+    errors that are finite fractions, and one schedule (``iters``) for all runs where the file
+    records it; anything else is refused in one line naming the file and the row."""
+    table: dict[str, list[RunFinal]] = {}
+    seen: dict[tuple[str, int], int] = {}
+    schedules: dict[str, int] = {}
+    try:
+        rows = _csv_rows(path, "runs.csv")
+        for line, row in enumerate(rows, start=2):  # row 1 is the header
+            name = row[key]
+            if name is None:
+                raise ValueError(f"{path}, row {line}: fewer cells than the header")
+            seed = _seed(row.get("seed"), path, line)
+            if (name, seed) in seen:
+                raise ValueError(
+                    f"{path}, row {line}: {name} seed {seed} again (first on row "
+                    f"{seen[name, seed]}): one row per run"
                 )
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise ValueError(f"{path}: not a runs.csv a report wrote ({e})") from e
+            seen[name, seed] = line
+            if row.get("iters"):
+                schedules.setdefault(row["iters"], line)
+            table.setdefault(name, []).append(
+                RunFinal(
+                    _fraction(row["final_train_err"], path, line, "final_train_err"),
+                    _fraction(row["final_val_err"], path, line, "final_val_err"),
+                    seed,
+                )
+            )
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a runs.csv a report wrote (no column {e})") from e
+    if len(schedules) > 1:
+        (a, la), (b, lb) = list(schedules.items())[:2]
+        raise ValueError(
+            f"{path}, row {lb}: {b} iterations against {a} on row {la}: paired runs must come "
+            "from one recipe and schedule"
+        )
     return table
 
 
@@ -378,46 +711,156 @@ def response_means_from_csv(path: Path) -> dict[str, dict[int, float]]:
     it kept a seed column: seed 0)."""
     stds: dict[str, dict[int, list[float]]] = {}
     try:
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                by_seed = stds.setdefault(row["model"], {})
-                by_seed.setdefault(int(row.get("seed") or 0), []).append(float(row["std"]))
-    except (OSError, KeyError, ValueError, TypeError) as e:
+        for row in _csv_rows(path, "responses.csv"):
+            by_seed = stds.setdefault(row["model"], {})
+            by_seed.setdefault(int(row.get("seed") or 0), []).append(float(row["std"]))
+    except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"{path}: not a responses.csv a report wrote ({e})") from e
     return {m: {s: statistics.fmean(v) for s, v in seeds.items()} for m, seeds in stds.items()}
 
 
-def rejudge(folder: Path) -> tuple[list[Verdict], str]:
-    """A written report's verdicts computed again from the CSV it wrote, and its RESULTS.md
-    with the verdict lines replaced; nothing is written (:func:`write_rejudged` writes)."""
+def transfer_table_from_csv(path: Path) -> dict[tuple[str, int], dict[int, float]]:
+    """Transfer's run table from its ``transfer.csv`` (mode, labels per class, seed, accuracy),
+    validated as :func:`run_table_from_csv` validates a runs.csv."""
+    table: dict[tuple[str, int], dict[int, float]] = {}
+    try:
+        for line, row in enumerate(_csv_rows(path, "transfer.csv"), start=2):
+            key = (row["mode"], int(row["labels_per_class"]))
+            seed = _seed(row.get("seed"), path, line)
+            if seed in table.get(key, {}):
+                raise ValueError(f"{path}, row {line}: {key[0]} at {key[1]} seed {seed} again")
+            acc = _fraction(row["val_acc"], path, line, "val_acc")
+            table.setdefault(key, {})[seed] = 1.0 - acc
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a transfer.csv a report wrote (no column {e})") from e
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not a transfer.csv a report wrote ({e})") from e
+    return table
+
+
+def detection_rows_from_csv(path: Path) -> list[dict[str, Any]]:
+    """The detection report's runs from its ``runs.csv``: one row per (backbone, seed), a
+    finished run's mAP a fraction in [0, 1]."""
+    rows, seen = [], set()
+    try:
+        for line, row in enumerate(_csv_rows(path, "runs.csv"), start=2):
+            seed = _seed(row.get("seed"), path, line)
+            if (row["backbone"], seed) in seen:
+                raise ValueError(f"{path}, row {line}: {row['backbone']} seed {seed} again")
+            seen.add((row["backbone"], seed))
+            if row["finished"] not in ("True", "False"):
+                raise ValueError(f"{path}, row {line}: finished {row['finished']!r}")
+            finished = row["finished"] == "True"
+            rows.append(
+                {
+                    "backbone": row["backbone"],
+                    "seed": seed,
+                    "finished": finished,
+                    "map": _fraction(row["map"], path, line, "map") if finished else math.nan,
+                }
+            )
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a detection runs.csv (no column {e})") from e
+    return rows
+
+
+def _args(folder: Path) -> dict[str, Any]:
     try:
         args = json.loads((folder / "experiment.json").read_text())["args"]
-        given = args["depths"]  # a list (written since experiments are functions) or "20,56"
-        depths = [int(d) for d in (given if isinstance(given, list) else str(given).split(","))]
+        if not isinstance(args, dict):
+            raise TypeError("args is not a mapping")
+        return args
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{folder / 'experiment.json'}: not a report's record ({e})") from e
-    if folder.name == "degradation":
-        verdicts = degradation_verdicts(
-            run_table_from_csv(folder / "runs.csv"), min(depths), max(depths)
-        )
-    elif folder.name == "cifar-table":
-        verdicts = [ordering_verdict(run_table_from_csv(folder / "runs.csv"), depths)]
-    elif folder.name == "responses":
-        verdicts = [response_verdict(response_means_from_csv(folder / "responses.csv"), depths)]
-    else:
-        raise ValueError(f"{folder}: not one of the reports judged from their CSV ({REJUDGED})")
+
+
+def _depths(folder: Path) -> list[int]:
+    given = _args(folder).get("depths")  # a list (since experiments are functions) or "20,56"
+    try:
+        return [int(d) for d in (given if isinstance(given, list) else str(given).split(","))]
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{folder / 'experiment.json'}: depths {given!r} ({e})") from e
+
+
+def _judge_folder(folder: Path, looks: Callable[[Seeds], int]) -> tuple[list[Verdict], Seeds]:
+    """The verdicts of one report from its CSV; ``looks`` gives the number of looks at the
+    seeds the CSV holds."""
+    name = folder.name
+    if name in ("degradation", "cifar-table"):
+        table = run_table_from_csv(folder / "runs.csv")
+        depths, seeds = _depths(folder), seeds_of(table)
+        if name == "degradation":
+            return degradation_verdicts(table, min(depths), max(depths), looks(seeds)), seeds
+        return [ordering_verdict(table, depths, looks=looks(seeds))], seeds
+    if name == "responses":
+        means = response_means_from_csv(folder / "responses.csv")
+        seeds = {m: sorted(by_seed) for m, by_seed in sorted(means.items())}
+        return [response_verdict(means, _depths(folder), looks(seeds))], seeds
+    if name == "shortcuts":
+        table = run_table_from_csv(folder / "runs.csv", key="tag")
+        table = {tag.strip("-") or "plain": runs for tag, runs in table.items()}
+        seeds = seeds_of(table)
+        return shortcut_verdicts(table, looks=looks(seeds)), seeds
+    if name == "sum-vs-concat":
+        table = run_table_from_csv(folder / "runs.csv", key="tag")
+        summed = next((t for t in table if t.startswith("sum")), "sum (ResNet)")
+        matched = next((t for t in table if t.startswith("concat, matched")), "concat, matched")
+        seeds = seeds_of(table)
+        return [concat_verdict(table, summed, matched, looks(seeds))], seeds
+    if name == "preact":
+        table = run_table_from_csv(folder / "runs.csv")
+        args = _args(folder)
+        depths = [110] + [164] * bool(args.get("with_164")) + [1001] * bool(args.get("with_1001"))
+        pairs = [(d, f"resnet{d}", f"preact_resnet{d}") for d in depths]
+        seeds = seeds_of(table)
+        return preact_verdicts(table, pairs, looks(seeds)), seeds
+    if name == "transfer":
+        ttable = transfer_table_from_csv(folder / "transfer.csv")
+        counts = [int(n) for n in _args(folder).get("labels", [10, 50, 250, 0])]
+        seeds = {f"{m} at {n}": sorted(s) for (m, n), s in sorted(ttable.items())}
+        return [transfer_verdict(ttable, counts[0], counts[-1], looks(seeds))], seeds
+    if name == "detection":
+        rows = detection_rows_from_csv(folder / "runs.csv")
+        backbones = sorted({r["backbone"] for r in rows})
+        residual = next((b for b in backbones if not b.startswith("plain")), "resnet18")
+        plain = next((b for b in backbones if b.startswith("plain")), "plain18")
+        seeds = {
+            b: sorted(r["seed"] for r in rows if r["backbone"] == b and r["finished"])
+            for b in backbones
+        }
+        return [detection_verdict(rows, residual, plain, looks(seeds))], seeds
+    raise ValueError(f"{folder}: not one of the reports judged from their CSV ({REJUDGED})")
+
+
+def rejudge(folder: Path) -> tuple[list[Verdict], str, list[dict[str, Any]]]:
+    """A written report's verdicts computed again from the CSV it wrote, corrected for the
+    looks its ``verdicts.json`` records (this one added when its seeds are new), its RESULTS.md
+    with the verdict lines replaced, and the looks; nothing is written
+    (:func:`write_rejudged` writes)."""
+    history: list[dict[str, Any]] = []
+
+    def looks(seeds: Seeds) -> int:
+        history[:] = looks_with(folder, seeds, "judged again from the report's CSV")
+        return counted_looks(history)
+
+    verdicts, _ = _judge_folder(folder, looks)
+    verdicts = with_looks(verdicts, history)
     results = folder / "RESULTS.md"
     text = results.read_text()
     try:
         text = replace_block(text, VERDICTS_BEGIN, VERDICTS_END, verdict_block(verdicts))
     except ValueError as e:
         raise ValueError(f"{results}: {e}") from e
-    return verdicts, text
+    return verdicts, text, history
 
 
-def write_rejudged(folder: Path, verdicts: Sequence[Verdict], text: str) -> None:
-    """Write what :func:`rejudge` computed: ``verdicts.json`` and RESULTS.md."""
-    write_verdicts(folder, verdicts)
+def write_rejudged(
+    folder: Path, verdicts: Sequence[Verdict], text: str, looks: Sequence[Mapping[str, Any]]
+) -> None:
+    """Write what :func:`rejudge` computed: ``verdicts.json`` (with its looks) and RESULTS.md."""
+    write_verdicts(folder, verdicts, looks)
     atomic_write_text(folder / "RESULTS.md", text)
 
 

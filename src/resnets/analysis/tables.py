@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from .paper import PAPER_PREACT, PAPER_RESNET110_MEAN_STD, PAPER_TABLE3, PAPER_TABLE6
-from .reports import WORDS, Verdict, fmt_pct, mean_std, verdict_block
-from .stats import combine, paired_by_seed
+from .reports import Verdict, fmt_pct, mean_std, verdict_block
 
 Records = list[dict[str, Any]]
 
@@ -127,10 +126,11 @@ def sum_vs_concat_sections(
     labels: list[str],
     groups: dict[str, Records],
     costs: dict[str, dict[str, Any]],
-    seeds: int,
+    verdict: Verdict,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Additive against concatenating shortcuts: costs and errors per variant, the usual claims
-    judged; returns the sections and the rows of variants.csv."""
+    judged (the accuracy claim is ``verdict``, from :func:`reports.concat_verdict`); returns the
+    sections and the rows of variants.csv."""
     table = [
         "| shortcut | params | MACs / image | activations, batch 128 (MiB) | final width | "
         "s per epoch (45k images) | final val error (%) | best val error (%) |",
@@ -149,8 +149,6 @@ def sum_vs_concat_sections(
             f"{fmt_pct(best_mean, best_std, len(runs))} |"
         )
     added, concat, matched = (rows[label] for label in labels)
-    # the accuracy claim is decided by the difference paired by seed, not by the means
-    test = paired_by_seed(_final_by_seed(groups[labels[2]]), _final_by_seed(groups[labels[0]]))
     grows = concat["features"] > added["features"]
     costs_more = concat["macs"] > added["macs"] and concat["act_mib"] > added["act_mib"]
     verdicts = [
@@ -162,11 +160,6 @@ def sum_vs_concat_sections(
         f"{concat['macs'] / added['macs']:.2f}x the MACs, {concat['act_mib'] / added['act_mib']:.2f}x "
         f"the activation memory and {concat['epoch_s'] / added['epoch_s']:.2f}x the time per epoch: "
         f"**{'holds' if costs_more else 'does not hold'}**.",
-        f"- *It gives later layers more to work with* (so it should do better for its budget): "
-        f"at matched parameters ({matched['params']:,} vs {added['params']:,}) concatenation "
-        f"reaches {100 * matched['val']:.2f}% validation error against {100 * added['val']:.2f}% "
-        f"for the sum; sum minus concatenation, paired by seed: {test.text()}: "
-        f"**{WORDS[test.outcome]}**.",
     ]
     sections = [
         f"## Additive against concatenating shortcuts, {depth} layers",
@@ -184,27 +177,32 @@ def sum_vs_concat_sections(
         "128 keeps for backward (autograd's saved tensors, counted once per storage); time per "
         "epoch comes from each run's own training time, on this machine.",
         "",
-        "Verdict on the usual claims, computed from the rows above:",
+        "Verdict on the usual claims, computed from the rows above (the first two are "
+        "measurements of the architectures, not tests):",
         "",
         *verdicts,
+        "",
+        f"*It gives later layers more to work with* (so it should do better for its budget): at "
+        f"matched parameters ({matched['params']:,} vs {added['params']:,}) concatenation reaches "
+        f"{100 * matched['val']:.2f}% validation error against {100 * added['val']:.2f}% for the "
+        "sum.",
+        "",
+        *verdict_block([verdict]),
     ]
     return sections, [{"variant": k, **v} for k, v in rows.items()]
 
 
-def _final_by_seed(runs: Records) -> dict[int, float]:
-    return {int(r["seed"]): float(r["final_val_err"]) for r in runs}
-
-
-def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records]) -> list[str]:
-    """Original against pre-activation units per depth, beside the paper's errors."""
+def preact_sections(
+    pairs: list[tuple[int, str, str]], groups: dict[str, Records], verdicts: Sequence[Verdict]
+) -> list[str]:
+    """Original against pre-activation units per depth, beside the paper's errors, and the
+    ordering judged per depth (``verdicts``, from :func:`reports.preact_verdicts`)."""
     table = [
         "| depth | unit | params | final training error (%) | final val error (%) | "
         "paper, CIFAR-10 test error (%) |",
         "| ---: | --- | ---: | ---: | ---: | ---: |",
     ]
-    verdicts = []
     for depth, original, preact in pairs:
-        finals = {}
         for model, unit, paper in (
             (original, "original", PAPER_PREACT[depth][0]),
             (preact, "pre-activation", PAPER_PREACT[depth][1]),
@@ -212,19 +210,11 @@ def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records
             runs = groups[model]
             train_mean, train_std = mean_std([r["final_train_err"] for r in runs])
             val_mean, val_std = mean_std([r["final_val_err"] for r in runs])
-            finals[unit] = val_mean
             table.append(
                 f"| {depth} | {unit} | {runs[0]['params']:,} | "
                 f"{fmt_pct(train_mean, train_std, len(runs))} | "
                 f"{fmt_pct(val_mean, val_std, len(runs))} | {paper:.2f} |"
             )
-        test = paired_by_seed(_final_by_seed(groups[preact]), _final_by_seed(groups[original]))
-        verdicts.append(
-            f"- depth {depth}: pre-activation {100 * finals['pre-activation']:.2f}% against "
-            f"{100 * finals['original']:.2f}% (paper: {PAPER_PREACT[depth][1]} against "
-            f"{PAPER_PREACT[depth][0]}); original minus pre-activation, paired by seed: "
-            f"{test.text()}. The paper's ordering: **{WORDS[test.outcome]}**."
-        )
     gain_110 = PAPER_PREACT[110][0] - PAPER_PREACT[110][1]
     gain_1001 = PAPER_PREACT[1001][0] - PAPER_PREACT[1001][1]
     return [
@@ -234,7 +224,14 @@ def preact_sections(pairs: list[tuple[int, str, str]], groups: dict[str, Records
         "",
         *table,
         "",
-        *verdicts,
+        *verdict_block(verdicts),
+        "",
+        "The paper (Identity Mappings, Table 3, CIFAR-10 test error): "
+        + "; ".join(
+            f"depth {d}: pre-activation {PAPER_PREACT[d][1]} against original {PAPER_PREACT[d][0]}"
+            for d, _, _ in pairs
+        )
+        + ".",
         "",
         "Original units: conv-BN-ReLU, conv-BN, addition, ReLU (He et al. 2015). Pre-activation "
         "units: BN-ReLU-conv twice (three times in the bottleneck of 164/1001), addition, nothing "
@@ -340,37 +337,6 @@ def gradients_sections(
     ]
 
 
-def transfer_verdict(records: Records, counts: list[int]) -> str:
-    """The claim, decided by tests paired by seed (one seed: one initialisation and one draw of
-    the labelled images, shared by the modes): with the fewest labels, fine-tuning the
-    pretrained network beats training from scratch; and that advantage is larger there than
-    with the most labels."""
-    few, many = counts[0], counts[-1]
-
-    def errors(mode: str, n: int) -> dict[int, float]:
-        runs = [r for r in records if r["mode"] == mode and r["labels"] == n]
-        return _final_by_seed(runs)
-
-    def lab(n: int) -> str:
-        return f"{n} labelled images per class" if n else "every labelled image"
-
-    helps = paired_by_seed(errors("fine-tuned", few), errors("from scratch", few))
-    probe = paired_by_seed(errors("linear probe", few), errors("from scratch", few))
-    gap_few = dict(zip(helps.seeds, helps.diffs))
-    at_many = paired_by_seed(errors("fine-tuned", many), errors("from scratch", many))
-    gap_many = dict(zip(at_many.seeds, at_many.diffs))
-    shrinks = paired_by_seed(gap_many, gap_few)  # few-label gap minus many-label gap
-    outcome = combine([helps.outcome, shrinks.outcome])
-    return (
-        f"**Verdict: {WORDS[outcome]}.** With {lab(few)}, fine-tuning the pretrained "
-        f"network lowers the validation error against training from scratch by "
-        f"{helps.text()} (the linear probe: {probe.text()}); with {lab(many)}, by "
-        f"{at_many.text()}. The advantage with {lab(few)} minus the one with {lab(many)}: "
-        f"{shrinks.text()}. Each difference is paired by seed; the claim holds when both "
-        "intervals lie above zero."
-    )
-
-
 def transfer_sections(
     *,
     model: str,
@@ -384,9 +350,10 @@ def transfer_sections(
     counts: list[int],
     records: Records,
     full: int,
+    verdict: Verdict,
 ) -> tuple[list[str], dict[str, list[tuple[float, float, float]]]]:
-    """Accuracy per labelled-images count and mode, judged by :func:`transfer_verdict`;
-    returns the sections and the curves for the figure."""
+    """Accuracy per labelled-images count and mode, judged by ``verdict`` (from
+    :func:`reports.transfer_verdict`); returns the sections and the curves for the figure."""
     curves: dict[str, list[tuple[float, float, float]]] = {}
     table = [
         "| labelled images per class | " + " | ".join(modes) + " |",
@@ -412,7 +379,7 @@ def transfer_sections(
         "",
         "![accuracy against labelled images per class](transfer.png)",
         "",
-        transfer_verdict(records, counts),
+        *verdict_block([verdict]),
         "",
         f"Every run here trains {iters:,} iterations (as its record says); the pretrained "
         f"ones had {pretrain_iters:,} more on the source classes. "

@@ -144,9 +144,30 @@ def read_coco(root: str | os.PathLike) -> CocoSet:
             raise _fail(path, f"missing (image {iid} of {ANNOTATIONS})")
         images[iid] = {"path": path, "width": width, "height": height, "boxes": [], "labels": []}
 
+    annotation_ids: dict[int, int] = {}
     for n, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise _fail(ann_path, f"annotation #{n} is not an object")
+        if "id" in ann:  # optional; where given, unique (pycocotools matches by it)
+            aid = _int_field(ann, "id", ann_path, f"annotation #{n}")
+            if aid in annotation_ids:
+                raise _fail(
+                    ann_path,
+                    f"annotation #{n}: id {aid} appears twice (first at #{annotation_ids[aid]})",
+                )
+            annotation_ids[aid] = n
+        # every field the reader turns into a decision is type-checked: "0" is not 0
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, (bool, float)):
+            raise _fail(ann_path, f"annotation #{n}: iscrowd {crowd!r} must be the integer 0 or 1")
+        area = ann.get("area")
+        if area is not None and (
+            not isinstance(area, (int, float))
+            or isinstance(area, bool)
+            or not math.isfinite(area)
+            or area < 0
+        ):
+            raise _fail(ann_path, f"annotation #{n}: area {area!r} must be a number >= 0")
         iid = _int_field(ann, "image_id", ann_path, f"annotation #{n}")
         cid = _int_field(ann, "category_id", ann_path, f"annotation #{n}")
         if iid not in images:
@@ -172,7 +193,7 @@ def read_coco(root: str | os.PathLike) -> CocoSet:
                 ann_path,
                 f"annotation #{n}: box {box} leaves image {iid} ({img['width']}x{img['height']})",
             )
-        if ann.get("iscrowd", 0):  # crowd regions are ignored by COCO's scoring, not learned
+        if crowd:  # crowd regions are ignored by COCO's scoring, not learned
             continue
         if len(img["boxes"]) >= MAX_OBJECTS:
             raise _fail(ann_path, f"image {iid}: more than {MAX_OBJECTS} objects")

@@ -17,6 +17,12 @@ PALETTE = [
 ]  # fmt: skip
 
 
+def top_detections(detections: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """The ``k`` highest-scoring detections of one image (boxes, labels, scores), best first."""
+    order = torch.argsort(detections["scores"], descending=True)[:k]
+    return {key: detections[key][order] for key in ("boxes", "labels", "scores")}
+
+
 def draw_detections(
     image: torch.Tensor,
     detections: dict[str, torch.Tensor],

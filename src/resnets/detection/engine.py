@@ -26,6 +26,7 @@ from ..data.images import decode_image
 from ..errors import ConfigError, DataError
 from ..inference import model_from_weights
 from ..io import atomic_write_bytes, atomic_write_json, progress_bar
+from ..models.weights import check_finite
 from ..rundir import RunDir
 from ..runtime import StopSignals
 from ..train.run_files import MetricsLog, RunLog, truncate_metrics
@@ -59,12 +60,37 @@ class DetectTrainConfig:
     detector: dict[str, Any] = field(default_factory=dict)  # DetectorConfig fields to change
 
     def check(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError("epochs, batch size and lr must be positive")
+        """Every setting range-checked in one line, before a run folder is made."""
+        for name, low, high in (("epochs", 1, 10_000), ("batch_size", 1, 256),
+                                ("warmup_iters", 0, 1_000_000), ("threads", 0, 1024)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"detection setting {name}={value!r}: a whole number in {low}..{high}"
+                )
+        for name, low, high in (("lr", 0.0, 10.0), ("momentum", 0.0, 1.0),
+                                ("weight_decay", 0.0, 1.0)):  # fmt: skip
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not low <= value <= high
+                or (name == "lr" and value == 0)
+            ):
+                raise ConfigError(f"detection setting {name}={value!r}: a number in {low}..{high}")
+        if len(self.milestones) > 100 or not all(
+            isinstance(m, int) and not isinstance(m, bool) and 0 < m <= 10_000
+            for m in self.milestones
+        ):
+            raise ConfigError(f"milestones {list(self.milestones)}: epochs in 1..10000")
+        if not isinstance(self.detector, dict):
+            raise ConfigError(f"detector settings {self.detector!r}: a JSON object")
         allowed = {f.name for f in fields(DetectorConfig)} - {"backbone", "num_classes"}
         unknown = sorted(set(self.detector) - allowed)
         if unknown:
             raise ConfigError(f"detector settings {unknown}: not fields of DetectorConfig")
+        DetectorConfig(backbone=self.backbone, **self.detector)  # its own bounds, one line
 
 
 def config_from_record(saved: dict[str, Any]) -> DetectTrainConfig:
@@ -342,6 +368,7 @@ def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
                 cfg = config_from_record(record["config"])
                 classes = [str(c) for c in record["classes"]]
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                # (ConfigError is a ValueError: a setting out of its bounds lands here too)
                 raise DataError(f"{file}: a malformed detector record ({e})") from None
             if not 1 <= len(classes) <= 10_000:
                 raise DataError(f"{file}: {len(classes)} classes in the record")
@@ -365,7 +392,9 @@ def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
                         f"{file}: tensor {name} is {dtype} {list(shape)}, the detector's is "
                         f"{want_dtype} {list(want.shape)}"
                     )
-            model.load_state_dict({name: f.get_tensor(name) for name in expected})
+            state = {name: f.get_tensor(name) for name in expected}
+            check_finite(state, str(file))
+            model.load_state_dict(state)
     except SafetensorError as e:
         raise DataError(f"{file}: not a readable safetensors file ({e})") from None
     model.eval()

@@ -63,18 +63,20 @@ def coco_scores(
         return DetectionScores(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(ids), 0)
     dataset = {
         "images": truth.dataset["images"],
+        # ids renumbered 1..N for scoring: pycocotools takes an annotation id of 0 for "no
+        # match", so a set numbered from 0 (common in converted sets) would lose one true box
+        # (read_coco has refused duplicates, so the renumbering keeps every annotation apart)
         "annotations": [
             {
                 **ann,
+                "id": n + 1,
                 "area": ann.get("area", ann["bbox"][2] * ann["bbox"][3]),
                 "iscrowd": ann.get("iscrowd", 0),
             }
-            for ann in truth.dataset["annotations"]
+            for n, ann in enumerate(truth.dataset["annotations"])
         ],
         "categories": truth.dataset["categories"],
     }
-    for n, ann in enumerate(dataset["annotations"]):
-        ann.setdefault("id", n + 1)
     quiet = io.StringIO()  # pycocotools prints its progress and its table
     with contextlib.redirect_stdout(quiet):
         gt = COCO()

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..models import create_model
 from .ops import batched_nms, box_area, box_iou, clip_boxes, decode_boxes, encode_boxes, roi_align
 
@@ -53,6 +54,67 @@ class DetectorConfig:
     box_nms: float = 0.5
     detections_per_image: int = 100
     min_size: float = 1e-3  # boxes narrower than this (pixels) are dropped
+
+    def __post_init__(self) -> None:
+        """Every size and fraction range-checked in one line before anything is built: a
+        record or a ``--detector`` setting cannot ask for terabytes."""
+        for name, (low, high) in _BOUNDS.items():
+            value = getattr(self, name)
+            integral = isinstance(low, int)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (integral and not isinstance(value, int))
+                or not math.isfinite(value)
+                or not low <= value <= high
+            ):
+                kind = "a whole number" if integral else "a number"
+                raise ConfigError(f"detector setting {name}={value!r}: {kind} in {low}..{high}")
+        ratios = self.aspect_ratios
+        if (
+            not isinstance(ratios, (tuple, list))
+            or not 1 <= len(ratios) <= 8
+            or not all(
+                isinstance(r, (int, float)) and not isinstance(r, bool) and 0.05 <= r <= 20
+                for r in ratios
+            )
+        ):
+            raise ConfigError(
+                f"detector setting aspect_ratios={ratios!r}: 1 to 8 numbers in 0.05..20"
+            )
+        object.__setattr__(self, "aspect_ratios", tuple(float(r) for r in ratios))
+        if not isinstance(self.backbone, str):
+            raise ConfigError(f"detector setting backbone={self.backbone!r}: a model name")
+        if self.rpn_bg_iou > self.rpn_fg_iou:
+            raise ConfigError(
+                f"detector settings rpn_bg_iou={self.rpn_bg_iou} above rpn_fg_iou={self.rpn_fg_iou}"
+            )
+
+
+#: each size and fraction of :class:`DetectorConfig` and its range (ints: whole numbers); the
+#: largest sizes keep the biggest detector under ~1 GB of weights
+_BOUNDS: dict[str, tuple[int | float, int | float]] = {
+    "num_classes": (2, 10_001),
+    "fpn_channels": (8, 512),
+    "anchor_scale": (0.5, 64.0),
+    "rpn_fg_iou": (0.01, 1.0),
+    "rpn_bg_iou": (0.0, 1.0),
+    "rpn_batch": (1, 4096),
+    "rpn_positive_fraction": (0.01, 1.0),
+    "rpn_pre_nms": (1, 20_000),
+    "rpn_post_nms_train": (1, 10_000),
+    "rpn_post_nms_test": (1, 10_000),
+    "rpn_nms": (0.01, 1.0),
+    "box_fg_iou": (0.01, 1.0),
+    "box_batch": (1, 4096),
+    "box_positive_fraction": (0.01, 1.0),
+    "roi_size": (1, 14),
+    "box_head_width": (8, 2048),
+    "score_threshold": (0.0, 1.0),
+    "box_nms": (0.01, 1.0),
+    "detections_per_image": (1, 1000),
+    "min_size": (0.0, 1000.0),
+}
 
 
 class FeaturePyramid(nn.Module):

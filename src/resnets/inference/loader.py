@@ -35,9 +35,11 @@ from ..models.weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     WeightsMeta,
+    check_finite,
     check_state_fits_record,
     load_state_dict_checked,
     read_weights,
+    stored_dtype_of,
 )
 from .graph import onnx_bytes
 from .runtimes import BACKENDS, ExternalModel, available_backends, is_exported, read_exported_meta
@@ -170,11 +172,7 @@ def load_weights(
             ) from None
         return _with_preprocessing(runner, meta, label, backend)
     net, meta = model_from_weights(weights, model=model, num_classes=num_classes)
-    bad = [
-        n for n, t in net.state_dict().items() if t.is_floating_point() and not t.isfinite().all()
-    ]
-    if bad:
-        raise WeightsError(f"{weights}: non-finite values (NaN/inf) in {', '.join(bad[:3])}")
+    check_finite(net.state_dict(), str(weights))
     net = net.eval()
     if backend == "torch":
         return _with_preprocessing(net.to(device), meta, label, backend)
@@ -246,7 +244,7 @@ def model_from_weights(
     if "in_chans" not in kwargs and stem is not None:
         kwargs["in_chans"] = int(state[stem].shape[1])
     net = create_model(name, **kwargs)
-    load_state_dict_checked(net, state, str(path))
+    load_state_dict_checked(net, state, str(path), stored_dtype_of(meta))
     meta = _with_class_names(meta, named, net.num_classes)
     return net, replace(meta, model=get_spec(name).name)
 

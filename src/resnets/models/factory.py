@@ -11,7 +11,7 @@ from ..errors import ConfigError, WeightsError
 from . import registry
 from .base import StagedNet
 from .catalogue import default_tag, get_pretrained, list_pretrained, weights_file
-from .weights import load_state_dict_checked, read_weights
+from .weights import load_state_dict_checked, read_weights, stored_dtype_of
 
 
 def create_model(
@@ -63,7 +63,7 @@ def _pretrained(name: str, pretrained: bool | str, kwargs: dict[str, Any]) -> nn
     opts = {**entry.meta.model_kwargs, **kwargs}
     model = registry.build(arch, **opts)
     sd, _ = read_weights(weights_file(wname))
-    load_state_dict_checked(model, sd, wname)
+    load_state_dict_checked(model, sd, wname, stored_dtype_of(entry.meta))
     if want_classes is not None and want_classes != model.num_classes:
         model.reset_classifier(want_classes)  # a new head; the backbone keeps the weights
     return model

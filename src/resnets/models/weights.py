@@ -119,9 +119,34 @@ def _modern_key(key: str) -> str:
     return m.group(1) + m.group(2) if m else key
 
 
-def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label: str) -> None:
-    """``load_state_dict(strict=True)`` with an error that lists the mismatched keys."""
+def check_finite(state: dict[str, torch.Tensor], label: str) -> None:
+    """Refuse weights with NaN or infinity in any floating-point tensor (classification and
+    detection alike): such a file scores nothing and trains nothing."""
+    bad = [n for n, t in state.items() if t.is_floating_point() and not t.isfinite().all()]
+    if bad:
+        raise WeightsError(f"{label}: non-finite values (NaN/inf) in {', '.join(bad[:3])}")
+
+
+def stored_dtype_of(meta: WeightsMeta | None) -> str | None:
+    """The floating-point dtype a weights record says its tensors were stored in
+    (``weights package --half`` stores float16), or None when it says nothing."""
+    stored = ((meta.final if meta is not None else None) or {}).get("stored_dtype")
+    return stored if isinstance(stored, str) else None
+
+
+def load_state_dict_checked(
+    model: nn.Module, sd: dict[str, torch.Tensor], label: str, stored: str | None = None
+) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists the mismatched keys. Every
+    floating-point tensor must be in the dtype the architecture stores, or in ``stored`` where
+    the weights' record says the file was stored in another (``float16``); integer buffers in
+    an integer dtype. A file cast to another precision behind its record's back is refused."""
     own = model.state_dict()
+    want = _STORED.get(stored or "", None)
+    if stored is not None and want is None:
+        raise WeightsError(
+            f"{label}: the record's stored_dtype {stored!r} is not one of {sorted(_STORED)}"
+        )
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     shapes = [
@@ -131,9 +156,9 @@ def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label
     ]
     dtypes = [
         f"{k} {str(sd[k].dtype).removeprefix('torch.')} where "
-        f"{str(own[k].dtype).removeprefix('torch.')} belongs"
+        f"{str(want if want is not None and own[k].is_floating_point() else own[k].dtype).removeprefix('torch.')} belongs"
         for k in own
-        if k in sd and not _dtype_fits(sd[k].dtype, own[k].dtype)
+        if k in sd and not _dtype_fits(sd[k].dtype, own[k].dtype, want)
     ]
     if missing or unexpected or shapes or dtypes:
 
@@ -157,12 +182,15 @@ def load_state_dict_checked(model: nn.Module, sd: dict[str, torch.Tensor], label
 #: the stored dtypes a model's tensor of each kind may be loaded from: floating-point weights
 #: from floating-point values only (an int8 tensor is quantized data, not weights to cast),
 #: integer buffers (BatchNorm's step count) from integers
-_FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _INTEGERS = (torch.int64, torch.int32)
+#: the floating-point dtypes a record may say its file was stored in
+_STORED = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def _dtype_fits(stored: torch.dtype, own: torch.dtype) -> bool:
-    return stored in (_FLOATS if own.is_floating_point else _INTEGERS)
+def _dtype_fits(stored: torch.dtype, own: torch.dtype, want: torch.dtype | None) -> bool:
+    if own.is_floating_point:
+        return stored == (want or own)
+    return stored in _INTEGERS
 
 
 def check_state_fits_record(

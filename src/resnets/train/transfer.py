@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.catalogue import get_pretrained, is_weights_name, resolve_weights_path
-from ..models.weights import WeightsMeta, load_state_dict_checked, read_weights
+from ..models.weights import WeightsMeta, load_state_dict_checked, read_weights, stored_dtype_of
 from .config import TrainConfig
 from .run_files import RunLog
 
@@ -62,12 +62,18 @@ def load_backbone(
         and sd.get(head + "weight", torch.empty(0)).shape[:1] == (len(classes),)
     )
     if same_classes:
-        load_state_dict_checked(raw_model, sd, label)
+        load_state_dict_checked(raw_model, sd, label, stored_dtype_of(meta))
         log(f"initialised from {label} (every layer, the same {len(classes)} classes)")
         return
-    own_head = {k: v for k, v in raw_model.state_dict().items() if k.startswith(head)}
+    # the fresh head joins the file's tensors in the file's dtype (the load casts all back)
+    stored_as = next((v.dtype for v in sd.values() if v.is_floating_point()), torch.float32)
+    own_head = {
+        k: v.to(stored_as) if v.is_floating_point() else v
+        for k, v in raw_model.state_dict().items()
+        if k.startswith(head)
+    }
     body = {k: v for k, v in sd.items() if not k.startswith(head)}
-    load_state_dict_checked(raw_model, {**body, **own_head}, label)
+    load_state_dict_checked(raw_model, {**body, **own_head}, label, stored_dtype_of(meta))
     before = "unknown" if meta is None or meta.classes is None else len(meta.classes)
     n_old = sd[head + "weight"].shape[0] if head + "weight" in sd else before
     log(
