@@ -34,26 +34,46 @@ def _load(name):
 
 
 def _model_entry(model):
-    def entry(pretrained=False, **kwargs):
-        if not pretrained:
+    def entry(pretrained=False, weights=None, progress=True, **kwargs):
+        # torchvision's keywords: weights=None | "DEFAULT" | a tag | a weights name, and
+        # progress (downloads show a bar either way here); pretrained=True means "DEFAULT"
+        if weights is None and not pretrained:
             return create_model(model, **kwargs)
-        tag = default_tag(model)
-        if tag is None:
-            raise ValueError(f"{model}: no named weights; see `resnets weights list`")
+        if weights in (None, "DEFAULT", True):
+            tag = default_tag(model)
+            if tag is None:
+                raise ValueError(f"{model}: no named weights; see `resnets weights list`")
+            name = f"{model}.{tag}"
+        else:
+            name = weights if "." in str(weights) else f"{model}.{weights}"
+            if not name.startswith(f"{model}."):
+                raise ValueError(f"{model}: weights {weights!r} are for another model")
         if kwargs:
             raise ValueError(
-                f"{model}: pretrained=True loads {model}.{tag} as trained; "
+                f"{model}: pretrained weights load {name} as trained; "
                 f"{', '.join(kwargs)} would change the network"
             )
-        return _load(f"{model}.{tag}")
+        return _load(name)
 
     entry.__name__ = model
-    entry.__doc__ = f"{model}: untrained, or with pretrained=True its default named weights."
+    entry.__doc__ = (
+        f"{model}: untrained, or with pretrained=True (or weights='DEFAULT', a tag or a "
+        "weights name) its named weights."
+    )
     return entry
 
 
 def _weights_entry(name):
-    def entry():
+    def entry(pretrained=True, progress=True, **kwargs):
+        # a weights name always means its weights: pretrained=True is accepted (torch.hub
+        # users pass it out of habit), pretrained=False or builder options are refused
+        if not pretrained:
+            model = name.split(".")[0]
+            raise ValueError(f"{name}: a weights name loads its weights; use {model!r} untrained")
+        if kwargs:
+            raise ValueError(
+                f"{name}: loads the weights as trained; {', '.join(kwargs)} would change the network"
+            )
         return _load(name)
 
     entry.__name__ = name

@@ -47,3 +47,26 @@ def test_untrained_models_take_the_builders_options():
         torch.hub.load(ROOT, "resnet110", source="local", pretrained=True)
     with pytest.raises(ValueError, match="would change the network"):
         torch.hub.load(ROOT, "resnet20", source="local", pretrained=True, num_classes=3)
+
+
+def test_the_hub_takes_torchvisions_keywords():
+    """Issue 44, H03: pretrained=True on a weights name, weights= and progress= as
+    torchvision's builders take them; what cannot be honoured is one ValueError."""
+    x = torch.randn(1, 3, 32, 32)
+    expected = load_weights("resnet20.cifar10").model(x)
+    for args, kwargs in (
+        (("resnet20.cifar10",), {"pretrained": True}),
+        (("resnet20.cifar10",), {"progress": False}),
+        (("resnet20",), {"weights": "DEFAULT"}),
+        (("resnet20",), {"weights": "cifar10", "progress": False}),
+        (("resnet20",), {"weights": "resnet20.cifar10"}),
+    ):
+        model = torch.hub.load(ROOT, *args, source="local", **kwargs)
+        with torch.no_grad():
+            assert torch.allclose(model(x), expected, atol=1e-6), (args, kwargs)
+    with pytest.raises(ValueError, match="use 'resnet20' untrained"):
+        torch.hub.load(ROOT, "resnet20.cifar10", source="local", pretrained=False)
+    with pytest.raises(ValueError, match="would change the network"):
+        torch.hub.load(ROOT, "resnet20.cifar10", source="local", num_classes=3)
+    with pytest.raises(ValueError, match="are for another model"):
+        torch.hub.load(ROOT, "resnet20", source="local", weights="resnet32.cifar10")

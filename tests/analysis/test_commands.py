@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from resnets.analysis.layers import response_stds, shattered_correlation
-from resnets.analysis.reports import REJUDGED, WORDS, read_verdicts
+from resnets.analysis.reports import SUMMARY_REPORTS, WORDS, read_verdicts
 from resnets.cli import main
 from resnets.models import create_model
 
@@ -146,8 +146,10 @@ def test_preact_command(tmp_path):
         for m in ("resnet110", "preact_resnet110")
     }
     test = paired_by_seed(errors["preact_resnet110"], errors["resnet110"])
-    assert f"The paper's ordering: **{WORDS[test.outcome]}**." in text
-    assert test.outcome == "not decided" and test.text() in text
+    line = next(x for x in text.splitlines() if x.startswith("- (preact-110) "))
+    assert "pre-activation units beat the original ones at depth 110" in line
+    assert f"**{WORDS[test.outcome]}**" in line
+    assert test.outcome == "not decided" and test.text() in line
     assert (out / "curves.png").is_file()
 
 
@@ -241,7 +243,8 @@ def test_transfer_command(tmp_path):
     assert main(argv) == 0
     text = (out / "RESULTS.md").read_text()
     assert "| labelled images per class | from scratch | linear probe | fine-tuned |" in text
-    assert "Verdict:" in text and "labelled images per class, fine-tuning the pretrained" in text
+    verdict = next(x for x in text.splitlines() if x.startswith("- (transfer) "))
+    assert "labelled images per class, fine-tuning the pretrained" in verdict
     rows = list(csv.DictReader(open(out / "transfer.csv")))
     assert len(rows) == 6 and {r["mode"] for r in rows} == {
         "from scratch",
@@ -337,9 +340,9 @@ def test_paper_queue_shared_by_two_workers(tmp_path):
     import shutil
 
     shutil.rmtree(tmp_path / "store")
-    before = {f: read_verdicts(tmp_path / "res" / f / "verdicts.json") for f in REJUDGED}
+    before = {f: read_verdicts(tmp_path / "res" / f / "verdicts.json") for f in SUMMARY_REPORTS}
     res = str(tmp_path / "res")
     assert main(["analyze", "verdicts", "--results", res, "--data", "digits"]) == 0
-    for folder in REJUDGED:
+    for folder in SUMMARY_REPORTS:
         assert read_verdicts(tmp_path / "res" / folder / "verdicts.json") == before[folder]
     assert (tmp_path / "res" / "RESULTS.md").read_text() == summary

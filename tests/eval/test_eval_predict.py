@@ -241,3 +241,39 @@ def test_multi_scale_testing_averages_scales_and_mirrors(digits_run, capsys):
     )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scales"] == [8, 12]
     assert main(["eval", "--weights", str(digits_run), "--data", "digits", "--scales", "0"]) == 2
+
+
+def test_a_backend_that_fails_at_import_is_probed_not_trusted(tmp_path):
+    """Issue 44, E02: an openvino that is installed but breaks at import (a missing shared
+    library) is left out of --backend auto, and named in one line when asked for."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    fake = tmp_path / "site" / "openvino"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('libopenvino.so.2540: cannot open')\n")
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), (120, 30, 60)).save(image)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+
+    def run(*backend: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "resnets", "predict", "--weights", "resnet20.cifar10"]
+        return subprocess.run(
+            [*argv, *backend, str(image)], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    auto = run("--backend", "auto")
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    asked = run("--backend", "openvino")
+    assert asked.returncode == 2
+    assert (
+        "--backend openvino: installed but fails to import (ImportError: libopenvino"
+        in asked.stderr
+    )
+    assert "Traceback" not in asked.stderr and len(asked.stderr.strip().splitlines()) == 1

@@ -247,3 +247,21 @@ def test_resume_refuses_a_data_folder_that_changed(tmp_path):
     victim.unlink()  # one image fewer: another split, another result
     with pytest.raises(ConfigError, match="changed since this run started"):
         train(cfg, run, resume=True, progress=False, echo=False)
+
+
+def test_a_thread_count_chosen_from_load_is_said_with_how_to_pin_it(tmp_path, monkeypatch):
+    """Issue 44: the default thread count follows the machine's load, and a seeded run's
+    weights follow the thread count; the run says so at its start, and a pinned count (or a
+    resume, which keeps its count) says nothing."""
+    import resnets.runtime as runtime
+    from resnets.train import build_config, train
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "busy_cores", lambda seconds=0.2: 1.0)
+    cfg = build_config("digits", cli_values={"iters": 2})
+    train(cfg, tmp_path / "free", progress=False, echo=False)
+    log = (tmp_path / "free" / "train.log").read_text()
+    assert "chosen from the idle cores now" in log and "pass --threads" in log
+    pinned = build_config("digits", cli_values={"iters": 2, "threads": 1})
+    train(pinned, tmp_path / "pinned", progress=False, echo=False)
+    assert "chosen from the idle cores" not in (tmp_path / "pinned" / "train.log").read_text()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -42,7 +41,14 @@ from ..models.weights import (
     stored_dtype_of,
 )
 from .graph import onnx_bytes
-from .runtimes import BACKENDS, ExternalModel, available_backends, is_exported, read_exported_meta
+from .runtimes import (
+    BACKENDS,
+    ExternalModel,
+    available_backends,
+    import_problem,
+    is_exported,
+    read_exported_meta,
+)
 from .views import TestViews
 
 log = logging.getLogger(__name__)
@@ -123,8 +129,9 @@ def choose_backend(weights: str | os.PathLike, backend: str | None, device: torc
             backend = available_backends()[0]
     if backend != "torch" and device.type != "cpu":
         raise ConfigError(f"--backend {backend}: runs on the CPU (--device cpu)")
-    if backend != "torch" and importlib.util.find_spec(backend) is None:
-        raise ConfigError(f"--backend {backend}: not installed (pip install 'resnets[deploy]')")
+    problem = import_problem(backend) if backend != "torch" else None
+    if problem is not None:
+        raise ConfigError(f"--backend {backend}: {problem} (pip install 'resnets[deploy]')")
     if exported and backend == "torch":
         raise ConfigError(f"{weights}: an exported model runs on onnxruntime or openvino")
     if exported and backend == "onnxruntime" and Path(weights).is_dir():

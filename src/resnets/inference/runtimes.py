@@ -8,6 +8,8 @@ they run a PyTorch model. Which runtime a model gets is decided in one place:
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 import json
 import os
@@ -26,10 +28,25 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 META_KEY = "resnets"  # ONNX metadata_props key / OpenVINO sidecar file stem
 
 
+@functools.cache
+def import_problem(package: str) -> str | None:
+    """Why the optional ``package`` cannot be used here, in a few words, or None when it
+    imports. The package is imported, not only looked up: one that is installed but broken
+    (a missing shared library, a wrong build) must not pass for available."""
+    if importlib.util.find_spec(package) is None:
+        return "not installed"
+    try:
+        importlib.import_module(package)
+    except Exception as e:  # noqa: BLE001 - any failure at import means "not usable"
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        return f"installed but fails to import ({type(e).__name__}: {first})"
+    return None
+
+
 def available_backends() -> list[str]:
-    """The backends installed here, fastest first on a CPU (OpenVINO, ONNX Runtime, torch:
-    the order measured by ``resnets benchmark infer``)."""
-    out = [b for b in ("openvino", "onnxruntime") if importlib.util.find_spec(b) is not None]
+    """The backends usable here, fastest first on a CPU (OpenVINO, ONNX Runtime, torch: the
+    order measured by ``resnets benchmark infer``); one that fails to import is left out."""
+    out = [b for b in ("openvino", "onnxruntime") if import_problem(b) is None]
     return out + ["torch"]
 
 

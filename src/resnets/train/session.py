@@ -94,8 +94,17 @@ def _build_session(
     metrics = run_files.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
     device = pick_device(cfg.device)
     if device.type == "cpu":  # threads beyond the idle cores collapse throughput (issue 11)
+        from_load = not cfg.threads and not os.environ.get("OMP_NUM_THREADS")
         cfg = dataclasses.replace(cfg, threads=choose_threads(cfg.threads))
         torch.set_num_threads(cfg.threads)
+        if from_load and ckpt is None:
+            # the default follows the machine's load, and a seeded run's numbers follow the
+            # thread count (reductions add in another order): say so, and how to pin it
+            log(
+                f"threads: {cfg.threads}, chosen from the idle cores now; the same seed on "
+                "another thread count gives other weights: pass --threads "
+                f"{cfg.threads} (or set OMP_NUM_THREADS) to repeat this run exactly"
+            )
     if dist.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     init = read_init(cfg) if ckpt is None else None  # transfer learning: the weights to start from
