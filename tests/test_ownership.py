@@ -123,3 +123,38 @@ def test_linked_class_folders_never_load_an_image_twice(tmp_path):
     os.symlink(data / "dog" / "000.jpg", data / "cat" / "999.jpg")  # one file, two labels
     with pytest.raises(DataError, match="the same file as"):
         load_dataset(str(data), progress=False)
+
+
+def test_runs_and_results_never_nest_inside_a_run(digits_run, tmp_path, capsys):
+    """Issue 44, R22: a new run, or an experiment's results, inside a run folder is refused in
+    one line before anything is written; through the CLI and through Python alike."""
+    import resnets
+    from resnets.errors import ConfigError
+    from resnets.train import build_config, train
+
+    argv = ["train", "--data", "digits", "--iters", "2", "--no-progress"]
+    assert main([*argv, "--out", str(digits_run / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "inside the run folder" in err and len(err.strip().splitlines()) == 1
+    assert not (digits_run / "sub").exists()
+    with pytest.raises(ConfigError, match="runs do not nest"):
+        train(build_config("digits", cli_values={"iters": 2}), digits_run / "a" / "b")
+    assert not (digits_run / "a").exists()
+    with pytest.raises(ConfigError, match="inside the run folder"):
+        resnets.reproduce("degradation", data="digits", budget=2e-5, out=digits_run / "res")
+    assert not (digits_run / "res").exists()
+
+
+def test_an_output_never_lands_on_a_file_being_read(digits_run, tmp_path, capsys):
+    """Issue 44, C04: file inputs are guarded as folders are: `export --out` onto the weights
+    it exports (by its path, or by another name for the same file) is refused, the file
+    untouched."""
+    weights = digits_run / "model.safetensors"
+    before = _digest(weights)
+    link = tmp_path / "same.safetensors"
+    link.symlink_to(weights)
+    for target in (weights, link):
+        argv = ["export", "--weights", str(weights), "--format", "onnx", "--out", str(target)]
+        assert main(argv) == 2
+        assert "a file this command reads" in capsys.readouterr().err
+    assert _digest(weights) == before

@@ -85,12 +85,19 @@ def check_owner(
     own: tuple[str | os.PathLike, ...] = (),
     package_ok: bool = False,
 ) -> None:
-    """Refuse, before any work, a ``target`` that belongs to something else: a folder being
-    read (``reading``: the data), the installed package's files (unless ``package_ok``), or a
-    run folder the command was not given (``own``: the runs and folders it may write into)."""
+    """Refuse, before any work, a ``target`` that belongs to something else: a file or folder
+    being read (``reading``: the data, the weights; a file by its path or as the same file
+    under another name), the installed package's files (unless ``package_ok``), or a run
+    folder the command was not given (``own``: the runs and folders it may write into)."""
     resolved = Path(target).expanduser().resolve()
     for source in reading:
         root = Path(source).expanduser()
+        if root.is_file() and (
+            resolved == root.resolve() or (resolved.exists() and os.path.samefile(resolved, root))
+        ):
+            raise ConfigError(
+                f"{option} {target}: is {source}, a file this command reads; write somewhere else"
+            )
         if root.is_dir() and _inside(resolved, root.resolve()):
             raise ConfigError(
                 f"{option} {target}: inside {source}, the data this command reads (its folders "

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import CheckpointError, ConfigError
-from .io import RUN_MARKER, atomic_write_bytes, open_lock_file, pid_alive
+from .io import RUN_MARKER, atomic_write_bytes, open_lock_file, pid_alive, run_folder_of
 
 
 class RunStatus(enum.Enum):
@@ -267,6 +267,13 @@ class RunDir(os.PathLike):
         where = f"--out {self.path}"
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{where}: exists and is not a folder")
+        # runs never nest: a new run inside another run's folder (at any depth) is refused
+        # here, at the door every trainer and the experiment queue go through
+        outer = run_folder_of(self.path.expanduser().resolve().parent)
+        if outer is not None:
+            raise ConfigError(
+                f"{where}: inside the run folder {outer}; runs do not nest, pick another --out"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -303,7 +303,7 @@ def test_holm_over_the_page_turns_a_raw_pass_into_not_decided():
     assert raw.outcome == "holds" and 0.01 < raw.p_value < 0.05
     v = by_label(shortcut_verdicts(shortcut_like))
     assert v["(h)"].outcome == "not decided"
-    assert f"p = {raw.p_value:.2g}" in v["(h)"].evidence  # the raw p stays beside it
+    assert f"p = {raw.p_value:.3g}" in v["(h)"].evidence  # the raw p stays beside it
     assert "Holm-adjusted p = " in v["(h)"].evidence
     assert "5 tests, corrected together by Holm" in v["(h)"].family
     assert v["(h)"].family in "\n".join(verdict_block(list(v.values())))

@@ -192,3 +192,18 @@ def test_a_default_folder_run_is_scored_on_its_own_held_out_split(tmp_path, caps
     assert abs(scored["top1"] - (1 - summary["final_val_err"])) < 1.5 / scored["n"]
     r = package_run(tmp_path / "run", "resnet8.patches", tmp_path / "w")
     assert r["n"] == 32 and r["top1"] == pytest.approx(scored["top1"])
+
+
+def test_package_never_replaces_a_file_unless_told(patch_run, tmp_path, capsys):
+    """Issue 44: `weights package` into a zoo folder that holds the name already is refused
+    before any scoring, the file untouched; --overwrite replaces it."""
+    run, _, _ = patch_run
+    out = tmp_path / "zoo"
+    out.mkdir()
+    (out / "resnet8.patches.safetensors").write_bytes(b"someone's file")
+    argv = ["weights", "package", str(run), "--name", "resnet8.patches", "--out", str(out)]
+    assert main(argv) == 2
+    assert "resnet8.patches.safetensors exists already" in capsys.readouterr().err
+    assert (out / "resnet8.patches.safetensors").read_bytes() == b"someone's file"
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "resnet8.patches.safetensors").read_bytes() != b"someone's file"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, check_owner
 from . import experiments
 from .reports import write_results
 
@@ -222,6 +222,10 @@ def _claim_results_folder(settings: Settings, name: str) -> None:
     out = settings.out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
+    # a results folder never lands inside a run folder, the installed package or the data
+    # (the same door for the command and for resnets.reproduce)
+    data = Path(settings.data)
+    check_owner(out, "--out", reading=(data,) if data.exists() else ())
     prev = out / "experiment.json"
     if prev.is_file():
         try:

@@ -129,7 +129,7 @@ class PairedBySeed:
             )
         return (
             f"{scale * self.mean:+.2f}{unit} (95% CI {scale * self.low:+.2f} to "
-            f"{scale * self.high:+.2f}, {self.n} seeds paired, p = {self.p_value:.2g})"
+            f"{scale * self.high:+.2f}, {self.n} seeds paired, p = {self.p_value:.3g})"
         )
 
 
@@ -299,7 +299,7 @@ class Family:
         would give it 80% power (empty when no test could be made)."""
         if not math.isfinite(test.p_value):
             return ""
-        out = f"Holm-adjusted p = {self.adjusted(test):.2g}" if self.gathered else ""
+        out = f"Holm-adjusted p = {self.adjusted(test):.3g}" if self.gathered else ""
         if self.outcome_of(test) == "not decided" and isinstance(test, PairedBySeed):
             needed = test.seeds_needed
             out += "; " if out else ""

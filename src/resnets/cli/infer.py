@@ -235,7 +235,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    data = tuple(d for d in (args.check_data, args.calib) if d)
+    # the weights read are an input too: an export never lands on them (by name, or as a run
+    # folder's weights file)
+    data = tuple(d for d in (args.check_data, args.calib, args.weights) if d)
     check_writable(
         args.out, folder=args.format == "openvino", reading=data, own=own_run(args.weights)
     )

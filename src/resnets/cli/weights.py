@@ -125,7 +125,9 @@ def _weights_package(args: argparse.Namespace) -> int:
 
     # shipping weights into src/resnets/weights is this command's purpose in a source checkout
     check_writable(args.out, folder=True, package_ok=package_is_checkout())
-    r = package_run(args.run_dir, args.name, args.out, data=args.data, half=args.half)
+    r = package_run(
+        args.run_dir, args.name, args.out, data=args.data, half=args.half, overwrite=args.overwrite
+    )
     print(
         f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
         f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
@@ -211,6 +213,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--half",
         action="store_true",
         help="store float16 (half the file); scored after the rounding",
+    )
+    q.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT/MODEL.TAG.safetensors (and .sha256) if they exist (refused otherwise)",
     )
     add_json(q)
     q.set_defaults(fn=_weights_package)

@@ -47,13 +47,21 @@ def package_run(
     license: str = CIFAR_LICENSE,
     data: str | None = None,
     half: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write ``out_dir/NAME.safetensors`` (+ ``.sha256``) from a finished run; returns what
     was recorded. ``data`` overrides where the run's data is now (a moved folder). ``half``
     stores the floating-point tensors as float16 (half the file): they are rounded before
-    scoring, so the stated accuracy is that of the stored values."""
+    scoring, so the stated accuracy is that of the stored values. An existing file of that
+    name is replaced only with ``overwrite``."""
     run = RunDir(run_dir)
     model, _, _tag = check_weights_name(name).partition(".")
+    existing = [p for p in (Path(out_dir) / f"{name}.safetensors", Path(out_dir) / f"{name}.sha256")
+                if p.exists() or p.is_symlink()]  # fmt: skip
+    if existing and not overwrite:  # checked before minutes of scoring, and before any write
+        raise ConfigError(
+            f"--out {out_dir}: {existing[0].name} exists already; remove it or pass --overwrite"
+        )
     if run.status is not RunStatus.FINISHED or not run.weights.is_file():
         raise WeightsError(f"{run}: not a finished run (no model.safetensors / summary.json)")
     summary = run.read_summary()
