@@ -415,3 +415,15 @@ def test_a_malformed_index_is_one_line(tmp_path, text, expected, capsys):
         read_shard_meta(tmp_path / "s")
     assert main(["data", "verify", str(tmp_path / "s")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_folder_of_empty_shards_is_one_line(tmp_path, capsys):
+    """Issue 44 (round 3's empty tar): `data info` on a folder whose only shard is empty."""
+    from resnets.cli import main
+
+    with tarfile.open(tmp_path / "shard-000000.tar", "w"):
+        pass
+    assert main(["data", "info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "the shards hold no sample (shard-000000.tar)" in err
+    assert len(err.strip().splitlines()) == 1

@@ -395,6 +395,9 @@ def stream_shards(
             recs.append(rec)
             labels.append(label)
             names.append(f"{sp.name}:{key}")
+    if not labels:
+        empty = ", ".join(sp.name for sp in shards[:3]) + (" ..." if len(shards) > 3 else "")
+        raise DataError(f"{root}: the shards hold no sample ({empty})")
     lab = np.array(labels, dtype=np.int64)
     classes = meta.get("classes") or [str(i) for i in range(int(lab.max()) + 1)]
     if lab.min() < 0 or lab.max() >= len(classes):
