@@ -105,8 +105,8 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
         "`analysis/reports.py` (verdicts from run tables; each report writes them to `verdicts.json`, and `reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`; `resnets analyze verdicts` judges written reports again from their CSV); each experiment's tables are in `analysis/tables.py`",
     ),
     (
-        "the statistical tests behind every verdict (paired by seed, exact McNemar)",
-        "`analysis/stats.py`",
+        "the statistical tests behind every verdict (paired by seed, exact McNemar), the correction of a page's family (Holm, looks) and the seeds a decision needs (80% power)",
+        "`analysis/stats.py` (`paired_by_seed`, `mcnemar_exact`, `Family`, `judge_family`, `seeds_needed`); each page's recorded looks are in its `verdicts.json` (`reports.looks_with`)",
     ),
     (
         "Table 6 at the whole schedule (the zoo's weights scored again, McNemar per pair, each unfinished run's progress)",
