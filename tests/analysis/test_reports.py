@@ -194,6 +194,19 @@ def test_only_comparable_zoo_weights_count_at_the_whole_schedule():
     assert full_schedule_weights(named, ["data-c"]) == []
 
 
+def _degradation_folder(tmp_path, experiment: str, *extra_rows: str):
+    """A written degradation report's folder: its experiment.json and PAPER_LIKE's runs.csv
+    (with ``extra_rows`` after them)."""
+    folder = tmp_path / "degradation"
+    folder.mkdir()
+    (folder / "experiment.json").write_text(experiment)
+    rows = ["name,model,seed,final_train_err,final_val_err"]
+    for model, finals in PAPER_LIKE.items():
+        rows += [f"{model}-s{r.seed},{model},{r.seed},{r.train_err},{r.val_err}" for r in finals]
+    (folder / "runs.csv").write_text("\n".join([*rows, *extra_rows]) + "\n")
+    return folder
+
+
 def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     """`analyze verdicts`' step: the verdicts come from runs.csv alone; a page without its
     markers is refused before anything is written."""
@@ -205,13 +218,7 @@ def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
         write_rejudged,
     )
 
-    folder = tmp_path / "degradation"
-    folder.mkdir()
-    (folder / "experiment.json").write_text('{"args": {"depths": "20,56"}}')
-    rows = ["name,model,seed,final_train_err,final_val_err"]
-    for model, finals in PAPER_LIKE.items():
-        rows += [f"{model}-s{r.seed},{model},{r.seed},{r.train_err},{r.val_err}" for r in finals]
-    (folder / "runs.csv").write_text("\n".join(rows) + "\n")
+    folder = _degradation_folder(tmp_path, '{"args": {"depths": "20,56"}}')
     assert run_table_from_csv(folder / "runs.csv") == PAPER_LIKE
     page = f"# Report\n\n{VERDICTS_BEGIN}\n- (a) old words\n{VERDICTS_END}\n\nthe rest\n"
     (folder / "RESULTS.md").write_text(page)
@@ -402,14 +409,9 @@ def test_a_duplicated_row_no_longer_flips_a_verdict(tmp_path):
     writes nothing."""
     from resnets.analysis.reports import rejudge
 
-    folder = tmp_path / "degradation"
-    folder.mkdir()
-    (folder / "experiment.json").write_text('{"args": {"depths": [20, 56]}}')
-    rows = ["name,model,seed,final_train_err,final_val_err"]
-    for model, finals in PAPER_LIKE.items():
-        rows += [f"{model}-s{r.seed},{model},{r.seed},{r.train_err},{r.val_err}" for r in finals]
-    rows.append("again,resnet56,0,0.5,0.5")
-    (folder / "runs.csv").write_text("\n".join(rows) + "\n")
+    folder = _degradation_folder(
+        tmp_path, '{"args": {"depths": [20, 56]}}', "again,resnet56,0,0.5,0.5"
+    )
     (folder / "RESULTS.md").write_text("page")
     with pytest.raises(ValueError, match="resnet56 seed 0 again"):
         rejudge(folder)
