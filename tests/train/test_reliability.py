@@ -3,6 +3,7 @@ runs, a failed final write; and eval/predict inputs that must not give a silent 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import subprocess
@@ -230,6 +231,11 @@ def test_resume_auto_starts_resumes_or_returns_the_finished_result(tmp_path):
         done.iters,
         done.best_val_err,
     )
+    # issue 44, R07: another config's run is never returned (nor continued) as this one's
+    other = dataclasses.replace(small(), seed=small().seed + 1)
+    with pytest.raises(ConfigError, match="holds a run of another config \\(seed"):
+        train(other, run, resume="auto", progress=False, echo=False)
+    assert run.summary.read_bytes() == summary
     with pytest.raises(ConfigError, match="resume='yes'"):
         train(small(), run, resume="yes", progress=False, echo=False)
 

@@ -42,7 +42,7 @@ def train(
     whichever the folder calls for (a finished run: its recorded result, nothing trained).
     ``stop_after`` (iterations) ends this session with a checkpoint, as an interruption would;
     ``on_backward(raw_model, step)`` sees the gradients after each backward pass."""
-    t_start, (run, finished) = time.perf_counter(), as_run_dir(run_dir, resume)
+    t_start, (run, finished) = time.perf_counter(), as_run_dir(cfg, run_dir, resume)
     if finished is not None:
         return finished
 

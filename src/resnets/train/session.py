@@ -6,6 +6,7 @@ calls :func:`start_session` and then only loops."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
@@ -48,16 +49,56 @@ class Session:
 
 
 def as_run_dir(
-    run_dir: str | os.PathLike | None, resume: bool | str
+    cfg: TrainConfig, run_dir: str | os.PathLike | None, resume: bool | str
 ) -> tuple[RunDir | None, report.TrainResult | None]:
     """The run folder of a call of ``train``, and for ``resume="auto"`` on a finished run the
-    result it recorded (then nothing is trained)."""
+    result it recorded (then nothing is trained); ``resume="auto"`` on a run of another config
+    is refused (:func:`check_same_config`)."""
     if resume not in (True, False, "auto"):
         raise ConfigError(f"resume={resume!r}: True, False or 'auto'")
     run = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
-    if resume == "auto" and run is not None and run.status is RunStatus.FINISHED:
-        return run, report.finished_result(run)
+    if resume == "auto" and run is not None and run.status is not RunStatus.NEW:
+        if run.config.is_file():  # the run's own record decides what it is
+            check_same_config(cfg, run)
+        if run.status is RunStatus.FINISHED:
+            return run, report.finished_result(run)
     return run, None
+
+
+#: fields a resumed run may run with otherwise (where and how fast, not what it learns)
+_RUNTIME_FIELDS = frozenset(
+    {"device", "threads", "workers", "log_every", "decode_workers", "data_mode", "tensorboard",
+     "checkpoint_every", "compile", "compile_mode", "fused_optimizer"}
+)  # fmt: skip
+#: fields a run resolves at its start when they are given as 0 (the stored value is resolved)
+_RESOLVED_FROM_ZERO = frozenset({"ramp_iters", "image_size", "eval_size"})
+
+
+def check_same_config(cfg: TrainConfig, run: RunDir) -> None:
+    """``resume="auto"`` continues or returns a run only if it is this config's: every field
+    that decides what is learnt must equal the run's recorded one, else a one-line ConfigError
+    naming the first fields that differ (a finished resnet8 run is never passed off as this
+    resnet20's result)."""
+    try:
+        stored = run.read_config().get("config")
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{run}: its config.json cannot be read ({e})") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{run}: its config.json holds no config")
+    given = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as the file has them
+    differ = [
+        f"{k} {stored.get(k)!r} there, {v!r} given"
+        for k, v in given.items()
+        if k not in _RUNTIME_FIELDS
+        and not (k in _RESOLVED_FROM_ZERO and v == 0)
+        and stored.get(k) != v
+    ]
+    if differ:
+        raise ConfigError(
+            f"{run}: holds a run of another config ({'; '.join(differ[:3])}"
+            f"{'; ...' if len(differ) > 3 else ''}); resume it with resume=True (its own "
+            "config) or train into another folder"
+        )
 
 
 def start_session(
