@@ -220,3 +220,29 @@ def test_perfect_detections_score_1_whatever_the_annotation_ids(tmp_path):
         for img in truth.images
     ]
     assert coco_scores(truth, perfect).map == pytest.approx(1.0)
+
+
+def test_an_exif_rotated_image_is_read_upright_as_predict_reads_it(tmp_path):
+    """Issue 44, D22: one decoder for training, scoring and predicting. A JPEG stored 40x30
+    with EXIF orientation 6 is a 30x40 image upright: its record must say 30x40 (a record of
+    the stored 40x30 is a one-line error that says why)."""
+    from resnets.data.images import decode_image
+
+    root = _folder(tmp_path, images__0__file_name="r.jpg", images__0__width=30,
+                   images__0__height=40, annotations__0__bbox=[1, 2, 10, 5])  # fmt: skip
+    stored = Image.new("RGB", (40, 30), (200, 10, 10))
+    stored.paste((10, 10, 200), (0, 0, 20, 30))  # left half blue, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    stored.save(root / "images" / "r.jpg", exif=exif, quality=95)
+    image, _ = read_coco(root).load(0)
+    upright = decode_image(root / "images" / "r.jpg")
+    assert image.shape == (3, 40, 30) and upright.shape == (40, 30, 3)
+    assert torch.equal(
+        (image * 255).round().to(torch.uint8), torch.from_numpy(upright).permute(2, 0, 1)
+    )
+    data = json.loads((root / "instances.json").read_text())
+    data["images"][0].update(width=40, height=30)
+    (root / "instances.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match="once turned upright by its EXIF orientation"):
+        read_coco(root).load(0)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.images import decode_image
 from ..errors import DataError
 from ..io import atomic_write_json, partial_folder, replace_folder
 
@@ -65,15 +66,19 @@ class CocoSet:
         dict (``boxes``, ``labels``, ``image_id``); an unreadable file or one whose size is not
         its record's is a one-line error naming it."""
         rec = self.images[index]
+        # the one decoder of every path (classification, predict, serve, detection): size and
+        # bomb bounds, and the EXIF orientation applied, so training, scoring and predicting
+        # see an image the same way up
         try:
-            with Image.open(rec.path) as im:
-                image = np.asarray(im.convert("RGB"))
-        except (OSError, ValueError) as e:
+            image = decode_image(rec.path)
+        except DataError as e:
             raise DataError(f"{rec.path}: not a readable image ({e})") from None
         if image.shape[:2] != (rec.height, rec.width):
+            turned = image.shape[:2] == (rec.width, rec.height)
             raise DataError(
-                f"{rec.path}: {image.shape[1]}x{image.shape[0]} pixels, but {ANNOTATIONS} "
-                f"records {rec.width}x{rec.height}"
+                f"{rec.path}: {image.shape[1]}x{image.shape[0]} pixels"
+                + (" once turned upright by its EXIF orientation" if turned else "")
+                + f", but {ANNOTATIONS} records {rec.width}x{rec.height}"
             )
         tensor = torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255
         target = {"boxes": rec.boxes, "labels": rec.labels, "image_id": torch.tensor(rec.id)}
