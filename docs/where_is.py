@@ -102,7 +102,7 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "the paper's claims, judged",
-        "`analysis/reports.py` (verdicts from run tables; each report writes them to `verdicts.json`, and `reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`; `resnets analyze verdicts` judges written reports again from their CSV); each experiment's tables are in `analysis/tables.py`",
+        "`analysis/claims.py` (each claim's verdict from a run table, a page's tests judged as one family); `analysis/reports.py` (the `Verdict` record, `verdicts.json` with its looks, the verdict blocks; `reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`); `analysis/rejudge.py` (`resnets analyze verdicts`: every written report judged again from its CSV, the tables validated first); each experiment's tables are in `analysis/tables.py`",
     ),
     (
         "the statistical tests behind every verdict (paired by seed, exact McNemar), the correction of a page's family (Holm, looks) and the seeds a decision needs (80% power)",

@@ -67,7 +67,7 @@ def pytest_sessionfinish(session, exitstatus):
         except OSError:
             pass
     if left:
-        names = "; ".join(f"{pid}: {cmd[:120]}" for pid, cmd in left)
+        names = "; ".join(f"{pid}: {cmd[:300]}" for pid, cmd in left)
         print(f"\nprocesses left running after the tests (killed): {names}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

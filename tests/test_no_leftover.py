@@ -12,7 +12,7 @@ from pathlib import Path
 
 def test_a_process_left_by_a_test_fails_the_run_and_is_killed(tmp_path):
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
-    marker = f"resnets-leftover-{tmp_path.name}"
+    marker = f"resnets-left-{os.getpid()}"
     (tmp_path / "test_leaves.py").write_text(
         "import subprocess, sys\n"
         "def test_leaves_a_process():\n"

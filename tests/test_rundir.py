@@ -132,6 +132,7 @@ def test_locks_of_commands_live_in_a_folder_of_this_user(tmp_path, monkeypatch):
     """E15: another user's shared lock folder does not stand in the way; a folder of this
     user's name that is not this user's is refused in one line."""
     import os
+    import shutil
     import tempfile
 
     from resnets.io import exclusive_target, lock_folder
@@ -145,7 +146,7 @@ def test_locks_of_commands_live_in_a_folder_of_this_user(tmp_path, monkeypatch):
         pass
     mine = lock_folder()
     assert mine.name == f"resnets-locks-{os.getuid()}" and (mine.stat().st_mode & 0o777) == 0o700
-    mine.rmdir()
+    shutil.rmtree(mine)
     mine.symlink_to(shared)
     with pytest.raises(ConfigError, match="not a folder of this user's"):
         lock_folder()

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,18 @@ def check_owner(
             f"{option} {target}: inside the run folder {run}, which this command was not given; "
             "write somewhere else"
         )
+
+
+def free_output_name(stem: str, out: Path, taken: set[Path], suffixes: Sequence[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``...: the first name whose files in ``out`` (the name
+    plus each of ``suffixes``) are all outside ``taken`` (resolved paths: the inputs and what
+    this command wrote already). One helper for every command that names its outputs after its
+    inputs (explain, detect predict): an output never replaces an input nor another output."""
+    name, k = stem, 1
+    while any(out / f"{name}{suffix}" in taken for suffix in suffixes):
+        k += 1
+        name = f"{stem}-{k}"
+    return name
 
 
 def open_lock_file(path: str | os.PathLike, what: str) -> int:

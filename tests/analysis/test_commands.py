@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from resnets.analysis.layers import response_stds, shattered_correlation
-from resnets.analysis.reports import SUMMARY_REPORTS, WORDS, read_verdicts
+from resnets.analysis.rejudge import SUMMARY_REPORTS
+from resnets.analysis.reports import WORDS, read_verdicts
 from resnets.cli import main
 from resnets.models import create_model
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from resnets.analysis.reports import (
-    RunFinal,
-    Spread,
-    Verdict,
+from resnets.analysis.claims import (
     degradation_verdicts,
     ordering_verdict,
     response_verdict,
     shortcut_verdicts,
     transfer_verdict,
-    verdict_block,
 )
+from resnets.analysis.reports import RunFinal, Spread, Verdict, verdict_block
 
 
 def runs(*pairs: tuple[float, float]) -> list[RunFinal]:
@@ -210,13 +207,8 @@ def _degradation_folder(tmp_path, experiment: str, *extra_rows: str):
 def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     """`analyze verdicts`' step: the verdicts come from runs.csv alone; a page without its
     markers is refused before anything is written."""
-    from resnets.analysis.reports import (
-        VERDICTS_BEGIN,
-        VERDICTS_END,
-        rejudge,
-        run_table_from_csv,
-        write_rejudged,
-    )
+    from resnets.analysis.rejudge import rejudge, run_table_from_csv, write_rejudged
+    from resnets.analysis.reports import VERDICTS_BEGIN, VERDICTS_END
 
     folder = _degradation_folder(tmp_path, '{"args": {"depths": "20,56"}}')
     assert run_table_from_csv(folder / "runs.csv") == PAPER_LIKE
@@ -304,7 +296,7 @@ def test_holm_over_the_page_turns_a_raw_pass_into_not_decided():
         "B": runs((0.0, 0.42), (0.0, 0.425), (0.0, 0.427)),
         "C": runs((0.0, 0.40), (0.0, 0.47), (0.0, 0.39)),
     }
-    from resnets.analysis.reports import _paired
+    from resnets.analysis.claims import _paired
 
     raw = _paired(shortcut_like, "B", "A", "val_err")
     assert raw.outcome == "holds" and 0.01 < raw.p_value < 0.05
@@ -319,7 +311,7 @@ def test_holm_over_the_page_turns_a_raw_pass_into_not_decided():
 def test_a_second_look_halves_the_level():
     """The same differences: decided at one look (p ~0.03), not at two (tested at 2.5%)."""
     table = {**PAPER_LIKE, "resnet56": runs((0.05, 0.10), (0.06, 0.113), (0.05, 0.102))}
-    from resnets.analysis.reports import _paired
+    from resnets.analysis.claims import _paired
 
     p = _paired(table, "resnet56", "resnet20", "val_err").p_value
     assert 0.025 < p < 0.05  # passes alone, not at half the level
@@ -396,7 +388,7 @@ def _runs_csv(tmp_path, lines: list[str]):
     ],
 )
 def test_a_bad_runs_csv_is_refused_naming_the_row(tmp_path, lines, message):
-    from resnets.analysis.reports import run_table_from_csv
+    from resnets.analysis.rejudge import run_table_from_csv
 
     path = _runs_csv(tmp_path, lines)
     with pytest.raises(ValueError, match=message) as caught:
@@ -407,7 +399,7 @@ def test_a_bad_runs_csv_is_refused_naming_the_row(tmp_path, lines, message):
 def test_a_duplicated_row_no_longer_flips_a_verdict(tmp_path):
     """Issue 44's V02 through the command: analyze verdicts refuses the table in one line and
     writes nothing."""
-    from resnets.analysis.reports import rejudge
+    from resnets.analysis.rejudge import rejudge
 
     folder = _degradation_folder(
         tmp_path, '{"args": {"depths": [20, 56]}}', "again,resnet56,0,0.5,0.5"

@@ -508,3 +508,27 @@ def test_serve_and_eval_show_the_model_the_same_tensor(served, tmp_path):
             (served_x,) = shown.seen[-1]
             assert torch.equal(served_x, batch[row])
     assert len(shown.seen) == len(selection.labels) == 3
+
+
+def test_native_size_uploads_of_mixed_sizes_never_stop_the_batcher(served):
+    """Issue 44, S03: weights that keep the native size (image_size 0, eval_size 0) take
+    uploads of any size; 12 concurrent ones of two sizes in batches of up to 8 each get their
+    answer (images of one size run together), the server keeps answering afterwards, and an
+    image above the native bound is a one-line 400."""
+    lm, _, _ = served
+    native = replace(lm, image_size=0, eval_size=0)
+    app = create_app(native, None, ServeConfig(max_batch=8, max_wait_ms=300))
+    rng = np.random.default_rng(0)
+    uploads = [_png(rng.integers(0, 255, (s, s, 3), dtype=np.uint8)) for s in (8, 12) * 6]
+    with _server(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+
+        def one(body: bytes) -> int:
+            return http.post("/v1/predict", content=body).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(one, uploads))
+        assert codes == [200] * 12
+        assert one(uploads[0]) == 200  # and after them
+        big = http.post("/v1/predict", content=_png(np.zeros((1100, 40, 3), np.uint8)))
+        assert big.status_code == 400 and "up to 1024 px a side" in big.json()["error"]
+        assert http.get("/healthz").status_code == 200

@@ -128,6 +128,21 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
         o["class"] in ("cat", "dog", "frog") and len(o["box"]) == 4 for o in result["objects"]
     )
     assert (tmp_path / "drawn" / "000000.boxes.png").is_file()
+    # issue 44: two inputs of one name get two pictures, and a picture never replaces an
+    # input that bears its name (the classification side's naming helper, shared)
+    twin = tmp_path / "twin" / "000000.png"
+    twin.parent.mkdir()
+    twin.write_bytes(image.read_bytes())
+    planted = tmp_path / "drawn2" / "000000.boxes.png"
+    planted.parent.mkdir()
+    planted.write_bytes(image.read_bytes())
+    argv2 = [*argv, str(twin), str(planted), "--threshold", "0", "--out", str(planted.parent)]
+    assert main([*argv2, "--json"]) == 0
+    capsys.readouterr()
+    assert planted.read_bytes() == image.read_bytes()  # the input is untouched
+    drawn = sorted(p.name for p in planted.parent.iterdir())
+    assert drawn == ["000000-2.boxes.png", "000000-3.boxes.png", "000000.boxes.boxes.png",
+                     "000000.boxes.png"]  # fmt: skip
     assert main([*argv[:-1], str(tmp_path / "nothing.png")]) == 2
     assert "nothing.png" in capsys.readouterr().err
     # bad input: one line each, exit code 2
@@ -189,6 +204,12 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
     save_file(nan, str(tmp_path / "nan.safetensors"), metadata=metadata)
     with pytest.raises(WeightsError, match="non-finite values"):
         load_detector(tmp_path / "nan.safetensors")
+    # the classification side's file check: a FIFO is refused without a read (no hang)
+    import os
+
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    with pytest.raises(WeightsError, match="not a regular file"):
+        load_detector(tmp_path / "fifo.safetensors")
     model, record = load_detector(tmp_path / "run")
     assert record["classes"] == ["cat", "dog", "frog"] and not model.training
 

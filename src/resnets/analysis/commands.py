@@ -26,17 +26,14 @@ from . import experiments, whole_schedule
 from .definitions import run_experiment
 from .detection import write_detection_report
 from .registry import Settings, write_page
+from .rejudge import REJUDGED, SUMMARY_REPORTS, rejudge, write_rejudged
 from .reports import (
     CLAIMS_BEGIN,
     CLAIMS_END,
-    REJUDGED,
-    SUMMARY_REPORTS,
     group,
     read_verdicts,
-    rejudge,
     replace_block,
     summary_section,
-    write_rejudged,
 )
 
 

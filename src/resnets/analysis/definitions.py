@@ -16,24 +16,26 @@ from ..data import load_dataset
 from ..errors import ConfigError
 from ..plots import plot_curves, plot_label_curves, plot_panels
 from . import experiments, tables
+from .claims import (
+    concat_verdict,
+    degradation_verdicts,
+    ordering_verdict,
+    preact_verdicts,
+    response_verdict,
+    shortcut_verdicts,
+    transfer_verdict,
+)
 from .experiments import RunSpec
 from .figures import plot_gradients, plot_responses
 from .paper import budget_iters
 from .registry import Experiment, Report, Settings, register_experiment, run_experiment
 from .reports import (
-    concat_verdict,
-    degradation_verdicts,
     group,
     judge_page,
     mean_curve,
-    ordering_verdict,
     per_run_csv,
-    preact_verdicts,
-    response_verdict,
     run_table,
     seeds_of,
-    shortcut_verdicts,
-    transfer_verdict,
     write_csv,
 )
 

@@ -14,8 +14,9 @@ from ..detection.engine import collate, load_detector
 from ..io import atomic_write_text, relative_paths
 from ..rundir import RunDir
 from ..runtime import machine_label
+from .claims import detection_verdict
 from .paper import PAPER_COCO_DETECTION
-from .reports import Verdict, detection_verdict, judge_page, verdict_block, write_csv
+from .reports import Verdict, judge_page, verdict_block, write_csv
 
 
 def detection_runs(runs: Path) -> list[dict]:

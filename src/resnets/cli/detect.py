@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, bounded, count, json_line
 from ..errors import ConfigError
-from ..io import check_writable
+from ..io import check_writable, free_output_name
 
 
 def _detect_data(args: argparse.Namespace) -> int:
@@ -115,6 +115,8 @@ def _detect_predict(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out, "--out", folder=True, reading=tuple(args.images))
         Path(args.out).mkdir(parents=True, exist_ok=True)
+    # pictures are named after their inputs, never over an input or another picture
+    taken = {Path(p).resolve() for p in args.images}
     results = []
     for path in args.images:
         image, found = detect_file(model, path)
@@ -134,7 +136,10 @@ def _detect_predict(args: argparse.Namespace) -> int:
             from ..detection.draw import draw_detections, save_grid
 
             picture = draw_detections(image, found, record["classes"], threshold=args.threshold)
-            save_grid([picture], Path(args.out) / f"{Path(path).stem}.boxes.png", columns=1)
+            out = Path(args.out).resolve()
+            name = free_output_name(Path(path).stem or "image", out, taken, [".boxes.png"])
+            taken.add(out / f"{name}.boxes.png")
+            save_grid([picture], out / f"{name}.boxes.png", columns=1)
     if args.json:
         print(json_line({"predictions": results}))
     return 0

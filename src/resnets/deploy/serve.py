@@ -240,22 +240,31 @@ class Batcher:
                 except (asyncio.QueueEmpty, asyncio.TimeoutError):
                     break
             jobs = [j for j in jobs if not j.future.done()]  # timed out while waiting
-            if not jobs:
-                continue
+            # images of one size run together: weights that keep the native size get uploads
+            # of many sizes, and one batch of mixed sizes must never stop the batcher
+            groups: dict[tuple[int, ...], list[_Job]] = {}
+            for j in jobs:
+                groups.setdefault(tuple(j.x.shape[1:]), []).append(j)
+            for group in groups.values():
+                await self._answer(loop, group)
+
+    async def _answer(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        """Run one batch of same-sized images and answer each request; any failure answers
+        these requests (500), never the batcher."""
+        try:
             x = torch.cat([j.x for j in jobs])
-            try:
-                logits = await loop.run_in_executor(self._pool, self._forward, x)
-            except Exception as e:  # a model failure answers these requests, not the server
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(ApiError(500, f"inference failed: {e}"))
-                continue
-            self.batches += 1
-            self.served += len(jobs)
-            for i, j in enumerate(jobs):
-                j.batch_size = len(jobs)
+            logits = await loop.run_in_executor(self._pool, self._forward, x)
+        except Exception as e:  # noqa: BLE001 - a failure answers these requests only
+            for j in jobs:
                 if not j.future.done():
-                    j.future.set_result(logits[i])
+                    j.future.set_exception(ApiError(500, f"inference failed: {e}"))
+            return
+        self.batches += 1
+        self.served += len(jobs)
+        for i, j in enumerate(jobs):
+            j.batch_size = len(jobs)
+            if not j.future.done():
+                j.future.set_result(logits[i])
 
 
 async def _receive(request: Any, limit: int) -> bytearray:

@@ -26,7 +26,7 @@ from ..data.images import decode_image
 from ..errors import ConfigError, DataError
 from ..inference import model_from_weights
 from ..io import atomic_write_bytes, atomic_write_json, progress_bar
-from ..models.weights import check_finite
+from ..models.weights import check_finite, check_weights_file
 from ..rundir import RunDir
 from ..runtime import StopSignals
 from ..train.run_files import MetricsLog, RunLog, truncate_metrics
@@ -356,8 +356,9 @@ def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
     every tensor's name, shape and dtype is checked against the detector the record describes
     before any tensor is read."""
     file = RunDir(path).weights if Path(path).is_dir() else Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise DataError(f"{file}: no such file (a detection run folder holds model.safetensors)")
+    check_weights_file(file)  # the classification side's check: a regular file, bounded
     try:
         with safe_open(str(file), "pt") as f:
             meta = f.metadata() or {}

@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..data.images import decode_image
 from ..errors import ConfigError
-from ..io import atomic_write_bytes, atomic_write_text
+from ..io import atomic_write_bytes, atomic_write_text, free_output_name
 from ..plots import plot_explanation
 from .predict import LoadedModel, top_classes
 
@@ -158,17 +158,8 @@ def overlay_png(e: Explanation, method: str = "gradcam") -> bytes:
     return buf.getvalue()
 
 
-def _output_files(name: str, methods: tuple[str, ...]) -> list[str]:
-    return [f"{name}.png", *(f"{name}.{m}.png" for m in methods)]
-
-
-def _free_name(stem: str, methods: tuple[str, ...], out: Path, taken: set[Path]) -> str:
-    """``stem``, or ``stem-2``, ``stem-3``...: the first whose files are all free."""
-    name, k = stem, 1
-    while any(out / f in taken for f in _output_files(name, methods)):
-        k += 1
-        name = f"{stem}-{k}"
-    return name
+def _suffixes(methods: tuple[str, ...]) -> list[str]:
+    return [".png", *(f".{m}.png" for m in methods)]
 
 
 def explain_files(
@@ -196,8 +187,10 @@ def explain_files(
     rows = []
     for p in paths:
         e = explain_image(lm, decode_image(p), str(p), methods=methods, topk=topk, target=target)
-        name = _free_name(Path(p).stem or "image", methods, out.resolve(), taken | inputs)
-        taken |= {out.resolve() / f for f in _output_files(name, methods)}
+        name = free_output_name(
+            Path(p).stem or "image", out.resolve(), taken | inputs, _suffixes(methods)
+        )
+        taken |= {out.resolve() / f"{name}{suffix}" for suffix in _suffixes(methods)}
         panels = [("input", overlay(e.view, np.zeros(e.view.shape[:2], np.float32), alpha=0))]
         files = {}
         for m in methods:

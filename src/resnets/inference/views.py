@@ -53,6 +53,11 @@ class TestTime:
         )
 
 
+#: the largest side an image may have for weights that keep the native size (image_size 0):
+#: the bound every size in resnets has (the paper's largest test scale is 640)
+MAX_NATIVE_SIDE = 1024
+
+
 @dataclass(frozen=True)
 class TestViews:
     """The preprocessing a set of weights was trained with. Pixel statistics are in 0..255
@@ -79,6 +84,11 @@ class TestViews:
         ``(1, C, H, W)`` float tensor."""
         if self.image_size:
             arr = resize_short_center_crop(arr, self.image_size)
+        elif max(arr.shape[:2]) > MAX_NATIVE_SIDE:  # a native-size model: the input is bounded
+            raise DataError(
+                f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels, and these weights take images "
+                f"at their own size, up to {MAX_NATIVE_SIDE} px a side; resize it first"
+            )
         if self.in_chans == 1 and not (arr == arr[..., :1]).all():
             raise DataError(f"{label}: a colour image for a model of grayscale images (1 channel)")
         if self.in_chans == 1:

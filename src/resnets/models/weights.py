@@ -70,15 +70,22 @@ def save_weights(
     atomic_write_bytes(path, st_save(sd, metadata=metadata))
 
 
-def read_weights(
-    path: str | os.PathLike,
-) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
-    """A state_dict and its metadata (None for foreign files) from any supported file."""
+def check_weights_file(path: str | os.PathLike) -> Path:
+    """The one check of a weights file before a byte of it is read (classification and
+    detection alike): a regular file (no FIFO, no device), at most MAX_WEIGHTS_BYTES."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file (or not a regular file)")
     if path.stat().st_size > MAX_WEIGHTS_BYTES:
         raise WeightsError(f"{path}: {path.stat().st_size:,} bytes, over the weights limit")
+    return path
+
+
+def read_weights(
+    path: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
+    """A state_dict and its metadata (None for foreign files) from any supported file."""
+    path = check_weights_file(path)
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
