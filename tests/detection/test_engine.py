@@ -145,6 +145,10 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
                      "000000.boxes.png"]  # fmt: skip
     assert main([*argv[:-1], str(tmp_path / "nothing.png")]) == 2
     assert "nothing.png" in capsys.readouterr().err
+    tall = tmp_path / "tall.png"
+    Image.new("RGB", (40, 1100)).save(tall)
+    assert main([*argv[:-1], str(tall)]) == 2
+    assert "up to 1024 px a side" in capsys.readouterr().err
     # bad input: one line each, exit code 2
     bad = ["detect", "train", "--train", "x", "--val", "y", "--out", str(tmp_path / "r2")]
     assert main([*bad, "--detector", "{oops"]) == 2
