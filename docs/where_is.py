@@ -197,7 +197,7 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
 HEADER = """# Where is X?
 
 Each thing is in one place. Paths are relative to `src/resnets/`. Imports point down the
-stages listed in the README's layout section, and `tests/test_layout.py` checks that.
+stages listed in docs/layout.md, and `tests/test_layout.py` checks that.
 This page is written by `python docs/where_is.py`: the first table is kept by hand in that
 script, the second is every module with the first sentence of its docstring.
 """

@@ -370,23 +370,30 @@ def test_shipped_pages_name_no_absolute_machine_path():
 
 
 @pytest.mark.parametrize(
-    "marker, argv",
+    "page, marker, argv",
     [
-        ("models-table", ["models", "--markdown"]),
-        ("weights-table", ["weights", "list", "--markdown"]),
+        ("docs/models.md", "models-table", ["models", "--markdown"]),
+        ("docs/weights.md", "weights-table", ["weights", "list", "--markdown"]),
+        (
+            "docs/weights.md",
+            "calibration-table",
+            ["weights", "list", "--markdown", "--calibration"],
+        ),
     ],
 )
-def test_the_readme_tables_are_generated_from_the_registry_and_the_catalogue(marker, argv, capsys):
-    """The README lists every registered model and every named weights set, as the commands
-    print them now: `resnets models --markdown` / `resnets weights list --markdown`."""
+def test_the_reference_tables_are_generated_from_the_registry_and_the_catalogue(
+    page, marker, argv, capsys
+):
+    """docs/models.md lists every registered model and docs/weights.md every named weights set
+    and every fitted temperature, as the commands print them now."""
     from resnets.cli import main
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / page).read_text()
     block = text.split(f"<!-- {marker}:")[1].split(f"<!-- /{marker} -->")[0]
     assert main(argv) == 0
     expected = capsys.readouterr().out.strip()
     assert block.split("-->\n", 1)[1].strip() == expected, (
-        f"README's {marker} is stale: replace it with `resnets {' '.join(argv)}`"
+        f"{page}'s {marker} is stale: replace it with `resnets {' '.join(argv)}`"
     )
 
 

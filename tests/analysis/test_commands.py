@@ -9,12 +9,9 @@ import pytest
 import torch
 
 from resnets.analysis.layers import response_stds, shattered_correlation
-from resnets.analysis.rejudge import SUMMARY_REPORTS
-from resnets.analysis.reports import WORDS, read_verdicts
+from resnets.analysis.reports import WORDS
 from resnets.cli import main
 from resnets.models import create_model
-
-from ..conftest import finish
 
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
@@ -262,88 +259,3 @@ def test_transfer_command(tmp_path):
     # another experiment never writes into this one's folder
     assert main(["reproduce", "shortcuts", "--out", str(out), *TINY]) == 2
     assert json.loads((out / "experiment.json").read_text())["experiment"] == "transfer"
-
-
-def test_paper_queue_shared_by_two_workers(tmp_path):
-    """Two workers started at once share the queue (each run trained once, by one of them);
-    the last to finish writes the three reports, each with its machine, budget and the
-    verdicts computed from the runs."""
-    import subprocess
-    import sys
-
-    args = [
-        sys.executable,
-        "-m",
-        "resnets",
-        "reproduce",
-        "paper",
-        "--data",
-        "digits",
-        "--budget",
-        "0.00005",
-        "--seeds",
-        "1",
-        "--no-progress",
-        "--out",
-        str(tmp_path / "res"),
-        "--runs-from",
-        str(tmp_path / "store"),
-    ]
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    logs = [finish(w, 600, f"paper queue worker {i}")[1] for i, w in enumerate(workers)]
-    assert [w.returncode for w in workers] == [0, 0], logs
-    runs = tmp_path / "store" / "runs"
-    names = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))
-    assert len(names) == 7  # ResNet and plain 20 and 56, then ResNet-32/44/110
-    for name in names:  # trained once: one start line, one finished line over both workers
-        log = (runs / name / "train.log").read_text().splitlines()
-        starts = [line for line in log if line[:4].isdigit() and line.split(" ", 3)[2] == "run"]
-        assert len(starts) == 1
-        assert sum(log.count(f"{name}: finished\n") for log in logs) == 1
-    assert any("held by other workers" in log for log in logs) or all(
-        "another worker has it" not in log for log in logs
-    )
-    summary_rows = []
-    for folder, labels in (
-        ("degradation", "(a)(b)(c)"),
-        ("cifar-table", "(d)"),
-        ("responses", "(e)"),
-    ):
-        text = (tmp_path / "res" / folder / "RESULTS.md").read_text()
-        head = "\n".join(text.splitlines()[:4])
-        assert "**Machine**" in head and "**Budget 5e-05**" in head
-        for label in (labels[i : i + 3] for i in range(0, len(labels), 3)):
-            assert f"- {label} " in text
-            assert any(f"**{word}**" in text for word in WORDS.values())
-        # verdicts.json holds the very verdicts RESULTS.md prints
-        verdicts = read_verdicts(tmp_path / "res" / folder / "verdicts.json")
-        assert "".join(v.label for v in verdicts) == labels
-        assert all(v.line() in text for v in verdicts)
-        summary_rows += [(v, folder) for v in verdicts]
-    # the summary page: one row per claim, (a)-(e), each verdict as its report computed it
-    summary = (tmp_path / "res" / "RESULTS.md").read_text()
-    assert "**Machine**" in summary and "**Budget 5e-05**" in summary
-    rows = [line for line in summary.splitlines() if line.startswith("| (")]
-    assert [row[2:5] for row in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
-    for row, (verdict, folder) in zip(rows, sorted(summary_rows, key=lambda r: r[0].label)):
-        assert f"**{verdict.word()}**" in row and f"[{folder}]({folder}/RESULTS.md)" in row
-    counts = [sum(v.outcome == o for v, _ in summary_rows) for o in ("holds", "contradicted")]
-    assert f"Of 5 claims: {counts[0]} hold, {counts[1]} contradicted" in summary
-    # no shipped weights were trained on this made-up folder: Table 6 at the whole schedule
-    # has no number of ours, and each row says its run has not been trained here
-    whole = summary.split("## At the whole schedule: Table 6 from the zoo's weights")[1]
-    rows = [line for line in whole.splitlines() if line.startswith("| ResNet-")]
-    assert len(rows) == 5 and all("not trained yet" in row for row in rows)
-    assert "(b, whole schedule) ResNet-56 has lower validation error than ResNet-20: " in whole
-    assert "**not decided (runs missing)**. needs resnet56, resnet20" in whole
-    # judged again from the CSV files alone (the run folders gone): the same verdicts
-    import shutil
-
-    shutil.rmtree(tmp_path / "store")
-    before = {f: read_verdicts(tmp_path / "res" / f / "verdicts.json") for f in SUMMARY_REPORTS}
-    res = str(tmp_path / "res")
-    assert main(["analyze", "verdicts", "--results", res, "--data", "digits"]) == 0
-    for folder in SUMMARY_REPORTS:
-        assert read_verdicts(tmp_path / "res" / folder / "verdicts.json") == before[folder]
-    assert (tmp_path / "res" / "RESULTS.md").read_text() == summary

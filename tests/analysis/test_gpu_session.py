@@ -77,6 +77,9 @@ def _collect(tmp: Path, name: str) -> str:
 
 
 def test_two_calls_resume_and_report(tmp_path):
+    """Also the shared queue itself: two workers per call, each run trained once by one of
+    them, and the reports' verdicts, the summary page and their re-judging from the CSV
+    files alone."""
     _call(tmp_path, "first", cut_mid_run=True)
     assert "not every run has finished" in _collect(tmp_path, "first")
     parts = sorted((tmp_path / "first").glob("paper-state.tgz.part*"))
@@ -89,9 +92,58 @@ def test_two_calls_resume_and_report(tmp_path):
     logs = {p.parent.name: p.read_text() for p in runs.glob("*/train.log")}
     assert len(logs) == 7 and all("done in" in log for log in logs.values())
     assert any("resumed" in log for log in logs.values())  # the run the first call cut
-    for report, label in (("cifar-table", "(d)"), ("degradation", "(a)"), ("responses", "(e)")):
-        text = (tmp_path / "results" / report / "RESULTS.md").read_text()
-        assert f"- {label} " in text and "**Machine**" in text
-        assert (
-            f"[{report}]({report}/RESULTS.md)" in (tmp_path / "results" / "RESULTS.md").read_text()
-        )
+    workers = [p.read_text() for p in sorted(tmp_path.glob("*/worker*.log"))]
+    assert len(workers) == 4  # two workers in each call
+    for name, log in logs.items():  # trained once: one start line, one finished line in all
+        lines = log.splitlines()
+        starts = [x for x in lines if x[:4].isdigit() and x.split(" ", 3)[2] == "run"]
+        assert len(starts) == 1, name
+        assert sum(w.count(f"{name}: finished\n") for w in workers) == 1, name
+    _check_reports(tmp_path / "results")
+
+
+def _check_reports(results: Path) -> None:
+    """Each report names its machine and budget and prints the verdicts its verdicts.json
+    holds; the summary page has one row per claim as its report computed it; the same
+    verdicts come back when judged again from the reports' CSV files (no run folders)."""
+    from resnets.analysis.rejudge import SUMMARY_REPORTS
+    from resnets.analysis.reports import WORDS, read_verdicts
+    from resnets.cli import main
+
+    summary_rows = []
+    for folder, labels in (
+        ("degradation", "(a)(b)(c)"),
+        ("cifar-table", "(d)"),
+        ("responses", "(e)"),
+    ):
+        text = (results / folder / "RESULTS.md").read_text()
+        head = "\n".join(text.splitlines()[:4])
+        assert "**Machine**" in head and "**Budget 0.0001**" in head
+        assert not (results / folder / "runs").exists()  # the collect script left them out
+        for label in (labels[i : i + 3] for i in range(0, len(labels), 3)):
+            assert f"- {label} " in text
+            assert any(f"**{word}**" in text for word in WORDS.values())
+        verdicts = read_verdicts(results / folder / "verdicts.json")
+        assert "".join(v.label for v in verdicts) == labels
+        assert all(v.line() in text for v in verdicts)
+        summary_rows += [(v, folder) for v in verdicts]
+    summary = (results / "RESULTS.md").read_text()
+    assert "**Machine**" in summary and "**Budget 0.0001**" in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| (")]
+    assert [row[2:5] for row in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    for row, (verdict, folder) in zip(rows, sorted(summary_rows, key=lambda r: r[0].label)):
+        assert f"**{verdict.word()}**" in row and f"[{folder}]({folder}/RESULTS.md)" in row
+    counts = [sum(v.outcome == o for v, _ in summary_rows) for o in ("holds", "contradicted")]
+    assert f"Of 5 claims: {counts[0]} hold, {counts[1]} contradicted" in summary
+    # no shipped weights were trained on the digits: Table 6 at the whole schedule has no
+    # number of ours, and each row says its run has not been trained here
+    whole = summary.split("## At the whole schedule: Table 6 from the zoo's weights")[1]
+    rows = [line for line in whole.splitlines() if line.startswith("| ResNet-")]
+    assert len(rows) == 5 and all("not trained yet" in row for row in rows)
+    assert "(b, whole schedule) ResNet-56 has lower validation error than ResNet-20: " in whole
+    assert "**not decided (runs missing)**. needs resnet56, resnet20" in whole
+    before = {f: read_verdicts(results / f / "verdicts.json") for f in SUMMARY_REPORTS}
+    assert main(["analyze", "verdicts", "--results", str(results), "--data", "digits"]) == 0
+    for folder in SUMMARY_REPORTS:
+        assert read_verdicts(results / folder / "verdicts.json") == before[folder]
+    assert (results / "RESULTS.md").read_text() == summary

@@ -78,19 +78,35 @@ def test_holm_adjusted_by_hand():
 
 
 def test_a_family_decides_by_the_adjusted_p():
+    # 20 vs 3 and 12 vs 3 discordant images: exact p = 2**-11 and 0.03515625
     tests = [mcnemar_exact([True] * k + [False] * 3, [False] * k + [True] * 3) for k in (20, 12)]
+    assert [t.p_value for t in tests] == pytest.approx([2**-11, 0.03515625])
     assert [t.outcome for t in tests] == ["holds", "holds"]  # each alone at 5%
-    fam = judge_family(lambda f: [f.outcome(t) for t in tests], "two", looks=1)
-    p_small, p_large = sorted(t.p_value for t in tests)
-    assert p_large < 0.05 and 2 * p_small < 0.05
-    assert fam == ["holds", "holds"] if p_large < 0.05 else fam
+    one = judge_family(lambda f: [f.outcome(t) for t in tests], "two", looks=1)
+    assert one == ["holds", "holds"]  # Holm: 2 x 0.00049 and 1 x 0.035, both under 0.05
+    # three looks: level 0.0167; the second test's adjusted p 0.035 no longer clears it
     three = judge_family(lambda f: [f.outcome(t) for t in tests], "two, three looks", looks=3)
-    assert three == [
-        "holds" if 2 * tests[0].p_value < 0.05 / 3 else "not decided",
-        "holds" if tests[1].p_value < 0.05 / 3 else "not decided",
-    ]
+    assert three == ["holds", "not decided"]
     with pytest.raises(ValueError, match="looks must be at least 1"):
         Family("x", looks=0)
+
+
+def test_seeds_to_decide_are_sized_at_the_tests_holm_step():
+    # two paired tests: the smaller p is at Holm's first step (0.05 / 2), the other at 0.05
+    small = paired_by_seed({0: 0.0, 1: 0.0, 2: 0.0}, {0: 1.0, 1: 1.2, 2: 0.9})
+    large = paired_by_seed({0: 0.0, 1: 0.0, 2: 0.0}, {0: 0.5, 1: -0.3, 2: 0.9})
+    family = Family("pair", p_values=[small.p_value, large.p_value], gathered=True)
+    assert small.p_value < large.p_value and large.outcome == "not decided"
+    assert family.level_for(small) == pytest.approx(0.025)
+    assert family.level_for(large) == pytest.approx(0.05)
+    note = family.note(large)
+    needed = seeds_needed(large.mean, large.sd, large.n, 0.05)
+    assert f"about {needed} seeds" in note and "level 0.05" in note
+    # two looks halve every step: more seeds are needed than the test's own 5% figure says
+    halved = Family("pair, two looks", looks=2, p_values=list(family.p_values), gathered=True)
+    strict = seeds_needed(large.mean, large.sd, large.n, 0.025)
+    assert strict > large.seeds_needed
+    assert f"about {strict} seeds" in halved.note(large) and "level 0.025" in halved.note(large)
 
 
 def test_binomial_two_sided_by_hand():

@@ -198,11 +198,12 @@ def test_concatenating_block_keeps_its_input_and_grows_by_the_stage_width():
     ],
 )
 def test_family_members_train_with_the_trainer(name, tmp_path):
-    # ResNet-110's warm-up (lr 0.01 until training error < 80%, paper section 4.2) takes
-    # most of two epochs: it gets six, so the threshold holds in fp32 and bf16 alike
-    # (measured: 19.8% fp32, 21.2% bf16 validation error; at two epochs 81-82% on both)
-    epochs = 6.0 if name == "preact_resnet110" else 2.0
-    cfg = build_config("digits", cli_values={"model": name, "epochs": epochs, "iters": 0})
+    # the paper's ResNet-110 warm-up (lr 0.01 until training error < 80%, section 4.2) would
+    # take most of two epochs here: it is off (the warm-up has its own tests in tests/train),
+    # and the 110-layer net gets a third epoch (measured: 68% validation error after two)
+    epochs = 3.0 if name == "preact_resnet110" else 2.0
+    values = {"model": name, "epochs": epochs, "iters": 0, "warmup": "off"}
+    cfg = build_config("digits", cli_values=values)
     res = train(cfg, tmp_path / "run", progress=False, echo=False)
     assert res.iters > 0 and res.stopped is None
     assert res.final_val_err < 0.6  # 10 classes (chance: 90% error): it learned something

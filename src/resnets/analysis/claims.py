@@ -304,6 +304,16 @@ def transfer_verdict(table: TransferTable, few: int, many: int, looks: int = 1) 
     return _judged(build, "transfer", looks)[0]
 
 
+def detection_seeds(
+    rows: Sequence[Mapping[str, Any]], backbones: Sequence[str]
+) -> dict[str, list[int]]:
+    """The finished seeds of each backbone: what a look at the detection claim saw."""
+    return {
+        b: sorted(int(r["seed"]) for r in rows if r["backbone"] == b and r["finished"])
+        for b in backbones
+    }
+
+
 def detection_verdict(
     rows: Sequence[Mapping[str, Any]], residual: str, plain: str, looks: int = 1
 ) -> Verdict:

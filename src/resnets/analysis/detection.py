@@ -14,7 +14,7 @@ from ..detection.engine import collate, load_detector
 from ..io import atomic_write_text, relative_paths
 from ..rundir import RunDir
 from ..runtime import machine_label
-from .claims import detection_verdict
+from .claims import detection_seeds, detection_verdict
 from .paper import PAPER_COCO_DETECTION
 from .reports import Verdict, judge_page, verdict_block, write_csv
 
@@ -103,10 +103,7 @@ def write_detection_report(
     """``out/RESULTS.md``, ``out/runs.csv`` and ``out/verdicts.json`` from the runs."""
     rows = detection_runs(runs)
     out.mkdir(parents=True, exist_ok=True)
-    seeds = {
-        b: sorted(r["seed"] for r in rows if r["backbone"] == b and r["finished"])
-        for b in (residual, plain)
-    }
+    seeds = detection_seeds(rows, (residual, plain))
     (verdict,) = judge_page(
         out, seeds, lambda looks: [detection_verdict(rows, residual, plain, looks)]
     )

@@ -17,6 +17,7 @@ from ..io import atomic_write_text
 from .claims import (
     concat_verdict,
     degradation_verdicts,
+    detection_seeds,
     detection_verdict,
     ordering_verdict,
     preact_verdicts,
@@ -247,10 +248,7 @@ def _judge_folder(folder: Path, looks: Callable[[Seeds], int]) -> tuple[list[Ver
         backbones = sorted({r["backbone"] for r in rows})
         residual = next((b for b in backbones if not b.startswith("plain")), "resnet18")
         plain = next((b for b in backbones if b.startswith("plain")), "plain18")
-        seeds = {
-            b: sorted(r["seed"] for r in rows if r["backbone"] == b and r["finished"])
-            for b in backbones
-        }
+        seeds = detection_seeds(rows, backbones)
         return [detection_verdict(rows, residual, plain, looks(seeds))], seeds
     raise ValueError(f"{folder}: not one of the reports judged from their CSV ({REJUDGED})")
 

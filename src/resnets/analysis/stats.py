@@ -261,6 +261,7 @@ class Family:
     looks: int = 1
     p_values: list[float] = field(default_factory=list)
     gathered: bool = False
+    _adjusted: list[float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.looks < 1:
@@ -278,8 +279,18 @@ class Family:
         """The Holm-adjusted p-value of a test of this family (equal p-values share one)."""
         if not math.isfinite(test.p_value):
             return math.nan
-        adjusted = holm_adjusted(self.p_values)
-        return next(a for p, a in zip(self.p_values, adjusted) if p == test.p_value)
+        if self._adjusted is None or len(self._adjusted) != len(self.p_values):
+            self._adjusted = holm_adjusted(self.p_values)  # once per gathered family
+        return next(a for p, a in zip(self.p_values, self._adjusted) if p == test.p_value)
+
+    def level_for(self, test: Test) -> float:
+        """The level a test's raw p-value must clear at its step of Holm's method:
+        ``alpha / (m - k)``, where ``k`` tests of the family have a smaller p-value (before
+        the p-values are gathered, the page's level itself)."""
+        if not self.gathered:
+            return self.alpha
+        smaller = sum(1 for p in self.p_values if math.isfinite(p) and p < test.p_value)
+        return self.alpha / max(1, self.size - smaller)
 
     def outcome(self, test: Test) -> Outcome:
         """The verdict of one test, and the test counted in the family while gathering: from
@@ -301,11 +312,12 @@ class Family:
             return ""
         out = f"Holm-adjusted p = {self.adjusted(test):.3g}" if self.gathered else ""
         if self.outcome_of(test) == "not decided" and isinstance(test, PairedBySeed):
-            needed = test.seeds_needed
+            level = self.level_for(test)  # the test's own step of Holm, not the bare 5%
+            needed = seeds_needed(test.mean, test.sd, test.n, level)
             out += "; " if out else ""
             out += (
                 f"about {needed} seeds would decide it with {POWER:.0%} power at this mean and "
-                f"spread (noncentral t, level {self.alpha:.3g})"
+                f"spread (noncentral t, at its Holm step's level {level:.3g})"
                 if needed
                 else f"more than {MAX_SEEDS} seeds would be needed at this spread"
             )

@@ -33,7 +33,7 @@ from ..eval.explain import METHODS, explain_files
 from ..eval.metrics import Scoring
 from ..eval.report import add_corruptions, summary_line, write_eval_report
 from ..inference import LoadedModel, TestTime, is_exported, load_weights
-from ..io import check_writable, exclusive_target, run_folder_of
+from ..io import check_writable, exclusive_target, relative_paths, run_folder_of
 from ..runtime import pick_device, use_bf16
 
 
@@ -266,7 +266,8 @@ def _export(args: argparse.Namespace) -> int:
     else:
         per_batch = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.batch_diffs.items())
         print(
-            f"parity on {r.n_checked} images of {r.check_data}: max |logit difference| "
+            f"parity on {r.n_checked} images of {relative_paths(str(r.check_data))}: max |logit "
+            "difference| "
             f"{r.max_abs_diff:.2e} against PyTorch fp32 ({per_batch}; < 1e-4: {verdict})"
         )
     if args.json:

@@ -81,7 +81,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def models_markdown(rows: list[dict]) -> str:
-    """The README's table of every registered model (``resnets models --markdown``)."""
+    """docs/models.md's table of every registered model (``resnets models --markdown``)."""
     from ..models.index import human
 
     lines = [
@@ -132,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'plain*'")
     p.add_argument("--no-macs", action="store_true", help="leave the MACs column out")
     p.add_argument(
-        "--markdown", action="store_true", help="a Markdown table (the README's, kept in step)"
+        "--markdown", action="store_true", help="a Markdown table (docs/models.md's, kept in step)"
     )
     p.add_argument(
         "--measure",

@@ -42,7 +42,7 @@ def _weights_list(args: argparse.Namespace) -> int:
         print(json_line(rows))
         return 0
     if args.markdown:
-        print(weights_markdown(rows))
+        print(calibration_markdown(rows) if args.calibration else weights_markdown(rows))
         return 0
     width = max([len("weights"), *(len(row["name"]) for row in rows)])  # the longest name
     print(f"{'weights':<{width}} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
@@ -55,7 +55,7 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 
 def weights_markdown(rows: list[dict]) -> str:
-    """The README's table of every named weights set (``resnets weights list --markdown``):
+    """docs/weights.md's table of every named weights set (``resnets weights list --markdown``):
     the model, the accuracy its record states, and where the file comes from."""
     lines = [
         "| weights | model | top-1 | top-5 | params | preprocessing | source |",
@@ -77,6 +77,31 @@ def weights_markdown(rows: list[dict]) -> str:
         ) + (", flip TTA" if meta.tta == "flip" else "")
         lines.append(
             f"| `{row['name']}` | `{meta.model}` | {top1} | {top5} | {params} | {view} | {source} |"
+        )
+    return "\n".join(lines)
+
+
+def calibration_markdown(rows: list[dict]) -> str:
+    """The table of every named set whose record carries a fitted temperature
+    (``resnets weights list --markdown --calibration``): the temperature and the ECE, NLL and
+    Brier score before and after it, as ``resnets calibrate`` measured them."""
+    lines = [
+        "| weights | temperature | ECE before -> after | NLL before -> after "
+        "| Brier before -> after |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        calibration = get_pretrained(row["name"]).meta.calibration
+        if not calibration:
+            continue
+        before, after = calibration["before"], calibration["after"]
+        temperature = after["temperature"]
+        lean = "overconfident" if temperature > 1 else "underconfident"
+        lines.append(
+            f"| `{row['name']}` | {temperature:.3f} ({lean}) "
+            f"| {before['ece']:.2%} -> {after['ece']:.2%} "
+            f"| {before['nll']:.3f} -> {after['nll']:.3f} "
+            f"| {before['brier']:.3f} -> {after['brier']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -188,7 +213,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'resnet50.*'")
     add_json(q, what="the list as JSON")
     q.add_argument(
-        "--markdown", action="store_true", help="a Markdown table (the README's, kept in step)"
+        "--markdown", action="store_true", help="a Markdown table (docs/weights.md's, kept in step)"
+    )
+    q.add_argument(
+        "--calibration",
+        action="store_true",
+        help="with --markdown: the table of fitted temperatures and ECE/NLL/Brier before and after",
     )
     q.set_defaults(fn=_weights_list)
 
