@@ -4,8 +4,10 @@ depths whose runs are still training."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
+import pytest
 
 from resnets.analysis.reports import FullScheduleWeights, RunFinal
 from resnets.analysis.whole_schedule import (
@@ -20,8 +22,11 @@ from resnets.analysis.whole_schedule import (
 N = 1000
 
 
-def scored(model: str, wrong: list[int], *, indices: np.ndarray | None = None) -> Scored:
-    """Weights of ``model`` that get every image right but those in ``wrong``."""
+def scored(
+    model: str, wrong: list[int], *, indices: np.ndarray | None = None, response: float = 1.0
+) -> Scored:
+    """Weights of ``model`` that get every image right but those in ``wrong``, whose 3x3
+    layers respond to each of 200 images with a std of about ``response``."""
     hits = np.ones(N, dtype=bool)
     hits[wrong] = False
     weights = FullScheduleWeights(
@@ -33,7 +38,15 @@ def scored(model: str, wrong: list[int], *, indices: np.ndarray | None = None) -
         "1,000 images held out, seed 0",
         1234,
     )
-    return Scored(weights, np.arange(N) if indices is None else indices, hits, 1 - len(wrong) / N)
+    layers = int(model.removeprefix("resnet").removeprefix("plain")) - 2  # 3x3 layers: 6n
+    noise = np.random.default_rng(len(model) + layers).normal(0, 0.05, (200, layers))
+    return Scored(
+        weights,
+        np.arange(N) if indices is None else indices,
+        hits,
+        1 - len(wrong) / N,
+        response + noise,
+    )
 
 
 def by_label(verdicts):
@@ -110,7 +123,46 @@ def test_table6_rows_show_ours_beside_the_paper_and_how_far_each_run_got(tmp_pat
     assert run_progress(None, "resnet44") == "not trained yet"
     # a stated accuracy that differs from the one measured is shown, not hidden
     odd = scored("resnet20", list(range(124)))
-    odd = Scored(odd.weights, odd.indices, odd.hits, 0.9)
+    odd = Scored(odd.weights, odd.indices, odd.hits, 0.9, odd.responses)
     assert "states 90.00% top-1, measured 87.60%" in "\n".join(
         table6_section({"resnet20": odd}, None)
     )
+
+
+def test_fig7_responses_are_decided_paired_over_the_same_images(tmp_path):
+    from resnets.analysis.whole_schedule import write_responses_figure
+
+    zoo = {
+        "resnet20": scored("resnet20", [], response=0.8),
+        "resnet56": scored("resnet56", [], response=0.5),
+    }
+    verdict = by_label(whole_schedule_verdicts(zoo))["(e, whole schedule)"]
+    assert verdict.outcome == "missing" and "needs plain20, plain56" in verdict.evidence
+    found = re.search(
+        r"ResNet-56 against ResNet-20: 0\.(49|50)\d against 0\.(79|80)\d", verdict.evidence
+    )
+    assert found, verdict.evidence
+    assert "over the first 200 held-out images" in verdict.evidence
+    assert "200 images paired" in verdict.evidence
+    zoo |= {
+        "plain20": scored("plain20", [], response=0.9),
+        "plain56": scored("plain56", [], response=1.3),
+    }
+    verdict = by_label(whole_schedule_verdicts(zoo))["(e, whole schedule)"]
+    assert verdict.outcome == "holds"
+    # a deeper ResNet that responds more: contradicted, whatever the plain nets say
+    zoo["resnet56"] = scored("resnet56", [], response=0.9)
+    verdict = by_label(whole_schedule_verdicts(zoo))["(e, whole schedule)"]
+    assert verdict.outcome == "contradicted"
+    # measured on other images than its twin: refused, never paired wrongly
+    zoo["plain56"] = scored("plain56", [], indices=np.arange(N) + 1, response=1.3)
+    with pytest.raises(ValueError, match="not scored on the same images"):
+        whole_schedule_verdicts(zoo)
+    # the figure and the table from the shipped files' responses
+    figure = write_responses_figure({"resnet20": scored("resnet20", [])}, tmp_path)
+    assert figure is not None and figure.stat().st_size > 10_000
+    section = "\n".join(table6_section({"resnet20": scored("resnet20", [])}, None, figure))
+    assert (
+        "| ResNet-20 | 18 | 1.00" in section and "| plain-56 | - | - | not shipped yet |" in section
+    )
+    assert f"]({figure.name})" in section

@@ -162,6 +162,7 @@ def _paper(args: argparse.Namespace) -> int:
     found = [(name, read_verdicts(out / name / "verdicts.json")) for name, _ in reports]
     records = experiments.run_all(specs, root, progress=False, echo=False)  # finished: read only
     seeds = group(records, lambda r: r["model"])
+    zoo = whole_schedule.score_zoo(args.data, data_fingerprints(args.data))
     sections = [
         *summary_section(found),
         "",
@@ -173,8 +174,9 @@ def _paper(args: argparse.Namespace) -> int:
         "",
         # claims (a)-(d) where no budget cuts the schedule: the zoo's weights trained on this data
         *whole_schedule.table6_section(
-            whole_schedule.score_zoo(args.data, data_fingerprints(args.data)),
+            zoo,
             Path(args.zoo_runs) if args.zoo_runs else None,
+            whole_schedule.write_responses_figure(zoo, out),
         ),
     ]
     title = "The paper's result: deeper residual nets against deeper plain nets"
@@ -217,9 +219,9 @@ def _verdicts(args: argparse.Namespace) -> int:
     found = [(folder, judged[folder][0]) for folder in SUMMARY_REPORTS]
     text = summary.read_text()
     zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
-    whole = whole_schedule.table6_section(
-        whole_schedule.score_zoo(args.data, data_fingerprints(args.data)), zoo_runs
-    )
+    zoo = whole_schedule.score_zoo(args.data, data_fingerprints(args.data))
+    figure = results / whole_schedule.RESPONSES_FIGURE if zoo else None  # written last
+    whole = whole_schedule.table6_section(zoo, zoo_runs, figure)
     claims = summary_section(found)
     try:
         text = replace_block(text, CLAIMS_BEGIN, CLAIMS_END, claims[claims.index(CLAIMS_BEGIN) :])
@@ -229,6 +231,7 @@ def _verdicts(args: argparse.Namespace) -> int:
     for folder, (verdicts, page, looks) in judged.items():
         write_rejudged(results / folder, verdicts, page, looks)
     atomic_write_text(summary, text)
+    whole_schedule.write_responses_figure(zoo, results)
     for folder, (verdicts, _, _) in judged.items():
         for v in verdicts:
             print(f"{folder}: {v.label} {v.word()}")

@@ -1,7 +1,8 @@
 """Layer responses (the paper's Fig. 7) and gradient flow through plain and residual networks.
 
 * :func:`response_stds`: the standard deviation of the output of every 3x3 convolution's BN
-  (after BN, before the addition and the ReLU), over a data set, in layer order.
+  (after BN, before the addition and the ReLU), over a data set, in layer order;
+  :func:`response_stds_by_image` the same per image, for a test paired over images.
 * :func:`gradient_norms`: the L2 norm of the loss gradient of every convolution's weight.
 * :func:`shattered_correlation`: Balduzzi et al. (2017), "The shattered gradients problem":
   the correlation between the input gradients of nearby inputs on a line through input space.
@@ -61,6 +62,31 @@ def response_stds(model: ResNet, batches: Iterable[Tensor]) -> list[tuple[str, f
         mean = float(s) / max(n, 1)
         res.append((name, math.sqrt(max(float(q) / max(n, 1) - mean * mean, 0.0))))
     return res
+
+
+@torch.no_grad()
+def response_stds_by_image(model: ResNet, batches: Iterable[Tensor]) -> Tensor:
+    """``(images, layers)``: the std of each 3x3 layer's response to each image alone (over its
+    channels and positions), the per-image measurement a paired test over images needs."""
+    layers = response_layers(model)
+    rows: list[list[Tensor]] = [[] for _ in layers]
+    handles = []
+    for i, (_, m) in enumerate(layers):
+
+        def hook(_m, _inp, out, i=i):
+            rows[i].append(out.detach().double().flatten(1).std(dim=1, correction=0).cpu())
+
+        handles.append(m.register_forward_hook(hook))
+    was = model.training
+    model.eval()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return torch.stack([torch.cat(r) for r in rows], dim=1)
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:

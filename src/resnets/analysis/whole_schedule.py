@@ -16,17 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
-from ..eval.predict import score
+from ..eval.predict import batch_inputs, score
 from ..inference import TestTime, load_weights
 from ..models.catalogue import get_pretrained, list_pretrained
 from ..rundir import RunDir
+from .figures import plot_responses
+from .layers import response_stds_by_image
 from .paper import PAPER_ITERS, PAPER_TABLE6
 from .reports import FullScheduleWeights, Verdict, full_schedule_weights
-from .stats import Family, McNemar, combine, judge_family, mcnemar_exact
+from .stats import (
+    Family,
+    McNemar,
+    PairedBySeed,
+    combine,
+    judge_family,
+    mcnemar_exact,
+    paired_by_seed,
+)
 
 #: the rows of Table 6 as the paper prints them (n, depth 6n+2), then the plain twins of Fig. 6
 DEPTHS = (20, 32, 44, 56, 110)
 PLAIN_DEPTHS = (20, 56)
+#: Fig. 7's responses are measured on the first this many held-out images (in the split's order)
+RESPONSE_IMAGES = 1000
+RESPONSES_FIGURE = "whole-schedule-responses.png"
 
 BEGIN = "<!-- whole-schedule: computed by resnets.analysis.whole_schedule -->"
 END = "<!-- /whole-schedule -->"
@@ -40,6 +53,9 @@ class Scored:
     indices: np.ndarray  # the images scored, in order (indices into the data set)
     hits: np.ndarray  # bool: the top-1 class was right
     top1_recorded: float  # the accuracy the weights' record states
+    # Fig. 7: each 3x3 layer's response std to each of the first RESPONSE_IMAGES held-out
+    # images alone, (images, layers)
+    responses: np.ndarray
 
     @property
     def val_err(self) -> float:
@@ -57,8 +73,25 @@ def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
         if len(res.hits) != len(selection.indices):
             raise RuntimeError(f"{w.name}: {len(res.hits)} results for {len(selection.indices)}")
         top1 = float((named[w.name].metrics or {}).get("top1", float("nan")))
-        found[w.model] = Scored(w, np.asarray(selection.indices), np.asarray(res.hits), top1)
+        first = np.asarray(selection.indices)[:RESPONSE_IMAGES]
+        images = selection.data.images[first]
+        batches = (batch_inputs(lm, images[i : i + 250], w.name) for i in range(0, len(first), 250))
+        responses = response_stds_by_image(lm.model, batches).numpy()
+        found[w.model] = Scored(
+            w, np.asarray(selection.indices), np.asarray(res.hits), top1, responses
+        )
     return found
+
+
+def write_responses_figure(scored: Mapping[str, Scored], folder: Path) -> Path | None:
+    """Fig. 7 at the whole schedule: each scored net's response std per 3x3 layer (each
+    image's std, averaged over the measured images), in layer order and sorted."""
+    curves = {}
+    for model in [f"resnet{d}" for d in DEPTHS] + [f"plain{d}" for d in PLAIN_DEPTHS]:
+        if model in scored:
+            per_layer = [float(v) for v in scored[model].responses.mean(axis=0)]
+            curves[_name(model)] = (per_layer, sorted(per_layer, reverse=True))
+    return plot_responses(curves, folder / RESPONSES_FIGURE) if curves else None
 
 
 def run_progress(zoo_runs: Path | None, model: str) -> str:
@@ -93,8 +126,9 @@ def _name(model: str) -> str:
 def whole_schedule_verdicts(scored: Mapping[str, Scored]) -> list[Verdict]:
     """Claims (a)-(d) at the whole schedule, each by the exact McNemar test on the held-out
     images: (a) plain-56 against plain-20, (b) ResNet-56 against ResNet-20, (c) ResNet-56
-    against plain-56, (d) every neighbouring pair of depths. Every test made is one family,
-    corrected by Holm (one look: each test compares two fixed files)."""
+    against plain-56, (d) every neighbouring pair of depths; and (e), Fig. 7's response stds,
+    by t tests paired over the same images. Every test made is one family, corrected by Holm
+    (one look: each test compares two fixed files)."""
 
     def build(family: Family) -> list[Verdict]:
         verdicts = _verdicts(scored, family)
@@ -149,7 +183,61 @@ def _verdicts(scored: Mapping[str, Scored], family: Family) -> list[Verdict]:
         outcome = "contradicted" if outcome == "contradicted" else "missing"
         evidence = (evidence + "; " if evidence else "") + "needs " + ", ".join(missing)
     out.append(Verdict("(d, whole schedule)", claim, outcome, evidence))
+    out.append(_responses_verdict(scored, family))
     return out
+
+
+def _image_means(scored: Scored) -> dict[int, float]:
+    """Each measured image's response std averaged over the net's 3x3 layers, by image."""
+    first = scored.indices[: len(scored.responses)]
+    return {int(i): float(v) for i, v in zip(first, scored.responses.mean(axis=1))}
+
+
+def _by_image(test: PairedBySeed, family: Family) -> str:
+    if not math.isfinite(test.p_value):
+        return f"{test.mean:+.3f} (no test: no spread over the images)"
+    return (
+        f"{test.mean:+.3f} (95% CI {test.low:+.3f} to {test.high:+.3f}, {test.n} images "
+        f"paired, p {_p(test.p_value)}, Holm-adjusted p {_p(family.adjusted(test))})"
+    )
+
+
+def _p(p: float) -> str:
+    # below double precision's reach the t distribution's tail rounds to 0: say so, not "0"
+    return "< 1e-15" if p < 1e-15 else f"= {p:.3g}"
+
+
+def _responses_verdict(scored: Mapping[str, Scored], family: Family) -> Verdict:
+    """Claim (e) at the whole schedule, Fig. 7: the mean response std of each ResNet against
+    its plain twin, and ResNet-56 against ResNet-20, each paired over the same held-out images
+    (a t test on the per-image differences)."""
+    claim = "residual responses smaller than plain ones, and smaller for deeper ResNets"
+    pairs = [
+        *((f"resnet{d}", f"plain{d}", f"depth {d}: ResNet against plain") for d in PLAIN_DEPTHS),
+        ("resnet56", "resnet20", "ResNet-56 against ResNet-20"),
+    ]
+    parts, outcomes, missing = [], [], []
+    for better, worse, what in pairs:
+        if better not in scored or worse not in scored:
+            missing += [m for m in (better, worse) if m not in scored and m not in missing]
+            continue
+        a, b = _image_means(scored[better]), _image_means(scored[worse])
+        if a.keys() != b.keys():
+            raise ValueError(f"{better} and {worse}: responses measured on different images")
+        test = paired_by_seed(a, b)  # keyed by image: the test is paired over the images
+        outcomes.append(family.outcome(test))
+        mean_a, mean_b = (float(np.mean(list(x.values()))) for x in (a, b))
+        parts.append(f"{what}: {mean_a:.3f} against {mean_b:.3f}, {_by_image(test, family)}")
+    outcome = combine(outcomes)
+    if missing:
+        outcome = "contradicted" if outcome == "contradicted" else "missing"
+        parts.append("needs " + ", ".join(missing))
+    measured = max((len(s.responses) for s in scored.values()), default=0)
+    evidence = (
+        f"mean std of 3x3 responses per image, over the first {measured:,} held-out images: "
+        + "; ".join(parts)
+    )
+    return Verdict("(e, whole schedule)", claim, outcome, evidence)
 
 
 def deviations(scored: Mapping[str, Scored]) -> list[str]:
@@ -201,9 +289,12 @@ def deviations(scored: Mapping[str, Scored]) -> list[str]:
     ]
 
 
-def table6_section(scored: Mapping[str, Scored], zoo_runs: Path | None) -> list[str]:
+def table6_section(
+    scored: Mapping[str, Scored], zoo_runs: Path | None, figure: Path | None = None
+) -> list[str]:
     """RESULTS.md lines between the whole-schedule markers: Table 6 as the paper prints it with
-    our column beside it, and the verdicts."""
+    our column beside it, Fig. 7's responses (``figure``: its file, beside the page), and the
+    verdicts."""
     verdicts = whole_schedule_verdicts(scored)
     lines = [
         BEGIN,
@@ -245,11 +336,14 @@ def table6_section(scored: Mapping[str, Scored], zoo_runs: Path | None) -> list[
     ]
     if mismatched:
         lines += ["", "Measured here against the record: " + "; ".join(mismatched) + "."]
+    lines += ["", *_responses_table(scored, figure)]
     lines += [
         "",
         "Verdicts, each by the exact McNemar test on the same held-out images (two-sided): "
         "holds when the images only the paper's better net gets right significantly outnumber "
-        "the reverse, contradicted when the reverse is significant, not decided otherwise. "
+        "the reverse, contradicted when the reverse is significant, not decided otherwise; "
+        "(e) by t tests on the per-image differences of the mean response std, paired over "
+        "the same images. "
         + (verdicts[0].family + " " if verdicts and verdicts[0].family else "")
         + "**One weights file per depth (one training seed)**: each test compares two sets of "
         "weights on the same images, not two architectures; the seed-to-seed spread of training "
@@ -260,4 +354,35 @@ def table6_section(scored: Mapping[str, Scored], zoo_runs: Path | None) -> list[
         *deviations(scored),
         END,
     ]
+    return lines
+
+
+def _responses_table(scored: Mapping[str, Scored], figure: Path | None) -> list[str]:
+    """Fig. 7 at the whole schedule: the mean response std of each net's 3x3 layers, from the
+    shipped files, and the figure when there is one."""
+    lines = [
+        "### Fig. 7 at the whole schedule: layer responses",
+        "",
+        f"The std of each 3x3 layer's response (after BN, before the addition and the ReLU) to "
+        f"each of the first {RESPONSE_IMAGES:,} held-out images, from the same files; the "
+        "paper's Fig. 7 shows ResNets' responses smaller than their plain twins', and smaller "
+        "for deeper ResNets.",
+        "",
+        "| model | 3x3 layers | mean response std | weights |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for model in [f"resnet{d}" for d in DEPTHS] + [f"plain{d}" for d in PLAIN_DEPTHS]:
+        s = scored.get(model)
+        if s is None:
+            lines.append(f"| {_name(model)} | - | - | not shipped yet |")
+        else:
+            mean = float(s.responses.mean())
+            lines.append(
+                f"| {_name(model)} | {s.responses.shape[1]} | {mean:.3f} | `{s.weights.name}` |"
+            )
+    if figure is not None:
+        lines += [
+            "",
+            f"![Std of each 3x3 layer's response, in layer order and sorted]({figure.name})",
+        ]
     return lines
