@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -31,62 +32,59 @@ def response_layers(model: ResNet) -> list[tuple[str, nn.Module]]:
     return out
 
 
-@torch.no_grad()
-def response_stds(model: ResNet, batches: Iterable[Tensor]) -> list[tuple[str, float]]:
-    """Std of each 3x3 layer's response over all batches (all samples, channels and positions)."""
+def _each_response(
+    model: ResNet, batches: Iterable[Tensor], record: Callable[[int, Tensor], None]
+) -> list[str]:
+    """Run ``batches`` through ``model`` in eval mode, calling ``record(i, response)`` with the
+    output of the ``i``-th 3x3 layer's BN each time; the layers' names, in forward order."""
     layers = response_layers(model)
-    sums = [torch.zeros((), dtype=torch.float64) for _ in layers]
-    sq = [torch.zeros((), dtype=torch.float64) for _ in layers]
-    counts = [0] * len(layers)
-    handles = []
-    for i, (_, m) in enumerate(layers):
-
-        def hook(_m, _inp, out, i=i):
-            o = out.detach().double()
-            sums[i] += o.sum().cpu()
-            sq[i] += (o * o).sum().cpu()
-            counts[i] += o.numel()
-
-        handles.append(m.register_forward_hook(hook))
+    handles = [
+        m.register_forward_hook(lambda _m, _inp, out, i=i: record(i, out.detach().double()))
+        for i, (_, m) in enumerate(layers)
+    ]
     was = model.training
     model.eval()
     try:
-        for x in batches:
-            model(x)
+        with torch.no_grad():
+            for x in batches:
+                model(x)
     finally:
         for h in handles:
             h.remove()
         model.train(was)
+    return [name for name, _ in layers]
+
+
+def response_stds(model: ResNet, batches: Iterable[Tensor]) -> list[tuple[str, float]]:
+    """Std of each 3x3 layer's response over all batches (all samples, channels and positions)."""
+    sums: dict[int, float] = defaultdict(float)
+    squares: dict[int, float] = defaultdict(float)
+    counts: dict[int, int] = defaultdict(int)
+
+    def record(i: int, out: Tensor) -> None:
+        sums[i] += float(out.sum())
+        squares[i] += float((out * out).sum())
+        counts[i] += out.numel()
+
+    names = _each_response(model, batches, record)
     res = []
-    for (name, _), s, q, n in zip(layers, sums, sq, counts):
-        mean = float(s) / max(n, 1)
-        res.append((name, math.sqrt(max(float(q) / max(n, 1) - mean * mean, 0.0))))
+    for i, name in enumerate(names):
+        n = max(counts[i], 1)
+        mean = sums[i] / n
+        res.append((name, math.sqrt(max(squares[i] / n - mean * mean, 0.0))))
     return res
 
 
-@torch.no_grad()
 def response_stds_by_image(model: ResNet, batches: Iterable[Tensor]) -> Tensor:
     """``(images, layers)``: the std of each 3x3 layer's response to each image alone (over its
     channels and positions), the per-image measurement a paired test over images needs."""
-    layers = response_layers(model)
-    rows: list[list[Tensor]] = [[] for _ in layers]
-    handles = []
-    for i, (_, m) in enumerate(layers):
-
-        def hook(_m, _inp, out, i=i):
-            rows[i].append(out.detach().double().flatten(1).std(dim=1, correction=0).cpu())
-
-        handles.append(m.register_forward_hook(hook))
-    was = model.training
-    model.eval()
-    try:
-        for x in batches:
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
-    return torch.stack([torch.cat(r) for r in rows], dim=1)
+    rows: dict[int, list[Tensor]] = defaultdict(list)
+    names = _each_response(
+        model,
+        batches,
+        lambda i, out: rows[i].append(out.flatten(1).std(dim=1, correction=0).cpu()),
+    )
+    return torch.stack([torch.cat(rows[i]) for i in range(len(names))], dim=1)
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
