@@ -138,10 +138,13 @@ def _check_reports(results: Path) -> None:
     # no shipped weights were trained on the digits: Table 6 at the whole schedule has no
     # number of ours, and each row says its run has not been trained here
     whole = summary.split("## At the whole schedule: Table 6 from the zoo's weights")[1]
-    rows = [line for line in whole.splitlines() if line.startswith("| ResNet-")]
+    table6 = whole.split("### Fig. 7 at the whole schedule")[0]
+    rows = [line for line in table6.splitlines() if line.startswith("| ResNet-")]
     assert len(rows) == 5 and all("not trained yet" in row for row in rows)
     assert "(b, whole schedule) ResNet-56 has lower validation error than ResNet-20: " in whole
     assert "**not decided (runs missing)**. needs resnet56, resnet20" in whole
+    fig7 = whole.split("### Fig. 7 at the whole schedule")[1]
+    assert fig7.count("not shipped yet |") == 7 and ".png)" not in fig7  # no weights: no figure
     before = {f: read_verdicts(results / f / "verdicts.json") for f in SUMMARY_REPORTS}
     assert main(["analyze", "verdicts", "--results", str(results), "--data", "digits"]) == 0
     for folder in SUMMARY_REPORTS:
