@@ -29,6 +29,10 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+#: input sides above this are counted on the meta device (see :func:`measure_cost`)
+META_ABOVE = 64
+
+
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass (convolutions and linear layers).
 
@@ -113,11 +117,14 @@ def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 def measure_cost(name: str) -> ModelCost:
     """Build ``name`` and count its params and MACs at its default input size.
 
-    Built on the meta device: shapes propagate and every operation is counted, but no weight is
-    allocated or initialised and no arithmetic is done (ResNet-1202: 2 s instead of 6)."""
-    with torch.device("meta"):
+    An ImageNet-sized model is built on the meta device: shapes propagate and every operation
+    is counted, but no weight is allocated or initialised and no arithmetic is done. A
+    CIFAR-sized one runs for real: its 32x32 forward pass costs less than the meta tensors'
+    Python bookkeeping (ResNet-1202 on the AVX2-only Zen 3: 1.6 s against 5.3 s)."""
+    size = get_spec(name).default_image_size
+    # a real build draws its initial weights: the caller's random state is left as it was
+    with torch.random.fork_rng(devices=[]), torch.device("meta" if size > META_ABOVE else "cpu"):
         model = create_model(name)
-        size = get_spec(name).default_image_size
         return ModelCost(count_params(model), count_macs(model, (1, 3, size, size)))
 
 
