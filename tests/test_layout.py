@@ -418,3 +418,23 @@ def test_scoring_takes_the_weights_views_not_their_fields():
         params = inspect.signature(fn).parameters
         assert len(params) <= 8, (fn.__name__, list(params))
         assert not {"mean", "std", "eval_size", "pad"} & set(params)
+
+
+def test_the_readme_stays_a_short_tour():
+    """The README teaches in at most 300 lines (issue 45); reference material lives in docs/,
+    and every page it links to exists."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 300
+    links = re.findall(r"\]\(((?:docs/|BENCHMARKS)[^)#]*)\)", text)
+    assert links and all((ROOT / link).exists() for link in links), links
+
+
+def test_every_relative_link_of_the_docs_lands_on_a_file():
+    """The reference pages moved out of the README link to each other and to the results by
+    relative paths: each must exist."""
+    broken = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for link in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+            if "://" not in link and not (page.parent / link).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert not broken, broken
