@@ -72,8 +72,11 @@ def test_explain_command_writes_figures_overlays_and_json(patch_run, tmp_path, c
     imgs = [data / "red" / "0000.png", data / "blue" / "0001.png"]
     out = tmp_path / "why"
     assert main(["explain", "--weights", str(run), *map(str, imgs), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "red/0000.png" not in printed or "explaining" in printed
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2  # one line per image: its top classes, its figure, its target
+    for line, img, target in zip(printed, imgs, ("red", "blue")):
+        assert line.startswith(f"{img}: ") and f" -> {out}" in line, line
+        assert line.endswith(f"(explaining '{target}')"), line
     rows = json.loads((out / "explain.json").read_text())
     assert [r["target"] for r in rows] == ["red", "blue"]
     for r in rows:
