@@ -120,15 +120,17 @@ def check_owner(
         )
 
 
-def free_output_name(stem: str, out: Path, taken: set[Path], suffixes: Sequence[str]) -> str:
+def claim_output_name(stem: str, out: Path, taken: set[Path], suffixes: Sequence[str]) -> str:
     """``stem``, or ``stem-2``, ``stem-3``...: the first name whose files in ``out`` (the name
     plus each of ``suffixes``) are all outside ``taken`` (resolved paths: the inputs and what
-    this command wrote already). One helper for every command that names its outputs after its
-    inputs (explain, detect predict): an output never replaces an input nor another output."""
+    this command wrote already); its files join ``taken``. One helper for every command that
+    names its outputs after its inputs (explain, detect predict): an output never replaces an
+    input nor another output."""
     name, k = stem, 1
     while any(out / f"{name}{suffix}" in taken for suffix in suffixes):
         k += 1
         name = f"{stem}-{k}"
+    taken.update(out / f"{name}{suffix}" for suffix in suffixes)
     return name
 
 

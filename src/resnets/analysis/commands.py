@@ -220,7 +220,7 @@ def _verdicts(args: argparse.Namespace) -> int:
     text = summary.read_text()
     zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
     zoo = whole_schedule.score_zoo(args.data, data_fingerprints(args.data))
-    figure = results / whole_schedule.RESPONSES_FIGURE if zoo else None  # written last
+    figure = whole_schedule.responses_figure(zoo, results)  # written last
     whole = whole_schedule.table6_section(zoo, zoo_runs, figure)
     claims = summary_section(found)
     try:

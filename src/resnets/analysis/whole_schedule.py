@@ -37,6 +37,7 @@ from .stats import (
 #: the rows of Table 6 as the paper prints them (n, depth 6n+2), then the plain twins of Fig. 6
 DEPTHS = (20, 32, 44, 56, 110)
 PLAIN_DEPTHS = (20, 56)
+MODELS = (*(f"resnet{d}" for d in DEPTHS), *(f"plain{d}" for d in PLAIN_DEPTHS))
 #: Fig. 7's responses are measured on the first this many held-out images (in the split's order)
 RESPONSE_IMAGES = 1000
 RESPONSES_FIGURE = "whole-schedule-responses.png"
@@ -83,15 +84,23 @@ def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
     return found
 
 
+def responses_figure(scored: Mapping[str, Scored], folder: Path) -> Path | None:
+    """Where :func:`write_responses_figure` puts Fig. 7 in ``folder``; None when no net of the
+    section is scored (no figure)."""
+    return folder / RESPONSES_FIGURE if any(m in scored for m in MODELS) else None
+
+
 def write_responses_figure(scored: Mapping[str, Scored], folder: Path) -> Path | None:
     """Fig. 7 at the whole schedule: each scored net's response std per 3x3 layer (each
     image's std, averaged over the measured images), in layer order and sorted."""
+    path = responses_figure(scored, folder)
+    if path is None:
+        return None
     curves = {}
-    for model in [f"resnet{d}" for d in DEPTHS] + [f"plain{d}" for d in PLAIN_DEPTHS]:
-        if model in scored:
-            per_layer = [float(v) for v in scored[model].responses.mean(axis=0)]
-            curves[_name(model)] = (per_layer, sorted(per_layer, reverse=True))
-    return plot_responses(curves, folder / RESPONSES_FIGURE) if curves else None
+    for model in (m for m in MODELS if m in scored):
+        per_layer = [float(v) for v in scored[model].responses.mean(axis=0)]
+        curves[_name(model)] = (per_layer, sorted(per_layer, reverse=True))
+    return plot_responses(curves, path)
 
 
 def run_progress(zoo_runs: Path | None, model: str) -> str:
@@ -310,7 +319,7 @@ def table6_section(
         "training error (%) | weights |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for model in [f"resnet{d}" for d in DEPTHS] + [f"plain{d}" for d in PLAIN_DEPTHS]:
+    for model in MODELS:
         depth = int(model.removeprefix("resnet").removeprefix("plain"))
         paper_err, paper_params = PAPER_TABLE6.get(model, (None, "-"))
         paper = f"{paper_err:.2f}" if paper_err is not None else "-"
@@ -371,7 +380,7 @@ def _responses_table(scored: Mapping[str, Scored], figure: Path | None) -> list[
         "| model | 3x3 layers | mean response std | weights |",
         "| --- | ---: | ---: | --- |",
     ]
-    for model in [f"resnet{d}" for d in DEPTHS] + [f"plain{d}" for d in PLAIN_DEPTHS]:
+    for model in MODELS:
         s = scored.get(model)
         if s is None:
             lines.append(f"| {_name(model)} | - | - | not shipped yet |")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, bounded, count, json_line
 from ..errors import ConfigError
-from ..io import check_writable, free_output_name
+from ..io import check_writable, claim_output_name
 
 
 def _detect_data(args: argparse.Namespace) -> int:
@@ -117,6 +117,7 @@ def _detect_predict(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     # pictures are named after their inputs, never over an input or another picture
     taken = {Path(p).resolve() for p in args.images}
+    out = Path(args.out).resolve() if args.out else None
     results = []
     for path in args.images:
         image, found = detect_file(model, path)
@@ -132,13 +133,11 @@ def _detect_predict(args: argparse.Namespace) -> int:
         if not args.json:
             listed = ", ".join(f"{o['class']} {o['score']:.2f} at {o['box']}" for o in objects)
             print(f"{path}: {listed or 'nothing above the threshold'}")
-        if args.out:
+        if out is not None:
             from ..detection.draw import draw_detections, save_grid
 
             picture = draw_detections(image, found, record["classes"], threshold=args.threshold)
-            out = Path(args.out).resolve()
-            name = free_output_name(Path(path).stem or "image", out, taken, [".boxes.png"])
-            taken.add(out / f"{name}.boxes.png")
+            name = claim_output_name(Path(path).stem or "image", out, taken, [".boxes.png"])
             save_grid([picture], out / f"{name}.boxes.png", columns=1)
     if args.json:
         print(json_line({"predictions": results}))

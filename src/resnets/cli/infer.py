@@ -265,9 +265,9 @@ def _export(args: argparse.Namespace) -> int:
         )
     else:
         per_batch = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.batch_diffs.items())
+        data = relative_paths(str(r.check_data))
         print(
-            f"parity on {r.n_checked} images of {relative_paths(str(r.check_data))}: max |logit "
-            "difference| "
+            f"parity on {r.n_checked} images of {data}: max |logit difference| "
             f"{r.max_abs_diff:.2e} against PyTorch fp32 ({per_batch}; < 1e-4: {verdict})"
         )
     if args.json:

@@ -25,7 +25,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.images import decode_image
 from ..errors import ConfigError, DataError
 from ..inference import model_from_weights
-from ..inference.views import MAX_NATIVE_SIDE
+from ..inference.views import check_native_side
 from ..io import atomic_write_bytes, atomic_write_json, progress_bar
 from ..models.weights import check_finite, check_weights_file
 from ..rundir import RunDir
@@ -346,11 +346,7 @@ def detect_file(
     """An image file (decoded as every resnets command decodes, one-line errors for a bad
     file) as a ``(3, H, W)`` tensor in [0, 1], and what ``model`` detects in it."""
     pixels = decode_image(path)
-    if max(pixels.shape[:2]) > MAX_NATIVE_SIDE:  # the bound every path has (issue 44, S03)
-        raise DataError(
-            f"{path}: {pixels.shape[1]}x{pixels.shape[0]} pixels; the detector takes images up "
-            f"to {MAX_NATIVE_SIDE} px a side, resize it first"
-        )
+    check_native_side(pixels, str(path), "the detector takes")  # the bound every path has
     image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
     model.eval()
     (found,) = model(normalise(image[None]))

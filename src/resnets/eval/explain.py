@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..data.images import decode_image
 from ..errors import ConfigError
-from ..io import atomic_write_bytes, atomic_write_text, free_output_name
+from ..io import atomic_write_bytes, atomic_write_text, claim_output_name
 from ..plots import plot_explanation
 from .predict import LoadedModel, top_classes
 
@@ -180,17 +180,14 @@ def explain_files(
     out.mkdir(parents=True, exist_ok=True)
     # outputs never replace an input, nor each other: every name is checked against the
     # inputs (as resolved paths) and against every file this call has written
-    inputs = {Path(p).resolve() for p in paths}
-    taken = {out.resolve() / "explain.json"}
-    if taken & inputs:
+    taken = {Path(p).resolve() for p in paths}
+    if out.resolve() / "explain.json" in taken:
         raise ConfigError(f"--out {out}: an input is named explain.json there; pick another --out")
+    taken.add(out.resolve() / "explain.json")
     rows = []
     for p in paths:
         e = explain_image(lm, decode_image(p), str(p), methods=methods, topk=topk, target=target)
-        name = free_output_name(
-            Path(p).stem or "image", out.resolve(), taken | inputs, _suffixes(methods)
-        )
-        taken |= {out.resolve() / f"{name}{suffix}" for suffix in _suffixes(methods)}
+        name = claim_output_name(Path(p).stem or "image", out.resolve(), taken, _suffixes(methods))
         panels = [("input", overlay(e.view, np.zeros(e.view.shape[:2], np.float32), alpha=0))]
         files = {}
         for m in methods:

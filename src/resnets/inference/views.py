@@ -58,6 +58,16 @@ class TestTime:
 MAX_NATIVE_SIDE = 1024
 
 
+def check_native_side(arr: np.ndarray, label: str, taker: str) -> None:
+    """Refuse, in one line, a decoded ``(H, W, C)`` image over MAX_NATIVE_SIDE a side for a
+    model that takes images at their own size (``taker`` says which, for the message)."""
+    if max(arr.shape[:2]) > MAX_NATIVE_SIDE:
+        raise DataError(
+            f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels, and {taker} images at their own "
+            f"size, up to {MAX_NATIVE_SIDE} px a side; resize it first"
+        )
+
+
 @dataclass(frozen=True)
 class TestViews:
     """The preprocessing a set of weights was trained with. Pixel statistics are in 0..255
@@ -84,11 +94,8 @@ class TestViews:
         ``(1, C, H, W)`` float tensor."""
         if self.image_size:
             arr = resize_short_center_crop(arr, self.image_size)
-        elif max(arr.shape[:2]) > MAX_NATIVE_SIDE:  # a native-size model: the input is bounded
-            raise DataError(
-                f"{label}: {arr.shape[1]}x{arr.shape[0]} pixels, and these weights take images "
-                f"at their own size, up to {MAX_NATIVE_SIDE} px a side; resize it first"
-            )
+        else:  # a native-size model: the input is bounded
+            check_native_side(arr, label, "these weights take")
         if self.in_chans == 1 and not (arr == arr[..., :1]).all():
             raise DataError(f"{label}: a colour image for a model of grayscale images (1 channel)")
         if self.in_chans == 1:
