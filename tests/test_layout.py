@@ -15,8 +15,10 @@ from torch import nn
 import resnets
 from resnets.cli import build_parser
 from resnets.eval import evaluate, score
-from resnets.models import create_model, get_spec, list_models
+from resnets.models import get_spec, list_models
 from resnets.train.config import TrainConfig, choices_of, config_markdown, field_docs
+
+from .conftest import built_for_counting
 
 SRC = Path(resnets.__file__).parent
 ROOT = SRC.parents[1]
@@ -204,7 +206,7 @@ def _weighted_depth(name: str) -> int:
     from resnets.models.fast import Whiten
 
     spec = get_spec(name)
-    net = create_model(name)
+    net = built_for_counting(name)
     skipped = {id(m) for t in net.modules() if isinstance(t, ConcatTransition) for m in t.modules()}
     depth = 0
     for key, module in net.named_modules():

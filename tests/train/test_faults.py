@@ -26,7 +26,10 @@ from ..conftest import finish
 
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
-ARGS = ["--epochs", "6", "--checkpoint-every", "5", "--log-every", "1", "--no-progress"]
+#: every run here: 3 epochs of digits' 22 steps, a checkpoint every 5 steps (a kill lands
+#: between two of them, and the resumed run has most of its steps still to take)
+EPOCHS, STEPS_PER_EPOCH = 3, 22
+ARGS = ["--epochs", str(EPOCHS), "--checkpoint-every", "5", "--log-every", "1", "--no-progress"]
 
 
 def _cmd(out: Path, *extra: str) -> list[str]:
@@ -87,7 +90,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(reference, tmp_path, work
     assert p.returncode == -signal.SIGKILL
     assert not (out / "model.safetensors").exists(), "the run finished before the kill"
     step = load_checkpoint(out / "last.ckpt")["run_state"]["step"]
-    assert 0 < step < 6 * 22
+    assert 0 < step < EPOCHS * STEPS_PER_EPOCH
     r = _run(
         [
             sys.executable,
@@ -111,17 +114,36 @@ def test_negative_control_other_seed_differs(reference, tmp_path):
     assert not _same(_weights(tmp_path / "s1"), reference)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path, sig, code):
-    out = tmp_path / "run"
-    p = _start_and_wait_for_checkpoint(out)
+def _stop_with(p: subprocess.Popen, sig: signal.Signals, code: int, out: Path) -> int:
+    """Send ``sig`` to a run; it must exit with ``code``, say how to resume, print no traceback,
+    and leave a checkpoint mid-run. Returns the checkpoint's step."""
     p.send_signal(sig)
     _, err = finish(p, 120, f"the run's exit after {sig.name}")
     assert p.returncode == code, err
     assert "resume with" in err and "Traceback" not in err
-    state = load_checkpoint(out / "last.ckpt")
-    assert 0 < state["run_state"]["step"] < 6 * 22
-    r = _run([sys.executable, "-m", "resnets", "train", "--resume", str(out), "--no-progress"])
+    step = load_checkpoint(out / "last.ckpt")["run_state"]["step"]
+    assert 0 < step < EPOCHS * STEPS_PER_EPOCH
+    return step
+
+
+def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path):
+    """SIGTERM (143) stops a run with a checkpoint; the resumed run, stopped again by Ctrl-C
+    (SIGINT, 130) once it has checkpointed further, resumes once more to the weights of the
+    run left alone: both signals in one chain of runs."""
+    out = tmp_path / "run"
+    first = _stop_with(_start_and_wait_for_checkpoint(out), signal.SIGTERM, 143, out)
+    resume = [sys.executable, "-m", "resnets", "train", "--resume", str(out), "--no-progress"]
+    stopped_at = (out / "last.ckpt").stat().st_mtime_ns
+    p = subprocess.Popen(
+        resume, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_one_thread()
+    )
+    deadline = time.time() + 120
+    while (out / "last.ckpt").stat().st_mtime_ns == stopped_at:  # replaced atomically
+        if p.poll() is not None or time.time() > deadline:
+            raise AssertionError(f"the resumed run wrote no checkpoint: {p.communicate()[1]}")
+        time.sleep(0.02)
+    assert _stop_with(p, signal.SIGINT, 130, out) > first
+    r = _run(resume)
     assert r.returncode == 0, r.stderr
     assert _same(_weights(out), reference)
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from sklearn.datasets import load_digits
 
 from resnets.errors import ConfigError, WeightsError
 from resnets.models.weights import read_weights
@@ -19,6 +18,8 @@ from resnets.train import build_config, train
 def digit_halves(tmp_path_factory):
     """The digits 0-4 and 5-9 as two image folders (grayscale PNGs, read as RGB), and a
     ResNet-8 pretrained on the first."""
+    from sklearn.datasets import load_digits  # here, not at collection: 1.4 s per worker
+
     root = tmp_path_factory.mktemp("halves")
     d = load_digits()
     for img, y in zip(d.images, d.target):
