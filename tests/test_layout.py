@@ -26,6 +26,7 @@ ROOT = SRC.parents[1]
 # the stage of each top-level module or package: a module imports only its own stage or below
 LAYERS = {
     "errors": 0,
+    "lazy": 0,
     "io": 1,
     "checkpoint": 1,
     "rundir": 1,
@@ -440,3 +441,38 @@ def test_every_relative_link_of_the_docs_lands_on_a_file():
             if "://" not in link and not (page.parent / link).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {link}")
     assert not broken, broken
+
+
+def _type_checking_imports(init: Path, package: str) -> dict[str, str]:
+    """name -> module of every import inside ``if TYPE_CHECKING:`` of a package's __init__."""
+    found = {}
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom) and stmt.level == 1, ast.dump(stmt)
+                for alias in stmt.names:
+                    assert alias.asname in (None, alias.name), alias.asname
+                    found[alias.name] = f"{package}.{stmt.module}"
+    return found
+
+
+@pytest.mark.parametrize("package", ["resnets", "resnets.models", "resnets.train"])
+def test_lazy_names_have_a_static_mirror_for_ides_and_type_checkers(package):
+    """Issue 43: the names a package loads on first use (its ``_LAZY`` table, PEP 562) are also
+    imported under ``if TYPE_CHECKING:`` from the same modules, so IDEs and type checkers see
+    what they are instead of ``Any``; and each resolves to that module's object."""
+    module = importlib.import_module(package)
+    init = Path(module.__file__)
+    lazy = {
+        name: where if where.startswith("resnets.") else f"{package}.{where}"
+        for name, where in module._LAZY.items()
+    }
+    assert _type_checking_imports(init, package) == lazy
+    # a lazy name that is also a submodule's name would be shadowed by the submodule once
+    # anything imports it (``resnets.eval.predict``): such a package stays eager
+    submodules = {p.stem for p in init.parent.glob("*.py")} | {
+        p.parent.name for p in init.parent.glob("*/__init__.py")
+    }
+    assert not set(lazy) & submodules
+    for name, where in lazy.items():
+        assert getattr(module, name) is getattr(importlib.import_module(where), name), name

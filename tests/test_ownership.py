@@ -158,3 +158,43 @@ def test_an_output_never_lands_on_a_file_being_read(digits_run, tmp_path, capsys
         assert main(argv) == 2
         assert "a file this command reads" in capsys.readouterr().err
     assert _digest(weights) == before
+
+
+def test_every_python_door_checks_ownership_itself(digits_run, tmp_path):
+    """Issue 43, item 4: the write check lives at the library's doors, not in the CLI, so the
+    Python API gets the README's promise too: train(), resnets.reproduce(), export_model() and
+    detection training each refuse, before writing anything, an output inside the data they
+    read, inside the installed package, or inside a run folder they were not given."""
+    import resnets
+    from resnets.deploy.export import export_model
+    from resnets.detection.engine import DetectTrainConfig
+    from resnets.detection.engine import train as train_detector
+    from resnets.io import RUN_MARKER
+    from resnets.train import build_config, train
+
+    data = make_image_folder(tmp_path / "data")
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    on_folder = build_config("quick", cli_values={"data": str(data), "model": "resnet8"})
+    with pytest.raises(ConfigError, match="inside .*data, the data this command reads"):
+        train(on_folder, data / "cat" / "run", progress=False, echo=False)
+    on_digits = build_config("digits", cli_values={"iters": 2})
+    with pytest.raises(ConfigError, match="inside the installed resnets package"):
+        train(on_digits, PACKAGE_DIR / "a-run", progress=False, echo=False)
+    assert not (PACKAGE_DIR / "a-run").exists()
+    with pytest.raises(ConfigError, match="the data this command reads"):
+        resnets.reproduce("degradation", data=str(data), budget=2e-5, out=data / "results")
+    with pytest.raises(ConfigError, match="the data this command reads"):
+        train_detector(DetectTrainConfig(train=str(data), val=str(data)), data / "det")
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # nothing written
+
+    weights = digits_run / "model.safetensors"
+    with pytest.raises(ConfigError, match="inside the installed resnets package"):
+        export_model(weights, "onnx", PACKAGE_DIR / "model.onnx")
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    (other_run / RUN_MARKER).write_text("a resnets run folder\n")
+    with pytest.raises(ConfigError, match="inside the run folder"):
+        export_model(weights, "onnx", other_run / "model.onnx")
+    with pytest.raises(ConfigError, match="the data this command reads"):
+        export_model(weights, "onnx", data / "model.onnx", check_data=str(data))
+    assert not list(PACKAGE_DIR.glob("model.onnx")) and not (other_run / "model.onnx").exists()

@@ -7,8 +7,7 @@ torch) the first time it is looked up.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"  # before the imports: modules below read it
 
@@ -20,6 +19,13 @@ from .errors import (  # noqa: E402
     TrainingInterrupted,
     WeightsError,
 )
+from .lazy import lazy_attributes  # noqa: E402
+
+if TYPE_CHECKING:  # the lazy names, seen by IDEs and type checkers (tests/test_layout.py
+    # keeps this block and _LAZY the same)
+    from .analysis.definitions import reproduce
+    from .inference import LoadedModel, load_weights
+    from .models import ResNet, create_model, list_models
 
 #: public name -> the module that defines it, imported when the name is first used
 _LAZY = {
@@ -48,13 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # looked up once
-        return value
-    raise AttributeError(f"module 'resnets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

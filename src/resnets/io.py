@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
@@ -85,11 +85,14 @@ def check_owner(
     reading: tuple[str | os.PathLike, ...] = (),
     own: tuple[str | os.PathLike, ...] = (),
     package_ok: bool = False,
+    runs: bool = True,
 ) -> None:
     """Refuse, before any work, a ``target`` that belongs to something else: a file or folder
     being read (``reading``: the data, the weights; a file by its path or as the same file
     under another name), the installed package's files (unless ``package_ok``), or a run
-    folder the command was not given (``own``: the runs and folders it may write into)."""
+    folder the command was not given (``own``: the runs and folders it may write into;
+    ``runs=False`` for a run folder's own door, :meth:`resnets.rundir.RunDir.create`, which
+    words that case itself)."""
     resolved = Path(target).expanduser().resolve()
     for source in reading:
         root = Path(source).expanduser()
@@ -112,12 +115,21 @@ def check_owner(
             f"{option} {target}: inside the installed resnets package, whose files no command "
             "replaces; give a path of your own"
         )
-    run = run_folder_of(resolved)
+    run = run_folder_of(resolved) if runs else None
     if run is not None:
         raise ConfigError(
             f"{option} {target}: inside the run folder {run}, which this command was not given; "
             "write somewhere else"
         )
+
+
+def own_run(weights: str | os.PathLike) -> tuple[Path, ...]:
+    """The run folder the weights given by path come from: a command may write into it (an
+    evaluation's figures beside the run), never into another run's."""
+    if not Path(weights).exists():
+        return ()
+    run = run_folder_of(weights)
+    return (run,) if run is not None else ()
 
 
 def claim_output_name(stem: str, out: Path, taken: set[Path], suffixes: Sequence[str]) -> str:
@@ -177,27 +189,48 @@ def lock_folder() -> Path:
     return base
 
 
+def take_claim(lock: str | os.PathLike, where: str, busy: str) -> BinaryIO:
+    """The one claim of resnets: hold the lock file ``lock`` (``flock``, released by the kernel
+    on any exit) for this process and record its PID there; returns the open handle, held as
+    long as the claim. Taken by another process: a one-line ConfigError, ``where`` naming
+    the path, then the holder's PID and ``busy`` saying what to do. Run folders hold their
+    lock inside (:class:`~resnets.rundir.RunDir`), single outputs in :func:`lock_folder`."""
+    handle = os.fdopen(open_lock_file(lock, where), "r+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = claim_holder_in(handle)
+        handle.close()
+        who = f"process {holder}" if holder else "another process"
+        raise ConfigError(f"{where}: in use by {who} ({busy})") from None
+    except BaseException:
+        handle.close()
+        raise
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()).encode())
+    handle.flush()
+    return handle
+
+
+def claim_holder_in(handle: BinaryIO) -> int:
+    """The PID recorded in a claim's lock file (0 where none is)."""
+    handle.seek(0)
+    text = handle.read(64).decode(errors="replace").split()
+    return int(text[0]) if text and text[0].isdigit() else 0
+
+
 @contextlib.contextmanager
 def exclusive_target(target: str | os.PathLike, option: str = "--out"):
     """Hold ``target`` for this process while it is written: a second command writing the same
     target at the same time stops at once with one line, instead of both reporting success
-    over each other's files. The lock (``flock``) lives in this user's lock folder
-    (:func:`lock_folder`), keyed by the resolved path, and the kernel releases it on any exit."""
+    over each other's files. The claim (:func:`take_claim`) lives in this user's lock folder
+    (:func:`lock_folder`), keyed by the resolved path."""
     resolved = str(Path(target).expanduser().resolve())
     key = hashlib.sha256(resolved.encode()).hexdigest()[:32]
-    fd = open_lock_file(lock_folder() / f"{key}.lock", f"{option} {target}")
-    with os.fdopen(fd, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"{option} {target}: another resnets command is writing it now; wait for it "
-                "or give another path"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    busy = "another resnets command is writing it now; wait for it or give another path"
+    with take_claim(lock_folder() / f"{key}.lock", f"{option} {target}", busy):
+        yield
 
 
 def check_writable(

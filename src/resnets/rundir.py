@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import CheckpointError, ConfigError
-from .io import RUN_MARKER, atomic_write_bytes, open_lock_file, pid_alive, run_folder_of
+from .io import (
+    RUN_MARKER,
+    atomic_write_bytes,
+    check_owner,
+    claim_holder_in,
+    pid_alive,
+    run_folder_of,
+    take_claim,
+)
 
 
 class RunStatus(enum.Enum):
@@ -193,8 +201,7 @@ class RunDir(os.PathLike):
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                text = handle.read(64).decode(errors="replace").split()
-                return int(text[0]) if text and text[0].isdigit() else 0
+                return claim_holder_in(handle)
             fcntl.flock(handle, fcntl.LOCK_UN)
             return None
 
@@ -216,21 +223,8 @@ class RunDir(os.PathLike):
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"{where}: cannot write there ({e.strerror or e})") from None
-        fd = open_lock_file(self.path / self.LOCK, where)
-        handle = os.fdopen(fd, "r+b")  # held for the run
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            text = handle.read(64).decode(errors="replace").split()
-            handle.close()
-            who = f"process {text[0]}" if text and text[0].isdigit() else "another process"
-            raise ConfigError(f"{where}: in use by {who} (a run is training there)") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()).encode())
-        handle.flush()
-        self._handle, self._depth = handle, 1
+        handle = take_claim(self.path / self.LOCK, where, "a run is training there")
+        self._handle, self._depth = handle, 1  # held for the run
         self._clear_temporaries()
 
     def release(self) -> None:
@@ -260,13 +254,16 @@ class RunDir(os.PathLike):
         return True
 
     # -- the two ways in for writing
-    def create(self) -> RunDir:
+    def create(self, reading: tuple[str | os.PathLike, ...] = ()) -> RunDir:
         """Claim a new run here; never reuse a folder that holds a run (that is a resume). A
         folder left by a run that stopped before its first checkpoint is cleared and reused;
-        a folder resnets never made is refused whole."""
+        a folder resnets never made is refused whole. The door every trainer goes through, so
+        it checks ownership itself (the CLI and the Python API alike): never inside the
+        data being read (``reading``), the installed package, or another run."""
         where = f"--out {self.path}"
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{where}: exists and is not a folder")
+        check_owner(self.path, "--out", reading=reading, runs=False)
         # runs never nest: a new run inside another run's folder (at any depth) is refused
         # here, at the door every trainer and the experiment queue go through
         outer = run_folder_of(self.path.expanduser().resolve().parent)

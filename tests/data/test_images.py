@@ -106,7 +106,7 @@ def test_resize_short_center_crop():
     assert out.shape == (20, 20, 3)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.binary(max_size=2048))
 def test_fuzz_random_bytes_only_raise_data_error(data):
     try:
@@ -116,7 +116,7 @@ def test_fuzz_random_bytes_only_raise_data_error(data):
     assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(st.binary(min_size=1, max_size=64), st.integers(0, 400))
 def test_fuzz_corrupted_real_images(noise, where):
     base = bytearray(_png(Image.new("RGB", (16, 16), (9, 99, 199)), "PNG"))
@@ -125,6 +125,31 @@ def test_fuzz_corrupted_real_images(noise, where):
         decode_image(bytes(base), name="fuzz.png")
     except DataError:
         pass
+
+
+class PlantedBug(Exception):
+    """An exception decode_image does not expect: a fuzz must let it through, not swallow it."""
+
+
+def _plant_in_image_open(monkeypatch) -> None:
+    """A bug in decoding that only some inputs reach (those of odd length)."""
+    real_open = Image.open
+
+    def planted(fp, *args, **kwargs):
+        if len(fp.getvalue()) % 2:
+            raise PlantedBug("planted bug")
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", planted)
+
+
+def test_negative_control_the_decode_fuzzes_find_a_planted_bug(monkeypatch):
+    """Both decode fuzzes above reach the decoder and let an unexpected exception through."""
+    _plant_in_image_open(monkeypatch)
+    with pytest.raises(PlantedBug):
+        test_fuzz_random_bytes_only_raise_data_error()
+    with pytest.raises(PlantedBug):
+        test_fuzz_corrupted_real_images()
 
 
 def test_extreme_aspect_images_are_resized_without_a_huge_intermediate():

@@ -113,7 +113,7 @@ values = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.dictionaries(st.sampled_from(field_names() + ["bogus", "lr_"]), values, max_size=4))
 def test_fuzz_config_only_raises_config_error(d):
     try:
@@ -123,10 +123,32 @@ def test_fuzz_config_only_raises_config_error(d):
     assert isinstance(cfg, TrainConfig)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.dictionaries(st.sampled_from(field_names()), st.text(max_size=10), max_size=3))
 def test_fuzz_string_overrides_only_raise_config_error(d):
     try:
         build_config("digits", string_values=d)
     except ConfigError:
         pass
+
+
+def test_negative_control_the_config_fuzzes_find_a_planted_bug(monkeypatch):
+    """Both config fuzzes above reach the overrides and let an unexpected exception through:
+    a bug planted where only some values go (a fractional float; a string with a digit)."""
+    from resnets.train import config as config_module
+
+    real = config_module.apply_overrides
+
+    def planted(base, overrides, *, from_string=False):
+        for value in overrides.values():
+            if isinstance(value, float) and value == value and value % 1:
+                raise TypeError("planted bug: a fractional float")
+            if isinstance(value, str) and any(c.isdigit() for c in value):
+                raise TypeError("planted bug: a digit in a string")
+        return real(base, overrides, from_string=from_string)
+
+    monkeypatch.setattr(config_module, "apply_overrides", planted)
+    with pytest.raises(TypeError, match="planted bug"):
+        test_fuzz_config_only_raises_config_error()
+    with pytest.raises(TypeError, match="planted bug: a digit"):
+        test_fuzz_string_overrides_only_raise_config_error()

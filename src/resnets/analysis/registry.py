@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.load import spec_paths
 from ..errors import ConfigError
 from ..io import atomic_write_text, check_owner
 from . import experiments
@@ -224,8 +225,7 @@ def _claim_results_folder(settings: Settings, name: str) -> None:
         raise ConfigError(f"--out {out}: exists and is not a folder")
     # a results folder never lands inside a run folder, the installed package or the data
     # (the same door for the command and for resnets.reproduce)
-    data = Path(settings.data)
-    check_owner(out, "--out", reading=(data,) if data.exists() else ())
+    check_owner(out, "--out", reading=spec_paths(settings.data))
     prev = out / "experiment.json"
     if prev.is_file():
         try:

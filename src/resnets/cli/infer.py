@@ -33,7 +33,7 @@ from ..eval.explain import METHODS, explain_files
 from ..eval.metrics import Scoring
 from ..eval.report import add_corruptions, summary_line, write_eval_report
 from ..inference import LoadedModel, TestTime, is_exported, load_weights
-from ..io import check_writable, exclusive_target, relative_paths, run_folder_of
+from ..io import check_writable, own_run, relative_paths
 from ..runtime import pick_device, use_bf16
 
 
@@ -45,15 +45,6 @@ def load_for_command(
     device = pick_device(args.device)
     backend = backend or getattr(args, "backend", None)
     return load_weights(args.weights, backend=backend, model=args.model, device=device), device
-
-
-def own_run(weights: str) -> tuple[Path, ...]:
-    """The run folder the weights given by path come from: a command may write into it (an
-    evaluation's figures beside the run), never into another run's."""
-    if not Path(weights).exists():
-        return ()
-    run = run_folder_of(weights)
-    return (run,) if run is not None else ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,23 +226,17 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    # the weights read are an input too: an export never lands on them (by name, or as a run
-    # folder's weights file)
-    data = tuple(d for d in (args.check_data, args.calib, args.weights) if d)
-    check_writable(
-        args.out, folder=args.format == "openvino", reading=data, own=own_run(args.weights)
+    # export_model checks and holds --out itself (the weights and data it reads are inputs)
+    r = export_model(
+        args.weights,
+        args.format,
+        args.out,
+        model=args.model,
+        check_data=args.check_data,
+        int8=args.int8,
+        calib=args.calib,
+        calib_size=args.calib_size,
     )
-    with exclusive_target(args.out):  # two exports into one --out: the second stops at once
-        r = export_model(
-            args.weights,
-            args.format,
-            args.out,
-            model=args.model,
-            check_data=args.check_data,
-            int8=args.int8,
-            calib=args.calib,
-            calib_size=args.calib_size,
-        )
     verdict = "ok" if r.ok else "FAILED"
     kind = f"{r.format}, int8" if r.int8 else r.format
     print(f"exported {args.weights} to {r.path} ({kind}, {r.size_bytes / 2**20:.2f} MiB)")

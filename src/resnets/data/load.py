@@ -93,6 +93,18 @@ def _sized_fingerprints(data: ImageSet, image_size: int) -> tuple[str, ...]:
     return (hashlib.sha256(f"{data.fingerprint}\0size {image_size}".encode()).hexdigest(),)
 
 
+def spec_paths(spec: str) -> tuple[Path, ...]:
+    """The files or folders a data spec reads (none for ``digits``, nor for a named CIFAR set
+    in its default place): what no output may land inside."""
+    try:
+        kind, path = parse_spec(spec)
+    except DataError:
+        return ()
+    if kind == "digits" or path is None:
+        return ()
+    return (Path(path).expanduser(),)
+
+
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """``"cifar10:/p"`` -> ``("cifar10", "/p")``; ``"digits"``; anything else is a folder."""
     if not isinstance(spec, str) or not spec.strip():

@@ -27,7 +27,6 @@ from ..eval.metrics import Scoring, reliability_bins
 from ..eval.predict import score
 from ..inference import LoadedModel, TestTime, load_weights
 from ..io import atomic_write_text, progress_bar, relative_paths
-from ..models.catalogue import resolve_weights_path
 from ..plots import plot_confusion, plot_corruptions, plot_reliability
 from ..runtime import machine_label
 from .export import export_model
@@ -70,7 +69,7 @@ class CardEvidence:
     predictions: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def _float16_check(weights_path: Path, lm: LoadedModel) -> dict[str, Any] | None:
+def _float16_check(lm: LoadedModel) -> dict[str, Any] | None:
     stored = (lm.meta.final or {}).get("stored_dtype")
     if stored != "float16":
         return None
@@ -187,7 +186,7 @@ def gather_evidence(
         corruption_images=len(idx),
         int8=int8,
         parity=parity,
-        float16=_float16_check(resolve_weights_path(weights), lm),
+        float16=_float16_check(lm),
         figures=figures,
         predictions=predictions,
     )

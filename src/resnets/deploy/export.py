@@ -34,7 +34,16 @@ from ..errors import ConfigError
 from ..eval.predict import batch_inputs
 from ..inference import ExternalModel, LoadedModel, load_weights
 from ..inference.graph import onnx_bytes, with_metadata
-from ..io import atomic_write_bytes, atomic_write_text, partial_folder, replace_folder
+from ..io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_owner,
+    check_writable,
+    exclusive_target,
+    own_run,
+    partial_folder,
+    replace_folder,
+)
 from .quantize import DEFAULT_CALIB_IMAGES, calibration_images, quantize_onnx, quantize_openvino
 
 FORMATS = ("onnx", "openvino")
@@ -95,16 +104,41 @@ def export_model(
     """Export ``weights`` to ``fmt`` at ``out`` (a ``.onnx`` file, or a folder for OpenVINO),
     optionally quantized to int8 (calibrated on ``calib_size`` training images of ``calib``,
     default the weights' own data), and run the parity check. The export is written
-    atomically; an existing ``out`` is an error."""
+    atomically; an existing ``out`` is an error. The door checks ownership itself, for the CLI
+    and the Python API alike: ``out`` never lands on the weights or the data it reads, inside
+    the installed package or another run's folder (the weights' own run folder is allowed),
+    and a second export into the same ``out`` at the same time stops at once."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
     out = Path(out)
+    # whose the target is comes first: onto the weights being read says that, not "exists"
+    reading = tuple(source for source in (check_data, calib, weights) if source)
+    check_owner(out, reading=reading, own=own_run(weights))
     if out.exists():
         raise ConfigError(f"--out {out}: exists; choose a new path")
     if fmt == "onnx" and out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: an ONNX export is a file ending in .onnx")
     if calib and not int8:
         raise ConfigError("--calib is for --int8 exports")
+    check_writable(out, folder=fmt == "openvino", reading=reading, own=own_run(weights))
+    with exclusive_target(out):
+        return _export_claimed(
+            weights, fmt, out, model, check_data, n_check, int8, calib, calib_size
+        )
+
+
+def _export_claimed(
+    weights: str | os.PathLike,
+    fmt: str,
+    out: Path,
+    model: str | None,
+    check_data: str | None,
+    n_check: int,
+    int8: bool,
+    calib: str | None,
+    calib_size: int,
+) -> ExportReport:
+    """:func:`export_model`'s work, once ``out`` is checked and held."""
     lm = load_weights(weights, model=model)
     x, spec = check_images(lm, check_data, n_check)
     meta = lm.meta

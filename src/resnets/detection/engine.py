@@ -230,7 +230,7 @@ def train(
     else:
         assert cfg is not None
         cfg.check()
-        out.create()
+        out.create(reading=(cfg.train, cfg.val))
     try:
         if resume:
             cfg = config_from_record(out.read_config()["config"])

@@ -240,7 +240,7 @@ class FasterRCNN(nn.Module):
         if self.training:
             losses.update(self._rpn_losses(anchors, objectness, deltas, targets))
             proposals, labels, box_targets = self._roi_targets(proposals, targets)
-        features = self._pool(maps, proposals, size)
+        features = self._pool(maps, proposals)
         hidden = self.box_head(features)
         class_logits, box_deltas = self.cls_score(hidden), self.bbox_pred(hidden)
         if self.training:
@@ -330,7 +330,7 @@ class FasterRCNN(nn.Module):
             goals.append(goal)
         return sampled, torch.cat(labels), torch.cat(goals)
 
-    def _pool(self, maps, proposals, size) -> Tensor:
+    def _pool(self, maps, proposals) -> Tensor:
         """RoIAlign each proposal on its pyramid level: level 4 for a 224-pixel box, one level
         per factor of 2 (FPN's eq. 1), within the levels the pyramid has (``pool`` excluded)."""
         levels = maps[:-1]

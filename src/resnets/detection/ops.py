@@ -124,9 +124,7 @@ def batched_nms(
     return nms(boxes + offsets[:, None], scores, iou_threshold, limit)
 
 
-def _bilinear_weights(
-    coords: Tensor, size: int, samples: int, bins: int, count_axis: bool = True
-) -> Tensor:
+def _bilinear_weights(coords: Tensor, size: int, samples: int, bins: int) -> Tensor:
     """``(K, bins, size)`` weights: row ``b`` averages the bilinear interpolation weights of the
     ``samples`` sampling points of bin ``b`` along one axis (``coords``: ``(K, bins * samples)``
     sampling positions in feature-map pixels). A point beyond ``[-1, size]`` contributes zero,

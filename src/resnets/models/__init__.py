@@ -8,8 +8,41 @@ registry imports every family's builders (``resnet.py``, ``fast.py``, ``resnext.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_attributes
+
+if TYPE_CHECKING:  # the lazy names, seen by IDEs and type checkers (``X as X``: re-exported;
+    # tests/test_layout.py keeps this block and _LAZY the same)
+    from .base import FeatureInfo as FeatureInfo
+    from .base import StagedNet as StagedNet
+    from .catalogue import get_pretrained as get_pretrained
+    from .catalogue import list_pretrained as list_pretrained
+    from .concat import ConcatResNet as ConcatResNet
+    from .densenet import DenseNet as DenseNet
+    from .factory import create_model as create_model
+    from .factory import list_models as list_models
+    from .fast import FastResNet as FastResNet
+    from .preact import PreActResNet as PreActResNet
+    from .registry import ModelSpec as ModelSpec
+    from .registry import get_spec as get_spec
+    from .registry import is_model as is_model
+    from .registry import register_model as register_model
+    from .resnet import CIFAR_DEPTHS as CIFAR_DEPTHS
+    from .resnet import IMAGENET_LAYERS as IMAGENET_LAYERS
+    from .resnet import BasicBlock as BasicBlock
+    from .resnet import Bottleneck as Bottleneck
+    from .resnet import ResNet as ResNet
+    from .resnet import ZeroPadShortcut as ZeroPadShortcut
+    from .resnet import cifar_resnet as cifar_resnet
+    from .resnet import imagenet_resnet as imagenet_resnet
+    from .resnext import cifar_resnext as cifar_resnext
+    from .resnext import imagenet_grouped as imagenet_grouped
+    from .summary import count_macs as count_macs
+    from .summary import count_params as count_params
+    from .summary import format_summary as format_summary
+    from .summary import summarize as summarize
+    from .wide import wide_resnet as wide_resnet
 
 #: public name -> the module of this package that defines it
 _LAZY = {
@@ -47,13 +80,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

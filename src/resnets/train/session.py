@@ -150,7 +150,7 @@ def _build_session(
         device = torch.device("cuda", dist.local_rank)
     init = read_init(cfg) if ckpt is None else None  # transfer learning: the weights to start from
     cfg = with_init_settings(cfg, init[1] if init else None)
-    normalisation = fixed_normalisation(cfg, init, ckpt)
+    normalisation = fixed_normalisation(init, ckpt)
     data = setup.load_train_data(cfg, dist, device, progress, log, normalisation)
     steps_per_epoch = len(data.stream)
     total = schedule.total_iters(cfg, steps_per_epoch)

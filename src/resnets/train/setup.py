@@ -15,6 +15,7 @@ from ..checkpoint import load_checkpoint
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, seed_for
 from ..data.augment import to_float_nchw
 from ..data.imageset import ImageSet
+from ..data.load import spec_paths
 from ..data.select import select_samples
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..models import count_macs, count_params, create_model, get_spec
@@ -43,7 +44,7 @@ def open_run(
     failed: Any = None
     if dist.main:  # one process per run: a second --resume, or a second --out, is refused
         try:
-            run_dir.open_for_resume() if resume else run_dir.create()
+            run_dir.open_for_resume() if resume else run_dir.create(spec_paths(cfg.data))
         except (ConfigError, CheckpointError) as e:
             failed = e
     failed = dist.share(failed)  # every rank stops with rank 0's error

@@ -151,7 +151,7 @@ def param_groups(
 
 
 def fixed_normalisation(
-    cfg: TrainConfig, init: tuple[dict, WeightsMeta | None] | None, ckpt: dict[str, Any] | None
+    init: tuple[dict, WeightsMeta | None] | None, ckpt: dict[str, Any] | None
 ) -> tuple[list[float], list[float]] | None:
     """The normalisation a run must use rather than compute: a resumed run's own (from its
     checkpoint), or that of the weights a transfer starts from."""
