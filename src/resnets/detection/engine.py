@@ -32,7 +32,7 @@ from ..rundir import RunDir
 from ..runtime import StopSignals
 from ..train.run_files import MetricsLog, RunLog, truncate_metrics
 from .coco import CocoSet, read_coco
-from .metrics import coco_scores
+from .metrics import CocoEvaluator
 from .model import DetectorConfig, FasterRCNN
 
 SAFETENSORS_DTYPES = {torch.float32: "F32", torch.int64: "I64"}  # what a detector holds
@@ -192,17 +192,17 @@ def train_one_epoch(
 def evaluate(model, data: CocoSet, batch_size: int = 8, progress: bool = False):
     """COCO mAP of ``model`` on every image of ``data``, and the detections."""
     model.eval()
-    detections = []
+    evaluator = CocoEvaluator(data)  # the evaluator interface classification's scoring has
     bar = progress_bar(
         total=len(data.images), desc="detect", unit="img", leave=False, disable=not progress
     )
     for start in range(0, len(data.images), batch_size):
         idx = list(range(start, min(start + batch_size, len(data.images))))
         images, _ = collate(data, idx)
-        detections += model(images)
+        evaluator.process([data.images[i].id for i in idx], model(images))
         bar.update(len(idx))
     bar.close()
-    return coco_scores(data, detections), detections
+    return evaluator.evaluate()
 
 
 def _same_categories(train: CocoSet, val: CocoSet) -> None:

@@ -90,3 +90,30 @@ def coco_scores(
         evaluator.summarize()
     stats = [float(v) for v in evaluator.stats[:6]]
     return DetectionScores(*stats, images=len(ids), detections=len(results))
+
+
+class CocoEvaluator:
+    """Detection's evaluator, with the interface of classification's
+    (:class:`resnets.eval.metrics.Evaluator`: reset, process, evaluate): the detections of
+    each batch are gathered, then scored against ``truth`` with COCO mAP (:func:`coco_scores`).
+    Its result is the scores and the detections, in the order processed."""
+
+    def __init__(self, truth: CocoSet) -> None:
+        self.truth = truth
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every batch processed: the next pass starts from zero."""
+        self.image_ids: list[int] = []
+        self.detections: list[dict[str, torch.Tensor]] = []
+
+    def process(self, targets: list[int], outputs: list[dict[str, torch.Tensor]]) -> None:
+        """One batch: ``targets`` its images' COCO ids, ``outputs`` the model's detections."""
+        if len(targets) != len(outputs):
+            raise ValueError(f"{len(outputs)} detection sets for {len(targets)} images")
+        self.image_ids += [int(i) for i in targets]
+        self.detections += list(outputs)
+
+    def evaluate(self) -> tuple[DetectionScores, list[dict[str, torch.Tensor]]]:
+        """COCO mAP over every image processed, and their detections."""
+        return coco_scores(self.truth, self.detections, self.image_ids), self.detections

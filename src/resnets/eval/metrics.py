@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class EvalResult:
     nll_sum: float = 0.0
     logits: np.ndarray | None = None  # every scored row, when asked (temperature fitting)
     targets: np.ndarray | None = None
-    nonfinite: int = 0  # images whose scores held NaN or +inf (see Accumulator)
+    nonfinite: int = 0  # images whose scores held NaN or +inf (see TopOneEvaluator)
 
     @property
     def loss(self) -> float:
@@ -120,8 +121,24 @@ def expected_calibration_error(confidences: np.ndarray, hits: np.ndarray) -> flo
     )
 
 
-class Accumulator:
-    """Per-batch counts kept on the device (no host synchronisation until :meth:`result`)."""
+@runtime_checkable
+class Evaluator(Protocol):
+    """The one evaluator interface of resnets, for every task (Detectron2's
+    ``DatasetEvaluator``): :meth:`reset` before a pass, :meth:`process` after each batch with
+    its inputs' targets and the model's outputs, :meth:`evaluate` at the end for the pass's
+    result. :class:`TopOneEvaluator` scores classification (top-1/5, loss, calibration);
+    ``resnets.detection.metrics.CocoEvaluator`` scores detection (COCO mAP)."""
+
+    def reset(self) -> None: ...
+
+    def process(self, targets: Any, outputs: Any) -> None: ...
+
+    def evaluate(self) -> Any: ...
+
+
+class TopOneEvaluator:
+    """Classification's :class:`Evaluator`: per-batch counts kept on the device (no host
+    synchronisation until :meth:`evaluate`), whose result is an :class:`EvalResult`."""
 
     def __init__(
         self,
@@ -130,14 +147,20 @@ class Accumulator:
         temperature: float = 1.0,
         keep_logits: bool = False,
     ) -> None:
+        self.k, self.device = num_classes, device
         self.temperature, self.keep_logits = temperature, keep_logits
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every batch processed: the next pass starts from zero."""
+        device = self.device
         self.conf_parts: list[Tensor] = []
         self.hit_parts: list[Tensor] = []
         self.logit_parts: list[Tensor] = []
         self.target_parts: list[Tensor] = []
         self.brier = torch.zeros((), dtype=torch.float64, device=device)
         self.nll = torch.zeros((), dtype=torch.float64, device=device)
-        self.k = num_classes
+        num_classes = self.k
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
         self.c1 = torch.zeros((), dtype=torch.long, device=device)
         self.c5 = torch.zeros((), dtype=torch.long, device=device)
@@ -147,8 +170,9 @@ class Accumulator:
         self.broken = torch.zeros((), dtype=torch.long, device=device)
         self.n = 0
 
-    def update(self, logits: Tensor, y: Tensor) -> None:
-        logits = logits.float()
+    def process(self, targets: Tensor, outputs: Tensor) -> None:
+        """Count one batch: ``targets`` its class indices, ``outputs`` the model's logits."""
+        logits, y = outputs.float(), targets
         self.broken += (logits.isnan() | logits.isposinf()).any(1).sum()
         self.loss += F.cross_entropy(logits, y, reduction="sum").double()
         k = min(5, logits.shape[1])
@@ -169,7 +193,8 @@ class Accumulator:
             self.logit_parts.append(logits)
             self.target_parts.append(y)
 
-    def result(self) -> EvalResult:
+    def evaluate(self) -> EvalResult:
+        """The pass's counts and rates."""
         return EvalResult(
             n=self.n,
             loss_sum=float(self.loss),
@@ -238,7 +263,7 @@ def evaluate(
         device,
         drop_last=False,
     )
-    acc = Accumulator(num_classes, device, test.temperature or 1.0, run.keep_logits)
+    evaluator = TopOneEvaluator(num_classes, device, test.temperature or 1.0, run.keep_logits)
     bar = None
     if run.progress:
         bar = progress_bar(total=len(indices), desc="eval", unit="img", leave=False)
@@ -262,10 +287,10 @@ def evaluate(
             keep = y != IGNORE
             if not bool(keep.all()):
                 logits, y = logits[keep], y[keep]
-        acc.update(logits, y)
+        evaluator.process(y, logits)
         if bar:
             bar.update(seen)
     if bar:
         bar.close()
     model.train(was_training)
-    return acc.result()
+    return evaluator.evaluate()
