@@ -50,15 +50,30 @@ def plot_panels(
     panels: Sequence[tuple[str, dict[str, list[dict[str, Any]]]]],
     out: str | Path,
     width: float = 5.2,
+    *,
+    x_max: float | None = None,
+    marks: Sequence[float] = (),
 ) -> Path:
-    """Side-by-side panels (e.g. the paper's Fig. 6: plain left, residual right), shared y axis."""
+    """Side-by-side panels (e.g. the paper's Fig. 6: plain left, residual right), shared y axis.
+    ``x_max``: the iterations axis ends there (a whole schedule, whatever the runs reached);
+    ``marks``: iterations drawn as dotted lines (the learning-rate drops). A panel with no run
+    says so."""
     fig, axes = subplots(1, len(panels), figsize=(width * len(panels), 4.2), dpi=120, sharey=True)
     axes = np.atleast_1d(axes)
     colors = colormaps["tab10"](np.arange(10))
     for ax, (title, runs) in zip(axes, panels):
         for i, (label, rows) in enumerate(runs.items()):
             _draw(ax, rows, label, colors[i % 10])
-        _style(ax, title)
+        for x in marks:
+            ax.axvline(x, color="grey", lw=0.8, ls=":")
+        if x_max is not None:
+            ax.set_xlim(0, x_max)
+        if runs:
+            _style(ax, title)
+        else:
+            ax.text(0.5, 0.5, "no run recorded yet", ha="center", transform=ax.transAxes)
+            ax.set_xlabel("iterations")
+            ax.set_title(title)
     fig.tight_layout()
     save_figure(fig, out)
     return Path(out)

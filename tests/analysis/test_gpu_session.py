@@ -138,9 +138,13 @@ def _check_reports(results: Path) -> None:
     # no shipped weights were trained on the digits: Table 6 at the whole schedule has no
     # number of ours, and each row says its run has not been trained here
     whole = summary.split("## At the whole schedule: Table 6 from the zoo's weights")[1]
-    table6 = whole.split("### Fig. 7 at the whole schedule")[0]
+    table6, fig6 = whole.split("### Fig. 7 at the whole schedule")[0].split("### Fig. 6")
     rows = [line for line in table6.splitlines() if line.startswith("| ResNet-")]
     assert len(rows) == 5 and all("not trained yet" in row for row in rows)
+    # nor a zoo run's curve: Fig. 6's rows say so, and there is no figure
+    rows = [line for line in fig6.splitlines() if line.startswith(("| ResNet-", "| plain-"))]
+    assert len(rows) == 7 and all("no recorded metrics here" in row for row in rows)
+    assert ".png)" not in fig6
     assert "(b, whole schedule) ResNet-56 has lower validation error than ResNet-20: " in whole
     assert "**not decided (runs missing)**. needs resnet56, resnet20" in whole
     fig7 = whole.split("### Fig. 7 at the whole schedule")[1]

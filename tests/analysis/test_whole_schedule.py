@@ -166,3 +166,44 @@ def test_fig7_responses_are_decided_paired_over_the_same_images(tmp_path):
         "| ResNet-20 | 18 | 1.00" in section and "| plain-56 | - | - | not shipped yet |" in section
     )
     assert f"]({figure.name})" in section
+
+
+def _metrics(path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 5, "tr')  # a cut line
+
+
+def test_fig6_is_drawn_from_the_runs_recorded_metrics_that_exist(tmp_path):
+    """Issue 42, item 2: Fig. 6 at the whole schedule from the zoo runs' own metrics: a shipped
+    run's kept copy first, else a run folder still training (drawn as far as it got); a net
+    with neither is said to have no curve here; plain nets left, ResNets right."""
+    from resnets.analysis.whole_schedule import (
+        CURVES_FOLDER,
+        curves_section,
+        write_curves_figure,
+        zoo_curves,
+    )
+
+    results, runs = tmp_path / "results", tmp_path / "zoo"
+    shipped = [{"step": s, "train_err": 0.5 / s**0.2, "val_err": 0.6 / s**0.2} for s in (351, 702)]
+    _metrics(results / CURVES_FOLDER / "resnet56.jsonl", shipped)
+    # the same model's run folder is older: the kept copy wins
+    _metrics(runs / "resnet56-cifar10" / "metrics.jsonl", shipped[:1])
+    training = [{"step": 351, "train_err": 0.7, "val_err": 0.65}, {"step": 400, "train_err": 0.6}]
+    _metrics(runs / "plain20-cifar10" / "metrics.jsonl", training)
+    curves = zoo_curves(results, runs)
+    assert set(curves) == {"resnet56", "plain20"}
+    assert curves["resnet56"].shipped and len(curves["resnet56"].rows) == 2
+    assert not curves["plain20"].shipped and curves["plain20"].last_step == 400
+    assert set(zoo_curves(results, None)) == {"resnet56"}  # no run folders given: kept copies
+
+    figure = write_curves_figure(curves, results)
+    assert figure == results / "whole-schedule-curves.png" and figure.stat().st_size > 10_000
+    text = "\n".join(curves_section(curves, figure))
+    assert "![Fig. 6 at the whole schedule](whole-schedule-curves.png)" in text
+    want56 = f"| ResNet-56 | 6.97 | {100 * shipped[1]['val_err']:.2f} (iteration 702) |"
+    assert want56 in text and "| shipped run |" in text
+    assert "| plain-20 | - | 65.00 (iteration 351) | 60.00 | training, iteration 400 |" in text
+    assert "| ResNet-20 | 8.75 | - | - | no recorded metrics here |" in text
+    assert "No recorded metrics here for ResNet-20, ResNet-32, ResNet-44, ResNet-110" in text
+    assert write_curves_figure({}, tmp_path / "none") is None  # no curve, no figure

@@ -163,6 +163,8 @@ def _paper(args: argparse.Namespace) -> int:
     records = experiments.run_all(specs, root, progress=False, echo=False)  # finished: read only
     seeds = group(records, lambda r: r["model"])
     zoo = whole_schedule.score_zoo(args.data, data_fingerprints(args.data))
+    zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
+    curves = whole_schedule.zoo_curves(out, zoo_runs)
     sections = [
         *summary_section(found),
         "",
@@ -175,8 +177,9 @@ def _paper(args: argparse.Namespace) -> int:
         # claims (a)-(d) where no budget cuts the schedule: the zoo's weights trained on this data
         *whole_schedule.table6_section(
             zoo,
-            Path(args.zoo_runs) if args.zoo_runs else None,
+            zoo_runs,
             whole_schedule.write_responses_figure(zoo, out),
+            whole_schedule.curves_section(curves, whole_schedule.write_curves_figure(curves, out)),
         ),
     ]
     title = "The paper's result: deeper residual nets against deeper plain nets"
@@ -221,7 +224,9 @@ def _verdicts(args: argparse.Namespace) -> int:
     zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
     zoo = whole_schedule.score_zoo(args.data, data_fingerprints(args.data))
     figure = whole_schedule.responses_figure(zoo, results)  # written last
-    whole = whole_schedule.table6_section(zoo, zoo_runs, figure)
+    curves = whole_schedule.zoo_curves(results, zoo_runs)
+    fig6 = whole_schedule.curves_section(curves, whole_schedule.curves_figure(curves, results))
+    whole = whole_schedule.table6_section(zoo, zoo_runs, figure, fig6)
     claims = summary_section(found)
     try:
         text = replace_block(text, CLAIMS_BEGIN, CLAIMS_END, claims[claims.index(CLAIMS_BEGIN) :])
@@ -232,6 +237,7 @@ def _verdicts(args: argparse.Namespace) -> int:
         write_rejudged(results / folder, verdicts, page, looks)
     atomic_write_text(summary, text)
     whole_schedule.write_responses_figure(zoo, results)
+    whole_schedule.write_curves_figure(curves, results)
     for folder, (verdicts, _, _) in judged.items():
         for v in verdicts:
             print(f"{folder}: {v.label} {v.word()}")

@@ -9,6 +9,7 @@ run folder (``docs/results/zoo_worker.sh`` trains them in ``.bgtrain/zoo/MODEL-c
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,10 +20,11 @@ import numpy as np
 from ..eval.predict import batch_inputs, score
 from ..inference import TestTime, load_weights
 from ..models.catalogue import get_pretrained, list_pretrained
+from ..plots import plot_panels
 from ..rundir import RunDir
 from .figures import plot_responses
 from .layers import response_stds_by_image
-from .paper import PAPER_ITERS, PAPER_TABLE6
+from .paper import PAPER_ITERS, PAPER_MILESTONES, PAPER_TABLE6
 from .reports import FullScheduleWeights, Verdict, full_schedule_weights
 from .stats import (
     Family,
@@ -41,6 +43,11 @@ MODELS = (*(f"resnet{d}" for d in DEPTHS), *(f"plain{d}" for d in PLAIN_DEPTHS))
 #: Fig. 7's responses are measured on the first this many held-out images (in the split's order)
 RESPONSE_IMAGES = 1000
 RESPONSES_FIGURE = "whole-schedule-responses.png"
+#: Fig. 6 at the whole schedule, and the zoo runs' metrics it is drawn from: each shipped run's
+#: metrics.jsonl, kept beside the page by docs/results/zoo_ship.sh (a run folder stays on the
+#: machine that trained it)
+CURVES_FIGURE = "whole-schedule-curves.png"
+CURVES_FOLDER = "zoo-curves"
 
 BEGIN = "<!-- whole-schedule: computed by resnets.analysis.whole_schedule -->"
 END = "<!-- /whole-schedule -->"
@@ -117,6 +124,126 @@ def run_progress(zoo_runs: Path | None, model: str) -> str:
     last = f", validation error {100 * evals[-1]['val_err']:.2f}% then" if evals else ""
     done = "finished, not packaged yet" if run.finished else "training"
     return f"{done}: iteration {step:,} of {PAPER_ITERS:,}{last}"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One zoo run's recorded metrics (its metrics.jsonl rows, in order) and where they are
+    from: ``shipped`` (kept beside the page when its weights shipped: the whole run) or a run
+    folder still training."""
+
+    model: str
+    rows: list[dict]
+    shipped: bool
+
+    @property
+    def last_step(self) -> int:
+        return max(r["step"] for r in self.rows)
+
+    def last(self, key: str) -> tuple[int, float] | None:
+        """The step and value of the last row that has ``key`` (None: no row has it)."""
+        found = [(r["step"], r[key]) for r in self.rows if isinstance(r.get(key), float)]
+        return found[-1] if found else None
+
+
+def _metric_rows(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl that a curve can use (a step, a training error)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash, as RunDir.read_metrics skips it
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            if isinstance(row.get("train_err"), float):
+                rows.append(row)
+    return rows
+
+
+def zoo_curves(results: Path, zoo_runs: Path | None) -> dict[str, Curve]:
+    """Fig. 6's curves that exist, keyed by model: a shipped run's kept metrics
+    (``results/zoo-curves/MODEL.jsonl``) first, else the run folder of one still training."""
+    curves = {}
+    for model in MODELS:
+        kept = results / CURVES_FOLDER / f"{model}.jsonl"
+        if kept.is_file():
+            rows, shipped = _metric_rows(kept), True
+        elif zoo_runs is not None and RunDir(zoo_runs / f"{model}-cifar10").metrics.is_file():
+            rows, shipped = _metric_rows(RunDir(zoo_runs / f"{model}-cifar10").metrics), False
+        else:
+            continue
+        if rows:
+            curves[model] = Curve(model, rows, shipped)
+    return curves
+
+
+def curves_figure(curves: Mapping[str, Curve], folder: Path) -> Path | None:
+    """Where :func:`write_curves_figure` puts Fig. 6 in ``folder``; None when no curve exists."""
+    return folder / CURVES_FIGURE if curves else None
+
+
+def _label(curve: Curve) -> str:
+    done = "" if curve.shipped else f" (training: to iteration {curve.last_step:,})"
+    return _name(curve.model) + done
+
+
+def write_curves_figure(curves: Mapping[str, Curve], folder: Path) -> Path | None:
+    """Fig. 6 at the whole schedule, as the paper draws it: training error thin (dashed) and
+    validation error bold against iterations, the plain nets left and the ResNets right."""
+    path = curves_figure(curves, folder)
+    if path is None:
+        return None
+    panels = []
+    for title, kind in (("plain", "plain"), ("ResNet", "resnet")):
+        runs = {
+            _label(curves[m]): curves[m].rows for m in MODELS if m in curves and m.startswith(kind)
+        }
+        panels.append((f"{title} (whole schedule, CIFAR-10 held out)", runs))
+    return plot_panels(panels, path, x_max=PAPER_ITERS, marks=PAPER_MILESTONES)
+
+
+def curves_section(curves: Mapping[str, Curve], figure: Path | None) -> list[str]:
+    """Fig. 6 at the whole schedule: the figure, and each net's last recorded errors beside
+    the paper's final test error (Table 6; the paper prints no number for its plain nets)."""
+    lines = [
+        "### Fig. 6 at the whole schedule",
+        "",
+        "Training error (thin, dashed: the running error over each epoch's augmented batches) "
+        "and validation error (bold: the 5,000 held-out images) against iterations, from each "
+        "zoo run's own recorded metrics: plain nets left, ResNets right, as the paper's Fig. 6 "
+        f"draws them. A shipped run's metrics are kept in `{CURVES_FOLDER}/` beside this page; "
+        "a run still training is drawn as far as it has got. The figure is redrawn by `resnets analyze verdicts` (run by "
+        "docs/results/zoo_ship.sh when a run ships).",
+        "",
+    ]
+    if figure is not None:
+        lines += [f"![Fig. 6 at the whole schedule]({figure.name})", ""]
+    lines += [
+        "| model | paper's final test error (%) | ours: last validation error (%) | "
+        "last training error (%) | curve |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for model in MODELS:
+        paper_err = PAPER_TABLE6.get(model, (None, ""))[0]
+        paper = f"{paper_err:.2f}" if paper_err is not None else "-"
+        curve = curves.get(model)
+        if curve is None:
+            lines.append(f"| {_name(model)} | {paper} | - | - | no recorded metrics here |")
+            continue
+        val, train = curve.last("val_err"), curve.last("train_err")
+        ours = f"{100 * val[1]:.2f} (iteration {val[0]:,})" if val else "-"
+        trained = f"{100 * train[1]:.2f}" if train else "-"
+        where = "shipped run" if curve.shipped else f"training, iteration {curve.last_step:,}"
+        lines.append(f"| {_name(model)} | {paper} | {ours} | {trained} | {where} |")
+    missing = [_name(m) for m in MODELS if m.startswith("resnet") and m not in curves]
+    if missing:
+        lines += [
+            "",
+            f"No recorded metrics here for {', '.join(missing)}: a run not trained yet, or one "
+            "shipped before its metrics were kept beside this page (its run folder stayed on "
+            "the machine that trained it); its held-out error is in Table 6 above.",
+        ]
+    return lines
 
 
 def _test(scored: Mapping[str, Scored], better: str, worse: str) -> McNemar | None:
@@ -299,11 +426,14 @@ def deviations(scored: Mapping[str, Scored]) -> list[str]:
 
 
 def table6_section(
-    scored: Mapping[str, Scored], zoo_runs: Path | None, figure: Path | None = None
+    scored: Mapping[str, Scored],
+    zoo_runs: Path | None,
+    figure: Path | None = None,
+    curves: Sequence[str] = (),
 ) -> list[str]:
     """RESULTS.md lines between the whole-schedule markers: Table 6 as the paper prints it with
-    our column beside it, Fig. 7's responses (``figure``: its file, beside the page), and the
-    verdicts."""
+    our column beside it, Fig. 6's curves (``curves``: :func:`curves_section`'s lines), Fig. 7's
+    responses (``figure``: its file, beside the page), and the verdicts."""
     verdicts = whole_schedule_verdicts(scored)
     lines = [
         BEGIN,
@@ -345,6 +475,8 @@ def table6_section(
     ]
     if mismatched:
         lines += ["", "Measured here against the record: " + "; ".join(mismatched) + "."]
+    if curves:
+        lines += ["", *curves]
     lines += ["", *_responses_table(scored, figure)]
     lines += [
         "",
