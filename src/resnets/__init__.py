@@ -23,7 +23,7 @@ from .lazy import lazy_attributes  # noqa: E402
 
 if TYPE_CHECKING:  # the lazy names, seen by IDEs and type checkers (tests/test_layout.py
     # keeps this block and _LAZY the same)
-    from .analysis.definitions import reproduce
+    from .analysis.reproduce import reproduce
     from .inference import LoadedModel, load_weights
     from .models import ResNet, create_model, list_models
 
@@ -34,7 +34,7 @@ _LAZY = {
     "ResNet": "resnets.models",
     "create_model": "resnets.models",
     "list_models": "resnets.models",
-    "reproduce": "resnets.analysis.definitions",
+    "reproduce": "resnets.analysis.reproduce",
 }
 
 __all__ = [

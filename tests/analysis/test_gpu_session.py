@@ -100,6 +100,26 @@ def test_two_calls_resume_and_report(tmp_path):
         assert len(starts) == 1, name
         assert sum(w.count(f"{name}: finished\n") for w in workers) == 1, name
     _check_reports(tmp_path / "results")
+    _check_python_door(tmp_path / "runs-second", tmp_path / "results", tmp_path / "py")
+
+
+def _check_python_door(store: Path, results: Path, out: Path) -> None:
+    """``resnets.reproduce("paper")`` gives what the command gave: over the run store the
+    workers filled (nothing trained again), the same claims with the same verdicts."""
+    import resnets
+    from resnets.errors import ConfigError
+
+    page = resnets.reproduce(
+        "paper", data="digits", budget=0.0001, seeds=1, runs_from=store, out=out, progress=False
+    )
+    assert page == out / "RESULTS.md" and "resnets.reproduce('paper'" in page.read_text()
+
+    def claims(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("| (")]
+
+    assert claims(page.read_text()) == claims((results / "RESULTS.md").read_text())
+    with pytest.raises(ConfigError, match="paper: no option depths"):
+        resnets.reproduce("paper", data="digits", out=out, depths=[20])
 
 
 def _check_reports(results: Path) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,17 @@ from ..argtypes import add_device, add_no_progress, count, int_list
 from ..data import data_fingerprints
 from ..errors import ConfigError
 from ..io import atomic_write_text, check_writable
-from . import experiments, whole_schedule
-from .definitions import run_experiment
+from . import (
+    definitions,  # noqa: F401  (importing it registers every experiment)
+    whole_schedule,
+)
 from .detection import write_detection_report
-from .registry import Settings, write_page
+from .paper_summary import run_paper
+from .registry import Settings, run_experiment
 from .rejudge import REJUDGED, SUMMARY_REPORTS, rejudge, write_rejudged
 from .reports import (
     CLAIMS_BEGIN,
     CLAIMS_END,
-    group,
-    read_verdicts,
     replace_block,
     summary_section,
 )
@@ -117,76 +116,28 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def _paper(args: argparse.Namespace) -> int:
-    """The paper's CIFAR result in one resumable queue: the runs behind Table 6 (cifar-table),
-    Fig. 6 (degradation) and Fig. 7 (responses), trained in the order that decides the claims
-    soonest, shared by any number of worker processes (start the same command several times),
-    then the three reports, over the one run store, once every run has finished."""
-    started = time.perf_counter()
-    root = Path(args.runs_from or Path(args.out) / "runs-store")
-    per_depth = {
-        20: args.seeds,
-        56: args.seeds,
-        32: args.table_seeds,
-        44: args.table_seeds,
-        110: args.seeds_110,
-    }
-    base = replace(_settings(args), runs_from=root, depth_seeds=per_depth)
-    names = experiments.paper_queue(args.seeds, args.table_seeds, args.plain_32_44, args.seeds_110)
-    specs = []
-    for name in names:
-        model, seed = name.rsplit("-s", 1)
-        specs.append(base.spec(model, int(seed)))
-    if args.report_only:  # train nothing: report if every run has finished
-        done, total = experiments.finished_count(specs, root)
-    else:
-        done, total = experiments.run_queue(specs, root, progress=not args.no_progress)
+    """``reproduce paper``: :func:`~.paper_summary.run_paper` with the command's flags (start
+    the same command several times and the workers share the queue)."""
+    outcome = run_paper(
+        _settings(args),
+        table_seeds=args.table_seeds,
+        seeds_110=args.seeds_110,
+        plain_32_44=args.plain_32_44,
+        zoo_runs=args.zoo_runs or None,
+        train=not args.report_only,
+        report=not args.train_only,
+    )
+    done, total = outcome.finished, outcome.total
     if done < total and args.report_only:
         print(f"{done}/{total} runs finished: no report yet", file=sys.stderr)
         return 1
     if done < total:
         print(f"{done}/{total} runs finished; the rest are held by other workers", file=sys.stderr)
         return 0
-    if args.train_only:
+    if outcome.summary is None:  # --train-only
         print(f"{done}/{total} runs finished", file=sys.stderr)
         return 0
-    plain = [20, 32, 44, 56] if args.plain_32_44 else [20, 56]
-    reports = [  # (each experiment's own defaults where none is given)
-        ("cifar-table", {}),
-        ("degradation", {"depths": plain}),
-        ("responses", {}),
-    ]
-    out = Path(args.out)
-    for name, options in reports:
-        run_experiment(name, replace(base, out=out / name, options=options))
-    # one page of every claim, (a)-(e), copied from the verdicts the three reports computed
-    found = [(name, read_verdicts(out / name / "verdicts.json")) for name, _ in reports]
-    records = experiments.run_all(specs, root, progress=False, echo=False)  # finished: read only
-    seeds = group(records, lambda r: r["model"])
-    zoo = whole_schedule.score_zoo(args.data, data_fingerprints(args.data))
-    zoo_runs = Path(args.zoo_runs) if args.zoo_runs else None
-    curves = whole_schedule.zoo_curves(out, zoo_runs)
-    sections = [
-        *summary_section(found),
-        "",
-        "Runs behind it: "
-        + ", ".join(
-            f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})" for name, runs in seeds.items()
-        )
-        + ".",
-        "",
-        # claims (a)-(d) where no budget cuts the schedule: the zoo's weights trained on this data
-        *whole_schedule.table6_section(
-            zoo,
-            zoo_runs,
-            whole_schedule.write_responses_figure(zoo, out),
-            whole_schedule.curves_section(curves, whole_schedule.write_curves_figure(curves, out)),
-        ),
-    ]
-    title = "The paper's result: deeper residual nets against deeper plain nets"
-    path = write_page(
-        replace(base, out=out), title, sections, time.perf_counter() - started, records
-    )
-    print(f"summary: {path}")
+    print(f"summary: {outcome.summary}")
     return 0
 
 

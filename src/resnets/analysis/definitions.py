@@ -7,7 +7,6 @@ The commands (``resnets reproduce NAME``, ``resnets analyze NAME``) and :func:`r
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from .claims import (
 from .experiments import RunSpec
 from .figures import plot_gradients, plot_responses
 from .paper import budget_iters
-from .registry import Experiment, Report, Settings, register_experiment, run_experiment
+from .registry import Experiment, Report, Settings, register_experiment
 from .reports import (
     group,
     judge_page,
@@ -474,39 +473,3 @@ register_experiment(
         command="analyze",
     )
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# the Python door (every experiment above is registered by now)
-
-
-def reproduce(
-    name: str,
-    /,
-    *,
-    data: str = "cifar10",
-    budget: float = 1.0,
-    seeds: int = 1,
-    out: str | Path | None = None,
-    device: str = "auto",
-    runs_from: str | Path | None = None,
-    progress: bool = True,
-    **options: Any,
-) -> Path:
-    """Run one of the paper's experiments end to end from Python, as ``resnets reproduce NAME``
-    (or ``analyze NAME``) would; returns its RESULTS.md. ``options`` are the experiment's own
-    (``depths=[20, 56]``, ``model="resnet20"``, ...: see ``EXPERIMENTS[name].defaults``). A
-    second call with the same ``out`` skips the finished runs and resumes an interrupted one.
-    """
-    settings = Settings(
-        data=data,
-        budget=budget,
-        seeds=seeds,
-        out=Path(out) if out is not None else Path("results") / name,
-        device=device,
-        runs_from=Path(runs_from) if runs_from is not None else None,
-        progress=progress,
-        command=f"resnets.reproduce({name!r}, data={data!r}, budget={budget!r}, seeds={seeds})",
-        options=options,
-    )
-    return run_experiment(name, settings)

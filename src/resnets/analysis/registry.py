@@ -1,7 +1,7 @@
 """The paper's experiments as data and functions: one :class:`Experiment` per experiment (its
 name, the runs it needs for a data set, budget and seeds, and the report it writes from their
 finished records) in one registry. The experiments are defined and registered in definitions.py, which also holds
-:func:`~resnets.analysis.definitions.reproduce`, the Python door to any of them:
+:func:`~resnets.analysis.reproduce.reproduce`, the Python door to any of them:
 
     import resnets
     path = resnets.reproduce("degradation", data="digits", budget=0.01, out="results/deg")
@@ -161,16 +161,21 @@ def check_option(experiment: str, option: str, value: Any, default: Any) -> None
                 raise ConfigError(f"{where}: each item must be {want}, not {item!r}")
 
 
+def unknown_options(name: str, options: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Refuse, in one line, an option the experiment ``name`` does not take."""
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise ConfigError(
+            f"{name}: no option {', '.join(sorted(unknown))} (it takes "
+            f"{', '.join(sorted(defaults)) or 'none'})"
+        )
+
+
 def run_experiment(name: str, settings: Settings) -> Path:
     """Train (or find finished, or resume) every run ``name`` needs, then write its report;
     returns the path of its RESULTS.md."""
     experiment = get_experiment(name)
-    unknown = set(settings.options) - set(experiment.defaults)
-    if unknown:
-        raise ConfigError(
-            f"{name}: no option {', '.join(sorted(unknown))} (it takes "
-            f"{', '.join(sorted(experiment.defaults)) or 'none'})"
-        )
+    unknown_options(name, settings.options, experiment.defaults)
     for option, value in settings.options.items():
         check_option(name, option, value, experiment.defaults[option])
     settings = dataclasses.replace(settings, options={**experiment.defaults, **settings.options})
