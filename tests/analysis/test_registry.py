@@ -4,6 +4,7 @@ the Python door (`resnets.reproduce`) giving what the command gives."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -25,7 +26,16 @@ def test_every_command_is_a_registered_experiment():
             if name in ("paper", "detection", "verdicts"):  # compositions and re-readings
                 continue
             assert p.get_default("name") == name and EXPERIMENTS[name].command == command
+            # its flags are made from its registration: each option's help and default, once
+            experiment = EXPERIMENTS[name]
+            flags = {a.dest: a for a in p._actions}
+            for option, default in experiment.defaults.items():
+                assert flags[option].help == experiment.option_help[option]
+                shown = ",".join(map(str, default)) if isinstance(default, list) else default
+                assert flags[option].default == (False if default is False else shown)
     assert all(e.help and e.runs and e.report for e in EXPERIMENTS.values())
+    with pytest.raises(ValueError, match="every option needs its help"):
+        dataclasses.replace(EXPERIMENTS["degradation"], option_help={})
 
 
 @pytest.mark.parametrize(

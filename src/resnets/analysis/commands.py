@@ -26,7 +26,7 @@ from . import (
 )
 from .detection import write_detection_report
 from .paper_summary import run_paper
-from .registry import Settings, run_experiment
+from .registry import EXPERIMENTS, Settings, get_experiment, run_experiment
 from .rejudge import REJUDGED, SUMMARY_REPORTS, rejudge, write_rejudged
 from .reports import (
     CLAIMS_BEGIN,
@@ -86,29 +86,39 @@ def _settings(args: argparse.Namespace, **options: Any) -> Settings:
     )
 
 
-# each experiment's own flags -> its options (the defaults live with the experiment)
-OPTIONS = {
-    "degradation": lambda a: {"depths": _ints(a.depths, "depths")},
-    "cifar-table": lambda a: {"depths": _ints(a.depths, "depths"), "with_1202": a.with_1202},
-    "shortcuts": lambda a: {"model": a.model},
-    "sum-vs-concat": lambda a: {"depth": a.depth},
-    "preact": lambda a: {"with_164": a.with_164, "with_1001": a.with_1001},
-    "transfer": lambda a: {
-        "model": a.model,
-        "source": [c for c in a.source.split(",") if c],
-        "labels": _ints(a.labels.replace("all", "0"), "labels"),
-        "val_per_class": a.val_per_class,
-        "pretrain_budget": a.pretrain_budget,
-    },
-    "responses": lambda a: {"depths": _ints(a.depths, "depths")},
-    "gradients": lambda a: {"depths": _ints(a.depths, "depths")},
-}
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def _add_option(p: argparse.ArgumentParser, option: str, default: Any, help_text: str) -> None:
+    """An experiment's option as its flag, from its default (its type) and its help."""
+    if isinstance(default, bool):
+        p.add_argument(_flag(option), action="store_true", help=help_text)
+    elif isinstance(default, list):  # comma-separated on the command line
+        p.add_argument(_flag(option), default=",".join(map(str, default)), help=help_text)
+    elif isinstance(default, int):
+        p.add_argument(_flag(option), type=count(1), default=default, help=help_text)
+    else:  # a float or a string
+        p.add_argument(_flag(option), type=type(default), default=default, help=help_text)
+
+
+def _option_value(args: argparse.Namespace, option: str, default: Any) -> Any:
+    """The flag's value as the experiment's option (lists from their comma-separated text)."""
+    value = getattr(args, option)
+    if not isinstance(default, list):
+        return value
+    items = [item for item in value.split(",") if item]
+    if default and isinstance(default[0], int):  # numbers; "all" is 0 (every labelled image)
+        return _ints(",".join("0" if item == "all" else item for item in items), option)
+    return items
 
 
 def _experiment(args: argparse.Namespace) -> int:
     """``resnets reproduce NAME`` / ``analyze NAME``: the flags parsed into Settings, then the
     experiment's one function."""
-    path = run_experiment(args.name, _settings(args, **OPTIONS[args.name](args)))
+    defaults = get_experiment(args.name).defaults
+    options = {option: _option_value(args, option, d) for option, d in defaults.items()}
+    path = run_experiment(args.name, _settings(args, **options))
     print(f"results: {path}")
     if args.name == "degradation":  # the paper's Fig. 6, the figure this command is for
         print(f"figure:  {path.parent / 'degradation.png'}")
@@ -198,33 +208,25 @@ def _verdicts(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add reproduce and analyze to ``resnets``."""
+    # (the help of reproduce and analyze is the CLI's COMMANDS table's: --help imports nothing)
     rp = sub.add_parser(
         "reproduce",
         help="the paper's experiments: degradation, cifar-table, shortcuts, transfer, "
         "sum-vs-concat, preact",
     )
     rsub = rp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    p = rsub.add_parser("degradation", help="plain vs residual training curves (Fig. 6)")
-    _common(p, "results/degradation")
-    p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
-    p.set_defaults(fn=_experiment, name="degradation")
-    p = rsub.add_parser("cifar-table", help="ResNet-20/32/44/56/110 beside the paper's Table 6")
-    _common(p, "results/cifar-table")
-    p.add_argument("--depths", default="20,32,44,56,110", help="comma-separated 6n+2 depths")
-    p.add_argument("--with-1202", action="store_true", help="also ResNet-1202")
-    p.set_defaults(fn=_experiment, name="cifar-table")
-    p = rsub.add_parser(
-        "transfer", help="pretrained vs from scratch with 10..all labelled images per class"
+    ap = sub.add_parser(
+        "analyze", help="layer responses (Fig. 7), gradient flow, the detection claim, verdicts"
     )
-    _common(p, "results/transfer")
-    p.add_argument("--model", default="resnet20", help="registered CIFAR architecture")
-    p.add_argument("--source", default="", help="pretraining classes (default: the first half)")
-    p.add_argument("--labels", default="10,50,250,all", help="labelled images per class")
-    p.add_argument("--val-per-class", type=count(1), default=500, help="held-out images per class")
-    p.add_argument(
-        "--pretrain-budget", type=float, default=1.0, help="fraction of 64k iterations to pretrain"
-    )
-    p.set_defaults(fn=_experiment, name="transfer")
+    asub = ap.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+    # every registered experiment, from its registration: its help, options and their help
+    for experiment in EXPERIMENTS.values():
+        parent = rsub if experiment.command == "reproduce" else asub
+        p = parent.add_parser(experiment.name, help=experiment.help)
+        _common(p, f"results/{experiment.name}")
+        for option, default in experiment.defaults.items():
+            _add_option(p, option, default, experiment.option_help[option])
+        p.set_defaults(fn=_experiment, name=experiment.name)
     p = rsub.add_parser(
         "paper",
         help="Table 6, Fig. 6 and Fig. 7 from one resumable queue that several workers can share",
@@ -251,38 +253,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         ".bgtrain/zoo): Table 6 shows how far each unpackaged depth has got",
     )
     p.set_defaults(fn=_paper)
-    p = rsub.add_parser("shortcuts", help="shortcut options A, B, C on one network (Table 3)")
-    _common(p, "results/shortcuts")
-    p.add_argument(
-        "--model", default="resnet20", help="CIFAR ResNet whose options A, B, C are compared"
-    )
-    p.set_defaults(fn=_experiment, name="shortcuts")
-    p = rsub.add_parser(
-        "sum-vs-concat", help="additive against concatenating shortcuts at matched parameters"
-    )
-    _common(p, "results/sum-vs-concat")
-    p.add_argument("--depth", type=int, default=20, help="6n+2 layers (20, 32, 56, 110)")
-    p.set_defaults(fn=_experiment, name="sum-vs-concat")
-    p = rsub.add_parser("preact", help="original against pre-activation units (depth 110)")
-    _common(p, "results/preact")
-    p.add_argument("--with-164", action="store_true", help="also the bottleneck ResNet-164")
-    p.add_argument("--with-1001", action="store_true", help="also ResNet-1001 (slow)")
-    p.set_defaults(fn=_experiment, name="preact")
-
-    ap = sub.add_parser(
-        "analyze", help="layer responses (Fig. 7), gradient flow, the detection claim, verdicts"
-    )
-    asub = ap.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
-    p = asub.add_parser("responses", help="std of every 3x3 layer's response (Fig. 7)")
-    _common(p, "results/responses")
-    p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
-    p.set_defaults(fn=_experiment, name="responses")
-    p = asub.add_parser(
-        "gradients", help="per-layer gradient norms and shattered gradients, plain vs residual"
-    )
-    _common(p, "results/gradients")
-    p.add_argument("--depths", default="20,56", help="comma-separated 6n+2 depths")
-    p.set_defaults(fn=_experiment, name="gradients")
     p = asub.add_parser(
         "detection",
         help="residual against plain backbones in Faster R-CNN: the report and a paired verdict "

@@ -81,6 +81,7 @@ register_experiment(
         _plain_and_residual,
         _degradation_report,
         {"depths": [20, 56]},
+        option_help={"depths": "comma-separated 6n+2 depths"},
     )
 )
 
@@ -124,6 +125,7 @@ register_experiment(
         _cifar_table_runs,
         _cifar_table_report,
         {"depths": [20, 32, 44, 56, 110], "with_1202": False},
+        option_help={"depths": "comma-separated 6n+2 depths", "with_1202": "also ResNet-1202"},
     )
 )
 
@@ -159,6 +161,7 @@ register_experiment(
         _shortcuts_runs,
         _shortcuts_report,
         {"model": "resnet20"},
+        option_help={"model": "CIFAR ResNet whose options A, B, C are compared"},
     )
 )
 
@@ -216,6 +219,7 @@ register_experiment(
         _sum_vs_concat_runs,
         _sum_vs_concat_report,
         {"depth": 20},
+        option_help={"depth": "6n+2 layers (20, 32, 56, 110)"},
     )
 )
 
@@ -262,6 +266,10 @@ register_experiment(
         _preact_runs,
         _preact_report,
         {"with_164": False, "with_1001": False},
+        option_help={
+            "with_164": "also the bottleneck ResNet-164",
+            "with_1001": "also ResNet-1001 (slow)",
+        },
     )
 )
 
@@ -399,6 +407,13 @@ register_experiment(
             "val_per_class": 500,
             "pretrain_budget": 1.0,
         },
+        option_help={
+            "model": "registered CIFAR architecture",
+            "source": "pretraining classes, comma-separated (default: the first half)",
+            "labels": "labelled images per class, comma-separated (0 or all: every one)",
+            "val_per_class": "held-out images per class",
+            "pretrain_budget": "fraction of 64k iterations to pretrain",
+        },
     )
 )
 
@@ -432,6 +447,7 @@ register_experiment(
         _responses_report,
         {"depths": [20, 56]},
         command="analyze",
+        option_help={"depths": "comma-separated 6n+2 depths"},
     )
 )
 
@@ -471,5 +487,6 @@ register_experiment(
         _gradients_report,
         {"depths": [20, 56]},
         command="analyze",
+        option_help={"depths": "comma-separated 6n+2 depths"},
     )
 )

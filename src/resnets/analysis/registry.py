@@ -111,6 +111,13 @@ class Experiment:
     report: Callable[[Settings, list[dict[str, Any]]], Report]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     command: str = "reproduce"  # the `resnets` command it sits under (reproduce or analyze)
+    #: each option's help, written once: the command's flag (``--with-1202`` for
+    #: ``with_1202``) is made from it and the default (commands.py)
+    option_help: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if set(self.option_help) != set(self.defaults):
+            raise ValueError(f"experiment {self.name!r}: every option needs its help, once")
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
