@@ -178,7 +178,7 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "training and scoring a detector (run folders, resume, the checked detector loader)",
-        "`detection/engine.py` (`train`, `train_one_epoch`, `evaluate`, `load_detector`)",
+        "`detection/engine.py` (`train_detector`, `train_one_epoch`, `evaluate_detector`, `load_detector`)",
     ),
     (
         "pictures of detected boxes",

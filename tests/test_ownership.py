@@ -167,8 +167,7 @@ def test_every_python_door_checks_ownership_itself(digits_run, tmp_path):
     read, inside the installed package, or inside a run folder they were not given."""
     import resnets
     from resnets.deploy.export import export_model
-    from resnets.detection.engine import DetectTrainConfig
-    from resnets.detection.engine import train as train_detector
+    from resnets.detection.engine import DetectTrainConfig, train_detector
     from resnets.io import RUN_MARKER
     from resnets.train import build_config, train
 

@@ -8,7 +8,7 @@ import pytest
 from safetensors import safe_open
 
 from resnets.detection.coco import SyntheticSpec, generate_from_cifar
-from resnets.detection.engine import DetectTrainConfig, train
+from resnets.detection.engine import DetectTrainConfig, train_detector
 from resnets.errors import ConfigError, DataError, WeightsError
 
 from ..conftest import make_image_folder
@@ -41,15 +41,17 @@ def _cfg(folders, **changes) -> DetectTrainConfig:
 
 
 def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
-    straight = train(_cfg(folders), tmp_path / "straight", progress=False)
+    straight = train_detector(_cfg(folders), tmp_path / "straight", progress=False)
     assert 0.0 <= straight["map"] <= 1.0 and straight["epoch"] == 2
     rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
     assert [r["epoch"] for r in rows] == [1, 2] and "loss_classifier" in rows[0]
-    cut = train(_cfg(folders), tmp_path / "cut", progress=False, stop_after=3)  # mid epoch 2
+    cut = train_detector(
+        _cfg(folders), tmp_path / "cut", progress=False, stop_after=3
+    )  # mid epoch 2
     assert cut == {"stopped": 3} and not (tmp_path / "cut" / "model.safetensors").exists()
     with pytest.raises(ConfigError, match="already holds a run"):
-        train(_cfg(folders), tmp_path / "cut", progress=False)
-    resumed = train(None, tmp_path / "cut", resume=True, progress=False)
+        train_detector(_cfg(folders), tmp_path / "cut", progress=False)
+    resumed = train_detector(None, tmp_path / "cut", resume=True, progress=False)
     assert resumed["map"] == straight["map"]
     a = (tmp_path / "straight" / "model.safetensors").read_bytes()
     assert a == (tmp_path / "cut" / "model.safetensors").read_bytes()
@@ -66,9 +68,9 @@ def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
 
 def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_path):
     with pytest.raises(ConfigError, match="not fields of DetectorConfig"):
-        train(_cfg(folders, detector={"fpn_width": 3}), tmp_path / "a", progress=False)
+        train_detector(_cfg(folders, detector={"fpn_width": 3}), tmp_path / "a", progress=False)
     with pytest.raises(ConfigError, match="epochs=0: a whole number in 1..10000"):
-        train(_cfg(folders, epochs=0), tmp_path / "b", progress=False)
+        train_detector(_cfg(folders, epochs=0), tmp_path / "b", progress=False)
     # issue 44, C12: every detector setting range-checked before the run folder is made
     for bad, message in (
         ({"roi_size": 100000}, "roi_size=100000: a whole number in 1..14"),
@@ -78,19 +80,19 @@ def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_pa
         ({"rpn_batch": True}, "rpn_batch=True"),
     ):
         with pytest.raises(ConfigError, match=message):
-            train(_cfg(folders, detector=bad), tmp_path / "e", progress=False)
+            train_detector(_cfg(folders, detector=bad), tmp_path / "e", progress=False)
         assert not (tmp_path / "e").exists()
     with pytest.raises(ConfigError, match="lr=0.0"):
-        train(_cfg(folders, lr=0.0), tmp_path / "f", progress=False)
+        train_detector(_cfg(folders, lr=0.0), tmp_path / "f", progress=False)
     with pytest.raises(ConfigError, match="nothing to resume"):
-        train(None, tmp_path / "nothing", resume=True, progress=False)
+        train_detector(None, tmp_path / "nothing", resume=True, progress=False)
     other = tmp_path / "other"
     src = make_image_folder(tmp_path / "src2", classes=("ant", "bee"), per_class=4, size=32)
     generate_from_cifar(src, other, images=2, spec=SyntheticSpec(size=64, max_side=30))
     with pytest.raises(DataError, match="are not the training set's"):
-        train(_cfg(folders, val=str(other)), tmp_path / "c", progress=False)
+        train_detector(_cfg(folders, val=str(other)), tmp_path / "c", progress=False)
     with pytest.raises(ConfigError, match="weights of resnet20, not of --backbone resnet18"):
-        train(_cfg(folders, init="resnet20.cifar10"), tmp_path / "d", progress=False)
+        train_detector(_cfg(folders, init="resnet20.cifar10"), tmp_path / "d", progress=False)
 
 
 def test_the_detect_commands_end_to_end(tmp_path, capsys):
@@ -170,7 +172,7 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
 
     from resnets.detection.engine import load_detector
 
-    train(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
+    train_detector(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
     good = tmp_path / "run" / "model.safetensors"
     from safetensors import safe_open
 
@@ -266,7 +268,7 @@ def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
     assert (run / "last.ckpt").is_file() and not (run / "model.safetensors").exists()
     assert "stopped at step" in (run / "train.log").read_text()
     # the checkpoint resumes (one more step here)
-    assert train(None, run, resume=True, progress=False, stop_after=1)["stopped"] >= 3
+    assert train_detector(None, run, resume=True, progress=False, stop_after=1)["stopped"] >= 3
 
 
 def test_the_claims_report_draws_each_backbones_detections(folders, tmp_path):
@@ -275,7 +277,7 @@ def test_the_claims_report_draws_each_backbones_detections(folders, tmp_path):
     from resnets.analysis.detection import write_detection_report
 
     runs = tmp_path / "runs"
-    train(_cfg(folders, epochs=1), runs / "resnet18-s0", progress=False)
+    train_detector(_cfg(folders, epochs=1), runs / "resnet18-s0", progress=False)
     verdict = write_detection_report(runs, tmp_path / "report")
     assert verdict.outcome == "missing"  # no plain18 run
     text = (tmp_path / "report" / "RESULTS.md").read_text()

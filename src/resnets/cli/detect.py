@@ -40,10 +40,10 @@ def _epochs(text: str) -> tuple[int, ...]:
 
 
 def _detect_train(args: argparse.Namespace) -> int:
-    from ..detection.engine import DetectTrainConfig, train
+    from ..detection.engine import DetectTrainConfig, train_detector
 
     if args.resume:
-        summary = train(None, args.resume, resume=True, progress=not args.no_progress)
+        summary = train_detector(None, args.resume, resume=True, progress=not args.no_progress)
     else:
         if not (args.train and args.val and args.out):
             raise ConfigError("detect train: give --train, --val and --out (or --resume RUN)")
@@ -68,7 +68,7 @@ def _detect_train(args: argparse.Namespace) -> int:
             threads=args.threads,
             detector=detector,
         )
-        summary = train(cfg, args.out, progress=not args.no_progress)
+        summary = train_detector(cfg, args.out, progress=not args.no_progress)
     if args.json:
         print(json_line(summary))
     return 0 if "stopped" not in summary else 130
@@ -76,7 +76,7 @@ def _detect_train(args: argparse.Namespace) -> int:
 
 def _detect_eval(args: argparse.Namespace) -> int:
     from ..detection.coco import read_coco
-    from ..detection.engine import evaluate, load_detector
+    from ..detection.engine import evaluate_detector, load_detector
 
     model, record = load_detector(args.weights)
     data = read_coco(args.data)
@@ -86,7 +86,7 @@ def _detect_eval(args: argparse.Namespace) -> int:
         )
     if args.figure:  # checked before the minutes of scoring, not after
         check_writable(args.figure, "--figure", folder=False, reading=(args.data, args.weights))
-    scores, detections = evaluate(model, data, progress=not args.no_progress)
+    scores, detections = evaluate_detector(model, data, progress=not args.no_progress)
     if args.figure:
         from ..detection.draw import draw_detections, save_grid
 

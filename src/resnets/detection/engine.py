@@ -1,5 +1,6 @@
 """Training and scoring a detector: torchvision's reference split into ``train_one_epoch``,
-``evaluate`` and ``train``, with resnets' run folders (a lock, ``config.json``, ``train.log``,
+``evaluate_detector`` and ``train_detector`` (named apart from classification's ``train`` and
+``evaluate``, whose contracts differ), with resnets' run folders (a lock, ``config.json``, ``train.log``,
 ``metrics.jsonl``, checkpoints that resume exactly, ``model.safetensors`` at the end).
 
 Recipe: SGD with momentum 0.9 and weight decay 1e-4, a linear warm-up, the learning rate
@@ -143,7 +144,7 @@ def build_detector(cfg: DetectTrainConfig, num_classes: int) -> FasterRCNN:
     return FasterRCNN(dcfg, backbone=backbone)
 
 
-def lr_at(cfg: DetectTrainConfig, step: int, epoch: int) -> float:
+def detector_lr(cfg: DetectTrainConfig, step: int, epoch: int) -> float:
     """Warm-up, then the step schedule."""
     decay = 0.1 ** sum(epoch >= m for m in cfg.milestones)
     if step < cfg.warmup_iters:
@@ -166,7 +167,7 @@ def train_one_epoch(
     for start in starts:
         idx = order[start : start + cfg.batch_size]
         images, targets = collate(data, idx, [flips[i] for i in idx] if flips else None)
-        lr = lr_at(cfg, state["step"], state["epoch"])
+        lr = detector_lr(cfg, state["step"], state["epoch"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         losses = model(images, targets)
@@ -189,7 +190,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model, data: CocoSet, batch_size: int = 8, progress: bool = False):
+def evaluate_detector(model, data: CocoSet, batch_size: int = 8, progress: bool = False):
     """COCO mAP of ``model`` on every image of ``data``, and the detections."""
     model.eval()
     evaluator = CocoEvaluator(data)  # the evaluator interface classification's scoring has
@@ -213,7 +214,7 @@ def _same_categories(train: CocoSet, val: CocoSet) -> None:
         )
 
 
-def train(
+def train_detector(
     cfg: DetectTrainConfig | None,
     out: str | Path,
     *,
@@ -303,7 +304,7 @@ def _run(cfg, out: RunDir, resume: bool, progress: bool, stop_after: int | None)
                 bar.close()
                 log(f"stopped at step {state['step']}: resume with --resume {out}")
                 return {"stopped": state["step"]}
-            scores, _ = evaluate(model, val_set)
+            scores, _ = evaluate_detector(model, val_set)
             row = {"epoch": state["epoch"] + 1, "step": state["step"], **losses, **scores.to_dict()}
             metrics.append(row)
             log(
