@@ -65,6 +65,8 @@ OPTIONAL = {
     "selenium",
     "torch.utils.tensorboard",
     "scipy.stats",  # heavy (about 0.5 s) and needed only when a report decides a claim
+    "matplotlib",  # heavy (about 0.4 s) and needed only when a figure is drawn: a training
+    "matplotlib.figure",  # process stopped before its end, or a rank other than 0, draws none
     "pycocotools.coco",  # the detect extra: COCO mAP
     "pycocotools.cocoeval",
 }

@@ -5,18 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from .io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _palette(name: str = "tab10"):
+    """A matplotlib colour map, imported when a figure is drawn (0.4 s): a process that never
+    draws one (a run stopped before its end, a rank other than 0) never pays for matplotlib."""
+    from matplotlib import colormaps
+
+    return colormaps[name]
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, dpi=None, **kw) -> tuple[Figure, Any]:
     """A figure and its axes, without pyplot: no global state, no GUI backend, safe in threads
     and servers (``fig.savefig`` renders with Agg)."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize, dpi=dpi)
     return fig, fig.subplots(nrows, ncols, **kw)
 
@@ -60,7 +71,7 @@ def plot_panels(
     says so."""
     fig, axes = subplots(1, len(panels), figsize=(width * len(panels), 4.2), dpi=120, sharey=True)
     axes = np.atleast_1d(axes)
-    colors = colormaps["tab10"](np.arange(10))
+    colors = _palette("tab10")(np.arange(10))
     for ax, (title, runs) in zip(axes, panels):
         for i, (label, rows) in enumerate(runs.items()):
             _draw(ax, rows, label, colors[i % 10])
@@ -133,7 +144,7 @@ def plot_label_curves(
 ) -> Path:
     """Accuracy (%) against a count on a log axis, one line per method: ``(x, mean, std)``."""
     fig, ax = subplots(figsize=(6.2, 4.3), dpi=120)
-    colors = colormaps["tab10"](np.arange(10))
+    colors = _palette("tab10")(np.arange(10))
     for i, (label, pts) in enumerate(curves.items()):
         xs, ms, ss = (np.array(v, dtype=float) for v in zip(*pts))
         ax.errorbar(
@@ -181,7 +192,7 @@ def plot_explanation(
     ax = axes[n]
     labels = [b[0] for b in bars][::-1]
     probs = [100 * b[1] for b in bars][::-1]
-    ax.barh(range(len(bars)), probs, color=colormaps["tab10"](0))
+    ax.barh(range(len(bars)), probs, color=_palette("tab10")(0))
     ax.set_yticks(range(len(bars)), labels, fontsize=8)
     ax.set_xlim(0, 100)
     ax.set_xlabel("probability (%)", fontsize=8)
@@ -238,7 +249,7 @@ def plot_corruptions(
     mean over corruptions bold, the clean accuracy dashed."""
     fig, ax = subplots(figsize=(8, 5), dpi=110)
     names = list(dict.fromkeys(r[0] for r in rows))
-    cmap = colormaps["tab20"]
+    cmap = _palette("tab20")
     severities = sorted({r[1] for r in rows})
     for i, name in enumerate(names):
         ys = [100 * a for n, s, a in rows if n == name]
