@@ -174,6 +174,13 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
 
     train_detector(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
     good = tmp_path / "run" / "model.safetensors"
+    # the classifier's loader says what the file is, in one line, before reading a tensor
+    from resnets.inference import load_weights
+
+    for source in (good, tmp_path / "run"):
+        with pytest.raises(WeightsError, match="a resnets detector's weights") as caught:
+            load_weights(source)
+        assert "\n" not in str(caught.value)
     from safetensors import safe_open
 
     with safe_open(str(good), "pt") as f:

@@ -28,7 +28,7 @@ from ..errors import ConfigError, DataError
 from ..inference import model_from_weights
 from ..inference.views import check_native_side
 from ..io import atomic_write_bytes, atomic_write_json, progress_bar
-from ..models.weights import check_finite, check_weights_file
+from ..models.weights import DETECTOR_KEY, check_finite, check_weights_file
 from ..rundir import RunDir
 from ..runtime import StopSignals
 from ..train.run_files import MetricsLog, RunLog, truncate_metrics
@@ -319,7 +319,7 @@ def _run(cfg, out: RunDir, resume: bool, progress: bool, stop_after: int | None)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(
         out.weights,
-        safetensors_bytes(tensors, metadata={"resnets_detector": json.dumps(record)}),
+        safetensors_bytes(tensors, metadata={DETECTOR_KEY: json.dumps(record)}),
     )
     summary = {**out.read_metrics()[-1], "seconds": time.perf_counter() - started}
     atomic_write_json(out.summary, summary)
@@ -366,10 +366,10 @@ def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
     try:
         with safe_open(str(file), "pt") as f:
             meta = f.metadata() or {}
-            if "resnets_detector" not in meta:
+            if DETECTOR_KEY not in meta:
                 raise DataError(f"{file}: not a resnets detector (no resnets_detector record)")
             try:
-                record = json.loads(meta["resnets_detector"])
+                record = json.loads(meta[DETECTOR_KEY])
                 cfg = config_from_record(record["config"])
                 classes = [str(c) for c in record["classes"]]
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:

@@ -23,6 +23,9 @@ from safetensors import SafetensorError, safe_open
 from ..errors import ConfigError, WeightsError
 
 META_KEY = "resnets"
+#: the safetensors metadata key of a detector's record (resnets.detection.engine): a
+#: detector's file is refused by the classifier's loader in one line that says what it is
+DETECTOR_KEY = "resnets_detector"
 SCHEMA_VERSION = 1
 
 # torchvision's ImageNet normalisation in 0..255 units: the preprocessing of its weights, and of

@@ -27,6 +27,7 @@ from ..checkpoint import MAGIC, load_checkpoint, safe_torch_load
 from ..errors import WeightsError
 from ..io import MAX_WEIGHTS_BYTES, atomic_write_bytes
 from .record import (  # noqa: F401 (the record's names, re-exported where they were)
+    DETECTOR_KEY,
     IMAGENET_MEAN,
     IMAGENET_STD,
     MAX_CLASSES,
@@ -89,7 +90,13 @@ def read_weights(
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
-                meta_raw = (f.metadata() or {}).get(META_KEY)
+                header = f.metadata() or {}
+                meta_raw = header.get(META_KEY)
+                if meta_raw is None and DETECTOR_KEY in header:  # before any tensor is read
+                    raise WeightsError(
+                        f"{path}: a resnets detector's weights (Faster R-CNN), not a "
+                        "classifier's: `resnets detect eval/predict --weights` load it"
+                    )
                 sd = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError, ValueError) as e:
             raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
