@@ -114,3 +114,23 @@ def test_a_refused_call_writes_nothing(tmp_path, options, message):
         resnets.reproduce("degradation", **kwargs)
     assert "\n" not in str(caught.value)
     assert not out.exists()
+
+
+def test_paper_from_python_while_other_workers_hold_its_runs(tmp_path):
+    """``resnets.reproduce("paper")`` trains the queue's free runs; runs held by workers of the
+    command elsewhere leave it without a report, which it says in one line."""
+    from resnets.analysis.experiments import paper_queue
+    from resnets.rundir import RunDir
+
+    store = tmp_path / "out" / "runs-store" / "runs"
+    held = [RunDir(store / name) for name in paper_queue(1, 1, False, 1)]
+    for run in held:  # another worker's claim on every run (a second open file: flock refuses)
+        run.claim()
+    try:
+        with pytest.raises(ConfigError, match="paper: 0/7 runs finished, the rest are held") as e:
+            resnets.reproduce("paper", data="digits", budget=0.0001, out=tmp_path / "out")
+        assert "\n" not in str(e.value)
+    finally:
+        for run in held:
+            run.release()
+    assert not (tmp_path / "out" / "RESULTS.md").exists()

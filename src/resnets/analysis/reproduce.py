@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from . import definitions  # noqa: F401  (importing it registers every experiment)
 from .paper_summary import PAPER_OPTIONS, run_paper
 from .registry import Settings, check_option, run_experiment, unknown_options
@@ -49,5 +50,9 @@ def reproduce(
         if PAPER_OPTIONS[option] is not None:  # zoo_runs: a path or None
             check_option(name, option, value, PAPER_OPTIONS[option])
     outcome = run_paper(settings, **options)
-    assert outcome.summary is not None  # one process trains every run, then reports
+    if outcome.summary is None:  # runs held by workers of `resnets reproduce paper` elsewhere
+        raise ConfigError(
+            f"paper: {outcome.finished}/{outcome.total} runs finished, the rest are held by other "
+            "workers; call again once they have finished"
+        )
     return outcome.summary
