@@ -58,7 +58,7 @@ def run_paper(
     per_depth[110] = seeds_110
     base = replace(base, runs_from=root, depth_seeds=per_depth)
     names = experiments.paper_queue(base.seeds, table_seeds, plain_32_44, seeds_110)
-    specs = [base.spec(name.rsplit("-s", 1)[0], int(name.rsplit("-s", 1)[1])) for name in names]
+    specs = [base.spec(model, int(seed)) for model, seed in (n.rsplit("-s", 1) for n in names)]
     if train:
         done, total = experiments.run_queue(specs, root, progress=base.progress)
     else:

@@ -166,10 +166,11 @@ def zoo_curves(results: Path, zoo_runs: Path | None) -> dict[str, Curve]:
     curves = {}
     for model in MODELS:
         kept = results / CURVES_FOLDER / f"{model}.jsonl"
+        live = RunDir(zoo_runs / f"{model}-cifar10").metrics if zoo_runs is not None else None
         if kept.is_file():
             rows, shipped = _metric_rows(kept), True
-        elif zoo_runs is not None and RunDir(zoo_runs / f"{model}-cifar10").metrics.is_file():
-            rows, shipped = _metric_rows(RunDir(zoo_runs / f"{model}-cifar10").metrics), False
+        elif live is not None and live.is_file():
+            rows, shipped = _metric_rows(live), False
         else:
             continue
         if rows:

@@ -113,14 +113,15 @@ def export_model(
     out = Path(out)
     # whose the target is comes first: onto the weights being read says that, not "exists"
     reading = tuple(source for source in (check_data, calib, weights) if source)
-    check_owner(out, reading=reading, own=own_run(weights))
+    own = own_run(weights)
+    check_owner(out, reading=reading, own=own)
     if out.exists():
         raise ConfigError(f"--out {out}: exists; choose a new path")
     if fmt == "onnx" and out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: an ONNX export is a file ending in .onnx")
     if calib and not int8:
         raise ConfigError("--calib is for --int8 exports")
-    check_writable(out, folder=fmt == "openvino", reading=reading, own=own_run(weights))
+    check_writable(out, folder=fmt == "openvino", reading=reading, own=own)
     with exclusive_target(out):
         return _export_claimed(
             weights, fmt, out, model, check_data, n_check, int8, calib, calib_size
