@@ -5,6 +5,10 @@
     model = torch.hub.load("path/to/resnets", "resnet20.cifar10", source="local")
     model = torch.hub.load("path/to/resnets", "resnet50.tv2_in1k", source="local")
 
+A detector's weights name (``fasterrcnn_BACKBONE_fpn.TAG``, packaged from a detection run)
+loads its Faster R-CNN, which takes a list of ``(3, H, W)`` images in [0, 1] and normalises them
+itself, as torchvision's detectors do.
+
 A model name takes ``pretrained=True`` for its default weights (`resnets weights list` shows
 them) and otherwise the builder's keyword arguments (``num_classes=100``, ...). A weights name
 (``MODEL.TAG``) always loads those weights; ImageNet sets are downloaded once into the weights
@@ -28,7 +32,7 @@ from resnets.models.catalogue import default_tag  # noqa: E402
 
 
 def _load(name):
-    net, meta = model_from_weights(name)
+    net, meta = model_from_weights(name, task=None)  # a classifier or a detector
     net.weights_meta = meta
     return net.eval()
 

@@ -161,24 +161,24 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
         "`docs/results/paper_worker.sh` (the paper's run set, a shared queue) and `docs/results/zoo_worker.sh MODEL` (a zoo model at the full schedule); both resume from `.bgtrain/`",
     ),
     (
-        "object detection (issue 34, in progress): box IoU, box coding, NMS, RoIAlign",
-        "`detection/ops.py`, plain PyTorch (torchvision's compiled ops do not load here)",
+        "box IoU, box coding, NMS, RoIAlign (the detector's operations)",
+        "`models/box_ops.py`, plain PyTorch (torchvision's compiled ops do not load here)",
     ),
     (
         "a COCO-format folder, its checks, and the detection set generated from CIFAR-10",
         "`detection/coco.py` (`read_coco`, `generate_from_cifar`)",
     ),
     (
-        "Faster R-CNN + FPN on a resnets backbone",
-        "`detection/model.py` (`FasterRCNN`, `DetectorConfig`)",
+        "Faster R-CNN + FPN on a resnets backbone, its normalisation inside, built from a weights record",
+        "`models/detector.py` (`FasterRCNN`, `DetectorConfig`, `DetectorTransform`, `build_detector`); loaded by `load_weights(..., task='detection')`",
     ),
     (
         "COCO mAP",
-        "`detection/metrics.py` (`coco_scores`, through pycocotools: the `detect` extra)",
+        "`detection/metrics.py` (`coco_scores`, `coco_per_class`, `CocoEvaluator`, through pycocotools: the `detect` extra)",
     ),
     (
-        "training and scoring a detector (run folders, resume, the checked detector loader)",
-        "`detection/engine.py` (`train_detector`, `train_one_epoch`, `evaluate_detector`, `load_detector`)",
+        "training, scoring and packaging a detector (run folders, resume, its weights record)",
+        "`detection/engine.py` (`train_detector`, `train_one_epoch`, `evaluate_detector`, `package_detector_run`)",
     ),
     (
         "pictures of detected boxes",

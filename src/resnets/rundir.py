@@ -165,6 +165,15 @@ class RunDir(os.PathLike):
         """``config.json``; a missing or corrupt one is a one-line error."""
         return _read_object(self.config, f"is {self.path} a resnets run directory?")
 
+    @property
+    def kind(self) -> str:
+        """The task the run trains: its ``config.json``'s ``kind`` (a detection run's says
+        ``detection``), else ``classification``."""
+        if not self.config.is_file():
+            return "classification"
+        kind = self.read_config().get("kind", "classification")
+        return kind if isinstance(kind, str) else "classification"
+
     def read_summary(self) -> dict[str, Any]:
         """``summary.json`` of a finished run; a missing or corrupt one is a one-line error."""
         return _read_object(self.summary, f"has the run in {self.path} finished?")

@@ -52,7 +52,7 @@ def test_generated_boxes_are_exact_and_cover_every_size(tmp_path):
             areas.append((x2 - x1) * (y2 - y1))
         boxes = target["boxes"]
         if len(boxes) > 1:  # no two objects overlap
-            from resnets.detection.ops import box_iou
+            from resnets.models.box_ops import box_iou
 
             iou = box_iou(boxes, boxes)
             assert torch.equal(iou - torch.diag(iou.diagonal()), torch.zeros_like(iou))

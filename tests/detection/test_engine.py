@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from safetensors import safe_open
 
 from resnets.detection.coco import SyntheticSpec, generate_from_cifar
 from resnets.detection.engine import DetectTrainConfig, train_detector
 from resnets.errors import ConfigError, DataError, WeightsError
+from resnets.models.record import read_meta
 
 from ..conftest import make_image_folder
 
@@ -55,11 +56,15 @@ def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
     assert resumed["map"] == straight["map"]
     a = (tmp_path / "straight" / "model.safetensors").read_bytes()
     assert a == (tmp_path / "cut" / "model.safetensors").read_bytes()
-    with safe_open(str(tmp_path / "cut" / "model.safetensors"), "pt") as f:
-        record = json.loads(f.metadata()["resnets_detector"])
-    assert (
-        record["classes"] == ["cat", "dog", "frog"] and record["config"]["backbone"] == "resnet18"
+    # one weights format: the classifier's record, task "detection", its mAP in the metrics
+    record = read_meta(tmp_path / "cut" / "model.safetensors")
+    assert (record.task, record.model, record.classes) == (
+        "detection",
+        "resnet18",
+        ["cat", "dog", "frog"],
     )
+    assert record.metrics["box_map"] == straight["map"] and record.metrics["n"] == 4
+    assert record.detector == SMALL and record.final["train_config"]["epochs"] == 2
     # the log says where it stopped and that it resumed; metrics hold each epoch once
     log = (tmp_path / "cut" / "train.log").read_text()
     assert "stopped at step 3" in log and "resumed" in log
@@ -156,75 +161,101 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
     assert main([*bad, "--detector", "{oops"]) == 2
     assert "a JSON object of DetectorConfig fields" in capsys.readouterr().err
     assert main(["detect", "eval", "--weights", str(tmp_path / "src"), "--data", "x"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "holds no model.safetensors" in capsys.readouterr().err
     (tmp_path / "fake.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     assert (
         main(["detect", "eval", "--weights", str(tmp_path / "fake.safetensors"), "--data", "x"])
         == 2
     )
-    assert "not a resnets detector" in capsys.readouterr().err
+    assert "holds no resnets detector record" in capsys.readouterr().err
     assert main(["detect", "data", str(src), str(tmp_path / "train")]) == 2  # not empty
     assert "not an empty folder" in capsys.readouterr().err
 
 
 def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
+    import os
+
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from resnets.detection.engine import load_detector
+    from resnets.inference import load_weights
+
+    def load(path):
+        return load_weights(path, task="detection")
 
     train_detector(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
     good = tmp_path / "run" / "model.safetensors"
-    # the classifier's loader says what the file is, in one line, before reading a tensor
-    from resnets.inference import load_weights
-
+    # the classifier commands' loader says what the file is, in one line, before any tensor
     for source in (good, tmp_path / "run"):
         with pytest.raises(WeightsError, match="a resnets detector's weights") as caught:
             load_weights(source)
         assert "\n" not in str(caught.value)
-    from safetensors import safe_open
-
+    with pytest.raises(WeightsError, match="a classifier's weights \\(resnet20\\), not a detector"):
+        load("resnet20.cifar10")
     with safe_open(str(good), "pt") as f:
         metadata = f.metadata()
     tensors = load_file(str(good))
     name = "cls_score.weight"
-    bigger = {**tensors, name: tensors[name].repeat(2, 1)}
-    save_file(bigger, str(tmp_path / "shape.safetensors"), metadata=metadata)
-    with pytest.raises(DataError, match=f"tensor {name} is F32"):
-        load_detector(tmp_path / "shape.safetensors")
-    wrong_type = {**tensors, name: tensors[name].double()}
-    save_file(wrong_type, str(tmp_path / "dtype.safetensors"), metadata=metadata)
-    with pytest.raises(DataError, match="is F64"):
-        load_detector(tmp_path / "dtype.safetensors")
-    extra = {**tensors, "surprise": tensors[name].clone()}
-    save_file(extra, str(tmp_path / "extra.safetensors"), metadata=metadata)
-    with pytest.raises(DataError, match="unexpected \\['surprise'\\]"):
-        load_detector(tmp_path / "extra.safetensors")
-    broken = {**metadata, "resnets_detector": "{not json"}
-    save_file(tensors, str(tmp_path / "record.safetensors"), metadata=broken)
-    with pytest.raises(DataError, match="malformed detector record"):
-        load_detector(tmp_path / "record.safetensors")
-    # issue 44, W01: a record asking for a detector far larger than its tensors is refused by
-    # its bounds before anything is built; a NaN weight is refused too
-    import json
 
-    huge = json.loads(metadata["resnets_detector"])
-    huge["config"]["detector"] = {**huge["config"]["detector"], "fpn_channels": 100000}
-    save_file(tensors, str(tmp_path / "huge.safetensors"),
-              metadata={**metadata, "resnets_detector": json.dumps(huge)})  # fmt: skip
-    with pytest.raises(DataError, match="fpn_channels=100000"):
-        load_detector(tmp_path / "huge.safetensors")
+    def tampered(file: str, state=tensors, record=None) -> str:
+        save_file(state, str(tmp_path / file), metadata={"resnets": record or metadata["resnets"]})
+        return str(tmp_path / file)
+
+    with pytest.raises(WeightsError, match=f"the file's {name} is \\[8, 32\\]"):
+        load(tampered("rows.safetensors", {**tensors, name: tensors[name].repeat(2, 1)}))
+    with pytest.raises(WeightsError, match="shape mismatch .*bbox_pred.weight"):
+        load(tampered("shape.safetensors", {**tensors, "bbox_pred.weight": tensors[name].clone()}))
+    with pytest.raises(WeightsError, match=f"wrong dtype: {name} float64"):
+        load(tampered("dtype.safetensors", {**tensors, name: tensors[name].double()}))
+    with pytest.raises(WeightsError, match="unexpected keys: surprise"):
+        load(tampered("extra.safetensors", {**tensors, "surprise": tensors[name].clone()}))
+    with pytest.raises(WeightsError, match="malformed resnets metadata"):
+        load(tampered("record.safetensors", record="{not json"))
+    # a record asking for a detector far larger than its tensors is refused by its bounds
+    # before anything is built; an unknown setting and a NaN weight are refused too
+    record = json.loads(metadata["resnets"])
+    huge = {**record, "detector": {**record["detector"], "fpn_channels": 100000}}
+    with pytest.raises(WeightsError, match="malformed detector record .*fpn_channels=100000"):
+        load(tampered("huge.safetensors", record=json.dumps(huge)))
+    odd = {**record, "detector": {"fpn_width": 3}}
+    with pytest.raises(WeightsError, match="\\['fpn_width'\\] are not fields of DetectorConfig"):
+        load(tampered("odd.safetensors", record=json.dumps(odd)))
     nan = {**tensors, name: tensors[name].clone().fill_(float("nan"))}
-    save_file(nan, str(tmp_path / "nan.safetensors"), metadata=metadata)
     with pytest.raises(WeightsError, match="non-finite values"):
-        load_detector(tmp_path / "nan.safetensors")
+        load(tampered("nan.safetensors", nan))
     # the classification side's file check: a FIFO is refused without a read (no hang)
-    import os
-
     os.mkfifo(tmp_path / "fifo.safetensors")
     with pytest.raises(WeightsError, match="not a regular file"):
-        load_detector(tmp_path / "fifo.safetensors")
-    model, record = load_detector(tmp_path / "run")
-    assert record["classes"] == ["cat", "dog", "frog"] and not model.training
+        load(tmp_path / "fifo.safetensors")
+    loaded = load(tmp_path / "run")
+    assert loaded.classes == ["cat", "dog", "frog"] and not loaded.model.training
+
+
+def test_a_detector_file_of_the_format_before_loads_and_detects_the_same(folders, tmp_path):
+    """Detectors saved before the one weights format (their record under resnets_detector,
+    the images normalised outside the network) load, and find the same boxes."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from resnets.detection.coco import read_coco
+    from resnets.detection.engine import collate
+    from resnets.inference import load_weights
+
+    train_detector(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
+    now = load_weights(tmp_path / "run", task="detection")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    before = {"config": config, "classes": now.classes}
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(tmp_path / "run" / "model.safetensors")), str(old),
+              metadata={"resnets_detector": json.dumps(before)})  # fmt: skip
+    then = load_weights(old, task="detection")
+    assert then.meta.task == "detection" and then.classes == now.classes
+    batch, _ = collate(read_coco(folders[1]), [0, 1, 2, 3])
+    with torch.no_grad():
+        for a, b in zip(now.model(batch), then.model(batch)):
+            assert all(torch.equal(a[k], b[k]) for k in ("boxes", "scores", "labels"))
+    with pytest.raises(WeightsError, match="a resnets detector's weights"):
+        load_weights(old)
 
 
 def test_a_flipped_training_image_keeps_its_boxes_on_its_objects(folders):
@@ -291,3 +322,83 @@ def test_the_claims_report_draws_each_backbones_detections(folders, tmp_path):
     assert "![boxes-resnet18-s0.png](boxes-resnet18-s0.png)" in text
     with Image.open(tmp_path / "report" / "boxes-resnet18-s0.png") as im:
         assert im.size == (4 * 128, 128)  # the 4 validation images at twice their size
+
+
+def test_a_detector_is_a_weights_file_like_any_other(folders, tmp_path, monkeypatch, capsys):
+    """Issue 43, item 2: packaged by name, listed, described, loaded by load_weights and
+    torch.hub, carded, and an --init for a classifier (its backbone) or a detector."""
+    import importlib.util
+
+    import torch
+
+    from resnets.cli import main
+    from resnets.detection.engine import new_detector
+    from resnets.inference import load_weights
+    from resnets.models import catalogue, create_model
+    from resnets.train import build_config
+    from resnets.train.run_files import RunLog
+    from resnets.train.transfer import load_backbone, read_init
+
+    run, shipped, name = tmp_path / "run", tmp_path / "weights", "fasterrcnn_resnet18_fpn.toy"
+    summary = train_detector(_cfg(folders, epochs=1), run, progress=False)
+    argv = ["weights", "package", str(run), "--out", str(shipped)]
+    assert main([*argv, "--name", "resnet18.toy"]) == 2
+    assert "its name starts fasterrcnn_resnet18_fpn." in capsys.readouterr().err
+    assert main([*argv, "--name", name, "--json"]) == 0
+    packaged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    record = read_meta(shipped / f"{name}.safetensors")
+    # measured again in fp32 on the validation folder: the run's own last evaluation
+    assert packaged["box_map"] == record.metrics["box_map"] == summary["map"]
+    assert (shipped / f"{name}.sha256").read_text().split()[0] == packaged["sha256"]
+
+    # registered by name as the package's own files are (here from a temporary folder)
+    monkeypatch.setattr(catalogue, "PACKAGE_WEIGHTS", shipped)
+    monkeypatch.setattr(catalogue, "_PRETRAINED", dict(catalogue._PRETRAINED))
+    monkeypatch.setattr(catalogue, "_DEFAULT_TAG", dict(catalogue._DEFAULT_TAG))
+    catalogue._register_shipped()
+    assert main(["weights", "list", "fasterrcnn*", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["task"], row["box_map"], row["top1"]) == ("detection", summary["map"], None)
+    assert main(["weights", "info", name, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["task"] == "detection" and info["classes"] == ["cat", "dog", "frog"]
+    loaded = load_weights(name, task="detection")
+    spec = importlib.util.spec_from_file_location(
+        "hubconf", Path(__file__).parents[2] / "hubconf.py"
+    )
+    hub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hub)
+    from_hub = getattr(hub, name)()
+    assert from_hub.weights_meta.task == "detection" and not from_hub.training
+    image = torch.rand(3, 64, 48)  # any size in [0, 1]: the detector pads and normalises it
+    with torch.no_grad():
+        (a,), (b,) = loaded.model([image]), from_hub([image])
+    assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+
+    # the card: COCO mAP measured now, on the folder the record's figure came from
+    assert main(["weights", "card", name, "--data", str(folders[1]), "--out", str(tmp_path / "card"), "--no-progress"]) == 0  # fmt: skip
+    card = (tmp_path / "card" / "CARD.md").read_text()
+    assert f"| **{record.metrics['box_map']:.3f}** |" in card and "| cat |" in card
+    assert (tmp_path / "card" / "detections.png").is_file()
+
+    # --init: a classifier gets the detector's backbone, its head fresh for its own classes
+    cfg = build_config("digits", cli_values={"model": "resnet18", "init": name})
+    classifier = create_model("resnet18", num_classes=10)
+    load_backbone(
+        classifier,
+        *read_init(cfg),
+        [str(i) for i in range(10)],
+        name,
+        RunLog(tmp_path / "log", echo=False),
+    )
+    assert torch.equal(
+        classifier.layer4[1].conv2.weight, loaded.model.backbone.layer4[1].conv2.weight
+    )
+    with pytest.raises(ConfigError, match="a detector on resnet18, not on --model resnet34"):
+        read_init(build_config("digits", cli_values={"model": "resnet34", "init": name}))
+    # ... and a detector every layer of it, less the class outputs for other classes
+    tuned = new_detector(_cfg(folders, init=name), ["cat", "dog", "frog"])
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in tuned.state_dict().items())
+    other = new_detector(_cfg(folders, init=name), ["ant", "bee"]).state_dict()
+    assert other["cls_score.weight"].shape[0] == 3
+    assert torch.equal(other["fpn.layer.0.weight"], loaded.model.state_dict()["fpn.layer.0.weight"])

@@ -10,7 +10,8 @@ import torch
 
 from ..detection.coco import read_coco
 from ..detection.draw import draw_detections, save_grid, top_detections
-from ..detection.engine import collate, load_detector
+from ..detection.engine import collate
+from ..inference import load_weights
 from ..io import atomic_write_text, relative_paths
 from ..rundir import RunDir
 from ..runtime import machine_label
@@ -24,12 +25,9 @@ def detection_runs(runs: Path) -> list[dict]:
     ``kind: detection`` and it has a ``summary.json``); unfinished runs are listed as such."""
     rows = []
     for folder in map(RunDir, sorted(runs.iterdir())):
-        if not folder.config.is_file():
+        if folder.kind != "detection":
             continue
-        conf = folder.read_config()
-        if conf.get("kind") != "detection":
-            continue
-        cfg = conf["config"]
+        cfg = folder.read_config()["config"]
         summary = folder.read_summary() if folder.finished else {}
         rows.append(
             {
@@ -60,19 +58,19 @@ def draw_runs(rows: list[dict], runs: Path, out: Path, images: int = 8) -> list[
         run = RunDir(runs / row["run"])
         if row["seed"] != 0 or not run.weights.is_file():
             continue
-        model, record = load_detector(run)
+        loaded = load_weights(run.path, task="detection")
         conf = run.read_config()["config"]
         data = read_coco(conf["val"])
         shown = list(range(min(images, len(data.images))))
         batch, _ = collate(data, shown)
         with torch.no_grad():
-            found = model(batch)
+            found = loaded.model(batch)
         top = [top_detections(found[k], DRAWN_PER_IMAGE) for k in range(len(shown))]
         pictures = [
             draw_detections(
                 data.load(i)[0],
                 top[k],
-                record["classes"],
+                loaded.classes,
                 threshold=0.0,
                 truth=data.images[i].boxes,
             )

@@ -76,13 +76,15 @@ def _detect_train(args: argparse.Namespace) -> int:
 
 def _detect_eval(args: argparse.Namespace) -> int:
     from ..detection.coco import read_coco
-    from ..detection.engine import evaluate_detector, load_detector
+    from ..detection.engine import evaluate_detector
+    from ..inference import load_weights
 
-    model, record = load_detector(args.weights)
+    loaded = load_weights(args.weights, task="detection")
+    model = loaded.model
     data = read_coco(args.data)
-    if data.category_names != record["classes"]:
+    if data.category_names != loaded.classes:
         raise ConfigError(
-            f"{args.data}: categories {data.category_names}, the detector's are {record['classes']}"
+            f"{args.data}: categories {data.category_names}, the detector's are {loaded.classes}"
         )
     if args.figure:  # checked before the minutes of scoring, not after
         check_writable(args.figure, "--figure", folder=False, reading=(args.data, args.weights))
@@ -109,9 +111,11 @@ def _detect_eval(args: argparse.Namespace) -> int:
 
 
 def _detect_predict(args: argparse.Namespace) -> int:
-    from ..detection.engine import detect_file, load_detector
+    from ..detection.engine import detect_file
+    from ..inference import load_weights
 
-    model, record = load_detector(args.weights)
+    loaded = load_weights(args.weights, task="detection")
+    model, classes = loaded.model, loaded.classes
     if args.out:
         check_writable(args.out, "--out", folder=True, reading=tuple(args.images))
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -123,7 +127,7 @@ def _detect_predict(args: argparse.Namespace) -> int:
         image, found = detect_file(model, path)
         keep = found["scores"] >= args.threshold
         objects = [
-            {"class": record["classes"][label - 1], "score": round(score, 4),
+            {"class": classes[label - 1], "score": round(score, 4),
              "box": [round(v, 1) for v in box]}
             for box, label, score in zip(found["boxes"][keep].tolist(),
                                          found["labels"][keep].tolist(),
@@ -136,7 +140,7 @@ def _detect_predict(args: argparse.Namespace) -> int:
         if out is not None:
             from ..detection.draw import draw_detections, save_grid
 
-            picture = draw_detections(image, found, record["classes"], threshold=args.threshold)
+            picture = draw_detections(image, found, classes, threshold=args.threshold)
             name = claim_output_name(Path(path).stem or "image", out, taken, [".boxes.png"])
             save_grid([picture], out / f"{name}.boxes.png", columns=1)
     if args.json:
@@ -176,7 +180,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", help="the run folder (new or empty)")
     q.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
     q.add_argument("--backbone", default="resnet18", help="a resnets model (default resnet18)")
-    q.add_argument("--init", default="", help="backbone weights: a name, a file or a run folder")
+    q.add_argument(
+        "--init",
+        default="",
+        help="a classifier's weights (the backbone) or a detector's (every layer; the class "
+        "outputs too when its classes are these): a name, a file or a run folder",
+    )
     q.add_argument("--epochs", type=count(1), default=12)
     q.add_argument("--batch-size", type=count(1), default=4, help="images per step")
     q.add_argument("--lr", type=float, default=0.01, help="SGD learning rate at this batch size")

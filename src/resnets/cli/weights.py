@@ -17,6 +17,7 @@ from ..models.catalogue import (
 )
 from ..models.class_index import cached_class_index, read_class_index
 from ..models.download import remote_file, weights_cache
+from ..rundir import RunDir
 
 
 def _weights_list(args: argparse.Namespace) -> int:
@@ -31,8 +32,10 @@ def _weights_list(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "name": name,
+                "task": entry.meta.task,
                 "top1": metrics.get("top1"),
                 "top5": metrics.get("top5"),
+                "box_map": metrics.get("box_map"),  # a detector's COCO mAP@[.5:.95]
                 "params": entry.meta.params,
                 "size_mb": entry.size_mb,
                 "where": where,
@@ -45,29 +48,38 @@ def _weights_list(args: argparse.Namespace) -> int:
         print(calibration_markdown(rows) if args.calibration else weights_markdown(rows))
         return 0
     width = max([len("weights"), *(len(row["name"]) for row in rows)])  # the longest name
-    print(f"{'weights':<{width}} {'top-1':>7} {'top-5':>7} {'params':>12}  where")
+    print(f"{'weights':<{width}} {'top-1':>7} {'top-5':>7} {'box-mAP':>7} {'params':>12}  where")
     for row in rows:
-        top1 = f"{row['top1']:.2%}" if row["top1"] is not None else "-"
-        top5 = f"{row['top5']:.2%}" if row["top5"] is not None else "-"
-        params = f"{row['params']:,}" if row["params"] is not None else "-"
-        print(f"{row['name']:<{width}} {top1:>7} {top5:>7} {params:>12}  {row['where']}")
+        top1, top5, box_map, params = _figures(row)
+        print(
+            f"{row['name']:<{width}} {top1:>7} {top5:>7} {box_map:>7} {params:>12}  {row['where']}"
+        )
     return 0
+
+
+def _figures(row: dict) -> tuple[str, str, str, str]:
+    """A listed set's top-1, top-5, box mAP and parameter count as the tables print them."""
+    top1 = f"{row['top1']:.2%}" if row["top1"] is not None else "-"
+    top5 = f"{row['top5']:.2%}" if row["top5"] is not None else "-"
+    box_map = f"{row['box_map']:.3f}" if row["box_map"] is not None else "-"
+    params = f"{row['params']:,}" if row["params"] is not None else "-"
+    return top1, top5, box_map, params
 
 
 def weights_markdown(rows: list[dict]) -> str:
     """docs/weights.md's table of every named weights set (``resnets weights list --markdown``):
-    the model, the accuracy its record states, and where the file comes from."""
+    the model, the accuracy (a detector's box mAP) its record states, and where the file comes
+    from."""
     lines = [
-        "| weights | model | top-1 | top-5 | params | preprocessing | source |",
-        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+        "| weights | model | top-1 | top-5 | box mAP | params | preprocessing | source |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in rows:
         entry = get_pretrained(row["name"])
-        top1 = f"{row['top1']:.2%}" if row["top1"] is not None else "-"
-        top5 = f"{row['top5']:.2%}" if row["top5"] is not None else "-"
-        params = f"{row['params']:,}" if row["params"] is not None else "-"
+        top1, top5, box_map, params = _figures(row)
         source = "shipped in the package" if entry.url is None else "downloaded, SHA-256 checked"
         meta = entry.meta
+        model = f"`{meta.model}`" + (" (Faster R-CNN backbone)" if meta.task == "detection" else "")
         view = (
             f"resize {meta.image_size}, crop {meta.eval_size}"
             if meta.image_size and meta.eval_size
@@ -76,7 +88,8 @@ def weights_markdown(rows: list[dict]) -> str:
             else "as stored"
         ) + (", flip TTA" if meta.tta == "flip" else "")
         lines.append(
-            f"| `{row['name']}` | `{meta.model}` | {top1} | {top5} | {params} | {view} | {source} |"
+            f"| `{row['name']}` | {model} | {top1} | {top5} | {box_map} | {params} | {view} "
+            f"| {source} |"
         )
     return "\n".join(lines)
 
@@ -129,7 +142,7 @@ def _weights_info(args: argparse.Namespace) -> int:
         cached = cached_class_index(source)
         if cached is not None:
             info["class_ids"], info["classes"] = cached
-    if info["macs"] is None:  # counted here rather than copied from elsewhere
+    if info["macs"] is None and entry.meta.task == "classification":  # counted, not copied
         net = create_model(entry.model, **entry.meta.model_kwargs)
         size = entry.meta.eval_size or get_spec(entry.model).default_image_size
         info["macs"] = count_macs(net, (1, net.in_chans, size, size))
@@ -146,17 +159,25 @@ def _weights_info(args: argparse.Namespace) -> int:
 
 
 def _weights_package(args: argparse.Namespace) -> int:
-    from ..eval.zoo import package_run  # the scoring machinery, only when packaging
-
     # shipping weights into src/resnets/weights is this command's purpose in a source checkout
     check_writable(args.out, folder=True, package_ok=package_is_checkout())
-    r = package_run(
-        args.run_dir, args.name, args.out, data=args.data, half=args.half, overwrite=args.overwrite
-    )
+    options = dict(data=args.data, half=args.half, overwrite=args.overwrite)
+    if RunDir(args.run_dir).kind == "detection":
+        from ..detection.engine import package_detector_run  # COCO scoring, only for a detector
+
+        r = package_detector_run(args.run_dir, args.name, args.out, **options)
+        measured = (
+            f"box mAP@[.5:.95] {r['box_map']:.3f} / mAP@.5 {r['box_map_50']:.3f} on the "
+            f"{r['n']} validation images"
+        )
+    else:
+        from ..eval.zoo import package_run  # the scoring machinery, only when packaging
+
+        r = package_run(args.run_dir, args.name, args.out, **options)
+        measured = f"top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the {r['n']} held-out images"
     print(
         f"{args.name}: {r['file']} ({r['size_bytes'] / 2**20:.2f} MiB, SHA-256 "
-        f"{r['sha256'][:16]}...), top-1 {r['top1']:.2%} / top-5 {r['top5']:.2%} on the "
-        f"{r['n']} held-out images (fp32)"
+        f"{r['sha256'][:16]}...), {measured} (fp32)"
     )
     if args.json:
         print(json_line(r))
@@ -260,7 +281,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "headroom: every number measured now.",
     )
     add_weights(q, positional=True)
-    q.add_argument("--data", required=True, metavar="SPEC", help="the data the weights trained on")
+    q.add_argument(
+        "--data",
+        required=True,
+        metavar="SPEC",
+        help="the data the weights trained on (a detector's: a COCO folder of its classes)",
+    )
     q.add_argument(
         "--out",
         metavar="DIR",

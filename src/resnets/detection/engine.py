@@ -11,34 +11,42 @@ images and batches a CPU trains (``DetectTrainConfig``).
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_bytes
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.images import decode_image
 from ..errors import ConfigError, DataError
-from ..inference import model_from_weights
+from ..eval.zoo import (
+    CIFAR_LICENSE,
+    check_package_target,
+    finished_summary,
+    packaging_facts,
+    round_to_half,
+    write_named_weights,
+)
+from ..inference import load_weights, model_from_weights
 from ..inference.views import check_native_side
-from ..io import atomic_write_bytes, atomic_write_json, progress_bar
-from ..models.weights import DETECTOR_KEY, check_finite, check_weights_file
+from ..io import atomic_write_json, progress_bar
+from ..models.detector import DETECTOR_FIELDS, DetectorConfig, FasterRCNN
+from ..models.summary import count_params
+from ..models.weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WeightsMeta,
+    load_state_dict_checked,
+    save_weights,
+)
 from ..rundir import RunDir
 from ..runtime import StopSignals
 from ..train.run_files import MetricsLog, RunLog, truncate_metrics
 from .coco import CocoSet, read_coco
 from .metrics import CocoEvaluator
-from .model import DetectorConfig, FasterRCNN
-
-SAFETENSORS_DTYPES = {torch.float32: "F32", torch.int64: "I64"}  # what a detector holds
-MEAN = (0.485, 0.456, 0.406)  # ImageNet's, as torchvision's detectors normalise
-STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -48,7 +56,7 @@ class DetectTrainConfig:
     train: str  # a COCO-format folder
     val: str  # a COCO-format folder, scored after every epoch
     backbone: str = "resnet18"
-    init: str = ""  # backbone weights (a name, a file, a run folder); "" = from scratch
+    init: str = ""  # a classifier's (the backbone) or a detector's weights; "": from scratch
     epochs: int = 12
     batch_size: int = 4  # images per step
     lr: float = 0.01  # at batch 4 (torchvision: 0.02 at 16; the ratio is kept lower for stability)
@@ -88,8 +96,7 @@ class DetectTrainConfig:
             raise ConfigError(f"milestones {list(self.milestones)}: epochs in 1..10000")
         if not isinstance(self.detector, dict):
             raise ConfigError(f"detector settings {self.detector!r}: a JSON object")
-        allowed = {f.name for f in fields(DetectorConfig)} - {"backbone", "num_classes"}
-        unknown = sorted(set(self.detector) - allowed)
+        unknown = sorted(set(self.detector) - DETECTOR_FIELDS)
         if unknown:
             raise ConfigError(f"detector settings {unknown}: not fields of DetectorConfig")
         DetectorConfig(backbone=self.backbone, **self.detector)  # its own bounds, one line
@@ -102,15 +109,10 @@ def config_from_record(saved: dict[str, Any]) -> DetectTrainConfig:
     return cfg
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (images - mean) / std
-
-
 def collate(data: CocoSet, indices: list[int], flips: list[bool] | None = None):
-    """A padded batch (images of one set may differ in size; padding on the right and bottom
-    leaves box coordinates as they are) and its targets, flipped where ``flips`` says."""
+    """A batch in [0, 1], padded with black (images of one set may differ in size; padding on
+    the right and bottom leaves box coordinates as they are; the detector normalises it) and
+    its targets, flipped where ``flips`` says."""
     loaded = [data.load(i) for i in indices]
     h = max(img.shape[1] for img, _ in loaded)
     w = max(img.shape[2] for img, _ in loaded)
@@ -126,22 +128,32 @@ def collate(data: CocoSet, indices: list[int], flips: list[bool] | None = None):
             )
         batch[k, :, : img.shape[1], : img.shape[2]] = img
         targets.append({**target, "boxes": boxes})
-    return normalise(batch), targets
+    return batch, targets
 
 
-def build_detector(cfg: DetectTrainConfig, num_classes: int) -> FasterRCNN:
-    """The detector of ``cfg``, its backbone from ``cfg.init``'s weights when given."""
-    backbone = None
-    if cfg.init:
-        net, meta = model_from_weights(cfg.init)
-        if meta.model != cfg.backbone:
-            raise ConfigError(
-                f"--init {cfg.init}: weights of {meta.model}, not of --backbone {cfg.backbone}"
-            )
+def new_detector(cfg: DetectTrainConfig, classes: list[str]) -> FasterRCNN:
+    """The detector of ``cfg`` for ``classes``, started from ``cfg.init`` when given: a
+    classifier's weights give its backbone; a detector's give every layer (fine-tuning, as
+    torchvision's reference does), less the two class-specific output layers when its
+    classes are not these (by name, in order)."""
+    dcfg = DetectorConfig(backbone=cfg.backbone, num_classes=len(classes) + 1, **cfg.detector)
+    if not cfg.init:
+        return FasterRCNN(dcfg)
+    net, meta = model_from_weights(cfg.init, task=None)
+    if meta.model != cfg.backbone:
+        raise ConfigError(
+            f"--init {cfg.init}: weights of {meta.model}, not of --backbone {cfg.backbone}"
+        )
+    if meta.task == "classification":
         net.set_features_only()
-        backbone = net
-    dcfg = DetectorConfig(backbone=cfg.backbone, num_classes=num_classes, **cfg.detector)
-    return FasterRCNN(dcfg, backbone=backbone)
+        return FasterRCNN(dcfg, backbone=net)
+    model = FasterRCNN(dcfg)
+    state = net.state_dict()
+    if meta.classes != classes:  # a new set of classes: fresh output layers for them
+        own = model.state_dict()
+        state.update({k: own[k] for k in own if k.startswith(("cls_score.", "bbox_pred."))})
+    load_state_dict_checked(model, state, f"--init {cfg.init}")
+    return model
 
 
 def detector_lr(cfg: DetectTrainConfig, step: int, epoch: int) -> float:
@@ -248,7 +260,7 @@ def _run(cfg, out: RunDir, resume: bool, progress: bool, stop_after: int | None)
     train_set, val_set = read_coco(cfg.train), read_coco(cfg.val)
     _same_categories(train_set, val_set)
     torch.manual_seed(cfg.seed)
-    model = build_detector(cfg, train_set.num_classes)
+    model = new_detector(cfg, train_set.category_names)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -315,16 +327,38 @@ def _run(cfg, out: RunDir, resume: bool, progress: bool, stop_after: int | None)
             save()
     bar.close()
     metrics.close()
-    record = {"config": asdict(cfg), "classes": train_set.category_names}
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(
-        out.weights,
-        safetensors_bytes(tensors, metadata={DETECTOR_KEY: json.dumps(record)}),
-    )
-    summary = {**out.read_metrics()[-1], "seconds": time.perf_counter() - started}
+    last = out.read_metrics()[-1]
+    save_weights(model, out.weights, detector_record(cfg, train_set, val_set, last, model))
+    summary = {**last, "seconds": time.perf_counter() - started}
     atomic_write_json(out.summary, summary)
     log(f"done: val mAP {summary['map']:.3f} (mAP@.5 {summary['map_50']:.3f})")
     return summary
+
+
+def detector_record(
+    cfg: DetectTrainConfig, train: CocoSet, val: CocoSet, scores: dict[str, Any], model
+) -> WeightsMeta:
+    """The weights record of a trained detector (``task="detection"``): what rebuilds it (its
+    backbone, classes, settings and normalisation), its COCO mAP on the validation folder, and
+    the training config it came from."""
+    return WeightsMeta(
+        model=cfg.backbone,
+        task="detection",
+        classes=list(train.category_names),
+        detector=dict(cfg.detector),
+        mean=list(IMAGENET_MEAN),
+        std=list(IMAGENET_STD),
+        metrics={
+            "box_map": scores["map"],
+            "box_map_50": scores["map_50"],
+            "n": len(val.images),
+            "split": f"validation folder {Path(cfg.val).name}",
+        },
+        params=count_params(model),
+        source="resnets",
+        data=cfg.train,
+        final={"train_config": asdict(cfg), "epoch": scores["epoch"], "step": scores["step"]},
+    )
 
 
 class _StepLimit:
@@ -350,57 +384,57 @@ def detect_file(
     check_native_side(pixels, str(path), "the detector takes")  # the bound every path has
     image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
     model.eval()
-    (found,) = model(normalise(image[None]))
+    (found,) = model([image])
     return image, found
 
 
-def load_detector(path: str | Path) -> tuple[FasterRCNN, dict[str, Any]]:
-    """A trained detector from a detection run folder or its ``model.safetensors``, and its
-    record (``config``, ``classes``). The file is untrusted: its record is parsed as data, and
-    every tensor's name, shape and dtype is checked against the detector the record describes
-    before any tensor is read."""
-    file = RunDir(path).weights if Path(path).is_dir() else Path(path)
-    if not file.exists():
-        raise DataError(f"{file}: no such file (a detection run folder holds model.safetensors)")
-    check_weights_file(file)  # the classification side's check: a regular file, bounded
-    try:
-        with safe_open(str(file), "pt") as f:
-            meta = f.metadata() or {}
-            if DETECTOR_KEY not in meta:
-                raise DataError(f"{file}: not a resnets detector (no resnets_detector record)")
-            try:
-                record = json.loads(meta[DETECTOR_KEY])
-                cfg = config_from_record(record["config"])
-                classes = [str(c) for c in record["classes"]]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                # (ConfigError is a ValueError: a setting out of its bounds lands here too)
-                raise DataError(f"{file}: a malformed detector record ({e})") from None
-            if not 1 <= len(classes) <= 10_000:
-                raise DataError(f"{file}: {len(classes)} classes in the record")
-            model = FasterRCNN(
-                DetectorConfig(backbone=cfg.backbone, num_classes=len(classes) + 1, **cfg.detector)
-            )
-            expected = model.state_dict()
-            keys = set(f.keys())
-            if keys != set(expected):
-                missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
-                raise DataError(
-                    f"{file}: tensors do not match the detector (missing {missing[:3]}, "
-                    f"unexpected {extra[:3]})"
-                )
-            for name, want in expected.items():
-                part = f.get_slice(name)
-                shape, dtype = tuple(part.get_shape()), part.get_dtype()
-                want_dtype = SAFETENSORS_DTYPES.get(want.dtype)
-                if shape != tuple(want.shape) or dtype != want_dtype:
-                    raise DataError(
-                        f"{file}: tensor {name} is {dtype} {list(shape)}, the detector's is "
-                        f"{want_dtype} {list(want.shape)}"
-                    )
-            state = {name: f.get_tensor(name) for name in expected}
-            check_finite(state, str(file))
-            model.load_state_dict(state)
-    except SafetensorError as e:
-        raise DataError(f"{file}: not a readable safetensors file ({e})") from None
-    model.eval()
-    return model, {"config": asdict(cfg), "classes": classes}
+def detector_weights_name(backbone: str) -> str:
+    """The model part of a detector's weights name, torchvision's spelling:
+    ``fasterrcnn_resnet18_fpn``."""
+    return f"fasterrcnn_{backbone}_fpn"
+
+
+def package_detector_run(
+    run_dir: str | Path,
+    name: str,
+    out_dir: str | Path,
+    *,
+    license: str = CIFAR_LICENSE,
+    data: str | None = None,
+    half: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """A finished detection run as named weights (``fasterrcnn_BACKBONE_fpn.TAG``), as
+    :func:`resnets.eval.zoo.package_run` does a classifier's: its COCO mAP measured again in
+    fp32 on the run's validation folder (``data``: where it is now) from the values the file
+    stores, the training facts in ``final``, a ``.sha256`` beside it."""
+    run = RunDir(run_dir)
+    model_part = check_package_target(name, out_dir, overwrite)
+    summary = finished_summary(run)
+    loaded = load_weights(run, task="detection")
+    if model_part != detector_weights_name(loaded.meta.model):
+        raise ConfigError(
+            f"--name {name!r}: the run trained a detector on {loaded.meta.model}, so its name "
+            f"starts {detector_weights_name(loaded.meta.model)}."
+        )
+    if half:
+        round_to_half(loaded.model)
+    folder = data or config_from_record(run.read_config()["config"]).val
+    val_set = read_coco(folder)
+    if val_set.category_names != loaded.classes:
+        raise DataError(f"{folder}: categories {val_set.category_names}, not the detector's")
+    scores, _ = evaluate_detector(loaded.model, val_set)
+    meta = replace(
+        loaded.meta,
+        metrics={
+            "box_map": scores.map,
+            "box_map_50": scores.map_50,
+            "n": scores.images,
+            "split": f"validation folder {Path(folder).name}: {scores.images} images of objects "
+            "from files the training folder did not use; COCO mAP@[.5:.95] in fp32",
+        },
+        license=license,
+        final={**(loaded.meta.final or {}), **packaging_facts(run, summary, half)},
+    )
+    written = write_named_weights(loaded.model, meta, name, out_dir, half)
+    return {**written, "box_map": scores.map, "box_map_50": scores.map_50, "n": scores.images}

@@ -37,6 +37,34 @@ def coco_scores(
     """Score ``detections`` against ``truth``. ``detections[i]`` holds the ``boxes`` (x1, y1, x2,
     y2), ``scores`` and ``labels`` (1..K) predicted for image ``image_ids[i]`` (default: every
     image of ``truth`` in order)."""
+    evaluator, ids, found = _evaluated(truth, detections, image_ids)
+    if evaluator is None:  # nothing found scores 0
+        return DetectionScores(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(ids), 0)
+    stats = [float(v) for v in evaluator.stats[:6]]
+    return DetectionScores(*stats, images=len(ids), detections=found)
+
+
+def coco_per_class(
+    truth: CocoSet, detections: list[dict[str, torch.Tensor]], image_ids: list[int] | None = None
+) -> dict[str, float]:
+    """Each category's AP@[.5:.95] (COCO's, all sizes, 100 detections per image), by name;
+    a category without a true box in the images is left out (COCO marks it -1)."""
+    evaluator, _, _ = _evaluated(truth, detections, image_ids)
+    if evaluator is None:
+        return dict.fromkeys(truth.category_names, 0.0)
+    precision = evaluator.eval["precision"]  # (IoU thresholds, recalls, classes, areas, max dets)
+    out = {}
+    for k, name in enumerate(truth.category_names):
+        values = precision[:, :, k, 0, -1]
+        values = values[values > -1]
+        if values.size:
+            out[name] = float(values.mean())
+    return out
+
+
+def _evaluated(truth: CocoSet, detections: list[dict[str, torch.Tensor]], image_ids):
+    """pycocotools' COCOeval run over ``detections`` (None when there is none), the image ids
+    and the number of detections."""
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -59,8 +87,8 @@ def coco_scores(
                     "score": float(score),
                 }
             )
-    if not results:  # pycocotools cannot load an empty result list: nothing found scores 0
-        return DetectionScores(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(ids), 0)
+    if not results:  # pycocotools cannot load an empty result list
+        return None, ids, 0
     dataset = {
         "images": truth.dataset["images"],
         # ids renumbered 1..N for scoring: pycocotools takes an annotation id of 0 for "no
@@ -88,8 +116,7 @@ def coco_scores(
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    stats = [float(v) for v in evaluator.stats[:6]]
-    return DetectionScores(*stats, images=len(ids), detections=len(results))
+    return evaluator, ids, len(results)
 
 
 class CocoEvaluator:

@@ -28,6 +28,7 @@ from ..models.catalogue import (
     resolve_weights_path,
 )
 from ..models.class_index import IMAGENET_CLASS_INDEX, cached_class_index
+from ..models.detector import build_detector
 from ..models.factory import create_model
 from ..models.registry import get_spec
 from ..models.weights import (
@@ -37,6 +38,7 @@ from ..models.weights import (
     check_finite,
     check_state_fits_record,
     load_state_dict_checked,
+    read_meta,
     read_weights,
     stored_dtype_of,
 )
@@ -148,6 +150,7 @@ def load_weights(
     device: torch.device | str = "cpu",
     precision: str = "fp32",
     threads: int = 0,
+    task: str | None = "classification",
 ) -> LoadedModel:
     """Load weights (a name, a file, a run folder) or an exported model, ready to run.
 
@@ -159,6 +162,9 @@ def load_weights(
         precision: for ONNX Runtime / OpenVINO: ``fp32``, ``bf16`` or ``auto`` (the runtime's
             choice). PyTorch weights load in float32; autocast is the caller's choice.
         threads: the runtime's threads (0: its default).
+        task: ``classification`` (every classifier command), ``detection`` (a Faster R-CNN
+            file: ``model`` is then the detector, called on images in [0, 1]), or None (either).
+            Weights of another task are a one-line error before a tensor is read.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision {precision!r}: one of {', '.join(PRECISIONS)}")
@@ -166,6 +172,8 @@ def load_weights(
     backend = choose_backend(weights, backend, device)
     label = str(weights)
     if is_exported(weights):
+        if task == "detection":
+            raise WeightsError(f"{weights}: an exported classifier, not a detector's weights")
         meta = read_exported_meta(weights)
         p = Path(weights)
         graph = str(p / "model.xml") if p.is_dir() else str(p)
@@ -178,9 +186,11 @@ def load_weights(
                 f"({first[-1][:200] if first else type(e).__name__})"
             ) from None
         return _with_preprocessing(runner, meta, label, backend)
-    net, meta = model_from_weights(weights, model=model, num_classes=num_classes)
+    net, meta = model_from_weights(weights, model=model, num_classes=num_classes, task=task)
     check_finite(net.state_dict(), str(weights))
     net = net.eval()
+    if meta.task == "detection" and backend != "torch":
+        raise ConfigError(f"--backend {backend}: a detector runs on torch")
     if backend == "torch":
         return _with_preprocessing(net.to(device), meta, label, backend)
     loaded = _with_preprocessing(net, meta, label, backend)  # the preprocessing decides the size
@@ -192,7 +202,8 @@ def load_weights(
 def _with_preprocessing(net: nn.Module, meta: WeightsMeta, label: str, backend: str) -> LoadedModel:
     """A model with the preprocessing its record names (torchvision's preset for a file
     without a record)."""
-    k = net.num_classes
+    # a detector's classes are its object classes, one output fewer (its background)
+    k = net.cfg.num_classes - 1 if meta.task == "detection" else net.num_classes
     classes = list(meta.classes or [str(i) for i in range(k)])
     if len(classes) != k:
         raise WeightsError(
@@ -220,17 +231,24 @@ def wrap_module(net: nn.Module, meta: WeightsMeta, label: str = "") -> LoadedMod
 
 
 def model_from_weights(
-    spec: str | os.PathLike, *, model: str | None = None, num_classes: int | None = None
+    spec: str | os.PathLike,
+    *,
+    model: str | None = None,
+    num_classes: int | None = None,
+    task: str | None = "classification",
 ) -> tuple[nn.Module, WeightsMeta]:
     """The PyTorch network and record of weights (a name, a file or a run folder): the step of
-    :func:`load_weights` that builds the architecture and fills it, strictly.
+    :func:`load_weights` that builds the architecture and fills it, strictly. ``task`` as
+    :func:`load_weights` takes it (a detector's record builds its Faster R-CNN).
 
     For a file without resnets metadata (e.g. torchvision's ``resnet50-0676ba61.pth``), name the
     architecture with ``model`` (and ``num_classes`` if not 1000).
     """
     named = str(spec) if is_weights_name(str(spec)) else None
     path = resolve_weights_path(spec)
-    state, meta = read_weights(path)
+    state, meta = read_weights(path, task)
+    if meta is not None and meta.task == "detection":
+        return build_detector(meta, state, str(path)), meta
     if meta is None and named:
         meta = get_pretrained(named).meta
     name = model or (meta.model if meta else None)
@@ -254,6 +272,18 @@ def model_from_weights(
     load_state_dict_checked(net, state, str(path), stored_dtype_of(meta))
     meta = _with_class_names(meta, named, net.num_classes)
     return net, replace(meta, model=get_spec(name).name)
+
+
+def weights_task(weights: str | os.PathLike) -> str:
+    """What weights (a name, a file, a run folder, an export) do, ``classification`` or
+    ``detection``, from their record alone: no tensor is read."""
+    if is_exported(weights):
+        return "classification"
+    if is_weights_name(str(weights)):
+        return get_pretrained(str(weights)).meta.task
+    path = resolve_weights_path(weights)
+    meta = read_meta(path) if path.suffix == ".safetensors" else None
+    return meta.task if meta is not None else "classification"
 
 
 def _with_class_names(meta: WeightsMeta, name: str | None, num_classes: int) -> WeightsMeta:

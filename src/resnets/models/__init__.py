@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # the lazy names, seen by IDEs and type checkers (``X as X``:
     from .catalogue import list_pretrained as list_pretrained
     from .concat import ConcatResNet as ConcatResNet
     from .densenet import DenseNet as DenseNet
+    from .detector import DetectorConfig as DetectorConfig
+    from .detector import FasterRCNN as FasterRCNN
     from .factory import create_model as create_model
     from .factory import list_models as list_models
     from .fast import FastResNet as FastResNet
@@ -52,6 +54,8 @@ _LAZY = {
     "list_pretrained": "catalogue",
     "ConcatResNet": "concat",
     "DenseNet": "densenet",
+    "DetectorConfig": "detector",
+    "FasterRCNN": "detector",
     "create_model": "factory",
     "list_models": "factory",
     "FastResNet": "fast",

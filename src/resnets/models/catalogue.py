@@ -354,10 +354,13 @@ def verify(name: str) -> str:
 
 
 def is_weights_name(spec: str) -> bool:
-    """``MODEL.TAG`` of a registered model that is not an existing path."""
+    """``MODEL.TAG`` of a registered model, or a catalogued name (a detector's
+    ``fasterrcnn_BACKBONE_fpn.TAG``), that is not an existing path."""
     s = str(spec)
     if "." not in s or os.sep in s or Path(s).exists():
         return False
+    if s in _PRETRAINED:
+        return True
     return is_model(s.split(".", 1)[0]) and not s.endswith((".pth", ".pt", ".safetensors", ".ckpt"))
 
 

@@ -23,9 +23,11 @@ from safetensors import SafetensorError, safe_open
 from ..errors import ConfigError, WeightsError
 
 META_KEY = "resnets"
-#: the safetensors metadata key of a detector's record (resnets.detection.engine): a
-#: detector's file is refused by the classifier's loader in one line that says what it is
+#: where detectors trained before the one weights format kept their own record (``config`` and
+#: ``classes``): such a file still loads, its record read by :func:`legacy_detector_meta`
 DETECTOR_KEY = "resnets_detector"
+#: what a set of weights does: its network and what ``metrics`` hold follow from it
+TASKS = ("classification", "detection")
 SCHEMA_VERSION = 1
 
 # torchvision's ImageNet normalisation in 0..255 units: the preprocessing of its weights, and of
@@ -38,7 +40,12 @@ IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 class WeightsMeta:
     """The record that travels with a set of weights. Pixel statistics are in 0..255 units;
     ``image_size`` is the short side images are resized to (0: as stored) and ``eval_size``
-    the centre crop taken from it (0: none); ``metrics`` holds fractions and the split."""
+    the centre crop taken from it (0: none); ``metrics`` holds fractions and the split.
+
+    A detector's record (``task="detection"``) names its backbone as ``model``, its object
+    classes (background not counted) as ``classes``, the :class:`~resnets.models.detector.
+    DetectorConfig` fields it changes as ``detector``, and COCO mAP (``box_map``, ``box_map_50``)
+    in ``metrics``; its ``mean`` and ``std`` are the normalisation inside the detector."""
 
     model: str
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +73,8 @@ class WeightsMeta:
     # are softmax(logits / temperature); the predicted class does not change
     temperature: float | None = None
     calibration: dict[str, Any] | None = None  # what the fit saw and measured, before/after
+    task: str = "classification"  # one of TASKS
+    detector: dict[str, Any] | None = None  # a detector's DetectorConfig changes (task detection)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -100,6 +109,8 @@ class WeightsMeta:
                 f"{label}: records a held-out split but no data fingerprint: a split is claimed "
                 "only with the fingerprint of the data it was drawn from"
             )
+        if meta.task == "detection" and not meta.classes:
+            raise WeightsError(f"{label}: a detector's record names no classes")
         if meta.classes is not None and "num_classes" in meta.model_kwargs:
             if len(meta.classes) != meta.model_kwargs["num_classes"]:
                 raise WeightsError(
@@ -212,6 +223,8 @@ _TYPE_CHECKS = {
         {
             "top1": lambda x: _is_num(x, 0, 1),
             "top5": lambda x: _is_num(x, 0, 1),
+            "box_map": lambda x: _is_num(x, 0, 1),
+            "box_map_50": lambda x: _is_num(x, 0, 1),
             "n": _is_int,
             "split": _is_text,
         },
@@ -236,6 +249,8 @@ _TYPE_CHECKS = {
     "quantization": lambda v: _is_small_dict(v, {}),
     "temperature": lambda v: _is_num(v, 0.01, 100),
     "calibration": lambda v: _is_small_dict(v, {}),
+    "task": lambda v: v in TASKS,
+    "detector": lambda v: _is_small_dict(v, {}),
     "schema_version": lambda v: _is_int(v, 1000),
 }
 
@@ -244,10 +259,46 @@ def read_meta(path: str | os.PathLike) -> WeightsMeta | None:
     """The record of a ``.safetensors`` file, without reading its tensors."""
     try:
         with safe_open(str(path), framework="numpy") as f:  # the header only: no torch
-            raw = (f.metadata() or {}).get(META_KEY)
+            header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
+    return meta_from_header(header, str(path))
+
+
+def meta_from_header(header: dict[str, str], label: str) -> WeightsMeta | None:
+    """The record in a safetensors header (None: a file without one), a detector's record of
+    the format before this one included."""
     try:
-        return None if not raw else WeightsMeta.from_dict(json.loads(raw), str(path))
+        if META_KEY in header:
+            return WeightsMeta.from_dict(json.loads(header[META_KEY]), label)
+        if DETECTOR_KEY in header:
+            return legacy_detector_meta(json.loads(header[DETECTOR_KEY]), label)
     except json.JSONDecodeError:
-        raise WeightsError(f"{path}: malformed resnets metadata (not JSON)") from None
+        raise WeightsError(f"{label}: malformed resnets metadata (not JSON)") from None
+    return None
+
+
+def legacy_detector_meta(raw: Any, label: str) -> WeightsMeta:
+    """The record of a detector written before the one weights format (under
+    ``resnets_detector``: its training ``config`` and ``classes``), in today's form. Its
+    images were normalised outside the network with ImageNet's statistics, which are the
+    detector's own now, so the same tensors give the same detections."""
+    try:
+        config, classes = raw["config"], raw["classes"]
+        detector, backbone = config.get("detector", {}), config["backbone"]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise WeightsError(f"{label}: a malformed detector record ({e!r})") from None
+    return WeightsMeta.from_dict(
+        {
+            "model": backbone,
+            "task": "detection",
+            "classes": classes,
+            "detector": detector,
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+            "data": config.get("train") if isinstance(config.get("train"), str) else None,
+            "final": {"train_config": config},
+            "source": "resnets",
+        },
+        label,
+    )

@@ -37,6 +37,7 @@ from .record import (  # noqa: F401 (the record's names, re-exported where they 
     WEIGHTS_NAME,
     WeightsMeta,
     check_weights_name,
+    meta_from_header,
     read_meta,
 )
 
@@ -83,28 +84,22 @@ def check_weights_file(path: str | os.PathLike) -> Path:
 
 
 def read_weights(
-    path: str | os.PathLike,
+    path: str | os.PathLike, task: str | None = None
 ) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
-    """A state_dict and its metadata (None for foreign files) from any supported file."""
+    """A state_dict and its metadata (None for foreign files) from any supported file.
+    ``task`` (``classification`` or ``detection``): weights for another task are refused in
+    one line before a tensor is read (a file without a record counts as a classifier's)."""
     path = check_weights_file(path)
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
-                header = f.metadata() or {}
-                meta_raw = header.get(META_KEY)
-                if meta_raw is None and DETECTOR_KEY in header:  # before any tensor is read
-                    raise WeightsError(
-                        f"{path}: a resnets detector's weights (Faster R-CNN), not a "
-                        "classifier's: `resnets detect eval/predict --weights` load it"
-                    )
+                meta = meta_from_header(f.metadata() or {}, str(path))
+                check_task(meta, task, str(path))
                 sd = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError, ValueError) as e:
             raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
-        try:
-            raw = json.loads(meta_raw) if meta_raw else None
-        except json.JSONDecodeError:
-            raise WeightsError(f"{path}: malformed resnets metadata (not JSON)") from None
-        return sd, None if raw is None else WeightsMeta.from_dict(raw, str(path))
+        return sd, meta
+    check_task(None, task, str(path))
     with open(path, "rb") as fh:
         head = fh.read(len(MAGIC))
     if head == MAGIC:
@@ -122,6 +117,30 @@ def read_weights(
         raise WeightsError(f"{path}: does not hold a state_dict of tensors")
     sd = {_modern_key(k.removeprefix("module.")): v for k, v in obj.items()}
     return sd, None
+
+
+def check_task(meta: WeightsMeta | None, task: str | None, label: str) -> None:
+    """Weights of ``task`` (None: any), or a one-line error saying what they are and which
+    commands take them."""
+    found = meta.task if meta is not None else "classification"
+    if task is None or found == task:
+        return
+    if found == "detection":
+        assert meta is not None
+        raise WeightsError(
+            f"{label}: a resnets detector's weights (Faster R-CNN on {meta.model}), not a "
+            "classifier's: `resnets detect eval/predict --weights` (in Python, "
+            "load_weights(..., task='detection')) load it"
+        )
+    if meta is None:
+        raise WeightsError(
+            f"{label}: holds no resnets detector record (a finished detection run's "
+            "model.safetensors does)"
+        )
+    raise WeightsError(
+        f"{label}: a classifier's weights ({meta.model}), not a detector's: "
+        "`resnets detect train --init` takes them as a backbone"
+    )
 
 
 # torchvision's DenseNet files keep the dotted names of its old layers ("denselayer1.norm.1")

@@ -88,7 +88,7 @@ class TrainConfig:
 
     init: str = opt(
         "",
-        "start from these weights (MODEL.TAG, a file or a run directory): the backbone is loaded, the head replaced where the classes differ; their normalisation and input size are used unless given",
+        "start from these weights (MODEL.TAG, a file or a run directory; a detector's give their backbone): the backbone is loaded, the head replaced where the classes differ; their normalisation and input size are used unless given",
         group="transfer learning",
     )
     freeze: str = opt(

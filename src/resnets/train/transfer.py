@@ -23,13 +23,21 @@ def head_prefix(model: nn.Module) -> str:
 
 
 def read_init(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], WeightsMeta | None] | None:
-    """The state_dict and record of ``cfg.init`` (None when training from scratch)."""
+    """The state_dict and record of ``cfg.init`` (None when training from scratch). A
+    detector's weights give their backbone, as a classifier's without its head would."""
     if not cfg.init:
         return None
     path = resolve_weights_path(cfg.init)
-    sd, meta = read_weights(path)
+    sd, meta = read_weights(path, task=None)
     if meta is None and is_weights_name(cfg.init):
         meta = get_pretrained(cfg.init).meta
+    if meta is not None and meta.task == "detection":
+        if meta.model != cfg.model:
+            raise ConfigError(
+                f"--init {cfg.init}: a detector on {meta.model}, not on --model {cfg.model}"
+            )
+        sd = {k.removeprefix("backbone."): v for k, v in sd.items() if k.startswith("backbone.")}
+        meta = dataclasses.replace(meta, task="classification", classes=None, detector=None)
     return sd, meta
 
 

@@ -12,15 +12,25 @@ sizes are scaled to the small images a CPU can train on (``DetectorConfig``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..models import create_model
-from .ops import batched_nms, box_area, box_iou, clip_boxes, decode_boxes, encode_boxes, roi_align
+from ..errors import ConfigError, WeightsError
+from .box_ops import (
+    batched_nms,
+    box_area,
+    box_iou,
+    clip_boxes,
+    decode_boxes,
+    encode_boxes,
+    roi_align,
+)
+from .factory import create_model
+from .record import IMAGENET_MEAN, IMAGENET_STD, WeightsMeta
+from .weights import load_state_dict_checked, stored_dtype_of
 
 RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # Fast R-CNN's box coder (torchvision's default)
@@ -54,6 +64,10 @@ class DetectorConfig:
     box_nms: float = 0.5
     detections_per_image: int = 100
     min_size: float = 1e-3  # boxes narrower than this (pixels) are dropped
+    # the normalisation inside the detector (torchvision's image_mean and image_std, in 0..1
+    # units of images in [0, 1]): ImageNet's, as its backbones were trained with
+    image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
         """Every size and fraction range-checked in one line before anything is built: a
@@ -83,6 +97,22 @@ class DetectorConfig:
                 f"detector setting aspect_ratios={ratios!r}: 1 to 8 numbers in 0.05..20"
             )
         object.__setattr__(self, "aspect_ratios", tuple(float(r) for r in ratios))
+        for name in ("image_mean", "image_std"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, (tuple, list))
+                or len(values) != 3
+                or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                    for v in values
+                )
+                or (name == "image_std" and min(values) <= 0)
+            ):
+                raise ConfigError(
+                    f"detector setting {name}={values!r}: 3 numbers in 0..1 (a channel's "
+                    "statistic of images in [0, 1])"
+                )
+            object.__setattr__(self, name, tuple(float(v) for v in values))
         if not isinstance(self.backbone, str):
             raise ConfigError(f"detector setting backbone={self.backbone!r}: a model name")
         if self.rpn_bg_iou > self.rpn_fg_iou:
@@ -115,6 +145,33 @@ _BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "detections_per_image": (1, 1000),
     "min_size": (0.0, 1000.0),
 }
+
+
+class DetectorTransform(nn.Module):
+    """What torchvision's ``GeneralizedRCNNTransform`` does before the backbone, less the
+    resizing: images in [0, 1] (a list of ``(3, H, W)`` tensors of any sizes, or one
+    ``(N, 3, H, W)`` batch) become one batch, padded with black on the right and bottom (box
+    coordinates stay as they are) and then normalised. Inside the detector, so that a weights
+    file works alone; the statistics are not in the state_dict (the record holds them)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor | list[Tensor]) -> Tensor:
+        if isinstance(images, (list, tuple)):
+            if not images or any(im.dim() != 3 or im.shape[0] != 3 for im in images):
+                raise ValueError("a detector takes (3, H, W) images in [0, 1]")
+            h = max(im.shape[1] for im in images)
+            w = max(im.shape[2] for im in images)
+            batch = images[0].new_zeros(len(images), 3, h, w)
+            for k, im in enumerate(images):
+                batch[k, :, : im.shape[1], : im.shape[2]] = im
+            images = batch
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"a detector takes (N, 3, H, W) images, not {tuple(images.shape)}")
+        return (images - self.mean) / self.std
 
 
 class FeaturePyramid(nn.Module):
@@ -196,6 +253,8 @@ class FasterRCNN(nn.Module):
     def __init__(self, cfg: DetectorConfig, backbone: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.in_chans = 3
+        self.transform = DetectorTransform(cfg.image_mean, cfg.image_std)
         self.backbone = backbone or create_model(cfg.backbone, features_only=True)
         info = self.backbone.feature_info
         self.strides = [int(r) for r in info.reduction()] + [int(info.reduction()[-1]) * 2]
@@ -221,12 +280,14 @@ class FasterRCNN(nn.Module):
 
     # -- the forward pass ----------------------------------------------------------------------
     def forward(
-        self, images: Tensor, targets: list[dict[str, Tensor]] | None = None
+        self, images: Tensor | list[Tensor], targets: list[dict[str, Tensor]] | None = None
     ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
-        """``images``: a normalised ``(N, 3, H, W)`` batch. In training, ``targets`` (one dict
-        of ``boxes`` and ``labels`` per image) gives the losses; in eval mode, detections."""
+        """``images``: in [0, 1], a list of ``(3, H, W)`` tensors or an ``(N, 3, H, W)`` batch
+        (padded and normalised here, :class:`DetectorTransform`). In training, ``targets`` (one
+        dict of ``boxes`` and ``labels`` per image) gives the losses; in eval mode, detections."""
         if self.training and targets is None:
             raise ValueError("training needs targets (boxes and labels per image)")
+        images = self.transform(images)
         size = images.shape[-2:]
         maps = self.fpn(self.backbone(images))
         anchors = _anchors([m.shape[-2:] for m in maps], self.strides, self.cfg, images.device)
@@ -388,3 +449,47 @@ class FasterRCNN(nn.Module):
             kept = batched_nms(boxes, scores, labels, cfg.box_nms, limit=cfg.detections_per_image)
             out.append({"boxes": boxes[kept], "scores": scores[kept], "labels": labels[kept]})
         return out
+
+
+def build_detector(meta: WeightsMeta, state: dict[str, torch.Tensor], label: str) -> FasterRCNN:
+    """The detector a ``task="detection"`` record describes, filled with ``state``: the
+    record's sizes are range-checked (:class:`DetectorConfig`) and its class count checked
+    against the file's classifier head before the network is allocated, then every tensor's
+    name, shape and dtype (:func:`load_state_dict_checked`)."""
+    classes = meta.classes or []
+    extra = dict(meta.detector or {})
+    if not extra.keys() <= DETECTOR_FIELDS:
+        raise WeightsError(
+            f"{label}: detector settings {sorted(set(extra) - DETECTOR_FIELDS)} are not "
+            "fields of DetectorConfig"
+        )
+    try:
+        cfg = DetectorConfig(
+            backbone=meta.model,
+            num_classes=len(classes) + 1,
+            image_mean=tuple(m / 255 for m in meta.mean or IMAGENET_MEAN),
+            image_std=tuple(s / 255 for s in meta.std or IMAGENET_STD),
+            **extra,
+        )
+    except (ConfigError, TypeError) as e:
+        raise WeightsError(f"{label}: a malformed detector record ({e})") from None
+    head = state.get("cls_score.weight")
+    if head is None or head.dim() != 2 or head.shape[0] != cfg.num_classes:
+        found = "none" if head is None else list(head.shape)
+        raise WeightsError(
+            f"{label}: the record names {len(classes)} classes (+ background), the file's "
+            f"cls_score.weight is {found}"
+        )
+    model = FasterRCNN(cfg)
+    load_state_dict_checked(model, state, label, stored_dtype_of(meta))
+    return model.eval()
+
+
+#: the DetectorConfig fields a record's ``detector`` may set (the rest come from elsewhere in
+#: the record: the backbone is ``model``, the classes and normalisation their own fields)
+DETECTOR_FIELDS = {f.name for f in fields(DetectorConfig)} - {
+    "backbone",
+    "num_classes",
+    "image_mean",
+    "image_std",
+}

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from resnets.detection.ops import (
+from resnets.models.box_ops import (
     BBOX_XFORM_CLIP,
     batched_nms,
     box_iou,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnets.detection.model import DetectorConfig, FasterRCNN, _anchors, _match
-from resnets.detection.ops import box_iou
+from resnets.models.box_ops import box_iou
+from resnets.models.detector import DetectorConfig, FasterRCNN, _anchors, _match
 
 TARGETS = [
     {
@@ -18,13 +18,13 @@ TARGETS = [
 
 
 def _images() -> torch.Tensor:
-    """Two 64 x 64 images with a bright patch per object, a different colour per class."""
+    """Two 64 x 64 images in [0, 1] with a bright patch per object, a colour per class."""
     images = torch.zeros(2, 3, 64, 64)
     for i, target in enumerate(TARGETS):
         for (x1, y1, x2, y2), label in zip(
             target["boxes"].long().tolist(), target["labels"].tolist()
         ):
-            images[i, label - 1, y1:y2, x1:x2] = 2.0
+            images[i, label - 1, y1:y2, x1:x2] = 1.0
     return images
 
 
