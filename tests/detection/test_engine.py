@@ -27,6 +27,14 @@ def folders(tmp_path_factory):
     return train_dir, val_dir
 
 
+@pytest.fixture(scope="module")
+def trained(folders, tmp_path_factory):
+    """One finished 1-epoch run (``runs/resnet18-s0``, as the claims report names runs) and its
+    summary, shared by the tests that only read it."""
+    run = tmp_path_factory.mktemp("trained") / "runs" / "resnet18-s0"
+    return run, train_detector(_cfg(folders, epochs=1), run, progress=False)
+
+
 def _cfg(folders, **changes) -> DetectTrainConfig:
     values = dict(
         train=str(folders[0]),
@@ -172,7 +180,7 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
     assert "not an empty folder" in capsys.readouterr().err
 
 
-def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
+def test_a_tampered_detector_file_is_refused_before_loading(trained, tmp_path):
     import os
 
     from safetensors import safe_open
@@ -183,10 +191,10 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
     def load(path):
         return load_weights(path, task="detection")
 
-    train_detector(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
-    good = tmp_path / "run" / "model.safetensors"
+    run = trained[0]
+    good = run / "model.safetensors"
     # the classifier commands' loader says what the file is, in one line, before any tensor
-    for source in (good, tmp_path / "run"):
+    for source in (good, run):
         with pytest.raises(WeightsError, match="a resnets detector's weights") as caught:
             load_weights(source)
         assert "\n" not in str(caught.value)
@@ -227,11 +235,13 @@ def test_a_tampered_detector_file_is_refused_before_loading(folders, tmp_path):
     os.mkfifo(tmp_path / "fifo.safetensors")
     with pytest.raises(WeightsError, match="not a regular file"):
         load(tmp_path / "fifo.safetensors")
-    loaded = load(tmp_path / "run")
+    loaded = load(run)
     assert loaded.classes == ["cat", "dog", "frog"] and not loaded.model.training
 
 
-def test_a_detector_file_of_the_format_before_loads_and_detects_the_same(folders, tmp_path):
+def test_a_detector_file_of_the_format_before_loads_and_detects_the_same(
+    folders, trained, tmp_path
+):
     """Detectors saved before the one weights format (their record under resnets_detector,
     the images normalised outside the network) load, and find the same boxes."""
     import torch
@@ -241,12 +251,12 @@ def test_a_detector_file_of_the_format_before_loads_and_detects_the_same(folders
     from resnets.detection.engine import collate
     from resnets.inference import load_weights
 
-    train_detector(_cfg(folders, epochs=1), tmp_path / "run", progress=False)
-    now = load_weights(tmp_path / "run", task="detection")
-    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    run = trained[0]
+    now = load_weights(run, task="detection")
+    config = json.loads((run / "config.json").read_text())["config"]
     before = {"config": config, "classes": now.classes}
     old = tmp_path / "old.safetensors"
-    save_file(load_file(str(tmp_path / "run" / "model.safetensors")), str(old),
+    save_file(load_file(str(run / "model.safetensors")), str(old),
               metadata={"resnets_detector": json.dumps(before)})  # fmt: skip
     then = load_weights(old, task="detection")
     assert then.meta.task == "detection" and then.classes == now.classes
@@ -309,13 +319,12 @@ def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
     assert train_detector(None, run, resume=True, progress=False, stop_after=1)["stopped"] >= 3
 
 
-def test_the_claims_report_draws_each_backbones_detections(folders, tmp_path):
+def test_the_claims_report_draws_each_backbones_detections(trained, tmp_path):
     from PIL import Image
 
     from resnets.analysis.detection import write_detection_report
 
-    runs = tmp_path / "runs"
-    train_detector(_cfg(folders, epochs=1), runs / "resnet18-s0", progress=False)
+    runs = trained[0].parent
     verdict = write_detection_report(runs, tmp_path / "report")
     assert verdict.outcome == "missing"  # no plain18 run
     text = (tmp_path / "report" / "RESULTS.md").read_text()
@@ -324,7 +333,9 @@ def test_the_claims_report_draws_each_backbones_detections(folders, tmp_path):
         assert im.size == (4 * 128, 128)  # the 4 validation images at twice their size
 
 
-def test_a_detector_is_a_weights_file_like_any_other(folders, tmp_path, monkeypatch, capsys):
+def test_a_detector_is_a_weights_file_like_any_other(
+    folders, trained, tmp_path, monkeypatch, capsys
+):
     """Issue 43, item 2: packaged by name, listed, described, loaded by load_weights and
     torch.hub, carded, and an --init for a classifier (its backbone) or a detector."""
     import importlib.util
@@ -339,8 +350,8 @@ def test_a_detector_is_a_weights_file_like_any_other(folders, tmp_path, monkeypa
     from resnets.train.run_files import RunLog
     from resnets.train.transfer import load_backbone, read_init
 
-    run, shipped, name = tmp_path / "run", tmp_path / "weights", "fasterrcnn_resnet18_fpn.toy"
-    summary = train_detector(_cfg(folders, epochs=1), run, progress=False)
+    (run, summary), shipped = trained, tmp_path / "weights"
+    name = "fasterrcnn_resnet18_fpn.toy"
     argv = ["weights", "package", str(run), "--out", str(shipped)]
     assert main([*argv, "--name", "resnet18.toy"]) == 2
     assert "its name starts fasterrcnn_resnet18_fpn." in capsys.readouterr().err
