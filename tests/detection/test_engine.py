@@ -119,8 +119,14 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
         assert info["images"] == n and info["objects"] >= n
     argv = ["detect", "train", "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val")]
     argv += ["--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1", "--no-progress"]
+    argv += ["--set", "warmup_iters=2"]  # any config key, as `resnets train --set` takes
     assert main([*argv, "--detector", json.dumps(SMALL), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert (stored["warmup_iters"], stored["epochs"], stored["detector"]) == (2, 1, SMALL)
+    resume = ["detect", "train", "--resume", str(tmp_path / "run"), "--lr", "0.5"]
+    assert main(resume) == 2  # a resumed run keeps its own config
+    assert "these cannot change: lr" in capsys.readouterr().err
     argv = ["detect", "eval", "--weights", str(tmp_path / "run"), "--data", str(tmp_path / "val")]
     assert main([*argv, "--no-progress", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -167,7 +173,7 @@ def test_the_detect_commands_end_to_end(tmp_path, capsys):
     # bad input: one line each, exit code 2
     bad = ["detect", "train", "--train", "x", "--val", "y", "--out", str(tmp_path / "r2")]
     assert main([*bad, "--detector", "{oops"]) == 2
-    assert "a JSON object of DetectorConfig fields" in capsys.readouterr().err
+    assert "detector: expected a JSON object of settings" in capsys.readouterr().err
     assert main(["detect", "eval", "--weights", str(tmp_path / "src"), "--data", "x"]) == 2
     assert "holds no model.safetensors" in capsys.readouterr().err
     (tmp_path / "fake.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")

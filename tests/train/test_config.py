@@ -152,3 +152,34 @@ def test_negative_control_the_config_fuzzes_find_a_planted_bug(monkeypatch):
         test_fuzz_config_only_raises_config_error()
     with pytest.raises(TypeError, match="planted bug: a digit"):
         test_fuzz_string_overrides_only_raise_config_error()
+
+
+def test_a_detection_config_is_a_config_of_the_same_system(tmp_path, capsys):
+    """Issue 43: detection's settings are opt() fields, resolved as a training config's are
+    (defaults < file < command line, each key and value checked) and printed by `config`."""
+    from resnets.cli import main
+    from resnets.train.config import DetectTrainConfig, build_detect_config, read_config_file
+
+    assert build_detect_config() == DetectTrainConfig()  # the defaults are written once
+    path = tmp_path / "det.toml"
+    path.write_text("epochs = 3\nmilestones = [2]\n[detector]\nfpn_channels = 16\n")
+    cfg = build_detect_config(
+        read_config_file(path), {"lr": "0.005", "detector": '{"fpn_channels": 32}'}
+    )
+    assert (cfg.epochs, cfg.milestones, cfg.lr) == (3, [2], 0.005)
+    assert cfg.detector == {"fpn_channels": 32}  # the command line over the file
+    for values, message in (
+        ({"epoch": "3"}, "unknown config key 'epoch'; did you mean epochs"),
+        ({"epochs": "three"}, "epochs: expected an integer"),
+        ({"epochs": "0"}, "epochs=0: a whole number in 1..10000"),
+        ({"detector": "[1]"}, "detector: expected a JSON object"),
+        ({"detector": '{"fpn_width": 3}'}, "\\['fpn_width'\\]: not fields of DetectorConfig"),
+        ({"detector": '{"roi_size": 100}'}, "roi_size=100: a whole number in 1..14"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            build_detect_config(string_values=values)
+    assert main(["config", "--detection", "--config", str(path), "--set", "epochs=5"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["epochs"], printed["milestones"], printed["backbone"]) == (5, [2], "resnet18")
+    assert main(["config", "--detection", "--recipe", "quick"]) == 2
+    assert "a detection config has none" in capsys.readouterr().err

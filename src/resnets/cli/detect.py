@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from ..argtypes import add_json, add_no_progress, bounded, count, json_line
 from ..errors import ConfigError
 from ..io import check_writable, claim_output_name
+from ..train.config import DetectTrainConfig
+from .train import add_config_options
 
 
 def _detect_data(args: argparse.Namespace) -> int:
@@ -29,45 +30,24 @@ def _detect_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _epochs(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = (-1,)
-    if any(v < 1 for v in values):
-        raise ConfigError(f"--milestones {text!r}: epochs (positive integers), comma separated")
-    return values
-
-
 def _detect_train(args: argparse.Namespace) -> int:
-    from ..detection.engine import DetectTrainConfig, train_detector
+    from ..detection.engine import train_detector
+    from ..train.config import build_detect_config, parse_set, read_config_file
 
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    strings = {**given, **parse_set(args.set or [])}
     if args.resume:
+        fixed = sorted(strings) + (["--config"] if args.config else [])
+        if fixed:
+            raise ConfigError(
+                "--resume continues with the run's own config; these cannot change: "
+                + ", ".join(fixed)
+            )
         summary = train_detector(None, args.resume, resume=True, progress=not args.no_progress)
     else:
-        if not (args.train and args.val and args.out):
-            raise ConfigError("detect train: give --train, --val and --out (or --resume RUN)")
-        try:
-            detector = json.loads(args.detector) if args.detector else {}
-        except json.JSONDecodeError:
-            detector = None
-        if not isinstance(detector, dict):
-            raise ConfigError(
-                f"--detector {args.detector!r}: a JSON object of DetectorConfig fields"
-            )
-        cfg = DetectTrainConfig(
-            train=args.train,
-            val=args.val,
-            backbone=args.backbone,
-            init=args.init,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            milestones=_epochs(args.milestones),
-            seed=args.seed,
-            threads=args.threads,
-            detector=detector,
-        )
+        if not args.out:
+            raise ConfigError("detect train: give --out (or --resume RUN)")
+        cfg = build_detect_config(read_config_file(args.config) if args.config else {}, strings)
         summary = train_detector(cfg, args.out, progress=not args.no_progress)
     if args.json:
         print(json_line(summary))
@@ -174,28 +154,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(q)
     q.set_defaults(fn=_detect_data)
 
-    q = actions.add_parser("train", help="train a detector (a run folder; --resume continues it)")
-    q.add_argument("--train", help="a COCO-format folder (instances.json + images/)")
-    q.add_argument("--val", help="a COCO-format folder scored after every epoch")
+    q = actions.add_parser(
+        "train",
+        help="train a detector (a run folder; --resume continues it)",
+        description="Train Faster R-CNN + FPN. Every setting is a field of DetectTrainConfig "
+        "(docs/config.md): its own flag, a --config file or --set KEY=VALUE.",
+    )
     q.add_argument("--out", help="the run folder (new or empty)")
     q.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
-    q.add_argument("--backbone", default="resnet18", help="a resnets model (default resnet18)")
+    q.add_argument("--config", metavar="FILE", help="JSON or TOML file of detection config keys")
     q.add_argument(
-        "--init",
-        default="",
-        help="a classifier's weights (the backbone) or a detector's (every layer; the class "
-        "outputs too when its classes are these): a name, a file or a run folder",
+        "--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)"
     )
-    q.add_argument("--epochs", type=count(1), default=12)
-    q.add_argument("--batch-size", type=count(1), default=4, help="images per step")
-    q.add_argument("--lr", type=float, default=0.01, help="SGD learning rate at this batch size")
-    q.add_argument(
-        "--milestones", default="8,11", help="epochs after which the learning rate is divided by 10"
-    )
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--threads", type=count(0), default=0, help="0: torch's default")
-    q.add_argument(
-        "--detector", default="", help='DetectorConfig fields as JSON, e.g. {"fpn_channels": 64}'
+    add_config_options(
+        q,
+        DetectTrainConfig,
+        {"train", "val", "backbone", "init", "epochs"},
+        " (default: {default!r})",
     )
     add_no_progress(q)
     add_json(q, what="the run's summary")

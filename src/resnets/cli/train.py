@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..train import build_config, train
 from ..train.config import (
     TrainConfig,
+    build_detect_config,
     choices_of,
     config_markdown,
     field_docs,
@@ -39,28 +40,37 @@ COMMON_FIELDS = {
 }
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--name`` option per TrainConfig field (any recipe field is overridable)."""
-    hints = typing.get_type_hints(TrainConfig)
-    docs = field_docs()
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    cls: type = TrainConfig,
+    common_fields: set[str] = COMMON_FIELDS,
+    default_note: str = " (default: from the recipe)",
+) -> None:
+    """One ``--name`` option per field of the config class ``cls`` (any recipe field is
+    overridable), its help from the field's metadata; the value lands in ``cfg_NAME``."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
     common = parser.add_argument_group("common options")
     others = parser.add_argument_group("every other config field (see docs/config.md)")
-    for f in fields(TrainConfig):
+    defaults = cls()
+    for f in fields(cls):
         kind = hints[f.name]
-        choices = choices_of(f.name)
+        choices = choices_of(f.name, cls)
         if kind is bool:
             metavar = "BOOL"
         elif choices:
             metavar = "{" + ",".join(c for c in choices if c) + "}"
         elif typing.get_origin(kind) is list:
             metavar = "LIST"
+        elif typing.get_origin(kind) is dict:
+            metavar = "JSON"
         else:
             metavar = f.name.split("_")[-1].upper()
         if f.name == "recipe":
             doc = f"named recipe: {', '.join(RECIPES)} (default digits)"
         else:
-            doc = docs.get(f.name, "") + " (default: from the recipe)"
-        group = common if f.name in COMMON_FIELDS else others
+            doc = docs.get(f.name, "") + default_note.format(default=getattr(defaults, f.name))
+        group = common if f.name in common_fields else others
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f"cfg_{f.name}",
@@ -117,7 +127,12 @@ def _config(args: argparse.Namespace) -> int:
         print(config_markdown(), end="")
         return 0
     file_values = read_config_file(args.config) if args.config else {}
-    cfg = build_config(args.recipe, file_values, None, parse_set(args.set or []))
+    if args.detection:
+        if args.recipe:
+            raise ConfigError("--recipe: a classification recipe; a detection config has none")
+        cfg = build_detect_config(file_values, parse_set(args.set or []))
+    else:
+        cfg = build_config(args.recipe, file_values, None, parse_set(args.set or []))
     print(json_line(cfg.to_dict(), indent=2))
     return 0
 
@@ -147,7 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="end this session after ITERS iterations with a checkpoint (time-sliced jobs); resume later",
     )
     add_json(p, what="a JSON summary of the run")
-    _add_config_options(p)
+    add_config_options(p)
     p.set_defaults(fn=_train)
 
     p = sub.add_parser(
@@ -159,6 +174,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default=None, help=f"named recipe: {', '.join(RECIPES)}")
     p.add_argument("--config", metavar="FILE", help="JSON or TOML file of config keys")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    p.add_argument(
+        "--detection",
+        action="store_true",
+        help="a detection config (`resnets detect train`'s) instead of a training one",
+    )
     p.add_argument(
         "--markdown", action="store_true", help="every field's type, default, meaning and unit"
     )

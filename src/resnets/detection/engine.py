@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..eval.zoo import (
 from ..inference import load_weights, model_from_weights
 from ..inference.views import check_native_side
 from ..io import atomic_write_json, progress_bar
-from ..models.detector import DETECTOR_FIELDS, DetectorConfig, FasterRCNN
+from ..models.detector import DetectorConfig, FasterRCNN
 from ..models.summary import count_params
 from ..models.weights import (
     IMAGENET_MEAN,
@@ -44,69 +44,16 @@ from ..models.weights import (
 )
 from ..rundir import RunDir
 from ..runtime import StopSignals
+from ..train.config import DetectTrainConfig, build_detect_config
 from ..train.run_files import MetricsLog, RunLog, truncate_metrics
 from .coco import CocoSet, read_coco
 from .metrics import CocoEvaluator
 
 
-@dataclass
-class DetectTrainConfig:
-    """A detection run's settings (``config.json``); units in each field's comment."""
-
-    train: str  # a COCO-format folder
-    val: str  # a COCO-format folder, scored after every epoch
-    backbone: str = "resnet18"
-    init: str = ""  # a classifier's (the backbone) or a detector's weights; "": from scratch
-    epochs: int = 12
-    batch_size: int = 4  # images per step
-    lr: float = 0.01  # at batch 4 (torchvision: 0.02 at 16; the ratio is kept lower for stability)
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: tuple[int, ...] = (8, 11)  # epochs after which lr x 0.1
-    warmup_iters: int = 200  # linear warm-up from lr / 1000
-    flip: bool = True  # horizontal flips of training images (and their boxes)
-    seed: int = 0
-    threads: int = 0  # 0: torch's default
-    detector: dict[str, Any] = field(default_factory=dict)  # DetectorConfig fields to change
-
-    def check(self) -> None:
-        """Every setting range-checked in one line, before a run folder is made."""
-        for name, low, high in (("epochs", 1, 10_000), ("batch_size", 1, 256),
-                                ("warmup_iters", 0, 1_000_000), ("threads", 0, 1024)):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(
-                    f"detection setting {name}={value!r}: a whole number in {low}..{high}"
-                )
-        for name, low, high in (("lr", 0.0, 10.0), ("momentum", 0.0, 1.0),
-                                ("weight_decay", 0.0, 1.0)):  # fmt: skip
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or not low <= value <= high
-                or (name == "lr" and value == 0)
-            ):
-                raise ConfigError(f"detection setting {name}={value!r}: a number in {low}..{high}")
-        if len(self.milestones) > 100 or not all(
-            isinstance(m, int) and not isinstance(m, bool) and 0 < m <= 10_000
-            for m in self.milestones
-        ):
-            raise ConfigError(f"milestones {list(self.milestones)}: epochs in 1..10000")
-        if not isinstance(self.detector, dict):
-            raise ConfigError(f"detector settings {self.detector!r}: a JSON object")
-        unknown = sorted(set(self.detector) - DETECTOR_FIELDS)
-        if unknown:
-            raise ConfigError(f"detector settings {unknown}: not fields of DetectorConfig")
-        DetectorConfig(backbone=self.backbone, **self.detector)  # its own bounds, one line
-
-
 def config_from_record(saved: dict[str, Any]) -> DetectTrainConfig:
-    """The config a run stored (``config.json`` or the weights record), checked."""
-    cfg = DetectTrainConfig(**{**saved, "milestones": tuple(saved["milestones"])})
-    cfg.check()
-    return cfg
+    """The config a run stored (``config.json`` or the weights record), every key and value
+    checked as a ``--config`` file's are."""
+    return build_detect_config(file_values=saved)
 
 
 def collate(data: CocoSet, indices: list[int], flips: list[bool] | None = None):
@@ -243,6 +190,8 @@ def train_detector(
     else:
         assert cfg is not None
         cfg.check()
+        if not (cfg.train and cfg.val):
+            raise ConfigError("detect train: give --train and --val (COCO-format folders)")
         out.create(reading=(cfg.train, cfg.val))
     try:
         if resume:

@@ -29,6 +29,7 @@ from ..argtypes import MAX_BATCH, MAX_IMAGE_SIDE
 from ..errors import ConfigError, DataError
 from ..io import read_bounded
 from ..models import get_spec
+from ..models.detector_config import DETECTOR_FIELDS, DetectorConfig
 from .recipes import RECIPES
 
 Shortcut = Literal["", "A", "B", "C"]
@@ -49,8 +50,8 @@ def opt(default: Any, help: str, *, unit: str = "", group: str = "") -> Any:
     """A config field with its meaning and unit in the field's metadata: the one source of
     the CLI help, ``docs/config.md`` and the error messages. ``group`` starts a new section."""
     meta = {"help": help, "unit": unit, "group": group}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -334,14 +335,100 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class DetectTrainConfig:
+    """All settings of one detection run (``resnets detect train``), in the same config system
+    as :class:`TrainConfig`: each field's help and unit in its metadata, settable by its own
+    flag, a ``--config`` file or ``--set``, documented in docs/config.md. The recipe is
+    torchvision's detection reference (SGD, momentum 0.9, weight decay 1e-4, a linear warm-up,
+    lr / 10 at two milestones), scaled to the images and batches a CPU trains."""
+
+    train: str = opt(
+        "", "a COCO-format folder (instances.json + images/) to train on", group="data"
+    )
+    val: str = opt("", "a COCO-format folder of the same categories, scored after every epoch")
+    flip: bool = opt(True, "horizontal flips of training images, their boxes flipped with them")
+    backbone: str = opt("resnet18", "the resnets model under the detector", group="model")
+    init: str = opt(
+        "",
+        "start from these weights (MODEL.TAG, a file or a run directory): a classifier's give the "
+        "backbone, a detector's every layer (its class outputs too when its classes are these); "
+        "empty: from scratch",
+    )
+    detector: dict[str, Any] = opt(
+        {}, 'DetectorConfig fields to change, as JSON (e.g. {"fpn_channels": 64})'
+    )
+    epochs: int = opt(12, "passes over the training folder", unit="epochs", group="optimisation")
+    batch_size: int = opt(4, "images per SGD step", unit="images")
+    lr: float = opt(
+        0.01,
+        "SGD learning rate at this batch size (torchvision's 0.02 at 16 images, kept lower for "
+        "stability)",
+    )
+    momentum: float = opt(0.9, "SGD momentum")
+    weight_decay: float = opt(1e-4, "L2 penalty on every parameter")
+    milestones: list[int] = opt([8, 11], "epochs after which the learning rate is divided by 10")
+    warmup_iters: int = opt(200, "linear warm-up from lr / 1000 to lr", unit="iterations")
+    seed: int = opt(0, "seeds the weight init, the image order and the flips", group="run")
+    threads: int = opt(0, "CPU threads (0: torch's default)")
+
+    def check(self) -> DetectTrainConfig:
+        """Every setting range-checked in one line, before a run folder is made."""
+        for name, low, high in (("epochs", 1, 10_000), ("batch_size", 1, 256),
+                                ("warmup_iters", 0, 1_000_000), ("threads", 0, 1024)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"detection setting {name}={value!r}: a whole number in {low}..{high}"
+                )
+        for name, low, high in (("lr", 0.0, 10.0), ("momentum", 0.0, 1.0),
+                                ("weight_decay", 0.0, 1.0)):  # fmt: skip
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not low <= value <= high
+                or (name == "lr" and value == 0)
+            ):
+                raise ConfigError(f"detection setting {name}={value!r}: a number in {low}..{high}")
+        if len(self.milestones) > 100 or not all(
+            isinstance(m, int) and not isinstance(m, bool) and 0 < m <= 10_000
+            for m in self.milestones
+        ):
+            raise ConfigError(f"milestones {list(self.milestones)}: epochs in 1..10000")
+        if not isinstance(self.detector, dict):
+            raise ConfigError(f"detector settings {self.detector!r}: a JSON object")
+        unknown = sorted(set(self.detector) - DETECTOR_FIELDS)
+        if unknown:
+            raise ConfigError(f"detector settings {unknown}: not fields of DetectorConfig")
+        DetectorConfig(backbone=self.backbone, **self.detector)  # its own bounds, one line
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_detect_config(
+    file_values: dict[str, Any] | None = None, string_values: dict[str, Any] | None = None
+) -> DetectTrainConfig:
+    """A detection config: defaults < config file (or a run's stored config) < command line,
+    every key and value checked as :func:`build_config` checks a classification one's."""
+    cls = DetectTrainConfig
+    values = apply_overrides(dataclasses.asdict(cls()), file_values or {}, cls=cls)
+    values = apply_overrides(values, string_values or {}, from_string=True, cls=cls)
+    return cls(**values).check()
+
+
 @functools.cache
-def _hints() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
+def _hints(cls: type = None) -> dict[str, Any]:  # type: ignore[assignment]
+    return typing.get_type_hints(cls or TrainConfig)
 
 
-def choices_of(name: str) -> tuple[str, ...] | None:
-    """The allowed values of a field typed with ``Literal``, else None."""
-    typ = _hints()[name]
+def choices_of(name: str, cls: type | None = None) -> tuple[str, ...] | None:
+    """The allowed values of a field (of ``cls``, default TrainConfig) typed with ``Literal``,
+    else None."""
+    typ = _hints(cls)[name]
     return typing.get_args(typ) if typing.get_origin(typ) is Literal else None
 
 
@@ -371,6 +458,15 @@ def _coerce(name: str, typ: Any, value: Any, from_string: bool) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name}: expected a list, got {value!r}")
         return [_coerce(name, inner, v, from_string) for v in value]
+    if origin is dict:
+        if from_string and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{name}: expected a JSON object of settings, got {value!r:.80}")
+        return dict(value)
     if origin in (typing.Union, types.UnionType):
         raise ConfigError(f"{name}: unsupported type")  # pragma: no cover
     if typ is bool:
@@ -420,18 +516,18 @@ def _coerce(name: str, typ: Any, value: Any, from_string: bool) -> Any:
     raise ConfigError(f"{name}: unsupported type {typ}")  # pragma: no cover
 
 
-def field_help(name: str) -> str:
+def field_help(name: str, cls: type | None = None) -> str:
     """A field's meaning, unit and (for fixed choices) allowed values, from its metadata."""
-    meta = next(f.metadata for f in fields(TrainConfig) if f.name == name)
+    meta = next(f.metadata for f in fields(cls or TrainConfig) if f.name == name)
     text = meta["help"]
     if meta["unit"]:
         text += f" [{meta['unit']}]"
     return text
 
 
-def field_docs() -> dict[str, str]:
-    """Every field's help text (see :func:`field_help`)."""
-    return {f.name: field_help(f.name) for f in fields(TrainConfig)}
+def field_docs(cls: type | None = None) -> dict[str, str]:
+    """Every field's help text (see :func:`field_help`), of ``cls`` (default TrainConfig)."""
+    return {f.name: field_help(f.name, cls) for f in fields(cls or TrainConfig)}
 
 
 def config_markdown() -> str:
@@ -446,30 +542,48 @@ def config_markdown() -> str:
         "`--set KEY=VALUE`, or its own flag (`--batch-size 64`). Precedence: defaults < recipe < file <",
         "command line. Unknown keys, wrong types and out-of-range values are errors before any work starts.",
         "",
-        "| field | type | default | meaning | unit |",
-        "| --- | --- | --- | --- | --- |",
+        *_field_table(TrainConfig),
     ]
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
+    lines += ["", "## Recipes", ""]
+    for k, v in RECIPES.items():
+        lines.append(f"- `{k}`: " + ", ".join(f"`{a}={b!r}`" for a, b in v.items()))
+    lines += [
+        "",
+        "## Detection (`resnets detect train`)",
+        "",
+        "Every field of `resnets.train.config.DetectTrainConfig`, settable the same ways (its own",
+        "flag, `--config`, `--set KEY=VALUE`; `resnets config --detection` prints one resolved).",
+        "",
+        *_field_table(DetectTrainConfig),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _field_table(cls: type) -> list[str]:
+    """The Markdown table of a config class's fields: type, default, meaning, unit."""
+    lines = ["| field | type | default | meaning | unit |", "| --- | --- | --- | --- | --- |"]
+    defaults = cls()
+    for f in fields(cls):
         if f.metadata["group"]:
             lines.append(f"| **{f.metadata['group']}** | | | | |")
-        choices = choices_of(f.name)
+        choices = choices_of(f.name, cls)
         typ = (
-            " / ".join(f"`{c}`" for c in choices if c) if choices else _type_name(_hints()[f.name])
+            " / ".join(f"`{c}`" for c in choices if c)
+            if choices
+            else _type_name(_hints(cls)[f.name])
         )
         help_ = f.metadata["help"].replace("|", "/")
         lines.append(
             f"| `{f.name}` | {typ} | `{getattr(defaults, f.name)!r}` | {help_} | {f.metadata['unit']} |"
         )
-    lines += ["", "## Recipes", ""]
-    for k, v in RECIPES.items():
-        lines.append(f"- `{k}`: " + ", ".join(f"`{a}={b!r}`" for a, b in v.items()))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _type_name(typ: Any) -> str:
     if typing.get_origin(typ) is list:
         return f"list[{typing.get_args(typ)[0].__name__}]"
+    if typing.get_origin(typ) is dict:
+        return "JSON object"
     return typ.__name__
 
 
@@ -478,10 +592,15 @@ def field_names() -> list[str]:
 
 
 def apply_overrides(
-    base: dict[str, Any], overrides: dict[str, Any], *, from_string: bool = False
+    base: dict[str, Any],
+    overrides: dict[str, Any],
+    *,
+    from_string: bool = False,
+    cls: type | None = None,
 ) -> dict[str, Any]:
-    """``base`` updated with ``overrides``, each key checked and each value type-checked."""
-    known = {f.name: f for f in fields(TrainConfig)}
+    """``base`` updated with ``overrides``, each key checked against the fields of ``cls``
+    (default TrainConfig) and each value type-checked."""
+    known = {f.name: f for f in fields(cls or TrainConfig)}
     out = dict(base)
     for k, v in overrides.items():
         key = k.replace("-", "_")
@@ -489,7 +608,7 @@ def apply_overrides(
             close = difflib.get_close_matches(key, list(known), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown config key {k!r}{hint}")
-        out[key] = _coerce(key, _hints()[key], v, from_string)
+        out[key] = _coerce(key, _hints(cls)[key], v, from_string)
     return out
 
 
