@@ -266,9 +266,9 @@ def test_a_detector_file_of_the_format_before_loads_and_detects_the_same(
               metadata={"resnets_detector": json.dumps(before)})  # fmt: skip
     then = load_weights(old, task="detection")
     assert then.meta.task == "detection" and then.classes == now.classes
-    batch, _ = collate(read_coco(folders[1]), [0, 1, 2, 3])
+    images, _ = collate(read_coco(folders[1]), [0, 1, 2, 3])
     with torch.no_grad():
-        for a, b in zip(now.model(batch), then.model(batch)):
+        for a, b in zip(now.model(images), then.model(images)):
             assert all(torch.equal(a[k], b[k]) for k in ("boxes", "scores", "labels"))
     with pytest.raises(WeightsError, match="a resnets detector's weights"):
         load_weights(old)

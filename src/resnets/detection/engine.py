@@ -57,15 +57,10 @@ def config_from_record(saved: dict[str, Any]) -> DetectTrainConfig:
 
 
 def collate(data: CocoSet, indices: list[int], flips: list[bool] | None = None):
-    """A batch in [0, 1], padded with black (images of one set may differ in size; padding on
-    the right and bottom leaves box coordinates as they are; the detector normalises it) and
-    its targets, flipped where ``flips`` says."""
-    loaded = [data.load(i) for i in indices]
-    h = max(img.shape[1] for img, _ in loaded)
-    w = max(img.shape[2] for img, _ in loaded)
-    batch = torch.zeros(len(loaded), 3, h, w)
-    targets = []
-    for k, (img, target) in enumerate(loaded):
+    """The images (``(3, H, W)`` in [0, 1], sizes as stored: the detector pads and normalises
+    them) and their targets, each flipped left to right where ``flips`` says."""
+    images, targets = [], []
+    for k, (img, target) in enumerate(data.load(i) for i in indices):
         boxes = target["boxes"].clone()
         if flips and flips[k]:
             img = img.flip(2)
@@ -73,9 +68,9 @@ def collate(data: CocoSet, indices: list[int], flips: list[bool] | None = None):
             boxes = torch.stack(
                 (width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]), dim=1
             )
-        batch[k, :, : img.shape[1], : img.shape[2]] = img
+        images.append(img)
         targets.append({**target, "boxes": boxes})
-    return batch, targets
+    return images, targets
 
 
 def new_detector(cfg: DetectTrainConfig, classes: list[str]) -> FasterRCNN:
