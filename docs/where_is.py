@@ -177,8 +177,12 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
         "`detection/metrics.py` (`coco_scores`, `coco_per_class`, `CocoEvaluator`, through pycocotools: the `detect` extra)",
     ),
     (
-        "training, scoring and packaging a detector (run folders, resume, its weights record)",
-        "`detection/engine.py` (`train_detector`, `train_one_epoch`, `evaluate_detector`, `package_detector_run`)",
+        "training a detector: what detection adds to the one training loop (its batch stream, its step's dict of losses, COCO mAP as its evaluation, its weights record)",
+        "`train/detection.py` (`start_detection_session`, `DetectionStream`, `DetectionStep`, `new_detector`, `detector_lr`); the loop is `train/loop.py`'s, for both tasks",
+    ),
+    (
+        "a detector's run, file and pictures from the Python side",
+        "`detection/engine.py` (`train_detector`, `detect_file`, `package_detector_run`); scoring: `detection/metrics.py` (`evaluate_detector`)",
     ),
     (
         "pictures of detected boxes",

@@ -16,7 +16,8 @@ import resnets
 from resnets.cli import build_parser
 from resnets.eval import evaluate, score
 from resnets.models import get_spec, list_models
-from resnets.train.config import TrainConfig, choices_of, config_markdown, field_docs
+from resnets.train.config import TrainConfig, choices_of, field_docs
+from resnets.train.config_docs import config_markdown
 
 from .conftest import built_for_counting
 

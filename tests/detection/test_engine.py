@@ -9,7 +9,7 @@ import pytest
 
 from resnets.detection.coco import SyntheticSpec, generate_from_cifar
 from resnets.detection.engine import DetectTrainConfig, train_detector
-from resnets.errors import ConfigError, DataError, WeightsError
+from resnets.errors import CheckpointError, ConfigError, DataError, WeightsError
 from resnets.models.record import read_meta
 
 from ..conftest import make_image_folder
@@ -75,8 +75,28 @@ def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
     assert record.detector == SMALL and record.final["train_config"]["epochs"] == 2
     # the log says where it stopped and that it resumed; metrics hold each epoch once
     log = (tmp_path / "cut" / "train.log").read_text()
-    assert "stopped at step 3" in log and "resumed" in log
-    assert [json.loads(x)["epoch"] for x in (tmp_path / "cut" / "metrics.jsonl").open()] == [1, 2]
+    assert "stopped at iteration 3" in log and "resumed" in log
+    # every metrics line the same too, each loss's mean over the epoch included
+    lines = {name: (tmp_path / name / "metrics.jsonl").read_text() for name in ("straight", "cut")}
+    assert lines["cut"] == lines["straight"] and [json.loads(x)["epoch"] for x in lines["cut"].splitlines()] == [1, 2]  # fmt: skip
+
+
+def test_a_detection_checkpoint_of_the_format_before_the_one_loop_is_named(folders, tmp_path):
+    """Old detection run folders: their checkpoint is refused in one line that says what it
+    is and what to do, and the claim on the folder is given back."""
+    import torch
+
+    from resnets.checkpoint import save_checkpoint
+
+    cut = train_detector(_cfg(folders), tmp_path / "run", progress=False, stop_after=1)
+    assert cut == {"stopped": 1}
+    old = {"model": {}, "optimizer": {}, "state": {"epoch": 0, "batch": 1, "step": 1},
+           "rng": torch.get_rng_state()}  # fmt: skip
+    save_checkpoint(tmp_path / "run" / "last.ckpt", old)
+    for _ in range(2):  # refused twice: the first refusal left no claim behind
+        with pytest.raises(CheckpointError, match="format before the one training loop") as e:
+            train_detector(None, tmp_path / "run", resume=True, progress=False)
+        assert "\n" not in str(e.value)
 
 
 def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_path):
@@ -253,8 +273,7 @@ def test_a_detector_file_of_the_format_before_loads_and_detects_the_same(
     import torch
     from safetensors.torch import load_file, save_file
 
-    from resnets.detection.coco import read_coco
-    from resnets.detection.engine import collate
+    from resnets.detection.coco import collate, read_coco
     from resnets.inference import load_weights
 
     run = trained[0]
@@ -279,8 +298,7 @@ def test_a_flipped_training_image_keeps_its_boxes_on_its_objects(folders):
     the mirror image of those inside the original box."""
     import torch
 
-    from resnets.detection.coco import read_coco
-    from resnets.detection.engine import collate
+    from resnets.detection.coco import collate, read_coco
 
     data = read_coco(folders[0])
     plain, plain_targets = collate(data, [0, 1])
@@ -320,7 +338,7 @@ def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
     _, err = finish(proc, 120, "a detection run stopping on SIGTERM")
     assert proc.returncode == 130, err
     assert (run / "last.ckpt").is_file() and not (run / "model.safetensors").exists()
-    assert "stopped at step" in (run / "train.log").read_text()
+    assert "stopped at iteration" in (run / "train.log").read_text()
     # the checkpoint resumes (one more step here)
     assert train_detector(None, run, resume=True, progress=False, stop_after=1)["stopped"] >= 3
 
@@ -349,10 +367,10 @@ def test_a_detector_is_a_weights_file_like_any_other(
     import torch
 
     from resnets.cli import main
-    from resnets.detection.engine import new_detector
     from resnets.inference import load_weights
     from resnets.models import catalogue, create_model
     from resnets.train import build_config
+    from resnets.train.detection import new_detector
     from resnets.train.run_files import RunLog
     from resnets.train.transfer import load_backbone, read_init
 

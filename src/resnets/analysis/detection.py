@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..detection.coco import read_coco
+from ..detection.coco import collate, read_coco
 from ..detection.draw import draw_detections, save_grid, top_detections
-from ..detection.engine import collate
 from ..inference import load_weights
 from ..io import atomic_write_text, relative_paths
 from ..rundir import RunDir

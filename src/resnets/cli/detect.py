@@ -43,12 +43,20 @@ def _detect_train(args: argparse.Namespace) -> int:
                 "--resume continues with the run's own config; these cannot change: "
                 + ", ".join(fixed)
             )
-        summary = train_detector(None, args.resume, resume=True, progress=not args.no_progress)
+        summary = train_detector(
+            None,
+            args.resume,
+            resume=True,
+            progress=not args.no_progress,
+            stop_after=args.stop_after,
+        )
     else:
         if not args.out:
             raise ConfigError("detect train: give --out (or --resume RUN)")
         cfg = build_detect_config(read_config_file(args.config) if args.config else {}, strings)
-        summary = train_detector(cfg, args.out, progress=not args.no_progress)
+        summary = train_detector(
+            cfg, args.out, progress=not args.no_progress, stop_after=args.stop_after
+        )
     if args.json:
         print(json_line(summary))
     return 0 if "stopped" not in summary else 130
@@ -56,7 +64,7 @@ def _detect_train(args: argparse.Namespace) -> int:
 
 def _detect_eval(args: argparse.Namespace) -> int:
     from ..detection.coco import read_coco
-    from ..detection.engine import evaluate_detector
+    from ..detection.metrics import evaluate_detector
     from ..inference import load_weights
 
     loaded = load_weights(args.weights, task="detection")
@@ -165,6 +173,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--config", metavar="FILE", help="JSON or TOML file of detection config keys")
     q.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)"
+    )
+    q.add_argument(
+        "--stop-after",
+        type=count(1),
+        metavar="ITERS",
+        help="end this session after ITERS iterations with a checkpoint; resume later",
     )
     add_config_options(
         q,

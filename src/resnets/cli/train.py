@@ -15,11 +15,11 @@ from ..train.config import (
     TrainConfig,
     build_detect_config,
     choices_of,
-    config_markdown,
     field_docs,
     parse_set,
     read_config_file,
 )
+from ..train.config_docs import config_markdown
 from ..train.recipes import RECIPES
 
 #: what a resumed run may change: where it runs, never what it computes

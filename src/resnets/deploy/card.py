@@ -24,8 +24,7 @@ import torch
 
 from ..detection.coco import read_coco
 from ..detection.draw import draw_detections, save_grid, top_detections
-from ..detection.engine import evaluate_detector
-from ..detection.metrics import coco_per_class
+from ..detection.metrics import coco_per_class, evaluate_detector
 from ..errors import DataError
 from ..eval.calibration import fit_temperature, measure
 from ..eval.corruptions import CORRUPTIONS, DEVIATIONS, evaluate_corruptions, spread_subset

@@ -371,3 +371,20 @@ def generate_from_cifar(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def collate(data: CocoSet, indices: list[int], flips: list[bool] | None = None):
+    """The images (``(3, H, W)`` in [0, 1], sizes as stored: the detector pads and normalises
+    them) and their targets, each flipped left to right where ``flips`` says."""
+    images, targets = [], []
+    for k, (img, target) in enumerate(data.load(i) for i in indices):
+        boxes = target["boxes"].clone()
+        if flips and flips[k]:
+            img = img.flip(2)
+            width = img.shape[2]
+            boxes = torch.stack(
+                (width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]), dim=1
+            )
+        images.append(img)
+        targets.append({**target, "boxes": boxes})
+    return images, targets

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..errors import ConfigError
-from .coco import CocoSet
+from ..io import progress_bar
+from .coco import CocoSet, collate
 
 
 @dataclass
@@ -144,3 +145,20 @@ class CocoEvaluator:
     def evaluate(self) -> tuple[DetectionScores, list[dict[str, torch.Tensor]]]:
         """COCO mAP over every image processed, and their detections."""
         return coco_scores(self.truth, self.detections, self.image_ids), self.detections
+
+
+@torch.no_grad()
+def evaluate_detector(model, data: CocoSet, batch_size: int = 8, progress: bool = False):
+    """COCO mAP of ``model`` on every image of ``data``, and the detections."""
+    model.eval()
+    evaluator = CocoEvaluator(data)  # the evaluator interface classification's scoring has
+    bar = progress_bar(
+        total=len(data.images), desc="detect", unit="img", leave=False, disable=not progress
+    )
+    for start in range(0, len(data.images), batch_size):
+        idx = list(range(start, min(start + batch_size, len(data.images))))
+        images, _ = collate(data, idx)
+        evaluator.process([data.images[i].id for i in idx], model(images))
+        bar.update(len(idx))
+    bar.close()
+    return evaluator.evaluate()

@@ -55,6 +55,29 @@ def opt(default: Any, help: str, *, unit: str = "", group: str = "") -> Any:
     return field(default=default, metadata=meta)
 
 
+#: the one training loop's own settings, the same for every task's config: each written once
+#: here (default, meaning, unit) and a field of TrainConfig and of DetectTrainConfig
+LOOP_SETTINGS: dict[str, tuple[Any, str, str]] = {
+    "eval_every": (0, "iterations between evaluations; 0 = once per epoch", "iterations"),
+    "checkpoint_every": (
+        0, "iterations between checkpoints; 0 = at every evaluation", "iterations"
+    ),
+    "log_every": (
+        10, "iterations between progress-bar updates (each costs a host sync)", "iterations"
+    ),
+    "on_nonfinite": (
+        "stop", "on a non-finite loss: stop, or rollback (to the last checkpoint, with lr halved)", ""
+    ),
+    "max_rollbacks": (3, "roll-backs allowed before a non-finite loss stops the run", "roll-backs"),
+}  # fmt: skip
+
+
+def loop_opt(name: str) -> Any:
+    """The config field of one of the loop's own settings (:data:`LOOP_SETTINGS`)."""
+    default, help, unit = LOOP_SETTINGS[name]
+    return opt(default, help, unit=unit)
+
+
 @dataclass
 class TrainConfig:
     """All settings of one training run; each field's help and unit are in its metadata."""
@@ -224,24 +247,14 @@ class TrainConfig:
         False,
         "also write the metrics (losses, errors, lr, images/s) as TensorBoard events in RUN_DIR/tensorboard (pip install 'resnets[tensorboard]')",
     )
-    eval_every: int = opt(
-        0, "iterations between evaluations; 0 = once per epoch", unit="iterations"
-    )
+    eval_every: int = loop_opt("eval_every")
     tta: TTA = opt(
         "none", "test-time augmentation in evaluations: none or flip (mean of both logits)"
     )
-    checkpoint_every: int = opt(
-        0, "iterations between checkpoints; 0 = at every evaluation", unit="iterations"
-    )
-    log_every: int = opt(
-        10, "iterations between progress-bar updates (each costs a host sync)", unit="iterations"
-    )
-    on_nonfinite: OnNonfinite = opt(
-        "stop", "on a non-finite loss: stop, or rollback (to the last checkpoint, with lr halved)"
-    )
-    max_rollbacks: int = opt(
-        3, "roll-backs allowed before a non-finite loss stops the run", unit="roll-backs"
-    )
+    checkpoint_every: int = loop_opt("checkpoint_every")
+    log_every: int = loop_opt("log_every")
+    on_nonfinite: OnNonfinite = loop_opt("on_nonfinite")
+    max_rollbacks: int = loop_opt("max_rollbacks")
 
     def validate(self) -> TrainConfig:
         """Check types, choices and ranges; raises :class:`ConfigError`. Returns self."""
@@ -371,11 +384,19 @@ class DetectTrainConfig:
     warmup_iters: int = opt(200, "linear warm-up from lr / 1000 to lr", unit="iterations")
     seed: int = opt(0, "seeds the weight init, the image order and the flips", group="run")
     threads: int = opt(0, "CPU threads (0: torch's default)")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N (one process: detection has no DDP yet)")
+    eval_every: int = loop_opt("eval_every")
+    checkpoint_every: int = loop_opt("checkpoint_every")
+    log_every: int = loop_opt("log_every")
+    on_nonfinite: OnNonfinite = loop_opt("on_nonfinite")
+    max_rollbacks: int = loop_opt("max_rollbacks")
 
     def check(self) -> DetectTrainConfig:
         """Every setting range-checked in one line, before a run folder is made."""
         for name, low, high in (("epochs", 1, 10_000), ("batch_size", 1, 256),
-                                ("warmup_iters", 0, 1_000_000), ("threads", 0, 1024)):  # fmt: skip
+                                ("warmup_iters", 0, 1_000_000), ("threads", 0, 1024),
+                                ("eval_every", 0, INT_MAX), ("checkpoint_every", 0, INT_MAX),
+                                ("log_every", 1, INT_MAX), ("max_rollbacks", 0, 1000)):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(
@@ -407,6 +428,11 @@ class DetectTrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def model(self) -> str:
+        """What the progress bar and the logs call the run."""
+        return f"fasterrcnn_{self.backbone}_fpn"
 
 
 def build_detect_config(
@@ -528,63 +554,6 @@ def field_help(name: str, cls: type | None = None) -> str:
 def field_docs(cls: type | None = None) -> dict[str, str]:
     """Every field's help text (see :func:`field_help`), of ``cls`` (default TrainConfig)."""
     return {f.name: field_help(f.name, cls) for f in fields(cls or TrainConfig)}
-
-
-def config_markdown() -> str:
-    """``docs/config.md``: every field with its type, default, meaning and unit, then the
-    recipes. Generated from the metadata; a test fails when the file differs."""
-    lines = [
-        "# Training configuration",
-        "",
-        "<!-- generated from TrainConfig's field metadata by `resnets config --markdown > docs/config.md`; do not edit -->",
-        "",
-        "Every field of `resnets.train.TrainConfig`, settable from a recipe, a `--config` JSON/TOML file,",
-        "`--set KEY=VALUE`, or its own flag (`--batch-size 64`). Precedence: defaults < recipe < file <",
-        "command line. Unknown keys, wrong types and out-of-range values are errors before any work starts.",
-        "",
-        *_field_table(TrainConfig),
-    ]
-    lines += ["", "## Recipes", ""]
-    for k, v in RECIPES.items():
-        lines.append(f"- `{k}`: " + ", ".join(f"`{a}={b!r}`" for a, b in v.items()))
-    lines += [
-        "",
-        "## Detection (`resnets detect train`)",
-        "",
-        "Every field of `resnets.train.config.DetectTrainConfig`, settable the same ways (its own",
-        "flag, `--config`, `--set KEY=VALUE`; `resnets config --detection` prints one resolved).",
-        "",
-        *_field_table(DetectTrainConfig),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _field_table(cls: type) -> list[str]:
-    """The Markdown table of a config class's fields: type, default, meaning, unit."""
-    lines = ["| field | type | default | meaning | unit |", "| --- | --- | --- | --- | --- |"]
-    defaults = cls()
-    for f in fields(cls):
-        if f.metadata["group"]:
-            lines.append(f"| **{f.metadata['group']}** | | | | |")
-        choices = choices_of(f.name, cls)
-        typ = (
-            " / ".join(f"`{c}`" for c in choices if c)
-            if choices
-            else _type_name(_hints(cls)[f.name])
-        )
-        help_ = f.metadata["help"].replace("|", "/")
-        lines.append(
-            f"| `{f.name}` | {typ} | `{getattr(defaults, f.name)!r}` | {help_} | {f.metadata['unit']} |"
-        )
-    return lines
-
-
-def _type_name(typ: Any) -> str:
-    if typing.get_origin(typ) is list:
-        return f"list[{typing.get_args(typ)[0].__name__}]"
-    if typing.get_origin(typ) is dict:
-        return "JSON object"
-    return typ.__name__
 
 
 def field_names() -> list[str]:

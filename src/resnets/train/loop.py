@@ -21,13 +21,14 @@ from torch import nn
 from ..io import progress_bar
 from ..runtime import StopSignals
 from . import report, schedule
-from .config import TrainConfig
+from .config import DetectTrainConfig, TrainConfig
+from .detection import start_detection_session
 from .session import as_run_dir, end_session, start_session
 from .state import roll_back, save_train_state
 
 
 def train(
-    cfg: TrainConfig,
+    cfg: TrainConfig | DetectTrainConfig,
     run_dir: str | os.PathLike | None = None,
     *,
     resume: bool | str = False,
@@ -47,7 +48,8 @@ def train(
         return finished
 
     # -- the run directory (new, or resumed with its own config), data, model, optimizer, state
-    session = start_session(
+    starts = start_detection_session if isinstance(cfg, DetectTrainConfig) else start_session
+    session = starts(
         cfg, run, resume, progress=progress, echo=echo, command=command, on_backward=on_backward
     )
     cfg, dist, run_dir, log, metrics = (
@@ -64,7 +66,7 @@ def train(
         session.state,
         session.meta,
     )
-    trainable, step, bf16, warmup = session.trainable, session.step, session.bf16, session.warmup
+    trainable, step, warmup, hooks = session.trainable, session.step, session.warmup, session.hooks
     raw_model, optimizer, ema = trainable.raw_model, trainable.optimizer, trainable.ema
     steps_per_epoch = session.steps_per_epoch
 
@@ -79,7 +81,7 @@ def train(
         ckpt_every = cfg.checkpoint_every or eval_every
         session_start, row, stopped = state.step, None, None
         show = progress and dist.main
-        bar = progress_bar(total=total, initial=state.step, desc=cfg.model, disable=not show)
+        bar = progress_bar(total=total, initial=state.step, desc=hooks.label, disable=not show)
         batches = data.stream.epoch(state.epoch, state.epoch_step)
         t_sync, wait = time.perf_counter(), 0.0
         raw_model.train()
@@ -96,7 +98,7 @@ def train(
                     continue
 
                 # forward, backward, SGD update (paper section 3.4)
-                lr = schedule.lr_at(cfg, state.step, total, state, warmup)
+                lr = hooks.lr_at(state)
                 schedule.set_lr(optimizer, lr, trainable.lr_scales)
                 step(*batch, state.step)
                 state.step += 1
@@ -119,6 +121,7 @@ def train(
                 sums = dist.all_sum(torch.cat([step.sums(), flag])).tolist()
                 loss_sum, err_sum, n, stop_any = sums[0], sums[1], int(sums[2]), bool(sums[3])
                 step.reset()
+                state.add_parts(step.take_parts())  # a task of several losses: each one's values
 
                 # a non-finite loss: roll back to the last checkpoint with lr halved, or stop
                 if not math.isfinite(loss_sum):
@@ -147,20 +150,16 @@ def train(
 
                 # evaluate (metrics line, best checkpoint), checkpoint
                 if do_eval:
-                    forward = trainable.local_forward
-                    row = report.evaluation_row(
-                        cfg, data, forward, state, lr, steps_per_epoch, device, bf16, ema
-                    )
+                    row = hooks.evaluate(trainable.local_forward, state, lr)
                     metrics.append(row)
                     state.last_eval = row
-                    val_err = row["val_err"]
+                    val_err = row.get("val_err")
                     if val_err is not None and schedule.plateau_update(cfg, state, val_err):
                         log(f"validation error plateaued: lr x{cfg.lr_decay}")
-                    if report.is_new_best(row, state, raw_model):
-                        state.best_val_err, state.best_step = row["val_err"], state.step
+                    if hooks.record_best(row, state):
                         save(run_dir.best)
                     state.reset_interval()
-                    log(report.eval_message(row, total) + report.unreadable_note(data.images))
+                    log(hooks.message(row))
                 if do_ckpt or stop_any:
                     save(run_dir.last)
                 t_sync, wait = time.perf_counter(), 0.0

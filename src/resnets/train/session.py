@@ -28,6 +28,21 @@ from .transfer import fixed_normalisation, load_backbone, read_init, with_init_s
 
 
 @dataclass
+class TaskHooks:
+    """What the one loop (:func:`resnets.train.loop.train`) asks of the task it trains, the
+    rest being the same for every task: the learning rate at a step, an evaluation's metrics
+    line, whether it is the best so far (``best.ckpt``), its log line, and the end of a
+    finished run (its final weights, record and summary)."""
+
+    label: str  # the progress bar's
+    lr_at: Callable[[RunState], float]
+    evaluate: Callable[[Any, RunState, float], dict[str, Any]]  # (forward, state, lr) -> row
+    record_best: Callable[[dict[str, Any], RunState], bool]  # records a new best in the state
+    message: Callable[[dict[str, Any]], str]
+    finish: Callable[[RunState, dict[str, Any] | None, float], report.TrainResult]
+
+
+@dataclass
 class Session:
     """What one training session works with, from its first step to its end."""
 
@@ -46,6 +61,7 @@ class Session:
     warmup: bool
     state: RunState
     meta: WeightsMeta  # the weights record (setup.weights_meta), saved with every checkpoint
+    hooks: TaskHooks | None = None  # what the task does in the loop (set when it is built)
 
 
 def as_run_dir(
@@ -203,7 +219,7 @@ def _build_session(
             f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, "
             f"batch {state.epoch_step}){moved}"
         )
-    return Session(
+    session = Session(
         cfg=cfg,
         dist=dist,
         run_dir=run_dir,
@@ -220,6 +236,49 @@ def _build_session(
         state=state,
         meta=meta,
     )
+    session.hooks = _classification_hooks(session)
+    return session
+
+
+def _classification_hooks(session: Session) -> TaskHooks:
+    """Classification in the one loop: the schedule of the config (step, cosine, plateau,
+    the paper's warm-up), top-1 error on the held-out split, the best by validation error, the
+    final weights with their record."""
+    cfg, data, total = session.cfg, session.data, session.total
+    raw_model = session.trainable.raw_model
+
+    def lr_at(state: RunState) -> float:
+        return schedule.lr_at(cfg, state.step, total, state, session.warmup)
+
+    def evaluate(forward: Any, state: RunState, lr: float) -> dict[str, Any]:
+        return report.evaluation_row(
+            cfg, data, forward, state, lr, session.steps_per_epoch, session.device,
+            session.bf16, session.trainable.ema,
+        )  # fmt: skip
+
+    def record_best(row: dict[str, Any], state: RunState) -> bool:
+        if not report.is_new_best(row, state, raw_model):
+            return False
+        state.best_val_err, state.best_step = row["val_err"], state.step
+        return True
+
+    def message(row: dict[str, Any]) -> str:
+        return report.eval_message(row, total) + report.unreadable_note(data.images)
+
+    def finish(state: RunState, row: dict[str, Any] | None, wall: float) -> report.TrainResult:
+        result = report.finish_run(
+            session.run_dir, cfg, raw_model, session.meta, row, state, wall_time=wall,
+            world_size=session.dist.world, write=session.dist.main, log=session.log,
+            ema=session.trainable.ema,
+        )  # fmt: skip
+        session.log(
+            f"done in {result.wall_time:.1f}s: final val err "
+            f"{report.pct(result.final_val_err)}, best {report.pct(result.best_val_err)}\n"
+            f"  run directory: {session.run_dir}"
+        )
+        return result
+
+    return TaskHooks(cfg.model, lr_at, evaluate, record_best, message, finish)
 
 
 def end_session(
@@ -241,24 +300,9 @@ def end_session(
         log(f"stopped at iteration {state.step} ({stopped}); resume with --resume {run_dir}")
         return report.stopped_result(run_dir, state, time.perf_counter() - started, stopped, signal)
     row = row or state.last_eval  # resumed after the last evaluation (a kill while saving)
-    result = report.finish_run(
-        run_dir,
-        session.cfg,
-        session.trainable.raw_model,
-        session.meta,
-        row,
-        state,
-        wall_time=time.perf_counter() - started,
-        world_size=dist.world,
-        write=dist.main,
-        log=log,
-        ema=session.trainable.ema,
-    )
+    assert session.hooks is not None
+    result = session.hooks.finish(state, row, time.perf_counter() - started)
     dist.barrier()
     session.trainable.release_ddp()
     dist.close()
-    log(
-        f"done in {result.wall_time:.1f}s: final val err {report.pct(result.final_val_err)}, "
-        f"best {report.pct(result.best_val_err)}\n  run directory: {run_dir}"
-    )
     return result

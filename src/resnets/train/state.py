@@ -49,6 +49,10 @@ class RunState:
     interval_wait: float = 0.0
     elapsed: float = 0.0  # training seconds, over all sessions of this run
     last_eval: dict[str, Any] | None = None  # the latest metrics line (the final one at the end)
+    # a task whose step returns several losses (detection): each one's sum over the batches
+    # since the last evaluation, and those batches, so a resumed run reports the same means
+    loss_parts: dict[str, float] = dataclasses.field(default_factory=dict)
+    loss_parts_batches: int = 0
 
     def add_interval(
         self, loss_sum: float, err_sum: float, n: int, seconds: float, wait: float
@@ -60,6 +64,23 @@ class RunState:
         self.interval_time += seconds
         self.interval_wait += wait
         self.elapsed += seconds
+
+    def add_parts(self, parts: dict[str, list[float]]) -> None:
+        """Fold each loss's values of the steps since the last host sync into ``loss_parts``,
+        one step after another (so the sums do not depend on where the syncs fell)."""
+        for name, values in parts.items():
+            total = self.loss_parts.get(name, 0.0)
+            for value in values:
+                total += value
+            self.loss_parts[name] = total
+        self.loss_parts_batches += max((len(v) for v in parts.values()), default=0)
+
+    def take_part_means(self) -> dict[str, float]:
+        """Each loss's mean per batch since the last evaluation; the sums start again."""
+        batches = max(self.loss_parts_batches, 1)
+        means = {name: total / batches for name, total in self.loss_parts.items()}
+        self.loss_parts, self.loss_parts_batches = {}, 0
+        return means
 
     def reset_interval(self) -> None:
         self.interval_loss = self.interval_err = 0.0

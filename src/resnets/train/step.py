@@ -186,3 +186,8 @@ class TrainStep:
         self.loss_sum.zero_()
         self.err_sum.zero_()
         self.n_sum.zero_()
+
+    def take_parts(self) -> dict[str, list[float]]:
+        """The values of each of several losses since the last call: classification's step
+        has one loss, summed above, so none."""
+        return {}

@@ -1,0 +1,343 @@
+"""Detection in the one training loop: what :func:`resnets.train.loop.train` needs to train
+Faster R-CNN + FPN (``resnets detect train``), the loop itself being classification's.
+
+The detector's step returns a dict of losses (torchvision's and Detectron2's convention: the
+RPN's objectness and box losses, the box head's classification and box losses); the loop sums
+them for the backward pass and keeps each one's mean per batch for the metrics line. The batch
+stream is a pure function of (seed, epoch, step), as classification's is, so a run stopped
+anywhere resumes bit-identically from its checkpoint (the same ``RunState`` file as every run).
+
+Recipe: SGD with momentum 0.9 and weight decay 1e-4, a linear warm-up, the learning rate
+divided by 10 at two milestones (torchvision's detection reference: lr 0.02 for 16 images,
+warm-up 1,000 iterations, divided at epochs 16 and 22 of 26), horizontal flips; scaled to the
+images and batches a CPU trains (:class:`~resnets.train.config.DetectTrainConfig`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..detection.coco import CocoSet, collate, read_coco
+from ..detection.metrics import evaluate_detector
+from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from ..inference import model_from_weights
+from ..io import atomic_write_json
+from ..models.detector import DetectorConfig, FasterRCNN
+from ..models.summary import count_params
+from ..models.weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WeightsMeta,
+    load_state_dict_checked,
+    save_weights,
+)
+from ..rundir import RunDir
+from ..runtime import Dist, init_distributed, pick_device
+from . import report, run_files
+from .config import DetectTrainConfig, build_detect_config
+from .report import TrainResult
+from .session import Session, TaskHooks
+from .state import RunState, restore_train_state
+from .step import Trainee
+
+
+def new_detector(cfg: DetectTrainConfig, classes: list[str]) -> FasterRCNN:
+    """The detector of ``cfg`` for ``classes``, started from ``cfg.init`` when given: a
+    classifier's weights give its backbone; a detector's give every layer (fine-tuning, as
+    torchvision's reference does), less the two class-specific output layers when its
+    classes are not these (by name, in order)."""
+    dcfg = DetectorConfig(backbone=cfg.backbone, num_classes=len(classes) + 1, **cfg.detector)
+    if not cfg.init:
+        return FasterRCNN(dcfg)
+    net, meta = model_from_weights(cfg.init, task=None)
+    if meta.model != cfg.backbone:
+        raise ConfigError(
+            f"--init {cfg.init}: weights of {meta.model}, not of --backbone {cfg.backbone}"
+        )
+    if meta.task == "classification":
+        net.set_features_only()
+        return FasterRCNN(dcfg, backbone=net)
+    model = FasterRCNN(dcfg)
+    state = net.state_dict()
+    if meta.classes != classes:  # a new set of classes: fresh output layers for them
+        own = model.state_dict()
+        state.update({k: own[k] for k in own if k.startswith(("cls_score.", "bbox_pred."))})
+    load_state_dict_checked(model, state, f"--init {cfg.init}")
+    return model
+
+
+def detector_lr(cfg: DetectTrainConfig, step: int, epoch: int) -> float:
+    """Warm-up (linear from lr / 1000 over ``warmup_iters``), then the step schedule."""
+    decay = 0.1 ** sum(epoch >= m for m in cfg.milestones)
+    if step < cfg.warmup_iters:
+        start = 1e-3
+        return cfg.lr * decay * (start + (1 - start) * step / cfg.warmup_iters)
+    return cfg.lr * decay
+
+
+def detector_record(
+    cfg: DetectTrainConfig,
+    train: CocoSet,
+    val: CocoSet,
+    scores: dict[str, Any] | None,
+    model: FasterRCNN,
+) -> WeightsMeta:
+    """The weights record of a detector (``task="detection"``): what rebuilds it (its backbone,
+    classes, settings and normalisation), its COCO mAP on the validation folder once measured
+    (``scores``: the last metrics line), and the training config it came from."""
+    metrics = None
+    if scores is not None:
+        metrics = {
+            "box_map": scores["map"],
+            "box_map_50": scores["map_50"],
+            "n": len(val.images),
+            "split": f"validation folder {Path(cfg.val).name}",
+        }
+    position = {"epoch": scores["epoch"], "step": scores["step"]} if scores else {}
+    return WeightsMeta(
+        model=cfg.backbone,
+        task="detection",
+        classes=list(train.category_names),
+        detector=dict(cfg.detector),
+        mean=list(IMAGENET_MEAN),
+        std=list(IMAGENET_STD),
+        metrics=metrics,
+        params=count_params(model),
+        source="resnets",
+        data=cfg.train,
+        final={"train_config": cfg.to_dict(), **position},
+    )
+
+
+class DetectionStream:
+    """The training batches of each epoch: the images in a fixed random order (and, with
+    ``flip``, each flipped or not) drawn from a generator seeded by (seed, epoch), so a batch
+    is a pure function of (seed, epoch, step) and an epoch resumes at any step."""
+
+    def __init__(self, data: CocoSet, cfg: DetectTrainConfig) -> None:
+        self.data, self.cfg = data, cfg
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data.images) / self.cfg.batch_size)
+
+    def epoch(self, epoch: int, start_step: int) -> Iterator[tuple[list, list]]:
+        cfg, n = self.cfg, len(self.data.images)
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=gen).tolist()
+        flips = (torch.rand(n, generator=gen) < 0.5).tolist() if cfg.flip else None
+        for start in range(start_step * cfg.batch_size, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            yield collate(self.data, idx, [flips[i] for i in idx] if flips else None)
+
+
+class DetectionStep:
+    """forward (the detector returns its dict of losses), their sum, backward, SGD step. The
+    summed loss and the image count stay on the device until :meth:`sums` is read, as
+    classification's :class:`~resnets.train.step.TrainStep` keeps them; each loss's values
+    wait for :meth:`take_parts`."""
+
+    def __init__(self, trainee: Trainee, device: torch.device) -> None:
+        self.t, self.device = trainee, device
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.n_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.parts: dict[str, list[torch.Tensor]] = {}
+
+    def __call__(self, images: list, targets: list, step: int = 0) -> None:
+        images = [im.to(self.device) for im in images]
+        targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+        losses = self.t.forward(images, targets)
+        total = sum(losses.values())
+        self.t.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.t.optimizer.step()
+        with torch.no_grad():
+            self.loss_sum += total.detach().double() * len(images)
+            self.n_sum += len(images)
+            for name, value in losses.items():
+                self.parts.setdefault(name, []).append(value.detach().double())
+
+    def sums(self) -> torch.Tensor:
+        """(loss sum, error count, images): a detector counts no errors."""
+        return torch.stack([self.loss_sum, torch.zeros_like(self.loss_sum), self.n_sum])
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.n_sum.zero_()
+
+    def take_parts(self) -> dict[str, list[float]]:
+        """Each loss's value at every step since the last call (one host sync)."""
+        parts = {name: torch.stack(values).tolist() for name, values in self.parts.items()}
+        self.parts = {}
+        return parts
+
+
+@dataclass
+class DetectionData:
+    """The two COCO folders of a run, and the stream of training batches."""
+
+    train: CocoSet
+    val: CocoSet
+    stream: DetectionStream
+
+
+def start_detection_session(
+    cfg: DetectTrainConfig,
+    run_dir: RunDir | None,
+    resume: bool | str,
+    *,
+    progress: bool,
+    echo: bool,
+    command: str | None = None,
+    on_backward: Any = None,
+) -> Session:
+    """Open the run folder (new: claimed and ``config.json`` written; resumed: its own
+    config and checkpoint) and build what the loop needs to train a detector."""
+    if run_dir is None:
+        raise ConfigError("detect train: give --out (or --resume RUN)")
+    if resume == "auto":
+        raise ConfigError("a detection run resumes with resume=True")
+    dist = init_distributed(cfg.device)
+    if dist.world > 1:
+        dist.close()
+        raise ConfigError("detect train: one process (detection has no DDP yet); not torchrun")
+    ckpt = None
+    if resume:
+        run_dir.open_for_resume()
+    else:
+        cfg.check()
+        if not (cfg.train and cfg.val):
+            raise ConfigError("detect train: give --train and --val (COCO-format folders)")
+        run_dir.create(reading=(cfg.train, cfg.val))
+    try:
+        if resume:
+            cfg = build_detect_config(file_values=run_dir.read_config()["config"])
+            ckpt = _detection_checkpoint(run_dir)
+        else:
+            atomic_write_json(run_dir.config, {"kind": "detection", "config": cfg.to_dict()})
+        return _build(cfg, dist, run_dir, ckpt, progress and echo)
+    except BaseException:
+        run_dir.release()  # a failed start leaves the run to a later --resume
+        raise
+
+
+def _detection_checkpoint(run_dir: RunDir) -> dict[str, Any]:
+    """The run's checkpoint; one written before detection joined the one loop is named so."""
+    ckpt = load_checkpoint(run_dir.last)
+    if "run_state" not in ckpt and "state" in ckpt:
+        raise CheckpointError(
+            f"{run_dir.last}: a detection checkpoint of the format before the one training "
+            "loop (written by resnets up to commit f3186da): finish it with that version, or "
+            "train it again"
+        )
+    return ckpt
+
+
+def _build(
+    cfg: DetectTrainConfig, dist: Dist, run_dir: RunDir, ckpt: dict | None, echo: bool
+) -> Session:
+    log = run_files.RunLog(run_dir.log, echo)
+    metrics = run_files.MetricsLog(run_dir, enabled=True, tensorboard=False)
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train_set, val_set = read_coco(cfg.train), read_coco(cfg.val)
+    if (train_set.category_ids, train_set.category_names) != (
+        val_set.category_ids,
+        val_set.category_names,
+    ):
+        raise DataError(
+            f"{val_set.root}: its categories {val_set.category_names} are not the training "
+            f"set's {train_set.category_names}"
+        )
+    torch.manual_seed(cfg.seed)  # the weights' initialisation; the proposals' sampling draws on
+    model = new_detector(cfg, train_set.category_names).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    trainee = Trainee(model, model, optimizer, compiled=False, lr_scales=[])
+    stream = DetectionStream(train_set, cfg)
+    if ckpt is None:
+        state = RunState()
+        log(
+            f"detection run {run_dir}: Faster R-CNN + FPN on {cfg.backbone}"
+            f"{' from ' + cfg.init if cfg.init else ' from scratch'}, "
+            f"{len(train_set.images)} training / {len(val_set.images)} validation images, "
+            f"{train_set.num_classes - 1} classes, {cfg.epochs} epochs"
+        )
+    else:
+        state = restore_train_state(run_dir.last, model, optimizer, ckpt)
+        run_files.truncate_metrics(run_dir, state.step)
+        log(f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, batch "
+            f"{state.epoch_step})")  # fmt: skip
+    session = Session(
+        cfg=cfg,  # type: ignore[arg-type]  (the loop reads the fields both configs have)
+        dist=dist,
+        run_dir=run_dir,
+        log=log,
+        metrics=metrics,
+        device=device,
+        data=DetectionData(train_set, val_set, stream),
+        total=len(stream) * cfg.epochs,
+        steps_per_epoch=len(stream),
+        trainable=trainee,
+        step=DetectionStep(trainee, device),  # type: ignore[arg-type]
+        bf16=False,
+        warmup=False,
+        state=state,
+        meta=detector_record(cfg, train_set, val_set, None, model),
+    )
+    session.hooks = _detection_hooks(session, cfg)
+    return session
+
+
+def _detection_hooks(session: Session, cfg: DetectTrainConfig) -> TaskHooks:
+    """Detection in the one loop: the warm-up and step schedule, COCO mAP on the validation
+    folder with each loss's mean per batch, no best checkpoint (the last is the result), the
+    weights with their detection record."""
+    data: DetectionData = session.data
+    model = session.trainable.raw_model
+
+    def evaluate(forward: Any, state: RunState, lr: float) -> dict[str, Any]:
+        scores, _ = evaluate_detector(forward, data.val)
+        model.train()
+        losses = state.take_part_means()
+        return {"epoch": state.epoch + 1, "step": state.step, **losses, **scores.to_dict()}
+
+    def message(row: dict[str, Any]) -> str:
+        loss = sum(v for k, v in row.items() if k.startswith("loss_"))
+        return (
+            f"epoch {row['epoch']}/{cfg.epochs}: loss {loss:.3f}, val mAP {row['map']:.3f}, "
+            f"mAP@.5 {row['map_50']:.3f}"
+        )
+
+    def finish(state: RunState, row: dict[str, Any] | None, wall: float) -> TrainResult:
+        if not report.params_finite(model):
+            raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
+        last = session.run_dir.read_metrics()[-1]
+        record = detector_record(cfg, data.train, data.val, last, model)
+        save_weights(model, session.run_dir.weights, record)
+        summary = {**last, "seconds": wall, "train_time": state.elapsed}
+        atomic_write_json(session.run_dir.summary, summary)
+        session.log(f"done: val mAP {last['map']:.3f} (mAP@.5 {last['map_50']:.3f})")
+        return TrainResult(
+            run_dir=Path(session.run_dir),
+            final_val_err=None,
+            best_val_err=None,
+            final_train_err=math.nan,
+            iters=state.step,
+            wall_time=wall,
+            images_per_sec=state.step * cfg.batch_size / state.elapsed if state.elapsed else 0.0,
+        )
+
+    def lr_at(state: RunState) -> float:
+        return detector_lr(cfg, state.step, state.epoch)
+
+    return TaskHooks(cfg.model, lr_at, evaluate, lambda row, state: False, message, finish)
