@@ -81,6 +81,31 @@ def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
     assert lines["cut"] == lines["straight"] and [json.loads(x)["epoch"] for x in lines["cut"].splitlines()] == [1, 2]  # fmt: skip
 
 
+def test_the_weights_average_of_a_detection_run_is_scored_saved_and_resumed_exactly(
+    folders, tmp_path
+):
+    """EMA comes from the one loop for detection too: scored beside the raw weights every
+    evaluation, kept in the checkpoint (a resumed run ends byte-identical), and saved as the
+    final weights with ema_final."""
+    import torch
+    from safetensors.torch import load_file
+
+    from resnets.checkpoint import load_checkpoint
+
+    cfg = _cfg(folders, epochs=1, ema=0.5, ema_final=True)
+    straight = train_detector(cfg, tmp_path / "straight", progress=False)
+    assert straight["map"] == straight["ema_map"]  # the final weights are the average
+    assert train_detector(cfg, tmp_path / "cut", progress=False, stop_after=1) == {"stopped": 1}
+    train_detector(None, tmp_path / "cut", resume=True, progress=False)
+    for name in ("model.safetensors", "metrics.jsonl"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+    raw = load_checkpoint(tmp_path / "straight" / "last.ckpt")["model"]
+    saved = load_file(tmp_path / "straight" / "model.safetensors")
+    assert not all(torch.equal(raw[k], saved[k]) for k in saved)  # not the raw last weights
+    with pytest.raises(ConfigError, match="ema_final needs ema > 0"):
+        train_detector(_cfg(folders, ema_final=True), tmp_path / "bad", progress=False)
+
+
 def test_a_detection_checkpoint_of_the_format_before_the_one_loop_is_named(folders, tmp_path):
     """Old detection run folders: their checkpoint is refused in one line that says what it
     is and what to do, and the claim on the folder is given back."""

@@ -69,6 +69,13 @@ LOOP_SETTINGS: dict[str, tuple[Any, str, str]] = {
         "stop", "on a non-finite loss: stop, or rollback (to the last checkpoint, with lr halved)", ""
     ),
     "max_rollbacks": (3, "roll-backs allowed before a non-finite loss stops the run", "roll-backs"),
+    "ema": (
+        0.0,
+        "exponential moving average of the weights, decay per step (e.g. 0.999; 0 = off); "
+        "BatchNorm buffers are averaged too (torch.optim.swa_utils, use_buffers)",
+        "",
+    ),
+    "ema_final": (False, "save the averaged weights as the final ones (with ema > 0)", ""),
 }  # fmt: skip
 
 
@@ -174,12 +181,8 @@ class TrainConfig:
     nesterov: bool = opt(False, "Nesterov momentum (modern recipes)")
     weight_decay: float = opt(1e-4, "L2 penalty on every parameter, as the paper")
     label_smoothing: float = opt(0.0, "cross-entropy label smoothing (0 = off, as the paper)")
-    ema: float = opt(
-        0.0,
-        "exponential moving average of the weights, decay per step (e.g. 0.999; 0 = off); "
-        "BatchNorm buffers are averaged too (torch.optim.swa_utils, use_buffers)",
-    )
-    ema_final: bool = opt(False, "save the averaged weights as the final ones (with ema > 0)")
+    ema: float = loop_opt("ema")
+    ema_final: bool = loop_opt("ema_final")
     iters: int = opt(0, "total training iterations; 0 = derived from epochs", unit="iterations")
     epochs: float = opt(0.0, "total epochs, used when iters == 0", unit="epochs")
     schedule: Schedule = opt(
@@ -390,6 +393,8 @@ class DetectTrainConfig:
     log_every: int = loop_opt("log_every")
     on_nonfinite: OnNonfinite = loop_opt("on_nonfinite")
     max_rollbacks: int = loop_opt("max_rollbacks")
+    ema: float = loop_opt("ema")
+    ema_final: bool = loop_opt("ema_final")
 
     def check(self) -> DetectTrainConfig:
         """Every setting range-checked in one line, before a run folder is made."""
@@ -424,6 +429,11 @@ class DetectTrainConfig:
         if unknown:
             raise ConfigError(f"detector settings {unknown}: not fields of DetectorConfig")
         DetectorConfig(backbone=self.backbone, **self.detector)  # its own bounds, one line
+        if not (self.ema == 0 or 0.5 <= self.ema < 1) or (self.ema_final and not self.ema):
+            raise ConfigError(
+                f"ema={self.ema}, ema_final={self.ema_final}: ema 0 (off) or in [0.5, 1); "
+                "ema_final needs ema > 0"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

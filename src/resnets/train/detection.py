@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..checkpoint import load_checkpoint
 from ..detection.coco import CocoSet, collate, read_coco
@@ -157,6 +158,8 @@ class DetectionStep:
         self.t.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.t.optimizer.step()
+        if self.t.ema is not None:
+            self.t.ema.update_parameters(self.t.raw_model)
         with torch.no_grad():
             self.loss_sum += total.detach().double() * len(images)
             self.n_sum += len(images)
@@ -262,7 +265,10 @@ def _build(
     optimizer = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
-    trainee = Trainee(model, model, optimizer, compiled=False, lr_scales=[])
+    ema = None
+    if cfg.ema:  # parameters and BatchNorm buffers alike, as classification's (timm's ModelEma)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    trainee = Trainee(model, model, optimizer, compiled=False, lr_scales=[], ema=ema)
     stream = DetectionStream(train_set, cfg)
     if ckpt is None:
         state = RunState()
@@ -273,7 +279,7 @@ def _build(
             f"{train_set.num_classes - 1} classes, {cfg.epochs} epochs"
         )
     else:
-        state = restore_train_state(run_dir.last, model, optimizer, ckpt)
+        state = restore_train_state(run_dir.last, model, optimizer, ckpt, ema)
         run_files.truncate_metrics(run_dir, state.step)
         log(f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, batch "
             f"{state.epoch_step})")  # fmt: skip
@@ -305,25 +311,35 @@ def _detection_hooks(session: Session, cfg: DetectTrainConfig) -> TaskHooks:
     data: DetectionData = session.data
     model = session.trainable.raw_model
 
+    ema = session.trainable.ema
+
     def evaluate(forward: Any, state: RunState, lr: float) -> dict[str, Any]:
         scores, _ = evaluate_detector(forward, data.val)
+        averaged = {}
+        if ema is not None:  # the averaged weights, scored beside the raw ones
+            ema_scores, _ = evaluate_detector(ema.module, data.val)
+            averaged = {"ema_map": ema_scores.map, "ema_map_50": ema_scores.map_50}
         model.train()
         losses = state.take_part_means()
-        return {"epoch": state.epoch + 1, "step": state.step, **losses, **scores.to_dict()}
+        return {"epoch": state.epoch + 1, "step": state.step, **losses, **scores.to_dict(),
+                **averaged}  # fmt: skip
 
     def message(row: dict[str, Any]) -> str:
         loss = sum(v for k, v in row.items() if k.startswith("loss_"))
         return (
             f"epoch {row['epoch']}/{cfg.epochs}: loss {loss:.3f}, val mAP {row['map']:.3f}, "
             f"mAP@.5 {row['map_50']:.3f}"
-        )
+        ) + (f" (EMA {row['ema_map']:.3f})" if "ema_map" in row else "")
 
     def finish(state: RunState, row: dict[str, Any] | None, wall: float) -> TrainResult:
         if not report.params_finite(model):
             raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
         last = session.run_dir.read_metrics()[-1]
-        record = detector_record(cfg, data.train, data.val, last, model)
-        save_weights(model, session.run_dir.weights, record)
+        final = model
+        if ema is not None and cfg.ema_final:  # the final weights are the average
+            final, last = ema.module, {**last, "map": last["ema_map"], "map_50": last["ema_map_50"]}
+        record = detector_record(cfg, data.train, data.val, last, final)
+        save_weights(final, session.run_dir.weights, record)
         summary = {**last, "seconds": wall, "train_time": state.elapsed}
         atomic_write_json(session.run_dir.summary, summary)
         session.log(f"done: val mAP {last['map']:.3f} (mAP@.5 {last['map_50']:.3f})")
