@@ -106,6 +106,21 @@ def test_the_weights_average_of_a_detection_run_is_scored_saved_and_resumed_exac
         train_detector(_cfg(folders, ema_final=True), tmp_path / "bad", progress=False)
 
 
+def test_a_detection_run_in_bf16_autocast_trains_and_differs_from_fp32(folders, trained, tmp_path):
+    """precision=bf16: the step runs under bf16 autocast (the detector's RoIAlign keeps the
+    features' dtype), evaluation stays fp32; the weights are not the fp32 run's (the autocast
+    did something), the run ends with a scored file."""
+    from safetensors.torch import load_file
+
+    summary = train_detector(
+        _cfg(folders, epochs=1, precision="bf16"), tmp_path / "b", progress=False
+    )
+    assert 0.0 <= summary["map"] <= 1.0
+    fp32 = load_file(trained[0] / "model.safetensors")
+    bf16 = load_file(tmp_path / "b" / "model.safetensors")
+    assert fp32.keys() == bf16.keys() and any((fp32[k] != bf16[k]).any() for k in fp32)
+
+
 def test_a_detection_checkpoint_of_the_format_before_the_one_loop_is_named(folders, tmp_path):
     """Old detection run folders: their checkpoint is refused in one line that says what it
     is and what to do, and the claim on the folder is given back."""

@@ -290,7 +290,9 @@ class FasterRCNN(nn.Module):
                 for i, p in enumerate(proposals)
             ]
         )
-        out = rois.new_zeros((len(rois), maps[0].shape[1], self.cfg.roi_size, self.cfg.roi_size))
+        # in the features' dtype (bfloat16 under autocast), whatever the boxes' precision
+        size = (len(rois), maps[0].shape[1], self.cfg.roi_size, self.cfg.roi_size)
+        out = rois.new_zeros(size, dtype=maps[0].dtype)
         if len(rois) == 0:
             return out
         k_min = int(math.log2(self.strides[0]))
@@ -302,7 +304,7 @@ class FasterRCNN(nn.Module):
             if pick.numel():
                 out[pick] = roi_align(
                     feature, rois[pick], (self.cfg.roi_size,) * 2, 1 / self.strides[level], 2
-                )
+                ).to(out.dtype)
         return out
 
     def _box_losses(self, logits, deltas, labels, goals) -> dict[str, Tensor]:

@@ -388,6 +388,11 @@ class DetectTrainConfig:
     seed: int = opt(0, "seeds the weight init, the image order and the flips", group="run")
     threads: int = opt(0, "CPU threads (0: torch's default)")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N (one process: detection has no DDP yet)")
+    precision: Precision = opt(
+        "fp32",
+        "the training step's: fp32 (the default), bf16 autocast, or auto (bf16 where the hardware "
+        "has it); evaluations are in fp32",
+    )
     eval_every: int = loop_opt("eval_every")
     checkpoint_every: int = loop_opt("checkpoint_every")
     log_every: int = loop_opt("log_every")

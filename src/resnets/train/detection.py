@@ -40,7 +40,7 @@ from ..models.weights import (
     save_weights,
 )
 from ..rundir import RunDir
-from ..runtime import Dist, init_distributed, pick_device
+from ..runtime import Dist, autocast_ctx, init_distributed, pick_device, use_bf16
 from . import report, run_files
 from .config import DetectTrainConfig, build_detect_config
 from .report import TrainResult
@@ -144,8 +144,8 @@ class DetectionStep:
     classification's :class:`~resnets.train.step.TrainStep` keeps them; each loss's values
     wait for :meth:`take_parts`."""
 
-    def __init__(self, trainee: Trainee, device: torch.device) -> None:
-        self.t, self.device = trainee, device
+    def __init__(self, trainee: Trainee, device: torch.device, bf16: bool) -> None:
+        self.t, self.device, self.bf16 = trainee, device, bf16
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.n_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.parts: dict[str, list[torch.Tensor]] = {}
@@ -153,8 +153,9 @@ class DetectionStep:
     def __call__(self, images: list, targets: list, step: int = 0) -> None:
         images = [im.to(self.device) for im in images]
         targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
-        losses = self.t.forward(images, targets)
-        total = sum(losses.values())
+        with autocast_ctx(self.device, self.bf16):
+            losses = self.t.forward(images, targets)
+            total = sum(losses.values())
         self.t.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.t.optimizer.step()
@@ -248,6 +249,7 @@ def _build(
     log = run_files.RunLog(run_dir.log, echo)
     metrics = run_files.MetricsLog(run_dir, enabled=True, tensorboard=False)
     device = pick_device(cfg.device)
+    bf16 = use_bf16(cfg.precision, device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_set, val_set = read_coco(cfg.train), read_coco(cfg.val)
@@ -294,8 +296,8 @@ def _build(
         total=len(stream) * cfg.epochs,
         steps_per_epoch=len(stream),
         trainable=trainee,
-        step=DetectionStep(trainee, device),  # type: ignore[arg-type]
-        bf16=False,
+        step=DetectionStep(trainee, device, bf16),  # type: ignore[arg-type]
+        bf16=bf16,
         warmup=False,
         state=state,
         meta=detector_record(cfg, train_set, val_set, None, model),
