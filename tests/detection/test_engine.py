@@ -50,16 +50,29 @@ def _cfg(folders, **changes) -> DetectTrainConfig:
 
 
 def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
-    straight = train_detector(_cfg(folders), tmp_path / "straight", progress=False)
+    """Through the one training loop, with the weights' average on (EMA comes from the loop
+    for detection too: scored beside the raw weights, kept in the checkpoint, saved as the
+    final weights with ema_final)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from resnets.checkpoint import load_checkpoint
+
+    averaged = {"ema": 0.5, "ema_final": True}
+    straight = train_detector(_cfg(folders, **averaged), tmp_path / "straight", progress=False)
     assert 0.0 <= straight["map"] <= 1.0 and straight["epoch"] == 2
     rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
     assert [r["epoch"] for r in rows] == [1, 2] and "loss_classifier" in rows[0]
+    assert straight["map"] == rows[-1]["ema_map"]  # the final weights are the average
+    raw = load_checkpoint(tmp_path / "straight" / "last.ckpt")["model"]
+    saved = load_file(tmp_path / "straight" / "model.safetensors")
+    assert not all(torch.equal(raw[k], saved[k]) for k in saved)  # not the raw last weights
     cut = train_detector(
-        _cfg(folders), tmp_path / "cut", progress=False, stop_after=3
+        _cfg(folders, **averaged), tmp_path / "cut", progress=False, stop_after=3
     )  # mid epoch 2
     assert cut == {"stopped": 3} and not (tmp_path / "cut" / "model.safetensors").exists()
     with pytest.raises(ConfigError, match="already holds a run"):
-        train_detector(_cfg(folders), tmp_path / "cut", progress=False)
+        train_detector(_cfg(folders, **averaged), tmp_path / "cut", progress=False)
     resumed = train_detector(None, tmp_path / "cut", resume=True, progress=False)
     assert resumed["map"] == straight["map"]
     a = (tmp_path / "straight" / "model.safetensors").read_bytes()
@@ -79,31 +92,6 @@ def test_a_run_resumed_mid_epoch_ends_with_the_same_weights(folders, tmp_path):
     # every metrics line the same too, each loss's mean over the epoch included
     lines = {name: (tmp_path / name / "metrics.jsonl").read_text() for name in ("straight", "cut")}
     assert lines["cut"] == lines["straight"] and [json.loads(x)["epoch"] for x in lines["cut"].splitlines()] == [1, 2]  # fmt: skip
-
-
-def test_the_weights_average_of_a_detection_run_is_scored_saved_and_resumed_exactly(
-    folders, tmp_path
-):
-    """EMA comes from the one loop for detection too: scored beside the raw weights every
-    evaluation, kept in the checkpoint (a resumed run ends byte-identical), and saved as the
-    final weights with ema_final."""
-    import torch
-    from safetensors.torch import load_file
-
-    from resnets.checkpoint import load_checkpoint
-
-    cfg = _cfg(folders, epochs=1, ema=0.5, ema_final=True)
-    straight = train_detector(cfg, tmp_path / "straight", progress=False)
-    assert straight["map"] == straight["ema_map"]  # the final weights are the average
-    assert train_detector(cfg, tmp_path / "cut", progress=False, stop_after=1) == {"stopped": 1}
-    train_detector(None, tmp_path / "cut", resume=True, progress=False)
-    for name in ("model.safetensors", "metrics.jsonl"):
-        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
-    raw = load_checkpoint(tmp_path / "straight" / "last.ckpt")["model"]
-    saved = load_file(tmp_path / "straight" / "model.safetensors")
-    assert not all(torch.equal(raw[k], saved[k]) for k in saved)  # not the raw last weights
-    with pytest.raises(ConfigError, match="ema_final needs ema > 0"):
-        train_detector(_cfg(folders, ema_final=True), tmp_path / "bad", progress=False)
 
 
 def test_a_detection_run_in_bf16_autocast_trains_and_differs_from_fp32(folders, trained, tmp_path):
@@ -157,6 +145,8 @@ def test_bad_settings_and_mismatched_folders_are_one_line_errors(folders, tmp_pa
         assert not (tmp_path / "e").exists()
     with pytest.raises(ConfigError, match="lr=0.0"):
         train_detector(_cfg(folders, lr=0.0), tmp_path / "f", progress=False)
+    with pytest.raises(ConfigError, match="ema_final needs ema > 0"):
+        train_detector(_cfg(folders, ema_final=True), tmp_path / "g", progress=False)
     with pytest.raises(ConfigError, match="nothing to resume"):
         train_detector(None, tmp_path / "nothing", resume=True, progress=False)
     other = tmp_path / "other"
