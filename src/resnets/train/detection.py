@@ -202,7 +202,9 @@ def start_detection_session(
     on_backward: Any = None,
 ) -> Session:
     """Open the run folder (new: claimed and ``config.json`` written; resumed: its own
-    config and checkpoint) and build what the loop needs to train a detector."""
+    config and checkpoint) and build what the loop needs to train a detector. (``command``
+    and ``on_backward`` are classification's :func:`~resnets.train.session.start_session`'s:
+    taken so that the loop starts either task with one call, unused here.)"""
     if run_dir is None:
         raise ConfigError("detect train: give --out (or --resume RUN)")
     if resume == "auto":
