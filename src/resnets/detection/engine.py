@@ -24,17 +24,12 @@ from ..eval.zoo import (
 from ..inference import load_weights
 from ..inference.views import check_native_side
 from ..models.detector import FasterRCNN
+from ..models.detector_config import detector_weights_name
 from ..rundir import RunDir
 from ..train.config import DetectTrainConfig, build_detect_config
 from ..train.loop import train
 from .coco import read_coco
 from .metrics import evaluate_detector
-
-
-def config_from_record(saved: dict[str, Any]) -> DetectTrainConfig:
-    """The config a run stored (``config.json`` or the weights record), every key and value
-    checked as a ``--config`` file's are."""
-    return build_detect_config(file_values=saved)
 
 
 def train_detector(
@@ -74,12 +69,6 @@ def detect_file(
     return image, found
 
 
-def detector_weights_name(backbone: str) -> str:
-    """The model part of a detector's weights name, torchvision's spelling:
-    ``fasterrcnn_resnet18_fpn``."""
-    return f"fasterrcnn_{backbone}_fpn"
-
-
 def package_detector_run(
     run_dir: str | Path,
     name: str,
@@ -105,7 +94,7 @@ def package_detector_run(
         )
     if half:
         round_to_half(loaded.model)
-    folder = data or config_from_record(run.read_config()["config"]).val
+    folder = data or build_detect_config(file_values=run.read_config()["config"]).val
     val_set = read_coco(folder)
     if val_set.category_names != loaded.classes:
         raise DataError(f"{folder}: categories {val_set.category_names}, not the detector's")

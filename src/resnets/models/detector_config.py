@@ -129,3 +129,9 @@ DETECTOR_FIELDS = {f.name for f in fields(DetectorConfig)} - {
     "image_mean",
     "image_std",
 }
+
+
+def detector_weights_name(backbone: str) -> str:
+    """The model part of a detector's weights name, torchvision's spelling:
+    ``fasterrcnn_resnet18_fpn``."""
+    return f"fasterrcnn_{backbone}_fpn"

@@ -29,7 +29,7 @@ from ..argtypes import MAX_BATCH, MAX_IMAGE_SIDE
 from ..errors import ConfigError, DataError
 from ..io import read_bounded
 from ..models import get_spec
-from ..models.detector_config import DETECTOR_FIELDS, DetectorConfig
+from ..models.detector_config import DETECTOR_FIELDS, DetectorConfig, detector_weights_name
 from .recipes import RECIPES
 
 Shortcut = Literal["", "A", "B", "C"]
@@ -447,7 +447,7 @@ class DetectTrainConfig:
     @property
     def model(self) -> str:
         """What the progress bar and the logs call the run."""
-        return f"fasterrcnn_{self.backbone}_fpn"
+        return detector_weights_name(self.backbone)
 
 
 def build_detect_config(
