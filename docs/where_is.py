@@ -98,11 +98,11 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "the paper's numbers",
-        "`analysis/paper.py`",
+        "`analysis/paper_numbers.py`",
     ),
     (
         "the paper's claims, judged",
-        "`analysis/claims.py` (each claim's verdict from a run table, a page's tests judged as one family); `analysis/reports.py` (the `Verdict` record, `verdicts.json` with its looks, the verdict blocks; `reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`); `analysis/rejudge.py` (`resnets analyze verdicts`: every written report judged again from its CSV, the tables validated first); each experiment's tables are in `analysis/tables.py`",
+        "each claim is written once, in its experiment's file under `analysis/experiments/` (its verdict from a run table, its tables, how it is judged again from its CSV); `analysis/claims.py` (what every claim is built from: paired tests by seed, a page's tests judged as one family); `analysis/reports.py` (the `Verdict` record, `verdicts.json` with its looks, the verdict blocks); `analysis/experiments/paper.py` (`reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`); `analysis/experiments/verdicts.py` (`resnets analyze verdicts`: every written report judged again from its CSV, the tables validated first by `analysis/rejudge.py`)",
     ),
     (
         "the statistical tests behind every verdict (paired by seed, exact McNemar), the correction of a page's family (Holm, looks) and the seeds a decision needs (80% power)",
@@ -142,11 +142,11 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "an experiment of the paper: the runs it needs and the report it writes",
-        "`analysis/definitions.py` (one `Experiment` each, registered by name; `reproduce`, the Python door, is `resnets.reproduce`); `Settings`, the registry and the driver are `analysis/registry.py`; the commands only parse flags into `Settings` (`analysis/commands.py`)",
+        "`analysis/experiments/NAME.py`, one file per experiment (its options with help and default, its runs, its report, its claims, its registration; `paper`, `detection` and `verdicts` too); `reproduce`, the Python door, is `resnets.reproduce`; `Settings`, the registry and the driver are `analysis/registry.py`; the commands are generated from the registry (`analysis/commands.py`); what trains and measures the runs is `analysis/runs.py`",
     ),
     (
         "how an experiment trains, resumes and measures its runs (the shared queue, response and gradient measurements)",
-        "`analysis/experiments.py`",
+        "`analysis/runs.py`",
     ),
     (
         "figures",
@@ -194,7 +194,7 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "the detection claim (residual against plain, paired by seed)",
-        "`analysis/detection.py`; the paper's COCO figures are `analysis/paper.py` `PAPER_COCO_DETECTION`",
+        "`analysis/experiments/detection.py` (`resnets analyze detection`); the paper's COCO figures are `analysis/paper_numbers.py` `PAPER_COCO_DETECTION`",
     ),
 )
 

@@ -19,7 +19,7 @@ exec nice -n 10 python - "$model" "$seed" "$precision" <<'PY'
 import sys
 from pathlib import Path
 
-from resnets.analysis.experiments import RunSpec, budget_config, run_all
+from resnets.analysis.runs import RunSpec, budget_config, run_all
 
 model, seed, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 cfg = budget_config(

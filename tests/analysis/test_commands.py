@@ -69,7 +69,7 @@ def test_degradation_command_and_rerun_skips(tmp_path, capsys):
 
 
 def test_interrupted_reproduction_resumes_the_run(tmp_path, capsys):
-    from resnets.analysis.experiments import budget_config
+    from resnets.analysis.runs import budget_config
     from resnets.train import train
 
     out = tmp_path / "table"

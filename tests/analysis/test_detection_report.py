@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from resnets.analysis.detection import write_detection_report
+from resnets.analysis.experiments.detection import write_detection_report
 from resnets.cli import main
 
 
@@ -63,3 +63,32 @@ def test_unfinished_and_missing_runs_are_said(tmp_path, capsys):
     )
     assert main(["analyze", "detection", "--runs", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_the_python_door_gives_what_the_command_gives_and_guards_its_folder(tmp_path, capsys):
+    """``resnets.reproduce("detection", runs=...)`` is the command's experiment: the same page
+    and verdict; the option it needs is asked for, and its results never land inside the runs
+    it reads (the write check at the experiment's door, not in the command)."""
+    import resnets
+    from resnets.errors import ConfigError
+
+    runs = tmp_path / "runs"
+    for seed, (r, p) in enumerate(zip([0.30, 0.32, 0.31], [0.20, 0.21, 0.23])):
+        _run(runs, "resnet18", seed, r)
+        _run(runs, "plain18", seed, p)
+    page = resnets.reproduce("detection", runs=runs, out=tmp_path / "py", progress=False)
+    assert page == tmp_path / "py" / "RESULTS.md"
+    assert main(["analyze", "detection", "--runs", str(runs), "--out", str(tmp_path / "cli")]) == 0
+    assert "**holds**" in capsys.readouterr().out  # the command prints the page's verdict
+
+    def table_and_verdicts(folder):
+        lines = (folder / "RESULTS.md").read_text().splitlines()
+        stored = json.loads((folder / "verdicts.json").read_text())["verdicts"]
+        return [x for x in lines if x.startswith("| ")], [v["outcome"] for v in stored]
+
+    assert table_and_verdicts(tmp_path / "py") == table_and_verdicts(tmp_path / "cli")
+    with pytest.raises(ConfigError, match="detection: option runs is required"):
+        resnets.reproduce("detection", out=tmp_path / "none")
+    with pytest.raises(ConfigError, match="inside .*runs.*reads"):
+        resnets.reproduce("detection", runs=runs, out=runs / "report", progress=False)
+    assert not (runs / "report").exists()

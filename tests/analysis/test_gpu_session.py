@@ -126,7 +126,7 @@ def _check_reports(results: Path) -> None:
     """Each report names its machine and budget and prints the verdicts its verdicts.json
     holds; the summary page has one row per claim as its report computed it; the same
     verdicts come back when judged again from the reports' CSV files (no run folders)."""
-    from resnets.analysis.rejudge import SUMMARY_REPORTS
+    from resnets.analysis.experiments.paper import SUMMARY_REPORTS
     from resnets.analysis.reports import WORDS, read_verdicts
     from resnets.cli import main
 
@@ -174,3 +174,8 @@ def _check_reports(results: Path) -> None:
     for folder in SUMMARY_REPORTS:
         assert read_verdicts(results / folder / "verdicts.json") == before[folder]
     assert (results / "RESULTS.md").read_text() == summary
+    # and from Python, the same registered experiment: the same page again
+    import resnets
+
+    page = resnets.reproduce("verdicts", results=results, data="digits", progress=False)
+    assert page == results / "RESULTS.md" and page.read_text() == summary

@@ -15,16 +15,16 @@ from resnets.cli import build_parser, main
 from resnets.errors import ConfigError
 
 
+def _subcommands(parser, command: str) -> dict:
+    sub = next(a for a in parser._actions if a.dest == "command")
+    inner = next(a for a in sub.choices[command]._actions if a.dest in ("experiment", "analysis"))
+    return inner.choices
+
+
 def test_every_command_is_a_registered_experiment():
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
     for command in ("reproduce", "analyze"):
-        inner = next(
-            a for a in sub.choices[command]._actions if a.dest in ("experiment", "analysis")
-        )
-        for name, p in inner.choices.items():
-            if name in ("paper", "detection", "verdicts"):  # compositions and re-readings
-                continue
+        for name, p in _subcommands(parser, command).items():
             assert p.get_default("name") == name and EXPERIMENTS[name].command == command
             # its flags are made from its registration: each option's help and default, once
             experiment = EXPERIMENTS[name]
@@ -32,8 +32,18 @@ def test_every_command_is_a_registered_experiment():
             for option, default in experiment.defaults.items():
                 assert flags[option].help == experiment.option_help[option]
                 shown = ",".join(map(str, default)) if isinstance(default, list) else default
-                assert flags[option].default == (False if default is False else shown)
-    assert all(e.help and e.runs and e.report for e in EXPERIMENTS.values())
+                if option in experiment.required:
+                    assert flags[option].required
+                else:
+                    assert flags[option].default == (False if default is False else shown)
+            # and the Settings fields it takes, no others (--no-progress is `progress`)
+            taken = {"progress" if d == "no_progress" else d for d in flags} - {"help", "fn"}
+            assert taken - set(experiment.defaults) == set(experiment.flags), name
+    # every experiment is registered and has a subcommand, the compositions and re-readings
+    # (paper, detection, verdicts) as well
+    listed = {n for c in ("reproduce", "analyze") for n in _subcommands(parser, c)}
+    assert listed == set(EXPERIMENTS) >= {"paper", "detection", "verdicts"}
+    assert all(e.help and (e.main or (e.runs and e.report)) for e in EXPERIMENTS.values())
     with pytest.raises(ValueError, match="every option needs its help"):
         dataclasses.replace(EXPERIMENTS["degradation"], option_help={})
 
@@ -119,7 +129,7 @@ def test_a_refused_call_writes_nothing(tmp_path, options, message):
 def test_paper_from_python_while_other_workers_hold_its_runs(tmp_path):
     """``resnets.reproduce("paper")`` trains the queue's free runs; runs held by workers of the
     command elsewhere leave it without a report, which it says in one line."""
-    from resnets.analysis.experiments import paper_queue
+    from resnets.analysis.runs import paper_queue
     from resnets.rundir import RunDir
 
     store = tmp_path / "out" / "runs-store" / "runs"
@@ -128,9 +138,23 @@ def test_paper_from_python_while_other_workers_hold_its_runs(tmp_path):
         run.claim()
     try:
         with pytest.raises(ConfigError, match="paper: 0/7 runs finished, the rest are held") as e:
-            resnets.reproduce("paper", data="digits", budget=0.0001, out=tmp_path / "out")
+            resnets.reproduce("paper", data="digits", budget=0.0001, seeds=1, out=tmp_path / "out")
         assert "\n" not in str(e.value)
     finally:
         for run in held:
             run.release()
     assert not (tmp_path / "out" / "RESULTS.md").exists()
+
+
+def test_paper_report_only_before_the_runs_exist_exits_1_and_trains_nothing(tmp_path, capsys):
+    """The generated ``reproduce paper`` keeps its workers' exit codes: --report-only with runs
+    missing says so in one line and exits 1 (a worker's script waits on it); the two modes
+    together are refused."""
+    argv = ["reproduce", "paper", "--data", "digits", "--budget", "0.0001", "--seeds", "1"]
+    out = tmp_path / "paper"
+    assert main([*argv, "--out", str(out), "--report-only", "--no-progress"]) == 1
+    assert "paper: 0/7 runs finished: no report yet" in capsys.readouterr().err
+    assert not list(out.glob("runs-store/runs/*/last.ckpt"))  # nothing trained
+    both = ["--report-only", "--train-only"]
+    assert main([*argv, "--out", str(out), *both]) == 2
+    assert "exclude each other" in capsys.readouterr().err

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from resnets.analysis.claims import (
-    degradation_verdicts,
-    ordering_verdict,
-    response_verdict,
-    shortcut_verdicts,
-    transfer_verdict,
-)
+from resnets.analysis.experiments.cifar_table import ordering_verdict
+from resnets.analysis.experiments.degradation import degradation_verdicts
+from resnets.analysis.experiments.responses import response_verdict
+from resnets.analysis.experiments.shortcuts import shortcut_verdicts
+from resnets.analysis.experiments.transfer import transfer_verdict
 from resnets.analysis.reports import RunFinal, Spread, Verdict, verdict_block
 
 
@@ -207,7 +205,8 @@ def _degradation_folder(tmp_path, experiment: str, *extra_rows: str):
 def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     """`analyze verdicts`' step: the verdicts come from runs.csv alone; a page without its
     markers is refused before anything is written."""
-    from resnets.analysis.rejudge import rejudge, run_table_from_csv, write_rejudged
+    from resnets.analysis.experiments.verdicts import rejudge, write_rejudged
+    from resnets.analysis.rejudge import run_table_from_csv
     from resnets.analysis.reports import VERDICTS_BEGIN, VERDICTS_END
 
     folder = _degradation_folder(tmp_path, '{"args": {"depths": "20,56"}}')
@@ -296,9 +295,9 @@ def test_holm_over_the_page_turns_a_raw_pass_into_not_decided():
         "B": runs((0.0, 0.42), (0.0, 0.425), (0.0, 0.427)),
         "C": runs((0.0, 0.40), (0.0, 0.47), (0.0, 0.39)),
     }
-    from resnets.analysis.claims import _paired
+    from resnets.analysis.claims import paired
 
-    raw = _paired(shortcut_like, "B", "A", "val_err")
+    raw = paired(shortcut_like, "B", "A", "val_err")
     assert raw.outcome == "holds" and 0.01 < raw.p_value < 0.05
     v = by_label(shortcut_verdicts(shortcut_like))
     assert v["(h)"].outcome == "not decided"
@@ -311,9 +310,9 @@ def test_holm_over_the_page_turns_a_raw_pass_into_not_decided():
 def test_a_second_look_halves_the_level():
     """The same differences: decided at one look (p ~0.03), not at two (tested at 2.5%)."""
     table = {**PAPER_LIKE, "resnet56": runs((0.05, 0.10), (0.06, 0.113), (0.05, 0.102))}
-    from resnets.analysis.claims import _paired
+    from resnets.analysis.claims import paired
 
-    p = _paired(table, "resnet56", "resnet20", "val_err").p_value
+    p = paired(table, "resnet56", "resnet20", "val_err").p_value
     assert 0.025 < p < 0.05  # passes alone, not at half the level
     one = by_label(
         degradation_verdicts({"resnet20": table["resnet20"], "resnet56": table["resnet56"]})
@@ -399,7 +398,7 @@ def test_a_bad_runs_csv_is_refused_naming_the_row(tmp_path, lines, message):
 def test_a_duplicated_row_no_longer_flips_a_verdict(tmp_path):
     """Issue 44's V02 through the command: analyze verdicts refuses the table in one line and
     writes nothing."""
-    from resnets.analysis.rejudge import rejudge
+    from resnets.analysis.experiments.verdicts import rejudge
 
     folder = _degradation_folder(
         tmp_path, '{"args": {"depths": [20, 56]}}', "again,resnet56,0,0.5,0.5"

@@ -376,7 +376,7 @@ def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
 def test_the_claims_report_draws_each_backbones_detections(trained, tmp_path):
     from PIL import Image
 
-    from resnets.analysis.detection import write_detection_report
+    from resnets.analysis.experiments.detection import write_detection_report
 
     runs = trained[0].parent
     verdict = write_detection_report(runs, tmp_path / "report")

@@ -1,3 +1,4 @@
-"""The paper's analyses: its experiments as data and functions (``registry.py``, defined in
-``definitions.py``; ``resnets.reproduce`` runs one from Python), figures, layer responses,
-gradient flow, the statistics behind every verdict."""
+"""The paper's analyses: its experiments as data and functions, one file each in
+``experiments/`` (the registry and its driver are ``registry.py``; ``resnets.reproduce`` runs
+one from Python), figures, layer responses, gradient flow, the statistics behind every
+verdict."""

@@ -1,14 +1,17 @@
-"""The paper's experiments as data and functions: one :class:`Experiment` per experiment (its
-name, the runs it needs for a data set, budget and seeds, and the report it writes from their
-finished records) in one registry. The experiments are defined and registered in definitions.py, which also holds
-:func:`~resnets.analysis.reproduce.reproduce`, the Python door to any of them:
+"""The paper's experiments as data and functions: one :class:`Experiment` per experiment in one
+registry. Each experiment is one file of :mod:`resnets.analysis.experiments`, which declares
+its options (each with its help and default, once), the runs it needs, the report it writes
+from their finished records, its claims and how they are judged again from its CSV files, and
+registers itself. :func:`~resnets.analysis.reproduce.reproduce` is the Python door to any of
+them:
 
     import resnets
     path = resnets.reproduce("degradation", data="digits", budget=0.01, out="results/deg")
 
-``resnets reproduce NAME`` and ``resnets analyze NAME`` parse their flags into the same
-:class:`Settings` and call the same function; ``reproduce paper`` is a list of experiments over
-one run store. The budget and the seeds are checked once, here, when a Settings is made.
+``resnets reproduce NAME`` and ``resnets analyze NAME`` are generated from the registry: they
+parse their flags into the same :class:`Settings` and call the same :func:`run_experiment`.
+The budget and the seeds are checked once, here, when a Settings is made; the options, when
+an experiment is run.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,24 @@ from typing import Any
 from ..data.load import spec_paths
 from ..errors import ConfigError
 from ..io import atomic_write_text, check_owner
-from . import experiments
-from .reports import write_results
+from .reports import Seeds, Verdict, write_results
+from .runs import RunSpec, budget_config, run_all
+
+Records = list[dict[str, Any]]
+#: an experiment's verdicts judged again from what its report wrote, and the seeds they saw
+Judged = tuple[list[Verdict], Seeds]
+#: the Settings fields an experiment that trains takes as flags (``progress`` is --no-progress)
+TRAINING_FLAGS = ("data", "budget", "seeds", "out", "device", "workers", "runs_from", "progress")
+
+
+class NoReportYet(ConfigError):
+    """A call of an experiment that ended without its report: its runs are held by other
+    workers, or it was asked to train only. ``exit_code`` is its command's exit status (0:
+    this worker did its share)."""
+
+    def __init__(self, message: str, exit_code: int = 0) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -79,14 +99,12 @@ class Settings:
         """Seeds of the nets of this depth: ``seeds``, unless ``depth_seeds`` says otherwise."""
         return (self.depth_seeds or {}).get(depth, self.seeds)
 
-    def spec(self, model: str, seed: int, tag: str = "", **overrides: Any) -> experiments.RunSpec:
+    def spec(self, model: str, seed: int, tag: str = "", **overrides: Any) -> RunSpec:
         """One run of ``model`` at this budget: named ``<model><tag>-s<seed>``."""
-        cfg = experiments.budget_config(
+        cfg = budget_config(
             model, self.data, self.budget, seed, self.device, workers=self.workers, **overrides
         )
-        return experiments.RunSpec(
-            f"{model}{tag}-s{seed}", cfg, {"model": model, "seed": seed, "tag": tag}
-        )
+        return RunSpec(f"{model}{tag}-s{seed}", cfg, {"model": model, "seed": seed, "tag": tag})
 
 
 @dataclass(frozen=True)
@@ -101,23 +119,39 @@ class Report:
 
 @dataclass(frozen=True)
 class Experiment:
-    """One of the paper's experiments. ``runs(settings)`` lists the training runs it needs;
-    ``report(settings, records)`` measures what it must on the finished runs, writes its CSV
-    files, figures and verdicts into ``settings.out`` and returns the page's sections."""
+    """One of the paper's experiments. Most train runs and report on them: ``runs(settings)``
+    lists the training runs it needs; ``report(settings, records)`` measures what it must on
+    the finished runs, writes its CSV files, figures and verdicts into ``settings.out`` and
+    returns the page's sections. One that composes others or reads what they wrote gives
+    ``main(settings)`` instead, which returns the page it wrote (``paper``, ``detection``,
+    ``verdicts``). ``rejudge(folder, looks)`` gives its verdicts again from the CSV files its
+    report wrote, ``looks`` counting the looks at the seeds it found (``analyze verdicts``)."""
 
     name: str
     help: str
-    runs: Callable[[Settings], list[experiments.RunSpec]]
-    report: Callable[[Settings, list[dict[str, Any]]], Report]
+    runs: Callable[[Settings], list[RunSpec]] | None = None
+    report: Callable[[Settings, Records], Report] | None = None
+    main: Callable[[Settings], Path] | None = None
+    #: its own options and their defaults (a default's type is the option's type)
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    command: str = "reproduce"  # the `resnets` command it sits under (reproduce or analyze)
     #: each option's help, written once: the command's flag (``--with-1202`` for
     #: ``with_1202``) is made from it and the default (commands.py)
     option_help: Mapping[str, str] = field(default_factory=dict)
+    #: options (default "") and flags its command must be given
+    required: frozenset[str] = frozenset()
+    command: str = "reproduce"  # the `resnets` command it sits under (reproduce or analyze)
+    #: the Settings fields its command takes as flags
+    flags: tuple[str, ...] = TRAINING_FLAGS
+    seeds: int = 1  # runs per configuration when none is given
+    rejudge: Callable[[Path, Callable[[Seeds], int]], Judged] | None = None
 
     def __post_init__(self) -> None:
         if set(self.option_help) != set(self.defaults):
             raise ValueError(f"experiment {self.name!r}: every option needs its help, once")
+        if (self.main is None) == (self.runs is None or self.report is None):
+            raise ValueError(f"experiment {self.name!r}: either runs and a report, or a main")
+        if not set(self.required) <= {*self.defaults, *self.flags}:
+            raise ValueError(f"experiment {self.name!r}: a required option or flag it lacks")
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -143,7 +177,7 @@ def _kind(value: Any) -> str:
         return "a bool (true or false)"
     if isinstance(value, (int, float)):
         return "a number"
-    if isinstance(value, str):
+    if isinstance(value, (str, os.PathLike)):  # a path is given as text on the command line
         return "a string"
     if isinstance(value, (list, tuple)):
         return "a list"
@@ -180,18 +214,26 @@ def unknown_options(name: str, options: Mapping[str, Any], defaults: Mapping[str
 
 def run_experiment(name: str, settings: Settings) -> Path:
     """Train (or find finished, or resume) every run ``name`` needs, then write its report;
-    returns the path of its RESULTS.md."""
+    returns the path of its RESULTS.md (an experiment with a ``main``: what that returns)."""
     experiment = get_experiment(name)
     unknown_options(name, settings.options, experiment.defaults)
     for option, value in settings.options.items():
         check_option(name, option, value, experiment.defaults[option])
     settings = dataclasses.replace(settings, options={**experiment.defaults, **settings.options})
+    for option in sorted(experiment.required & set(experiment.defaults)):
+        if not str(settings.options[option]):
+            raise ConfigError(
+                f"{name}: option {option} is required ({experiment.option_help[option]})"
+            )
+    if experiment.main is not None:
+        return experiment.main(settings)
+    assert experiment.runs is not None and experiment.report is not None  # (__post_init__)
     started = time.perf_counter()
     # every run is specified (and so every option checked) before anything is written: a
     # refused call leaves no folder behind
     specs = experiment.runs(settings)
-    _claim_results_folder(settings, name)
-    records = experiments.run_all(specs, settings.runs_root, progress=settings.progress)
+    claim_results_folder(settings, name)
+    records = run_all(specs, settings.runs_root, progress=settings.progress)
     report = experiment.report(settings, records)
     return write_page(
         settings,
@@ -229,15 +271,18 @@ def write_page(
     )
 
 
-def _claim_results_folder(settings: Settings, name: str) -> None:
+def claim_results_folder(
+    settings: Settings, name: str, reading: Sequence[str | Path] | None = None
+) -> None:
     """``out`` for this experiment: created, and refused when it holds another experiment's
-    results (``experiment.json`` says whose)."""
+    results (``experiment.json`` says whose), or when it lies inside what is read (``reading``;
+    by default the data), a run folder or the installed package."""
     out = settings.out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     # a results folder never lands inside a run folder, the installed package or the data
     # (the same door for the command and for resnets.reproduce)
-    check_owner(out, "--out", reading=spec_paths(settings.data))
+    check_owner(out, "--out", reading=spec_paths(settings.data) if reading is None else reading)
     prev = out / "experiment.json"
     if prev.is_file():
         try:

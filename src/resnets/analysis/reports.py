@@ -31,7 +31,7 @@ from .. import __version__
 from ..io import atomic_write_text, relative_paths
 from ..models.weights import WeightsMeta
 from ..runtime import cpu_name, machine_label
-from .paper import PAPER_ITERS
+from .paper_numbers import PAPER_ITERS
 
 JPEG_NOTE = (
     "The shared CIFAR-10 images are JPEG (quality ~75, 4:2:0 chroma), which loses detail: errors "
@@ -352,6 +352,11 @@ def full_schedule_weights(
 
 # ---------------------------------------------------------------------------------------------
 # run records -> tables, curves, CSV and RESULTS.md
+
+
+def train_minutes(runs: list[dict[str, Any]]) -> str:
+    """The runs' training time in all, in minutes, as a table cell."""
+    return f"{sum(r['train_time'] or 0 for r in runs) / 60:.1f}"
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:

@@ -1,16 +1,14 @@
 """The Python door to every experiment: :func:`reproduce`, as ``resnets reproduce NAME`` (or
-``analyze NAME``) runs it. The registered experiments (:mod:`.definitions`) and ``paper``
-(:mod:`.paper_summary`, the queue behind Table 6 and Figs. 6-7) are called alike."""
+``analyze NAME``) runs it. Every experiment is registered (:mod:`.experiments`, one file
+each) and called alike, ``paper``, ``detection`` and ``verdicts`` included."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from . import definitions  # noqa: F401  (importing it registers every experiment)
-from .paper_summary import PAPER_OPTIONS, run_paper
-from .registry import Settings, check_option, run_experiment, unknown_options
+from . import experiments  # noqa: F401  (importing it registers every experiment)
+from .registry import Settings, get_experiment, run_experiment
 
 
 def reproduce(
@@ -19,7 +17,7 @@ def reproduce(
     *,
     data: str = "cifar10",
     budget: float = 1.0,
-    seeds: int = 1,
+    seeds: int | None = None,
     out: str | Path | None = None,
     device: str = "auto",
     runs_from: str | Path | None = None,
@@ -28,10 +26,13 @@ def reproduce(
 ) -> Path:
     """Run one of the paper's experiments end to end from Python, as ``resnets reproduce NAME``
     (or ``analyze NAME``) would; returns its RESULTS.md. ``options`` are the experiment's own
-    (``depths=[20, 56]``, ``model="resnet20"``, ...: see ``EXPERIMENTS[name].defaults``; for
-    ``"paper"``, ``PAPER_OPTIONS``). A second call with the same ``out`` skips the finished
-    runs and resumes an interrupted one. ``"paper"`` trains its whole queue in this process
-    (the command can share it between workers) and then writes its reports."""
+    (``depths=[20, 56]``, ``model="resnet20"``, ...: see ``EXPERIMENTS[name].defaults`` and
+    ``option_help``); ``seeds`` defaults to the experiment's (2 for ``"paper"``, else 1). A
+    second call with the same ``out`` skips the finished runs and resumes an interrupted one.
+    ``"paper"`` trains its whole queue in this process (the command can share it between
+    workers) and then writes its reports; where other workers still hold runs it raises
+    :class:`~.registry.NoReportYet`."""
+    seeds = get_experiment(name).seeds if seeds is None else seeds
     settings = Settings(
         data=data,
         budget=budget,
@@ -41,18 +42,6 @@ def reproduce(
         runs_from=Path(runs_from) if runs_from is not None else None,
         progress=progress,
         command=f"resnets.reproduce({name!r}, data={data!r}, budget={budget!r}, seeds={seeds})",
-        options={} if name == "paper" else options,
+        options=options,
     )
-    if name != "paper":
-        return run_experiment(name, settings)
-    unknown_options(name, options, PAPER_OPTIONS)
-    for option, value in options.items():
-        if PAPER_OPTIONS[option] is not None:  # zoo_runs: a path or None
-            check_option(name, option, value, PAPER_OPTIONS[option])
-    outcome = run_paper(settings, **options)
-    if outcome.summary is None:  # runs held by workers of `resnets reproduce paper` elsewhere
-        raise ConfigError(
-            f"paper: {outcome.finished}/{outcome.total} runs finished, the rest are held by other "
-            "workers; call again once they have finished"
-        )
-    return outcome.summary
+    return run_experiment(name, settings)

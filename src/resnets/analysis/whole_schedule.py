@@ -24,7 +24,7 @@ from ..plots import plot_panels
 from ..rundir import RunDir
 from .figures import plot_responses
 from .layers import response_stds_by_image
-from .paper import PAPER_ITERS, PAPER_MILESTONES, PAPER_TABLE6
+from .paper_numbers import PAPER_ITERS, PAPER_MILESTONES, PAPER_TABLE6
 from .reports import FullScheduleWeights, Verdict, full_schedule_weights
 from .stats import (
     Family,

@@ -73,8 +73,8 @@ COMMANDS = {
     ),
     "reproduce": (
         "resnets.analysis.commands",
-        "the paper's experiments: degradation, cifar-table, shortcuts, transfer, sum-vs-concat, "
-        "preact",
+        "the paper's experiments: cifar-table, degradation, paper, preact, shortcuts, "
+        "sum-vs-concat, transfer",
     ),
     "analyze": (
         "resnets.analysis.commands",

@@ -1,22 +1,31 @@
 """Issue 34's claim at CPU scale: the same detector (Faster R-CNN + FPN) with a residual
 backbone finds objects better than with its plain twin of the same depth, decided by a test
-paired by seed on COCO mAP@[.5:.95], and written beside the paper's COCO figures (Table 8)."""
+paired by seed on COCO mAP@[.5:.95], and written beside the paper's COCO figures (Table 8).
+Its runs are trained by ``resnets detect train`` (docs/results/detection_worker.sh); this
+experiment reads them: ``resnets analyze detection --runs FOLDER``."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..detection.coco import collate, read_coco
-from ..detection.draw import draw_detections, save_grid, top_detections
-from ..inference import load_weights
-from ..io import atomic_write_text, relative_paths
-from ..rundir import RunDir
-from ..runtime import machine_label
-from .claims import detection_seeds, detection_verdict
-from .paper import PAPER_COCO_DETECTION
-from .reports import Verdict, judge_page, verdict_block, write_csv
+from ...detection.coco import collate, read_coco
+from ...detection.draw import draw_detections, save_grid, top_detections
+from ...errors import ConfigError
+from ...inference import load_weights
+from ...io import atomic_write_text, relative_paths
+from ...rundir import RunDir
+from ...runtime import machine_label
+from ..claims import judged, tested
+from ..paper_numbers import PAPER_COCO_DETECTION
+from ..registry import Experiment, Judged, Settings, claim_results_folder, register_experiment
+from ..rejudge import csv_rows, fraction, seed_cell
+from ..reports import Seeds, Verdict, judge_page, verdict_block, write_csv
+from ..stats import Family, paired_by_seed
 
 
 def detection_runs(runs: Path) -> list[dict]:
@@ -155,3 +164,107 @@ def write_detection_report(
     ]
     atomic_write_text(out / "RESULTS.md", "\n".join(lines))
     return verdict
+
+
+def detection_seeds(
+    rows: Sequence[Mapping[str, Any]], backbones: Sequence[str]
+) -> dict[str, list[int]]:
+    """The finished seeds of each backbone: what a look at the detection claim saw."""
+    return {
+        b: sorted(int(r["seed"]) for r in rows if r["backbone"] == b and r["finished"])
+        for b in backbones
+    }
+
+
+def detection_verdict(
+    rows: Sequence[Mapping[str, Any]], residual: str, plain: str, looks: int = 1
+) -> Verdict:
+    """Residual against plain backbones of one detector: the mAP@[.5:.95] difference paired by
+    seed (a family of one test, at 5% / ``looks``). ``rows``: one per run, with ``backbone``,
+    ``seed``, ``finished`` and ``map``."""
+    claim = (
+        f"a residual backbone ({residual}) detects better than its plain twin ({plain}) in the "
+        "same Faster R-CNN, trained from scratch for the same steps"
+    )
+    done = [r for r in rows if r["finished"]]
+    res = {int(r["seed"]): -float(r["map"]) for r in done if r["backbone"] == residual}
+    pla = {int(r["seed"]): -float(r["map"]) for r in done if r["backbone"] == plain}
+    if not res or not pla:
+        return Verdict(
+            "(f)", claim, "missing", f"finished runs: {len(res)} {residual}, {len(pla)} {plain}"
+        )
+
+    def build(family: Family) -> list[Verdict]:
+        test = paired_by_seed(res, pla)  # "better" = lower -mAP = higher mAP
+        evidence = (
+            f"mAP@[.5:.95] higher by {tested(test, family)} over seeds {list(test.seeds)} "
+            f"({', '.join(f'{100 * d:+.2f}' for d in test.diffs)})"
+        )
+        return [Verdict("(f)", claim, family.outcome(test), evidence)]
+
+    return judged(build, "detection", looks)[0]
+
+
+def detection_rows_from_csv(path: Path) -> list[dict[str, Any]]:
+    """The detection report's runs from its ``runs.csv``: one row per (backbone, seed), a
+    finished run's mAP a fraction in [0, 1]."""
+    rows, seen = [], set()
+    try:
+        for line, row in enumerate(csv_rows(path, "runs.csv"), start=2):
+            seed = seed_cell(row.get("seed"), path, line)
+            if (row["backbone"], seed) in seen:
+                raise ValueError(f"{path}, row {line}: {row['backbone']} seed {seed} again")
+            seen.add((row["backbone"], seed))
+            if row["finished"] not in ("True", "False"):
+                raise ValueError(f"{path}, row {line}: finished {row['finished']!r}")
+            finished = row["finished"] == "True"
+            rows.append(
+                {
+                    "backbone": row["backbone"],
+                    "seed": seed,
+                    "finished": finished,
+                    "map": fraction(row["map"], path, line, "map") if finished else math.nan,
+                }
+            )
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a detection runs.csv (no column {e})") from e
+    return rows
+
+
+def _rejudge(folder: Path, looks: Callable[[Seeds], int]) -> Judged:
+    rows = detection_rows_from_csv(folder / "runs.csv")
+    backbones = sorted({r["backbone"] for r in rows})
+    residual = next((b for b in backbones if not b.startswith("plain")), "resnet18")
+    plain = next((b for b in backbones if b.startswith("plain")), "plain18")
+    seeds = detection_seeds(rows, backbones)
+    return [detection_verdict(rows, residual, plain, looks(seeds))], seeds
+
+
+def _detection(s: Settings) -> Path:
+    """The report of the detection runs in ``s["runs"]``, written into ``s.out``."""
+    runs = Path(s["runs"])
+    if not runs.is_dir():
+        raise ConfigError(f"--runs {runs}: no such folder (detection run folders)")
+    claim_results_folder(s, "detection", reading=[runs])
+    write_detection_report(runs, s.out, s["residual"], s["plain"])
+    return s.out / "RESULTS.md"
+
+
+register_experiment(
+    Experiment(
+        "detection",
+        "residual against plain backbones in Faster R-CNN: the report and a paired verdict "
+        "from the detection runs (`resnets detect train`)",
+        main=_detection,
+        defaults={"runs": "", "residual": "resnet18", "plain": "plain18"},
+        option_help={
+            "runs": "a folder of detection run folders",
+            "residual": "the residual backbone's name",
+            "plain": "its plain twin's name",
+        },
+        required=frozenset({"runs"}),
+        command="analyze",
+        flags=("out",),
+        rejudge=_rejudge,
+    )
+)

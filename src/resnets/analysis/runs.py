@@ -36,7 +36,7 @@ from .layers import (
     response_stds,
     shattered_correlation,
 )
-from .paper import budget_iters, scaled_milestones
+from .paper_numbers import budget_iters, scaled_milestones
 
 
 @dataclass
