@@ -67,9 +67,11 @@ def _kill_all(tag: str) -> dict[int, str]:
     return found
 
 
-def _start(nproc: int, tag: str, *args: str) -> subprocess.Popen:
-    """`resnets train ARGS` in one process, or under torchrun with ``nproc`` processes, every
-    process tagged with ``tag`` in its environment (see _ranks)."""
+def _start(
+    nproc: int, tag: str, *args: str, command: tuple[str, ...] = ("train",)
+) -> subprocess.Popen:
+    """`resnets train ARGS` (or another ``command``) in one process, or under torchrun with
+    ``nproc`` processes, every process tagged with ``tag`` in its environment (see _ranks)."""
     launcher = [sys.executable, "-m", "resnets"]
     if nproc > 1:
         launcher = [
@@ -94,7 +96,7 @@ def _start(nproc: int, tag: str, *args: str) -> subprocess.Popen:
         "RESNETS_TEST_RUN": tag,
     }
     return subprocess.Popen(
-        [*launcher, "train", *args],
+        [*launcher, *command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -121,12 +123,14 @@ def _finish(p: subprocess.Popen, tag: str, timeout: float = 300) -> str:
     return out
 
 
-def _run(nproc: int, *args: str) -> None:
-    """`resnets train ARGS` to the end, in one process or ``nproc`` under torchrun."""
+def _run(nproc: int, *args: str, command: tuple[str, ...] = ("train",)) -> str:
+    """`resnets train ARGS` (or ``command``) to the end, in one process or ``nproc`` under
+    torchrun; returns what it printed."""
     tag = uuid.uuid4().hex
-    p = _start(nproc, tag, *args)
+    p = _start(nproc, tag, *args, command=command)
     out = _finish(p, tag)
     assert p.returncode == 0, out[-3000:]
+    return out
 
 
 def _max_diff(a: Path, b: Path) -> float:
@@ -316,3 +320,45 @@ def test_two_nodes_match_one_process_and_resume(tmp_path, one_process):
     assert max(float((init[k] - trained[k]).abs().max()) for k in init) > 1e-3
     # rank 0 alone wrote the run directory: one metrics line per evaluation, not two
     assert len((tmp_path / "nodes" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_detection_run_on_two_processes_resumes_bit_identically(tmp_path):
+    """Detection under torchrun comes from the one loop: rank 0 claims the folder and alone
+    writes it (one log, one metrics line per evaluation, the losses averaged over the ranks),
+    each rank trains on its slice of the global batch, and a run stopped mid-way and resumed
+    on 2 processes ends with the bytes of the run left alone."""
+    import json
+
+    from resnets.detection.coco import SyntheticSpec, generate_from_cifar
+
+    from ..conftest import make_image_folder
+
+    src = make_image_folder(tmp_path / "src", per_class=8, size=32)
+    spec = SyntheticSpec(size=64, max_objects=2, min_side=12, max_side=40)
+    folders = [
+        generate_from_cifar(src, tmp_path / split, images=n, split=split, spec=spec)
+        for split, n in (("train", 8), ("val", 4))
+    ]
+    small = {"fpn_channels": 16, "box_head_width": 32, "rpn_pre_nms": 200, "rpn_post_nms_test": 50}
+    detect = ("detect", "train")
+    args = ["--train", str(folders[0]), "--val", str(folders[1]), "--epochs", "1"]
+    args += [
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--detector",
+        json.dumps(small),
+    ]
+    args += ["--set", "warmup_iters=1", "--set", "milestones=1"]
+    out = _run(2, "--out", str(tmp_path / "straight"), *args, command=detect)
+    log = (tmp_path / "straight" / "train.log").read_text()
+    assert "2 processes" in log and log.count("epoch 1/1:") == 1, out[-2000:]
+    (row,) = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").open()]
+    assert row["step"] == 2 and "loss_classifier" in row  # 8 images, 4 a step, 2 per rank
+    _run(2, "--out", str(tmp_path / "cut"), *args, "--stop-after", "1", command=detect)
+    assert not (tmp_path / "cut" / "model.safetensors").exists()
+    _run(2, "--resume", str(tmp_path / "cut"), "--no-progress", command=detect)
+    weights = [(tmp_path / r / "model.safetensors").read_bytes() for r in ("straight", "cut")]
+    assert weights[0] == weights[1]

@@ -57,9 +57,19 @@ def _detect_train(args: argparse.Namespace) -> int:
         summary = train_detector(
             cfg, args.out, progress=not args.no_progress, stop_after=args.stop_after
         )
+    if "stopped" in summary:  # with a checkpoint, as `resnets train` stops
+        hint = f"resume with: resnets detect train --resume {args.resume or args.out}"
+        if summary["by"] == "signal":
+            print(f"resnets: interrupted; {hint}", file=sys.stderr)
+        else:
+            print(
+                f"resnets: stopped at iteration {summary['stopped']} as asked; {hint}",
+                file=sys.stderr,
+            )
+        return summary["exit_code"]
     if args.json:
         print(json_line(summary))
-    return 0 if "stopped" not in summary else 130
+    return 0
 
 
 def _detect_eval(args: argparse.Namespace) -> int:

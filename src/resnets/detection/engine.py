@@ -43,8 +43,9 @@ def train_detector(
     """Train (or, with ``resume``, continue the run in ``out``, with its own config) through
     the one training loop (:func:`resnets.train.train`, which a :class:`DetectTrainConfig`
     sends to :mod:`resnets.train.detection`) and return the run's summary: the final mAP
-    numbers on the validation folder, or ``{"stopped": ITERATION}`` after a signal or
-    ``stop_after`` iterations, with a checkpoint to resume from."""
+    numbers on the validation folder, or ``{"stopped": ITERATION, "by": "signal" or
+    "stop_after", "exit_code": ...}`` (the command's exit status, as ``resnets train``'s: 130
+    or 143 after a signal, 0 as asked), with a checkpoint to resume from."""
     if cfg is None and not resume:
         raise ConfigError("detect train: a config, or resume=True")
     run = RunDir(out)
@@ -52,7 +53,7 @@ def train_detector(
         cfg or DetectTrainConfig(), run, resume=resume, progress=progress, stop_after=stop_after
     )
     if result.stopped is not None:
-        return {"stopped": result.iters}
+        return {"stopped": result.iters, "by": result.stopped, "exit_code": result.exit_code}
     return run.read_summary()
 
 

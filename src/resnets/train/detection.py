@@ -120,21 +120,30 @@ def detector_record(
 class DetectionStream:
     """The training batches of each epoch: the images in a fixed random order (and, with
     ``flip``, each flipped or not) drawn from a generator seeded by (seed, epoch), so a batch
-    is a pure function of (seed, epoch, step) and an epoch resumes at any step."""
+    is a pure function of (seed, epoch, step) and an epoch resumes at any step. Under torchrun
+    every rank draws the same global batch and keeps its slice of it (``dist``), and an epoch
+    is its full batches only: a rank with no image would leave the others waiting."""
 
-    def __init__(self, data: CocoSet, cfg: DetectTrainConfig) -> None:
-        self.data, self.cfg = data, cfg
+    def __init__(self, data: CocoSet, cfg: DetectTrainConfig, dist: Dist | None = None) -> None:
+        self.data, self.cfg, self.dist = data, cfg, dist or Dist()
+        if cfg.batch_size % self.dist.world:
+            raise ConfigError(
+                f"batch_size={cfg.batch_size} must be divisible by the {self.dist.world} processes"
+            )
 
     def __len__(self) -> int:
-        return math.ceil(len(self.data.images) / self.cfg.batch_size)
+        n, batch = len(self.data.images), self.cfg.batch_size
+        return n // batch if self.dist.world > 1 else math.ceil(n / batch)
 
     def epoch(self, epoch: int, start_step: int) -> Iterator[tuple[list, list]]:
         cfg, n = self.cfg, len(self.data.images)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=gen).tolist()
         flips = (torch.rand(n, generator=gen) < 0.5).tolist() if cfg.flip else None
-        for start in range(start_step * cfg.batch_size, n, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
+        per, rank = cfg.batch_size // self.dist.world, self.dist.rank
+        for step in range(start_step, len(self)):
+            batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            idx = batch[rank * per : (rank + 1) * per]  # (one process: all of it)
             yield collate(self.data, idx, [flips[i] for i in idx] if flips else None)
 
 
@@ -142,10 +151,16 @@ class DetectionStep:
     """forward (the detector returns its dict of losses), their sum, backward, SGD step. The
     summed loss and the image count stay on the device until :meth:`sums` is read, as
     classification's :class:`~resnets.train.step.TrainStep` keeps them; each loss's values
-    wait for :meth:`take_parts`."""
+    wait for :meth:`take_parts`.
 
-    def __init__(self, trainee: Trainee, device: torch.device, bf16: bool) -> None:
-        self.t, self.device, self.bf16 = trainee, device, bf16
+    The detector samples anchors and proposals at random: each step draws from the global
+    generator seeded by (seed, step, rank), so a step is a pure function of its position and
+    a run resumes bit-identically on every rank (a checkpoint holds rank 0's state alone)."""
+
+    def __init__(
+        self, trainee: Trainee, device: torch.device, bf16: bool, seed: int, dist: Dist
+    ) -> None:
+        self.t, self.device, self.bf16, self.seed, self.dist = trainee, device, bf16, seed, dist
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.n_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.parts: dict[str, list[torch.Tensor]] = {}
@@ -153,11 +168,12 @@ class DetectionStep:
     def __call__(self, images: list, targets: list, step: int = 0) -> None:
         images = [im.to(self.device) for im in images]
         targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+        torch.manual_seed(((self.seed * 2**24 + step) * 256 + self.dist.rank) % 2**63)
         with autocast_ctx(self.device, self.bf16):
             losses = self.t.forward(images, targets)
             total = sum(losses.values())
         self.t.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        total.backward()  # (under torchrun: the gradients averaged over the ranks)
         self.t.optimizer.step()
         if self.t.ema is not None:
             self.t.ema.update_parameters(self.t.raw_model)
@@ -176,8 +192,12 @@ class DetectionStep:
         self.n_sum.zero_()
 
     def take_parts(self) -> dict[str, list[float]]:
-        """Each loss's value at every step since the last call (one host sync)."""
-        parts = {name: torch.stack(values).tolist() for name, values in self.parts.items()}
+        """Each loss's value at every step since the last call, the mean over the ranks (one
+        host sync; every rank has the same losses by name, and calls this at the same step)."""
+        parts = {}
+        for name, values in self.parts.items():
+            stacked = self.dist.all_sum(torch.stack(values)) / self.dist.world
+            parts[name] = stacked.tolist()
         self.parts = {}
         return parts
 
@@ -209,24 +229,29 @@ def start_detection_session(
         raise ConfigError("detect train: give --out (or --resume RUN)")
     if resume == "auto":
         raise ConfigError("a detection run resumes with resume=True")
-    dist = init_distributed(cfg.device)
-    if dist.world > 1:
-        dist.close()
-        raise ConfigError("detect train: one process (detection has no DDP yet); not torchrun")
-    ckpt = None
-    if resume:
-        run_dir.open_for_resume()
-    else:
+    if not resume:
         cfg.check()
         if not (cfg.train and cfg.val):
             raise ConfigError("detect train: give --train and --val (COCO-format folders)")
-        run_dir.create(reading=(cfg.train, cfg.val))
+    dist = init_distributed(cfg.device)
+    failed: Any = None
+    if dist.main:  # under torchrun rank 0 claims the folder and alone writes its files
+        try:
+            run_dir.open_for_resume() if resume else run_dir.create(reading=(cfg.train, cfg.val))
+        except (ConfigError, CheckpointError) as e:
+            failed = e
+    failed = dist.share(failed)  # every rank stops with rank 0's error
+    if isinstance(failed, Exception):
+        dist.close()
+        raise failed
     try:
+        ckpt = None
         if resume:
             cfg = build_detect_config(file_values=run_dir.read_config()["config"])
             ckpt = _detection_checkpoint(run_dir)
-        else:
+        elif dist.main:
             atomic_write_json(run_dir.config, {"kind": "detection", "config": cfg.to_dict()})
+        dist.barrier()  # (config.json is written by rank 0 alone)
         return _build(cfg, dist, run_dir, ckpt, progress and echo)
     except BaseException:
         run_dir.release()  # a failed start leaves the run to a later --resume
@@ -248,9 +273,11 @@ def _detection_checkpoint(run_dir: RunDir) -> dict[str, Any]:
 def _build(
     cfg: DetectTrainConfig, dist: Dist, run_dir: RunDir, ckpt: dict | None, echo: bool
 ) -> Session:
-    log = run_files.RunLog(run_dir.log, echo)
-    metrics = run_files.MetricsLog(run_dir, enabled=True, tensorboard=False)
+    log = run_files.RunLog(run_dir.log, echo and dist.main, enabled=dist.main)
+    metrics = run_files.MetricsLog(run_dir, enabled=dist.main, tensorboard=False)
     device = pick_device(cfg.device)
+    if dist.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
     bf16 = use_bf16(cfg.precision, device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -272,8 +299,13 @@ def _build(
     ema = None
     if cfg.ema:  # parameters and BatchNorm buffers alike, as classification's (timm's ModelEma)
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-    trainee = Trainee(model, model, optimizer, compiled=False, lr_scales=[], ema=ema)
-    stream = DetectionStream(train_set, cfg)
+    forward: Any = model
+    if dist.world > 1:  # each rank's slice of the batch; the gradients averaged over the ranks
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    trainee = Trainee(model, forward, optimizer, compiled=False, lr_scales=[], ema=ema)
+    stream = DetectionStream(train_set, cfg, dist)
     if ckpt is None:
         state = RunState()
         log(
@@ -281,10 +313,12 @@ def _build(
             f"{' from ' + cfg.init if cfg.init else ' from scratch'}, "
             f"{len(train_set.images)} training / {len(val_set.images)} validation images, "
             f"{train_set.num_classes - 1} classes, {cfg.epochs} epochs"
+            + (f", {dist.world} processes" if dist.world > 1 else "")
         )
     else:
         state = restore_train_state(run_dir.last, model, optimizer, ckpt, ema)
-        run_files.truncate_metrics(run_dir, state.step)
+        if dist.main:
+            run_files.truncate_metrics(run_dir, state.step)
         log(f"resumed {run_dir} at iteration {state.step} (epoch {state.epoch}, batch "
             f"{state.epoch_step})")  # fmt: skip
     session = Session(
@@ -298,7 +332,7 @@ def _build(
         total=len(stream) * cfg.epochs,
         steps_per_epoch=len(stream),
         trainable=trainee,
-        step=DetectionStep(trainee, device, bf16),  # type: ignore[arg-type]
+        step=DetectionStep(trainee, device, bf16, cfg.seed, dist),  # type: ignore[arg-type]
         bf16=bf16,
         warmup=False,
         state=state,
@@ -317,16 +351,20 @@ def _detection_hooks(session: Session, cfg: DetectTrainConfig) -> TaskHooks:
 
     ema = session.trainable.ema
 
+    dist = session.dist
+
     def evaluate(forward: Any, state: RunState, lr: float) -> dict[str, Any]:
+        losses = state.take_part_means()
+        if not dist.main:  # rank 0 scores the validation folder; every rank gets its row
+            return dist.share(None)
         scores, _ = evaluate_detector(forward, data.val)
         averaged = {}
         if ema is not None:  # the averaged weights, scored beside the raw ones
             ema_scores, _ = evaluate_detector(ema.module, data.val)
             averaged = {"ema_map": ema_scores.map, "ema_map_50": ema_scores.map_50}
         model.train()
-        losses = state.take_part_means()
-        return {"epoch": state.epoch + 1, "step": state.step, **losses, **scores.to_dict(),
-                **averaged}  # fmt: skip
+        return dist.share({"epoch": state.epoch + 1, "step": state.step, **losses,
+                           **scores.to_dict(), **averaged})  # fmt: skip
 
     def message(row: dict[str, Any]) -> str:
         loss = sum(v for k, v in row.items() if k.startswith("loss_"))
@@ -338,15 +376,17 @@ def _detection_hooks(session: Session, cfg: DetectTrainConfig) -> TaskHooks:
     def finish(state: RunState, row: dict[str, Any] | None, wall: float) -> TrainResult:
         if not report.params_finite(model):
             raise TrainingDiverged("final weights are not finite; not saving model.safetensors")
-        last = session.run_dir.read_metrics()[-1]
-        final = model
-        if ema is not None and cfg.ema_final:  # the final weights are the average
-            final, last = ema.module, {**last, "map": last["ema_map"], "map_50": last["ema_map_50"]}
-        record = detector_record(cfg, data.train, data.val, last, final)
-        save_weights(final, session.run_dir.weights, record)
-        summary = {**last, "seconds": wall, "train_time": state.elapsed}
-        atomic_write_json(session.run_dir.summary, summary)
-        session.log(f"done: val mAP {last['map']:.3f} (mAP@.5 {last['map_50']:.3f})")
+        if dist.main:  # rank 0 alone writes the run's files
+            last = session.run_dir.read_metrics()[-1]
+            final = model
+            if ema is not None and cfg.ema_final:  # the final weights are the average
+                final = ema.module
+                last = {**last, "map": last["ema_map"], "map_50": last["ema_map_50"]}
+            record = detector_record(cfg, data.train, data.val, last, final)
+            save_weights(final, session.run_dir.weights, record)
+            summary = {**last, "seconds": wall, "train_time": state.elapsed}
+            atomic_write_json(session.run_dir.summary, summary)
+            session.log(f"done: val mAP {last['map']:.3f} (mAP@.5 {last['map_50']:.3f})")
         return TrainResult(
             run_dir=Path(session.run_dir),
             final_val_err=None,
