@@ -148,7 +148,8 @@ class DetectionStream:
 
 
 class DetectionStep:
-    """forward (the detector returns its dict of losses), their sum, backward, SGD step. The
+    """forward (the detector returns its dict of losses), then the update every task's step
+    makes (:meth:`~resnets.train.step.Trainee.update`: their sum, backward, SGD step). The
     summed loss and the image count stay on the device until :meth:`sums` is read, as
     classification's :class:`~resnets.train.step.TrainStep` keeps them; each loss's values
     wait for :meth:`take_parts`.
@@ -171,12 +172,7 @@ class DetectionStep:
         torch.manual_seed(((self.seed * 2**24 + step) * 256 + self.dist.rank) % 2**63)
         with autocast_ctx(self.device, self.bf16):
             losses = self.t.forward(images, targets)
-            total = sum(losses.values())
-        self.t.optimizer.zero_grad(set_to_none=True)
-        total.backward()  # (under torchrun: the gradients averaged over the ranks)
-        self.t.optimizer.step()
-        if self.t.ema is not None:
-            self.t.ema.update_parameters(self.t.raw_model)
+        total = self.t.update(losses, step)
         with torch.no_grad():
             self.loss_sum += total.detach().double() * len(images)
             self.n_sum += len(images)

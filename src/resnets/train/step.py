@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import functools
 import gc
+import operator
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +77,27 @@ class Trainee:
         """``forward`` without the DDP wrapper: what evaluation calls on each rank."""
         f = self.forward
         return f.module if isinstance(f, nn.parallel.DistributedDataParallel) else f
+
+    def update(
+        self,
+        losses: dict[str, Tensor],
+        step: int = 0,
+        on_backward: Callable[[nn.Module, int], None] | None = None,
+    ) -> Tensor:
+        """One SGD update from a step's dict of losses, whatever the task (classification's
+        ``{"loss": cross-entropy}``, a detector's four, as torchvision's and Detectron2's
+        models return them): their sum, backward (averaged over the ranks under DDP),
+        ``on_backward(raw_model, step)`` on the gradients, the optimizer's step, the weights'
+        average. Returns the summed loss."""
+        total = functools.reduce(operator.add, losses.values())  # (one loss: itself, no op)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if on_backward is not None:
+            on_backward(self.raw_model, step)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.raw_model)
+        return total
 
     def release_ddp(self) -> None:
         """Drop the DDP wrapper (its reducer and logger) while the process group is still
@@ -161,14 +184,8 @@ class TrainStep:
     def __call__(self, x: Tensor, y: Tensor, step: int = 0) -> None:
         with autocast_ctx(self.device, self.bf16):
             logits = self.t.forward(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        self.t.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.on_backward is not None:
-            self.on_backward(self.t.raw_model, step)
-        self.t.optimizer.step()
-        if self.t.ema is not None:
-            self.t.ema.update_parameters(self.t.raw_model)
+            losses = {"loss": F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)}
+        loss = self.t.update(losses, step, self.on_backward)
         with torch.no_grad():
             # samples labelled IGNORE (undecodable, skip_bad) count neither as seen nor wrong;
             # the count stays on the device so that no step waits for the host
