@@ -378,17 +378,27 @@ def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
 
 
 def test_the_claims_report_draws_each_backbones_detections(trained, tmp_path):
+    """Every backbone's seed 0 is drawn (here the one run, and a copy of it standing for a
+    second backbone: each picture is made from its own folder)."""
+    import shutil
+
     from PIL import Image
 
     from resnets.analysis.experiments.detection import write_detection_report
 
-    runs = trained[0].parent
+    runs = tmp_path / "runs"
+    shutil.copytree(trained[0], runs / "resnet18-s0")
+    shutil.copytree(trained[0], runs / "resnet34-s0")
+    config = json.loads((runs / "resnet34-s0" / "config.json").read_text())
+    config["config"]["backbone"] = "resnet34"
+    (runs / "resnet34-s0" / "config.json").write_text(json.dumps(config))
     verdict = write_detection_report(runs, tmp_path / "report")
     assert verdict.outcome == "missing"  # no plain18 run
     text = (tmp_path / "report" / "RESULTS.md").read_text()
-    assert "![boxes-resnet18-s0.png](boxes-resnet18-s0.png)" in text
-    with Image.open(tmp_path / "report" / "boxes-resnet18-s0.png") as im:
-        assert im.size == (4 * 128, 128)  # the 4 validation images at twice their size
+    for run in ("resnet18-s0", "resnet34-s0"):
+        assert f"![boxes-{run}.png](boxes-{run}.png)" in text
+        with Image.open(tmp_path / "report" / f"boxes-{run}.png") as im:
+            assert im.size == (4 * 128, 128)  # the 4 validation images at twice their size
 
 
 def test_a_detector_is_a_weights_file_like_any_other(

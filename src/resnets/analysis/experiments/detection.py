@@ -70,9 +70,9 @@ def draw_runs(rows: list[dict], runs: Path, out: Path, images: int = 8) -> list[
         conf = run.read_config()["config"]
         data = read_coco(conf["val"])
         shown = list(range(min(images, len(data.images))))
-        images, _ = collate(data, shown)
+        batch, _ = collate(data, shown)
         with torch.no_grad():
-            found = loaded.model(images)
+            found = loaded.model(batch)
         top = [top_detections(found[k], DRAWN_PER_IMAGE) for k in range(len(shown))]
         pictures = [
             draw_detections(
