@@ -387,7 +387,7 @@ class DetectTrainConfig:
     warmup_iters: int = opt(200, "linear warm-up from lr / 1000 to lr", unit="iterations")
     seed: int = opt(0, "seeds the weight init, the image order and the flips", group="run")
     threads: int = opt(0, "CPU threads (0: torch's default)")
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N (one process: detection has no DDP yet)")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N (under torchrun: each rank its own GPU)")
     precision: Precision = opt(
         "fp32",
         "the training step's: fp32 (the default), bf16 autocast, or auto (bf16 where the hardware "
