@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..argtypes import add_device, add_no_progress, count, int_list
@@ -99,14 +98,10 @@ def _experiment(args: argparse.Namespace) -> int:
     experiment's one function; prints where its page is and the verdicts it holds."""
     experiment = get_experiment(args.name)
     options = {o: _option_value(args, o, d) for o, d in experiment.defaults.items()}
+    # (Settings makes the paths Paths, and checks the budget and the seeds)
     given = {name: getattr(args, name) for name in experiment.flags if name != "progress"}
     if "progress" in experiment.flags:
         given["progress"] = not args.no_progress
-    for name in ("out", "runs_from"):
-        if name in given:
-            given[name] = Path(given[name]) if given[name] else None
-    if given.get("out") is None:
-        given.pop("out", None)
     settings = Settings(**given, command="resnets " + " ".join(sys.argv[1:]), options=options)
     try:
         path = run_experiment(args.name, settings)
