@@ -154,9 +154,11 @@ class DetectionStep:
     classification's :class:`~resnets.train.step.TrainStep` keeps them; each loss's values
     wait for :meth:`take_parts`.
 
-    The detector samples anchors and proposals at random: each step draws from the global
-    generator seeded by (seed, step, rank), so a step is a pure function of its position and
-    a run resumes bit-identically on every rank (a checkpoint holds rank 0's state alone)."""
+    The detector samples anchors and proposals at random, from the global generator. In one
+    process that generator runs on through the run and the checkpoint holds its state. A
+    checkpoint holds rank 0's state alone, so under torchrun each step seeds it from (seed,
+    step, rank) instead: a step is then a pure function of where it is, and the run resumes
+    bit-identically on every rank."""
 
     def __init__(
         self, trainee: Trainee, device: torch.device, bf16: bool, seed: int, dist: Dist
@@ -169,7 +171,8 @@ class DetectionStep:
     def __call__(self, images: list, targets: list, step: int = 0) -> None:
         images = [im.to(self.device) for im in images]
         targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
-        torch.manual_seed(((self.seed * 2**24 + step) * 256 + self.dist.rank) % 2**63)
+        if self.dist.world > 1:
+            torch.manual_seed(((self.seed * 2**24 + step) * 256 + self.dist.rank) % 2**63)
         with autocast_ctx(self.device, self.bf16):
             losses = self.t.forward(images, targets)
         total = self.t.update(losses, step)
