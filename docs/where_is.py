@@ -102,7 +102,7 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "the paper's claims, judged",
-        "each claim is written once, in its experiment's file under `analysis/experiments/` (its verdict from a run table, its tables, how it is judged again from its CSV); `analysis/claims.py` (what every claim is built from: paired tests by seed, a page's tests judged as one family); `analysis/reports.py` (the `Verdict` record, `verdicts.json` with its looks, the verdict blocks); `analysis/experiments/paper.py` (`reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`); `analysis/experiments/verdicts.py` (`resnets analyze verdicts`: every written report judged again from its CSV, the tables validated first by `analysis/rejudge.py`)",
+        "each claim is written once, in its experiment's file under `analysis/experiments/` (its verdict from a run table, its tables, how it is judged again from its CSV); `analysis/claims.py` (what every claim is built from: paired tests by seed, a page's tests judged as one family); `analysis/reports.py` (the `Verdict` record, `verdicts.json` with its looks, the verdict blocks); `analysis/experiments/paper.py` (`reproduce paper` gathers (a)-(e) on one page, `docs/results/RESULTS.md`); `analysis/experiments/verdicts.py` (`resnets analyze verdicts`: every written report judged again from its CSV, the tables validated first by `analysis/report_csv.py`)",
     ),
     (
         "the statistical tests behind every verdict (paired by seed, exact McNemar), the correction of a page's family (Holm, looks) and the seeds a decision needs (80% power)",

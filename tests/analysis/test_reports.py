@@ -206,7 +206,7 @@ def test_a_written_report_is_judged_again_from_its_csv(tmp_path):
     """`analyze verdicts`' step: the verdicts come from runs.csv alone; a page without its
     markers is refused before anything is written."""
     from resnets.analysis.experiments.verdicts import rejudge, write_rejudged
-    from resnets.analysis.rejudge import run_table_from_csv
+    from resnets.analysis.report_csv import run_table_from_csv
     from resnets.analysis.reports import VERDICTS_BEGIN, VERDICTS_END
 
     folder = _degradation_folder(tmp_path, '{"args": {"depths": "20,56"}}')
@@ -387,7 +387,7 @@ def _runs_csv(tmp_path, lines: list[str]):
     ],
 )
 def test_a_bad_runs_csv_is_refused_naming_the_row(tmp_path, lines, message):
-    from resnets.analysis.rejudge import run_table_from_csv
+    from resnets.analysis.report_csv import run_table_from_csv
 
     path = _runs_csv(tmp_path, lines)
     with pytest.raises(ValueError, match=message) as caught:

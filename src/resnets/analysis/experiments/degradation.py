@@ -11,7 +11,7 @@ from ...plots import plot_panels
 from ..claims import judged, lower_val_error, paired, runs_missing, spreads, tested
 from ..paper_numbers import PAPER_TABLE6
 from ..registry import Experiment, Judged, Records, Report, Settings, register_experiment
-from ..rejudge import report_depths, run_table_from_csv
+from ..report_csv import report_depths, run_table_from_csv
 from ..reports import (
     RunTable,
     Seeds,

@@ -23,7 +23,7 @@ from ...runtime import machine_label
 from ..claims import judged, tested
 from ..paper_numbers import PAPER_COCO_DETECTION
 from ..registry import Experiment, Judged, Settings, claim_results_folder, register_experiment
-from ..rejudge import csv_rows, fraction, seed_cell
+from ..report_csv import csv_rows, fraction, seed_cell
 from ..reports import Seeds, Verdict, judge_page, verdict_block, write_csv
 from ..stats import Family, paired_by_seed
 

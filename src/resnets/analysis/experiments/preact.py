@@ -10,7 +10,7 @@ from ...plots import plot_panels
 from ..claims import judged, paired, runs_missing, spreads, tested
 from ..paper_numbers import PAPER_PREACT
 from ..registry import Experiment, Judged, Records, Report, Settings, register_experiment
-from ..rejudge import report_args, run_table_from_csv
+from ..report_csv import report_args, run_table_from_csv
 from ..reports import (
     RunTable,
     Seeds,

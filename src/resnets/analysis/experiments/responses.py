@@ -13,7 +13,7 @@ import numpy as np
 from ..claims import judged, runs_missing, tested
 from ..figures import plot_responses
 from ..registry import Experiment, Judged, Records, Report, Settings, register_experiment
-from ..rejudge import csv_rows, report_depths
+from ..report_csv import csv_rows, report_depths
 from ..reports import Seeds, Spread, Verdict, judge_page, verdict_block, write_csv
 from ..runs import response_curves
 from ..stats import Family, combine, paired_by_seed

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..claims import judged, lower_val_error, paired, runs_missing, tested
 from ..paper_numbers import PAPER_TABLE3
 from ..registry import Experiment, Judged, Records, Report, Settings, register_experiment
-from ..rejudge import run_table_from_csv
+from ..report_csv import run_table_from_csv
 from ..reports import (
     WORDS,
     RunTable,

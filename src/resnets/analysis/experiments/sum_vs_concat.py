@@ -13,7 +13,7 @@ import numpy as np
 from ...plots import plot_curves
 from ..claims import judged, lower_val_error
 from ..registry import Experiment, Judged, Records, Report, Settings, register_experiment
-from ..rejudge import run_table_from_csv
+from ..report_csv import run_table_from_csv
 from ..reports import (
     RunTable,
     Seeds,

@@ -18,7 +18,7 @@ from ...plots import plot_label_curves
 from ..claims import judged, runs_missing, tested
 from ..paper_numbers import budget_iters
 from ..registry import Experiment, Judged, Records, Report, Settings, register_experiment
-from ..rejudge import csv_rows, fraction, report_args, seed_cell
+from ..report_csv import csv_rows, fraction, report_args, seed_cell
 from ..reports import (
     WORDS,
     Seeds,
