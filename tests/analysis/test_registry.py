@@ -10,6 +10,7 @@ import json
 import pytest
 
 import resnets
+import resnets.analysis.experiments  # noqa: F401  (registers every experiment)
 from resnets.analysis.registry import EXPERIMENTS, Settings, get_experiment, run_experiment
 from resnets.cli import build_parser, main
 from resnets.errors import ConfigError
@@ -59,6 +60,15 @@ def test_every_command_is_a_registered_experiment():
 def test_settings_are_checked_once_when_made(settings, message):
     with pytest.raises(ConfigError, match=message):
         Settings(**settings)
+
+
+def test_an_empty_registry_says_what_fills_it(monkeypatch):
+    """The registry module alone holds no experiment (each one's file registers itself)."""
+    from resnets.analysis import registry
+
+    monkeypatch.setattr(registry, "EXPERIMENTS", {})
+    with pytest.raises(ConfigError, match="none registered; import resnets.analysis.experiments"):
+        registry.get_experiment("degradation")
 
 
 def test_unknown_experiments_and_options_are_one_line_errors(tmp_path):

@@ -11,7 +11,8 @@ them:
 ``resnets reproduce NAME`` and ``resnets analyze NAME`` are generated from the registry: they
 parse their flags into the same :class:`Settings` and call the same :func:`run_experiment`.
 The budget and the seeds are checked once, here, when a Settings is made; the options, when
-an experiment is run.
+an experiment is run. The registry fills when :mod:`resnets.analysis.experiments` is imported
+(``resnets.reproduce`` and the commands import it).
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ def register_experiment(experiment: Experiment) -> Experiment:
 
 def get_experiment(name: str) -> Experiment:
     """An experiment by name; a one-line error listing the others."""
+    if not EXPERIMENTS:  # this module alone registers none (the experiments import it)
+        raise ConfigError(
+            f"experiment {name!r}: none registered; import resnets.analysis.experiments first "
+            "(resnets.reproduce and the commands do)"
+        )
     if name not in EXPERIMENTS:
         raise ConfigError(f"experiment {name!r}: one of {', '.join(sorted(EXPERIMENTS))}")
     return EXPERIMENTS[name]

@@ -44,7 +44,8 @@ def _paper(base: Settings) -> Path:
     options = base.options
     if options["train_only"] and options["report_only"]:
         raise ConfigError("paper: train_only and report_only exclude each other")
-    claim_results_folder(base, "paper")
+    if not options["train_only"] or base.runs_from is None:  # (else nothing goes in out)
+        claim_results_folder(base, "paper")
     root = Path(base.runs_from or base.out / "runs-store")
     table_seeds = options["table_seeds"]
     per_depth = {20: base.seeds, 56: base.seeds, 32: table_seeds, 44: table_seeds}
