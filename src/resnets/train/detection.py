@@ -45,6 +45,7 @@ from . import report, run_files
 from .config import DetectTrainConfig, build_detect_config
 from .report import TrainResult
 from .session import Session, TaskHooks
+from .setup import claim_on_rank_0
 from .state import RunState, restore_train_state
 from .step import Trainee
 
@@ -233,16 +234,7 @@ def start_detection_session(
         if not (cfg.train and cfg.val):
             raise ConfigError("detect train: give --train and --val (COCO-format folders)")
     dist = init_distributed(cfg.device)
-    failed: Any = None
-    if dist.main:  # under torchrun rank 0 claims the folder and alone writes its files
-        try:
-            run_dir.open_for_resume() if resume else run_dir.create(reading=(cfg.train, cfg.val))
-        except (ConfigError, CheckpointError) as e:
-            failed = e
-    failed = dist.share(failed)  # every rank stops with rank 0's error
-    if isinstance(failed, Exception):
-        dist.close()
-        raise failed
+    claim_on_rank_0(dist, run_dir, bool(resume), reading=(cfg.train, cfg.val))
     try:
         ckpt = None
         if resume:

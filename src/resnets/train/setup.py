@@ -41,15 +41,8 @@ def open_run(
         run_dir = RunDir(dist.share(default_run_dir(cfg.model, cfg.data) if dist.main else None))
     if resume == "auto":  # rank 0 decides, so every rank takes the same way
         resume = dist.share(run_dir.status is RunStatus.INTERRUPTED if dist.main else None)
-    failed: Any = None
-    if dist.main:  # one process per run: a second --resume, or a second --out, is refused
-        try:
-            run_dir.open_for_resume() if resume else run_dir.create(spec_paths(cfg.data))
-        except (ConfigError, CheckpointError) as e:
-            failed = e
-    failed = dist.share(failed)  # every rank stops with rank 0's error
-    if isinstance(failed, Exception):
-        raise failed
+    # one process per run: a second --resume, or a second --out, is refused
+    claim_on_rank_0(dist, run_dir, resume, reading=spec_paths(cfg.data))
     if not resume:
         return run_dir, cfg, None
     try:
@@ -64,6 +57,20 @@ def open_run(
     if cfg.threads:  # --threads N moves the run to N CPU threads; 0 (unset) keeps its count
         moved["threads"] = cfg.threads
     return run_dir, config_from_dict(dict(saved, **moved)), ckpt
+
+
+def claim_on_rank_0(dist: Dist, run_dir: RunDir, resume: bool, reading: Any) -> None:
+    """Rank 0 claims ``run_dir`` (resumed, or created where it reads nothing in ``reading``)
+    and alone writes it; every rank stops with rank 0's one-line error, for either task."""
+    failed: Any = None
+    if dist.main:
+        try:
+            run_dir.open_for_resume() if resume else run_dir.create(reading)
+        except (ConfigError, CheckpointError) as e:
+            failed = e
+    failed = dist.share(failed)
+    if isinstance(failed, Exception):
+        raise failed
 
 
 @dataclass
