@@ -277,3 +277,37 @@ def test_a_backend_that_fails_at_import_is_probed_not_trusted(tmp_path):
         in asked.stderr
     )
     assert "Traceback" not in asked.stderr and len(asked.stderr.strip().splitlines()) == 1
+
+
+def test_a_held_out_split_is_scored_decoding_only_its_images(patch_run, tmp_path, monkeypatch):
+    """`--subset val` on a folder never decoded here decodes its held-out images alone (no
+    cache is written, no other row can be read) and scores them as the whole decoded folder
+    does: the same images, the same hits."""
+    import resnets.data.folder as folder
+
+    run, data, _ = patch_run
+    lm = load_weights(run)
+    monkeypatch.setenv("RESNETS_CACHE", str(tmp_path / "cache"))
+    decoded = []
+    real = folder._decode_one
+    monkeypatch.setattr(folder, "_decode_one", lambda job: decoded.append(job[0]) or real(job))
+    part, selection = score(lm, str(data), subset="val")
+    assert isinstance(selection.data.images, folder.DecodedRows)
+    held_out, every = part.n, len(selection.data)
+    assert len(decoded) == len(selection.indices) == held_out == every // 5  # val_split 0.2
+    assert not (tmp_path / "cache").exists()
+    paths = [str(data / selection.data.paths[i]) for i in selection.indices]
+    assert sorted(decoded) == sorted(paths)
+    other = int(np.setdiff1d(np.arange(len(selection.data)), selection.indices)[0])
+    with pytest.raises(IndexError, match=f"row {other} was not decoded"):
+        selection.data.images[[int(selection.indices[0]), other]]
+    # the whole folder decoded into the cache (one process: the counting patch is not pickled)
+    load_dataset(str(data), image_size=lm.image_size, workers=1, progress=False)
+    full, again = score(lm, str(data), subset="val")
+    assert isinstance(again.data.images, np.memmap) and len(decoded) == held_out + every
+    np.testing.assert_array_equal(again.indices, selection.indices)
+    np.testing.assert_array_equal(full.hits, part.hits)
+    assert full.top1 == part.top1 and full.loss_sum == pytest.approx(part.loss_sum, rel=1e-6)
+    np.testing.assert_array_equal(
+        again.data.images[again.indices], selection.data.images[selection.indices]
+    )

@@ -84,7 +84,7 @@ def _score_by_hand(weights_file, meta, folder) -> tuple[int, int]:
     files = [(p, c) for c, name in enumerate(classes) for p in sorted((folder / name).iterdir())]
     data = load_dataset(str(folder), progress=False)
     assert data.classes == classes and len(data) == len(files)
-    val = recorded_split(meta.split, data).val_idx
+    val = recorded_split(meta.split, data.labels, data.classes).val_idx
     mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
     std = torch.tensor(meta.std).view(1, -1, 1, 1)
     hits = 0

@@ -15,9 +15,11 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,6 +28,9 @@ from ..errors import DataError
 from ..io import env_folder, file_digest, fsync_tree, progress_bar
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
+
+#: which rows of a folder a caller will read, from every file's label and the class names
+RowChoice = Callable[[np.ndarray, list[str]], np.ndarray]
 
 CACHE_ENV = "RESNETS_CACHE"
 CACHE_VERSION = 1
@@ -174,10 +179,16 @@ def load_folder(
     cache: bool = True,
     progress: bool = True,
     scanned: tuple[list[str], list[tuple[Path, int]]] | None = None,
+    rows: RowChoice | None = None,
 ) -> ImageSet:
     """Decode a class-folder data set (through the cache) to uint8 RGB.
 
     ``scanned``: the folder's ``scan_folder`` result, when the caller has it already.
+    ``rows``: the only images the caller will read, as a function of every file's label and
+    the class names (a held-out split). When the folder's decoded cache is not there (and
+    ``skip_bad`` is off, so no file can drop out and move the others), only those images are
+    decoded, and not cached: the set's ``images`` are then :class:`DecodedRows`, which refuse
+    any other row. Scoring 5,000 held-out images of CIFAR-10's 50,000 decodes 5,000.
 
     Args:
         root: folder with one subfolder per class.
@@ -200,31 +211,18 @@ def load_folder(
             shutil.rmtree(cdir, ignore_errors=True)  # a damaged cache is rebuilt
 
     n = len(files)
-    workers = max(1, workers or os.cpu_count() or 1)
-    decoded: list[np.ndarray | None] = [None] * n
-    errors: list[str] = []
-    jobs = [(str(p), size) for p, _ in files]
-    bar = None
-    if progress:
-        bar = progress_bar(total=n, desc=f"decode {root.name}", unit="img", leave=False)
-    if workers > 1 and n > 256:
-        with ProcessPoolExecutor(workers) as ex:
-            results = ex.map(_decode_one, jobs, chunksize=256)
-            for i, (arr, err) in enumerate(results):
-                decoded[i] = arr
-                if err:
-                    errors.append(err)
-                if bar:
-                    bar.update(1)
-    else:
-        for i, job in enumerate(jobs):
-            decoded[i], err = _decode_one(job)
-            if err:
-                errors.append(err)
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
+    labels_all = np.array([label for _, label in files], dtype=np.int64)
+    chosen = np.unique(np.asarray(rows(labels_all, classes), dtype=np.int64)) if rows else []
+    if len(chosen) and not skip_bad:
+        if chosen[0] < 0 or chosen[-1] >= n:
+            raise IndexError(f"{root}: rows outside its {n} images")
+        decoded, errors = _decode_files(root, [files[i] for i in chosen], size, workers, progress)
+        if errors:
+            raise DataError(errors[0])
+        rel = [p.relative_to(root).as_posix() for p, _ in files]
+        images = DecodedRows(n, chosen, np.stack(decoded))  # type: ignore[arg-type]
+        return ImageSet(images, labels_all, classes, root.name, key, rel, [], aliases)
+    decoded, errors = _decode_files(root, files, size, workers, progress)
     if errors and not skip_bad:
         more = (
             f" (and {len(errors) - 1} more bad files; --skip-bad skips them)"
@@ -283,6 +281,77 @@ def load_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return replace(_open_cache(cdir, root), aliases=aliases)
+
+
+def _decode_files(
+    root: Path, files: list[tuple[Path, int]], size: int, workers: int | None, progress: bool
+) -> tuple[list[np.ndarray | None], list[str]]:
+    """Every file decoded at ``size`` (None where it cannot be: its error is listed), by
+    ``workers`` processes (default: all cores) when there are enough files to pay for them."""
+    n = len(files)
+    workers = max(1, workers or os.cpu_count() or 1)
+    decoded: list[np.ndarray | None] = [None] * n
+    errors: list[str] = []
+    jobs = [(str(p), size) for p, _ in files]
+    bar = None
+    if progress:
+        bar = progress_bar(total=n, desc=f"decode {root.name}", unit="img", leave=False)
+    if workers > 1 and n > 256:
+        with ProcessPoolExecutor(workers) as ex:
+            results = ex.map(_decode_one, jobs, chunksize=256)
+            for i, (arr, err) in enumerate(results):
+                decoded[i] = arr
+                if err:
+                    errors.append(err)
+                if bar:
+                    bar.update(1)
+    else:
+        for i, job in enumerate(jobs):
+            decoded[i], err = _decode_one(job)
+            if err:
+                errors.append(err)
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    return decoded, errors
+
+
+class DecodedRows:
+    """``(N, S, S, C)`` uint8 images of which only ``rows`` were decoded (see
+    :func:`load_folder`'s ``rows``): indexable like the array it stands for, at those rows
+    only; any other row is an error, never a black image."""
+
+    def __init__(self, n: int, rows: np.ndarray, decoded: np.ndarray) -> None:
+        if len(rows) != len(decoded):
+            raise ValueError("one decoded image per row")
+        self.rows = rows  # sorted, unique
+        self.decoded = decoded
+        self.shape = (n, *decoded.shape[1:])
+        self.dtype = decoded.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def take(self, idx: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(images, bad)`` of the rows ``idx``, as ``LazyImages.take`` gives them (nothing
+        is bad: the rows were decoded, or the load failed naming the file)."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        at = np.searchsorted(self.rows, idx)
+        ok = (at < len(self.rows)) & (self.rows[np.minimum(at, len(self.rows) - 1)] == idx)
+        if not ok.all():
+            raise IndexError(f"row {int(idx[~ok][0])} was not decoded (only the rows chosen)")
+        return self.decoded[at], np.zeros(len(idx), bool)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        if isinstance(idx, (int, np.integer)):
+            return self.take([int(idx)])[0][0]
+        if isinstance(idx, slice):
+            idx = np.arange(self.shape[0])[idx]
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return self.take(idx)[0]
 
 
 def _open_cache(cdir: Path, root: Path) -> ImageSet:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DataError
 from .cifar import CIFAR_ARCHIVES, load_cifar
-from .folder import folder_fingerprints, load_folder, scan_folder
+from .folder import RowChoice, folder_fingerprints, load_folder, scan_folder
 from .images import resize_short_center_crop
 from .imageset import ImageSet
 from .stream import (
@@ -133,8 +133,12 @@ def load_dataset(
     cache: bool = True,
     progress: bool = True,
     mode: str = "auto",
+    rows: RowChoice | None = None,
 ) -> ImageSet:
     """Load a data set by spec (see module docstring) as uint8 images.
+
+    ``rows``: the only images the caller will read (see :func:`~resnets.data.folder.load_folder`):
+    a folder not decoded before decodes just those. The other sources ignore it.
 
     ``mode``: ``memory`` decodes everything once (through the on-disk cache for folders);
     ``stream`` decodes per batch in worker processes (``images`` is then a
@@ -158,6 +162,7 @@ def load_dataset(
         cache=cache,
         progress=progress,
         scanned=found.scanned,
+        rows=rows,
     )
 
 

@@ -59,7 +59,7 @@ def calibration_images(
             "split is unknown; calibrate on other data with --calib"
         )
     if sp and ds.is_data(lm.meta.data_fingerprint):
-        sel = recorded_split(sp, ds)
+        sel = recorded_split(sp, ds.labels, ds.classes)
         pool, where = np.asarray(sel.train_idx), "the training split"
     idx = np.sort(np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False))
     return batch_inputs(lm, ds.images[idx], f"--calib {spec}"), spec, where

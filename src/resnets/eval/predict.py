@@ -49,11 +49,12 @@ def map_classes(
     return np.array([index[c] for c in data_classes], dtype=np.int64)
 
 
-def recorded_split(split: dict[str, Any], data: ImageSet) -> Any:
-    """The training / held-out split a weights record describes, recomputed on ``data``."""
+def recorded_split(split: dict[str, Any], labels: np.ndarray, classes: list[str]) -> Any:
+    """The training / held-out split a weights record describes, recomputed on these labels
+    (every image's, in the data's order) and class names."""
     return select_samples(
-        data.labels,
-        data.classes,
+        labels,
+        classes,
         val_split=split["val_split"],
         seed=split["seed"],
         classes=split.get("classes", []),
@@ -118,7 +119,18 @@ def scoring_selection(
         map_classes(names, lm.classes, data_spec, lm.meta.class_ids)
     # multi-scale testing resizes from the largest scale down: decode at that size
     size = max(max(scales), lm.image_size) if scales else lm.image_size
-    data = load_dataset(data_spec, split, image_size=size, skip_bad=skip_bad, progress=progress)
+    rows = None
+    if subset in ("val", "train") and lm.meta.split:
+        # a folder not decoded yet decodes only the split's images (CIFAR-10's 5,000 held out
+        # of 50,000), chosen from the files' labels as the split below chooses them
+
+        def rows(labels: np.ndarray, classes: list[str]) -> np.ndarray:
+            sel = recorded_split(lm.meta.split, labels, classes)
+            return sel.val_idx if subset == "val" else sel.train_idx
+
+    data = load_dataset(
+        data_spec, split, image_size=size, skip_bad=skip_bad, progress=progress, rows=rows
+    )
     if data.channels != lm.in_chans:
         raise DataError(
             f"{data_spec}: images have {data.channels} channels, the model expects {lm.in_chans}"
@@ -146,7 +158,7 @@ def scoring_selection(
             raise DataError(
                 f"{data_spec}: not the data these weights were trained on, so its held-out split is unknown"
             )
-        sel = recorded_split(sp, data)
+        sel = recorded_split(sp, data.labels, data.classes)
         if sel.classes != lm.classes:
             raise DataError(
                 f"{data_spec}: its classes are not the ones these weights were trained on"
