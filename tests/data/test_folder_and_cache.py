@@ -113,3 +113,21 @@ def test_data_fingerprints_name_what_load_dataset_gives_without_decoding(tmp_pat
     # the native size by 0 and by number are one set of images; another size is not
     native, by_number, larger = (data_fingerprints(str(root), image_size=s) for s in (0, 16, 24))
     assert set(native) == set(by_number) and not set(larger) & set(native)
+
+
+def test_scan_keeps_pathlibs_order_and_relative_names(tmp_path):
+    """Files are listed in pathlib's order, part by part (the order splits and fingerprints
+    were recorded in), not the strings' (as strings, 'x-1.png' would sort before 'x/1.png')."""
+    from pathlib import Path
+
+    root = tmp_path / "data"
+    for rel in ("a/x/1.png", "a/x-1.png", "a/x.png", "a/x0/2.png", "b/z.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(root / rel)
+    classes, files = folder.scan_folder(root)
+    assert classes == ["a", "b"]
+    paths = [p for p, _ in files]
+    assert paths == sorted(paths) and all(isinstance(p, Path) for p in paths)
+    names = folder.relative_names(root, paths)
+    assert names == ["a/x/1.png", "a/x-1.png", "a/x.png", "a/x0/2.png", "b/z.png"]
+    assert names == [p.relative_to(root).as_posix() for p in paths]

@@ -14,9 +14,9 @@ from resnets.deploy.card import wilson_interval
 from resnets.eval import score
 from resnets.inference import load_weights
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("openvino")
-pytestmark = pytest.mark.slow
+from ..conftest import needs
+
+pytestmark = [pytest.mark.slow, needs("onnxruntime", "openvino")]
 
 
 def test_wilson_interval_matches_a_hand_computed_case():

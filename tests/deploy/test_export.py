@@ -13,8 +13,9 @@ from resnets.deploy import export_model
 from resnets.inference import load_weights, read_exported_meta
 from resnets.train import build_config, train
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("openvino")
+from ..conftest import needs
+
+pytestmark = needs("onnxruntime", "openvino")
 
 
 @pytest.fixture(scope="module")

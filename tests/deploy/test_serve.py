@@ -25,13 +25,16 @@ from PIL import Image
 fastapi = pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
-pytest.importorskip("captum")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
 from resnets.cli import main  # noqa: E402
 from resnets.deploy.serve import ServeConfig, create_app  # noqa: E402
 from resnets.inference import load_weights  # noqa: E402
+
+from ..conftest import needs  # noqa: E402
+
+pytestmark = needs("captum")  # the explanations the page asks for
 
 
 def _png(arr: np.ndarray) -> bytes:

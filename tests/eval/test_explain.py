@@ -15,7 +15,9 @@ from resnets.eval.explain import explain_image, overlay, overlay_png
 from resnets.inference import load_weights
 from resnets.models import create_model
 
-pytest.importorskip("captum")
+from ..conftest import needs
+
+pytestmark = needs("captum")
 
 
 def _val_files(lm, boxes):

@@ -41,7 +41,7 @@ from PIL import Image
 
 from ..errors import DataError
 from ..io import atomic_write_bytes, file_digest, partial_folder, progress_bar, replace_folder
-from .folder import _probe_size, scan_folder
+from .folder import _probe_size, relative_names, scan_folder
 from .images import decode_image, resize_short_center_crop
 from .imageset import ImageSet
 
@@ -298,12 +298,10 @@ def stream_folder(
         with Image.open(files[0][0]) as im:
             size = im.size[0]
     h = hashlib.sha256(f"stream\0{size}".encode())
-    for p, label in files:
+    rel = relative_names(root, [p for p, _ in files])
+    for (p, label), name in zip(files, rel):
         st = p.stat()
-        h.update(
-            f"{p.relative_to(root).as_posix()}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\0".encode()
-        )
-    rel = [p.relative_to(root).as_posix() for p, _ in files]
+        h.update(f"{name}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     recs = [Record(str(p), name=str(p)) for p, _ in files]
     labels = np.array([lab for _, lab in files], dtype=np.int64)
     images = LazyImages(recs, size, processes=processes, skip_bad=skip_bad)
