@@ -53,6 +53,9 @@ def pytest_sessionfinish(session, exitstatus):
     named, and fails the run. Checked once, by the controlling process."""
     import signal
 
+    from .warm import stop_warm_server
+
+    stop_warm_server()  # a worker's own, before it reports its session finished (xdist)
     if _SESSION_START is None or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     me = os.getpid()

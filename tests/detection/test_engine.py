@@ -351,17 +351,16 @@ def test_a_flipped_training_image_keeps_its_boxes_on_its_objects(folders):
 def test_sigterm_stops_a_detection_run_with_a_checkpoint(folders, tmp_path):
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     from ..conftest import finish
+    from ..warm import warm_resnets
 
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "resnets", "detect", "train", "--train", str(folders[0])]
-    argv += ["--val", str(folders[1]), "--out", str(run), "--epochs", "500", "--threads", "1"]
+    argv = ["detect", "train", "--train", str(folders[0]), "--val", str(folders[1])]
+    argv += ["--out", str(run), "--epochs", "500", "--threads", "1"]
     argv += ["--detector", json.dumps(SMALL), "--no-progress"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = warm_resnets(*argv)  # a process of its own, without the interpreter's start-up
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         log = run / "train.log"

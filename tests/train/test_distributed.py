@@ -1,4 +1,8 @@
-"""torchrun with 2 CPU processes (gloo on 127.0.0.1) means the same as one process."""
+"""torchrun with 2 CPU processes (gloo on 127.0.0.1) means the same as one process.
+
+torchrun itself launches the runs that test its launches (one node, two nodes) and its death;
+the runs that test the arithmetic of several processes (sync-BN, detection) start their ranks
+as torchrun would, from its environment, forked from a warm interpreter (tests/warm.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import torch
 from safetensors.torch import load_file
 
 from resnets import create_model
+
+from ..warm import warm_resnets
 
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
 
@@ -133,6 +139,30 @@ def _run(nproc: int, *args: str, command: tuple[str, ...] = ("train",)) -> str:
     return out
 
 
+def _run_ranks(nproc: int, *args: str, command: tuple[str, ...] = ("train",)) -> str:
+    """`resnets COMMAND ARGS` as ``nproc`` ranks joined over gloo on 127.0.0.1 from the
+    environment torchrun gives its ranks (``env://``), each a process forked from the warm
+    server (tests/warm.py): the DDP arithmetic, without torchrun's agent and 3.5 s of imports
+    a rank (torchrun itself is launched by the tests of its launches and of its death)."""
+    port = _free_port()
+    ranks = []
+    for rank in range(nproc):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(nproc))
+        env.update(RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(nproc))
+        ranks.append(warm_resnets(*command, *args, env=env))
+    outputs = []
+    for p in ranks:
+        try:
+            outputs.append("".join(p.communicate(timeout=300)))
+        except subprocess.TimeoutExpired:
+            for q in ranks:
+                q.kill()
+            pytest.fail(f"rank {p.pid} did not finish in 300 s")
+    assert [p.returncode for p in ranks] == [0] * nproc, "\n".join(o[-2000:] for o in outputs)
+    return "\n".join(outputs)
+
+
 def _max_diff(a: Path, b: Path) -> float:
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys()
@@ -202,12 +232,12 @@ def test_sync_bn_over_gloo_matches_one_process(tmp_path):
         "cpu",
     ]
     _run_here("--out", str(tmp_path / "one"), *bn)
-    _run(2, "--out", str(tmp_path / "two"), *bn, "--sync-bn", "true")
+    _run_ranks(2, "--out", str(tmp_path / "two"), *bn, "--sync-bn", "true")
     one = load_file(tmp_path / "one" / "model.safetensors")
     assert sum(k.endswith("running_var") for k in one) == 19
     assert _max_diff(tmp_path / "one", tmp_path / "two") < 1e-4
     # without it, each process normalises by its own half batch: the weights differ
-    _run(2, "--out", str(tmp_path / "local"), *bn)
+    _run_ranks(2, "--out", str(tmp_path / "local"), *bn)
     assert _max_diff(tmp_path / "one", tmp_path / "local") > 1e-3
 
 
@@ -328,7 +358,7 @@ def test_one_node_then_two_nodes_then_one_process_match_one_process(tmp_path, on
 
 
 def test_a_detection_run_on_two_processes_resumes_bit_identically(tmp_path):
-    """Detection under torchrun comes from the one loop: rank 0 claims the folder and alone
+    """Detection on several processes comes from the one loop: rank 0 claims the folder and alone
     writes it (one log, one metrics line per evaluation, the losses averaged over the ranks),
     each rank trains on its slice of the global batch, and a run stopped mid-way and resumed
     on 2 processes ends with the bytes of the run left alone."""
@@ -357,13 +387,13 @@ def test_a_detection_run_on_two_processes_resumes_bit_identically(tmp_path):
         json.dumps(small),
     ]
     args += ["--set", "warmup_iters=1", "--set", "milestones=1"]
-    out = _run(2, "--out", str(tmp_path / "straight"), *args, command=detect)
+    out = _run_ranks(2, "--out", str(tmp_path / "straight"), *args, command=detect)
     log = (tmp_path / "straight" / "train.log").read_text()
     assert "2 processes" in log and log.count("epoch 1/1:") == 1, out[-2000:]
     (row,) = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").open()]
     assert row["step"] == 2 and "loss_classifier" in row  # 8 images, 4 a step, 2 per rank
-    _run(2, "--out", str(tmp_path / "cut"), *args, "--stop-after", "1", command=detect)
+    _run_ranks(2, "--out", str(tmp_path / "cut"), *args, "--stop-after", "1", command=detect)
     assert not (tmp_path / "cut" / "model.safetensors").exists()
-    _run(2, "--resume", str(tmp_path / "cut"), "--no-progress", command=detect)
+    _run_ranks(2, "--resume", str(tmp_path / "cut"), "--no-progress", command=detect)
     weights = [(tmp_path / r / "model.safetensors").read_bytes() for r in ("straight", "cut")]
     assert weights[0] == weights[1]

@@ -1,9 +1,10 @@
 """Nothing lost: kill -9, SIGTERM/SIGINT, failing disks, corrupt checkpoints, concurrent runs.
 
-The runs that are killed, signalled or run side by side are real CLI processes (`python -m
-resnets train`) on the digits data; a run only compared with them (the reference, a resume, the
-other seed) runs the same CLI in this one-thread process, which spares a fresh interpreter's
-3.5 s of imports (Zen 3) and must give the same bits.
+The runs that are killed, signalled or run side by side are processes of their own running
+the CLI (`resnets train`) on the digits data, forked from a warm interpreter (tests/warm.py:
+without 3.5 s of imports each on Zen 3); a run only compared with them (the reference, a
+resume, the other seed) runs the same CLI in this one-thread process, and must give the same
+bits.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,8 +25,9 @@ from resnets.errors import CheckpointError
 from resnets.train import build_config, train
 
 from ..conftest import finish
+from ..warm import WarmProcess, warm_resnets, warm_run
 
-pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
+pytestmark = pytest.mark.slow  # multi-process and multi-run tests: seconds each
 
 #: every run here: 3 epochs of digits' 22 steps, a checkpoint every 5 steps (a kill lands
 #: between two of them, and the resumed run has most of its steps still to take)
@@ -38,10 +38,6 @@ ARGS = ["--epochs", str(EPOCHS), "--checkpoint-every", "5", "--log-every", "1", 
 def _args(out: Path, *extra: str) -> list[str]:
     """`resnets train`'s arguments for a run of this module into ``out``."""
     return ["--out", str(out), *ARGS, *extra]
-
-
-def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "resnets", "train", *_args(out, *extra)]
 
 
 def _one_thread() -> dict[str, str]:
@@ -56,11 +52,6 @@ def _run_here(*argv: str) -> None:
     from resnets.cli import main
 
     assert main(["train", *argv]) == 0
-
-
-def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("env", _one_thread())
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -78,14 +69,13 @@ def reference(tmp_path_factory) -> dict[str, torch.Tensor]:
     return _weights(out)
 
 
-def _start_and_wait_for_checkpoint(out: Path, *extra: str) -> subprocess.Popen:
-    p = subprocess.Popen(
-        _cmd(out, *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_one_thread(),
-    )
+def _start(*argv: str) -> WarmProcess:
+    """`resnets train ARGV`: a process of its own, on one thread."""
+    return warm_resnets("train", *argv, env=_one_thread())
+
+
+def _start_and_wait_for_checkpoint(out: Path, *extra: str) -> WarmProcess:
+    p = _start(*_args(out, *extra))
     deadline = time.time() + 120
     while not (out / "last.ckpt").exists():
         if p.poll() is not None or time.time() > deadline:
@@ -114,7 +104,7 @@ def test_negative_control_other_seed_differs(reference, tmp_path):
     assert not _same(_weights(tmp_path / "s1"), reference)
 
 
-def _stop_with(p: subprocess.Popen, sig: signal.Signals, code: int, out: Path) -> int:
+def _stop_with(p: WarmProcess, sig: signal.Signals, code: int, out: Path) -> int:
     """Send ``sig`` to a run; it must exit with ``code``, say how to resume, print no traceback,
     and leave a checkpoint mid-run. Returns the checkpoint's step."""
     p.send_signal(sig)
@@ -133,11 +123,8 @@ def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path):
     out = tmp_path / "run"
     first = _stop_with(_start_and_wait_for_checkpoint(out), signal.SIGTERM, 143, out)
     again = ["--resume", str(out), "--no-progress"]
-    resume = [sys.executable, "-m", "resnets", "train", *again]
     stopped_at = (out / "last.ckpt").stat().st_mtime_ns
-    p = subprocess.Popen(
-        resume, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_one_thread()
-    )
+    p = _start(*again)
     deadline = time.time() + 120
     while (out / "last.ckpt").stat().st_mtime_ns == stopped_at:  # replaced atomically
         if p.poll() is not None or time.time() > deadline:
@@ -150,16 +137,7 @@ def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path):
 
 def test_concurrent_runs_do_not_interfere(reference, tmp_path):
     """Two runs at once end bit-identical to the same run alone (the shared reference)."""
-    procs = [
-        subprocess.Popen(
-            _cmd(tmp_path / f"c{i}"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_one_thread(),
-        )
-        for i in range(2)
-    ]
+    procs = [_start(*_args(tmp_path / f"c{i}")) for i in range(2)]
     for i, p in enumerate(procs):
         _, err = finish(p, 300, f"concurrent run c{i}")
         assert p.returncode == 0, err
@@ -169,16 +147,7 @@ def test_concurrent_runs_do_not_interfere(reference, tmp_path):
 
 def test_two_runs_into_one_directory_one_refused(tmp_path):
     out = tmp_path / "same"
-    procs = [
-        subprocess.Popen(
-            _cmd(out, "--epochs", "1"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_one_thread(),
-        )
-        for _ in range(2)
-    ]
+    procs = [_start(*_args(out, "--epochs", "1")) for _ in range(2)]
     for i, p in enumerate(procs):
         finish(p, 300, f"run {i} of two into one folder")
     codes = sorted(p.returncode for p in procs)
@@ -290,8 +259,6 @@ def test_resume_of_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
     raw = bytearray(p.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     p.write_bytes(bytes(raw))
-    r = _run(
-        [sys.executable, "-m", "resnets", "train", "--resume", str(tmp_path / "r"), "--no-progress"]
-    )
+    r = warm_run("train", "--resume", str(tmp_path / "r"), "--no-progress", env=_one_thread())
     assert r.returncode == 2 and "checksum mismatch" in r.stderr and "Traceback" not in r.stderr
-    assert os.environ.get("RESNETS_CACHE")  # the isolated cache is inherited by subprocesses
+    assert os.environ.get("RESNETS_CACHE")  # the isolated cache is inherited by the process
