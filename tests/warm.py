@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+#: seconds: the longest any wait here lasts (a command, the server's start, its answer)
+LONGEST = 600.0
 
 _SERVER = r"""
 import atexit, json, os, signal, sys, traceback
@@ -114,10 +118,13 @@ class WarmProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # no wait without end: a child whose status never comes (its server gone) fails the
+        # test after LONGEST seconds rather than hanging it
+        limit = LONGEST if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.args, timeout)
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, limit)
             time.sleep(0.02)
         return self.returncode  # type: ignore[return-value]
 
@@ -148,9 +155,14 @@ class _Server:
             text=True,
             env=env,
         )
-        if self.proc.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+        if self._answer() != "ready":
             self.stop()
             raise RuntimeError("the warm resnets server did not start")
+
+    def _answer(self) -> str:
+        """The server's next line, or "" if none comes within LONGEST seconds (or it died)."""
+        ready, _, _ = select.select([self.proc.stdout], [], [], LONGEST)
+        return self.proc.stdout.readline().strip() if ready else ""  # type: ignore[union-attr]
 
     def start(self, argv: list[str], env: dict[str, str], cwd: Path, new_session: bool):
         self.count += 1
@@ -165,7 +177,7 @@ class _Server:
         }
         self.proc.stdin.write(json.dumps(request) + "\n")  # type: ignore[union-attr]
         self.proc.stdin.flush()  # type: ignore[union-attr]
-        answer = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+        answer = self._answer()
         if not answer.isdigit():
             raise RuntimeError(f"the warm resnets server failed: {answer!r}")
         return WarmProcess(int(answer), self.folder, argv, out, err)

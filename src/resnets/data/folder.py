@@ -234,18 +234,13 @@ def load_folder(
             raise IndexError(f"{root}: rows outside its {n} images")
         decoded, errors = _decode_files(root, [files[i] for i in chosen], size, workers, progress)
         if errors:
-            raise DataError(errors[0])
+            _refuse_bad(errors)
         rel = relative_names(root, [p for p, _ in files])
         images = DecodedRows(n, chosen, np.stack(decoded))  # type: ignore[arg-type]
         return ImageSet(images, labels_all, classes, root.name, key, rel, [], aliases)
     decoded, errors = _decode_files(root, files, size, workers, progress)
     if errors and not skip_bad:
-        more = (
-            f" (and {len(errors) - 1} more bad files; --skip-bad skips them)"
-            if len(errors) > 1
-            else ""
-        )
-        raise DataError(errors[0] + more)
+        _refuse_bad(errors)
     keep = [i for i in range(n) if decoded[i] is not None]
     if not keep:
         raise DataError(f"{root}: no readable images")
@@ -331,6 +326,12 @@ def _decode_files(
     if bar:
         bar.close()
     return decoded, errors
+
+
+def _refuse_bad(errors: list[str]) -> None:
+    """One line: the first unreadable file, and how many more there are."""
+    more = f" (and {len(errors) - 1} more bad files; --skip-bad skips them)" if errors[1:] else ""
+    raise DataError(errors[0] + more)
 
 
 class DecodedRows:
