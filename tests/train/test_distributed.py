@@ -73,26 +73,12 @@ def _kill_all(tag: str) -> dict[int, str]:
     return found
 
 
-def _start(
-    nproc: int, tag: str, *args: str, command: tuple[str, ...] = ("train",)
-) -> subprocess.Popen:
-    """`resnets train ARGS` (or another ``command``) in one process, or under torchrun with
-    ``nproc`` processes, every process tagged with ``tag`` in its environment (see _ranks)."""
-    launcher = [sys.executable, "-m", "resnets"]
-    if nproc > 1:
-        launcher = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            str(nproc),
-            "--master-addr",
-            "127.0.0.1",
-            "--master-port",
-            str(_free_port()),
-            "-m",
-            "resnets",
-        ]
+def _start(nproc: int, tag: str, *args: str) -> subprocess.Popen:
+    """`resnets train ARGS` under torchrun with ``nproc`` processes on one node, every process
+    tagged with ``tag`` in its environment (see _ranks)."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
+    launcher += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+    launcher += ["-m", "resnets", "train"]
     # 2 processes on 2 cores; a collective left waiting on a rank fails after 120 s, with a
     # traceback, rather than hanging until the time-out below
     env = {
@@ -102,7 +88,7 @@ def _start(
         "RESNETS_TEST_RUN": tag,
     }
     return subprocess.Popen(
-        [*launcher, *command, *args],
+        [*launcher, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -129,11 +115,11 @@ def _finish(p: subprocess.Popen, tag: str, timeout: float = 300) -> str:
     return out
 
 
-def _run(nproc: int, *args: str, command: tuple[str, ...] = ("train",)) -> str:
-    """`resnets train ARGS` (or ``command``) to the end, in one process or ``nproc`` under
-    torchrun; returns what it printed."""
+def _run(nproc: int, *args: str) -> str:
+    """`resnets train ARGS` to the end under torchrun with ``nproc`` processes on one node;
+    returns what it printed."""
     tag = uuid.uuid4().hex
-    p = _start(nproc, tag, *args, command=command)
+    p = _start(nproc, tag, *args)
     out = _finish(p, tag)
     assert p.returncode == 0, out[-3000:]
     return out
