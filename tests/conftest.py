@@ -246,6 +246,15 @@ def digits_run(tmp_path_factory) -> Path:
     return out
 
 
+def train_here(*argv: str) -> None:
+    """`resnets train ARGV` in this test process (one thread under xdist), to exit 0: for a
+    run only compared with others, which needs no process of its own (nor its 3.5 s of
+    imports on Zen 3)."""
+    from resnets.cli import main
+
+    assert main(["train", *argv]) == 0
+
+
 def finish(proc, timeout: float, what: str) -> tuple[str, str]:
     """``proc.communicate()`` within ``timeout`` seconds; past it the process is killed (its
     output collected) and the test fails naming ``what`` it waited for, so no test hangs and

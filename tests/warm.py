@@ -214,16 +214,11 @@ def warm_resnets(
 
 def warm_run(*argv: str, env: dict[str, str] | None = None, timeout: float = 300):
     """`resnets ARGV` to its end (``subprocess.run``'s ``CompletedProcess``, text output);
-    past ``timeout`` seconds it is killed and the test fails."""
-    import pytest
+    past ``timeout`` seconds it is killed and the test fails (conftest's ``finish``)."""
+    from .conftest import finish
 
     proc = warm_resnets(*argv, env=env)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(30)
-        pytest.fail(f"resnets {' '.join(argv)}: not finished after {timeout:.0f} s (killed)")
+    out, err = finish(proc, timeout, f"resnets {' '.join(argv)}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from resnets import create_model
 
+from ..conftest import train_here
 from ..warm import warm_resnets
 
 pytestmark = pytest.mark.slow  # subprocess and multi-run tests: seconds each
@@ -73,26 +74,25 @@ def _kill_all(tag: str) -> dict[int, str]:
     return found
 
 
+def _rank_env() -> dict[str, str]:
+    """Every rank's environment here: 2 processes on 2 cores, one thread each; a collective
+    left waiting on a rank fails after 120 s, with a traceback, rather than hanging until a
+    test's time-out."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
+
+
 def _start(nproc: int, tag: str, *args: str) -> subprocess.Popen:
     """`resnets train ARGS` under torchrun with ``nproc`` processes on one node, every process
     tagged with ``tag`` in its environment (see _ranks)."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
     launcher += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
     launcher += ["-m", "resnets", "train"]
-    # 2 processes on 2 cores; a collective left waiting on a rank fails after 120 s, with a
-    # traceback, rather than hanging until the time-out below
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "RESNETS_DIST_TIMEOUT": "120",
-        "RESNETS_TEST_RUN": tag,
-    }
     return subprocess.Popen(
         [*launcher, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env={**_rank_env(), "RESNETS_TEST_RUN": tag},
         start_new_session=True,
     )
 
@@ -133,7 +133,7 @@ def _run_ranks(nproc: int, *args: str, command: tuple[str, ...] = ("train",)) ->
     port = _free_port()
     ranks = []
     for rank in range(nproc):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
+        env = _rank_env()
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(nproc))
         env.update(RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(nproc))
         ranks.append(warm_resnets(*command, *args, env=env))
@@ -155,19 +155,11 @@ def _max_diff(a: Path, b: Path) -> float:
     return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
 
 
-def _run_here(*args: str) -> None:
-    """`resnets train ARGS` in this (one-thread) process, as one process: no torchrun, so no
-    fresh interpreter is needed, and none is paid for (3.5 s of imports on Zen 3)."""
-    from resnets.cli import main
-
-    assert main(["train", *args]) == 0
-
-
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory) -> Path:
     """The run of ARGS in one process: what every multi-process run here must end with."""
     out = tmp_path_factory.mktemp("one-process") / "run"
-    _run_here("--out", str(out), *ARGS)
+    train_here("--out", str(out), *ARGS)
     return out
 
 
@@ -190,7 +182,7 @@ def test_ranks_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_path):
     assert "the launcher (pid" in out and "exited: stopping with a checkpoint" in out, out[-3000:]
     assert (run / "last.ckpt").exists() and not (run / "model.safetensors").exists()
     # the checkpoint resumes (here in one process, which may take over a 2-process run)
-    _run_here("--resume", str(run), "--no-progress", "--stop-after", "1")
+    train_here("--resume", str(run), "--no-progress", "--stop-after", "1")
 
 
 def test_sync_bn_over_gloo_matches_one_process(tmp_path):
@@ -217,7 +209,7 @@ def test_sync_bn_over_gloo_matches_one_process(tmp_path):
         "--device",
         "cpu",
     ]
-    _run_here("--out", str(tmp_path / "one"), *bn)
+    train_here("--out", str(tmp_path / "one"), *bn)
     _run_ranks(2, "--out", str(tmp_path / "two"), *bn, "--sync-bn", "true")
     one = load_file(tmp_path / "one" / "model.safetensors")
     assert sum(k.endswith("running_var") for k in one) == 19
@@ -301,8 +293,7 @@ def _two_nodes(tag: str, *args: str) -> None:
         "train",
         *args,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETS_DIST_TIMEOUT": "120"}
-    env["RESNETS_TEST_RUN"] = tag
+    env = {**_rank_env(), "RESNETS_TEST_RUN": tag}
     launchers = [
         subprocess.Popen(
             node,
@@ -332,7 +323,7 @@ def test_one_node_then_two_nodes_then_one_process_match_one_process(tmp_path, on
     assert not (run / "model.safetensors").exists()
     log = (run / "train.log").read_text()
     assert log.count("stopped at iteration 5 ") == 1 and log.count("stopped at iteration 10 ") == 1
-    _run_here("--resume", str(run), "--no-progress")
+    train_here("--resume", str(run), "--no-progress")
     assert _max_diff(one_process, run) < 1e-4
     # the weights did move: the comparison is not between two untouched initialisations
     torch.manual_seed(0)

@@ -24,7 +24,7 @@ from resnets.checkpoint import load_checkpoint, save_checkpoint
 from resnets.errors import CheckpointError
 from resnets.train import build_config, train
 
-from ..conftest import finish
+from ..conftest import finish, train_here
 from ..warm import WarmProcess, warm_resnets, warm_run
 
 pytestmark = pytest.mark.slow  # multi-process and multi-run tests: seconds each
@@ -47,13 +47,6 @@ def _one_thread() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _run_here(*argv: str) -> None:
-    """`resnets train ARGV` in this process (one thread, as every run here), to exit 0."""
-    from resnets.cli import main
-
-    assert main(["train", *argv]) == 0
-
-
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "model.safetensors")
 
@@ -65,7 +58,7 @@ def _same(a: dict, b: dict) -> bool:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[str, torch.Tensor]:
     out = tmp_path_factory.mktemp("ref") / "run"
-    _run_here(*_args(out))
+    train_here(*_args(out))
     return _weights(out)
 
 
@@ -95,12 +88,12 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(reference, tmp_path, work
     assert not (out / "model.safetensors").exists(), "the run finished before the kill"
     step = load_checkpoint(out / "last.ckpt")["run_state"]["step"]
     assert 0 < step < EPOCHS * STEPS_PER_EPOCH
-    _run_here("--resume", str(out), "--workers", workers, "--no-progress")
+    train_here("--resume", str(out), "--workers", workers, "--no-progress")
     assert _same(_weights(out), reference)
 
 
 def test_negative_control_other_seed_differs(reference, tmp_path):
-    _run_here(*_args(tmp_path / "s1", "--seed", "1"))
+    train_here(*_args(tmp_path / "s1", "--seed", "1"))
     assert not _same(_weights(tmp_path / "s1"), reference)
 
 
@@ -131,7 +124,7 @@ def test_sigterm_and_ctrl_c_checkpoint_and_exit_cleanly(reference, tmp_path):
             raise AssertionError(f"the resumed run wrote no checkpoint: {p.communicate()[1]}")
         time.sleep(0.02)
     assert _stop_with(p, signal.SIGINT, 130, out) > first
-    _run_here(*again)
+    train_here(*again)
     assert _same(_weights(out), reference)
 
 
