@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,10 +24,17 @@ N = 1000
 
 
 def scored(
-    model: str, wrong: list[int], *, indices: np.ndarray | None = None, response: float = 1.0
+    model: str,
+    wrong: list[int],
+    *,
+    indices: np.ndarray | None = None,
+    response: float = 1.0,
+    train_wrong: list[int] | None = None,
 ) -> Scored:
-    """Weights of ``model`` that get every image right but those in ``wrong``, whose 3x3
-    layers respond to each of 200 images with a std of about ``response``."""
+    """Weights of ``model`` that get every held-out image right but those in ``wrong``, whose
+    3x3 layers respond to each of 200 images with a std of about ``response``; with
+    ``train_wrong``, also scored on 2,000 training images (indices N to 3N), all right but
+    those."""
     hits = np.ones(N, dtype=bool)
     hits[wrong] = False
     weights = FullScheduleWeights(
@@ -40,13 +48,18 @@ def scored(
     )
     layers = int(model.removeprefix("resnet").removeprefix("plain")) - 2  # 3x3 layers: 6n
     noise = np.random.default_rng(len(model) + layers).normal(0, 0.05, (200, layers))
-    return Scored(
+    trained = Scored(
         weights,
         np.arange(N) if indices is None else indices,
         hits,
         1 - len(wrong) / N,
         response + noise,
     )
+    if train_wrong is None:
+        return trained
+    train_hits = np.ones(2 * N, dtype=bool)
+    train_hits[train_wrong] = False
+    return replace(trained, train_indices=np.arange(N, 3 * N), train_hits=train_hits)
 
 
 def by_label(verdicts):
@@ -59,8 +72,8 @@ def test_mcnemar_decides_each_claim_on_the_same_images():
     zoo = {
         "resnet20": scored("resnet20", list(range(120))),
         "resnet56": scored("resnet56", [*range(80), *range(500, 510)]),
-        "plain56": scored("plain56", list(range(300))),
-        "plain20": scored("plain20", list(range(130))),
+        "plain56": scored("plain56", list(range(300)), train_wrong=list(range(200))),
+        "plain20": scored("plain20", list(range(130)), train_wrong=list(range(20))),
     }
     v = by_label(whole_schedule_verdicts(zoo))
     assert v["(b, whole schedule)"].outcome == "holds"
@@ -68,7 +81,14 @@ def test_mcnemar_decides_each_claim_on_the_same_images():
         v["(b, whole schedule)"].evidence
     )
     assert v["(c, whole schedule)"].outcome == "holds"
-    assert v["(a, whole schedule)"].outcome == "holds"  # 170 against 0
+    # (a): 180 training images against 0, and 170 held-out images against 0
+    assert v["(a, whole schedule)"].outcome == "holds"
+    assert "training images (2,000): plain-20 1.00% against plain-56 10.00%" in (
+        v["(a, whole schedule)"].evidence
+    )
+    assert "held-out images (1,000): plain-20 13.00% against plain-56 30.00%" in (
+        v["(a, whole schedule)"].evidence
+    )
     # the ordering needs every depth; the steps present are still tested
     assert v["(d, whole schedule)"].outcome == "missing"
     assert "20->56" in v["(d, whole schedule)"].evidence
@@ -80,6 +100,39 @@ def test_mcnemar_decides_each_claim_on_the_same_images():
     # 3 against 1: not decided
     zoo["resnet56"] = scored("resnet56", [*range(117), 900])
     assert by_label(whole_schedule_verdicts(zoo))["(b, whole schedule)"].outcome == "not decided"
+
+
+def test_claim_a_needs_the_training_error_and_the_validation_error():
+    held_out = {"plain20": list(range(100)), "plain56": list(range(200))}  # 100 against 0
+
+    def claim_a(train20, train56):
+        zoo = {
+            "plain20": scored("plain20", held_out["plain20"], train_wrong=train20),
+            "plain56": scored("plain56", held_out["plain56"], train_wrong=train56),
+        }
+        return by_label(whole_schedule_verdicts(zoo))["(a, whole schedule)"]
+
+    # plain-56 fits its training images better than plain-20 (60 against 0): contradicted,
+    # though it is worse on the held-out images
+    a = claim_a(list(range(80)), list(range(20)))
+    assert a.outcome == "contradicted"
+    assert "training images (2,000): plain-20 4.00% against plain-56 1.00%" in a.evidence
+    # 3 against 2 on the training images: not decided, whatever the held-out images say
+    assert claim_a([10, 11], [20, 21, 22]).outcome == "not decided"
+    # a plain net scored without its training images: the claim waits for them
+    zoo = {
+        "plain20": scored("plain20", held_out["plain20"]),
+        "plain56": scored("plain56", held_out["plain56"], train_wrong=[1]),
+    }
+    a = by_label(whole_schedule_verdicts(zoo))["(a, whole schedule)"]
+    assert a.outcome == "missing"
+    assert a.evidence.endswith("not scored on the training images")
+    # training images that differ between the two nets are refused, not compared
+    zoo["plain20"] = replace(
+        scored("plain20", [], train_wrong=[]), train_indices=np.arange(2 * N) + 7
+    )
+    with pytest.raises(ValueError, match="not scored on the same training images"):
+        whole_schedule_verdicts(zoo)
 
 
 def test_the_ordering_over_every_depth():
@@ -95,7 +148,7 @@ def test_weights_scored_on_other_images_are_refused():
         "resnet20": scored("resnet20", [1]),
         "resnet56": scored("resnet56", [2], indices=np.arange(N) + 1),
     }
-    with pytest.raises(ValueError, match="not scored on the same images"):
+    with pytest.raises(ValueError, match="not scored on the same held-out images"):
         whole_schedule_verdicts(zoo)
 
 
@@ -156,7 +209,7 @@ def test_fig7_responses_are_decided_paired_over_the_same_images(tmp_path):
     assert verdict.outcome == "contradicted"
     # measured on other images than its twin: refused, never paired wrongly
     zoo["plain56"] = scored("plain56", [], indices=np.arange(N) + 1, response=1.3)
-    with pytest.raises(ValueError, match="not scored on the same images"):
+    with pytest.raises(ValueError, match="not scored on the same held-out images"):
         whole_schedule_verdicts(zoo)
     # the figure and the table from the shipped files' responses
     figure = write_responses_figure({"resnet20": scored("resnet20", [])}, tmp_path)

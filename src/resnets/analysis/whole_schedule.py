@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,9 @@ PLAIN_DEPTHS = (20, 56)
 MODELS = (*(f"resnet{d}" for d in DEPTHS), *(f"plain{d}" for d in PLAIN_DEPTHS))
 #: Fig. 7's responses are measured on the first this many held-out images (in the split's order)
 RESPONSE_IMAGES = 1000
+#: the nets also scored on the images they trained on: claim (a) is about training error too
+#: (the paper's Fig. 6, left: plain-56 has the higher training error as well)
+TRAINING_SCORED = tuple(f"plain{d}" for d in PLAIN_DEPTHS)
 RESPONSES_FIGURE = "whole-schedule-responses.png"
 #: Fig. 6 at the whole schedule, and the zoo runs' metrics it is drawn from: each shipped run's
 #: metrics.jsonl, kept beside the page by docs/results/zoo_ship.sh (a run folder stays on the
@@ -64,10 +67,29 @@ class Scored:
     # Fig. 7: each 3x3 layer's response std to each of the first RESPONSE_IMAGES held-out
     # images alone, (images, layers)
     responses: np.ndarray
+    # claim (a)'s training error: the images trained on, in order, and the per-image hits on
+    # them in eval mode, without augmentation (scored for TRAINING_SCORED only; empty else)
+    train_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    train_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def val_err(self) -> float:
         return 1.0 - float(self.hits.mean())
+
+    @property
+    def train_err(self) -> float:
+        """The error on the training images in eval mode (nan when they were not scored)."""
+        return 1.0 - float(self.train_hits.mean()) if len(self.train_hits) else math.nan
+
+    def error(self, images: str) -> float:
+        """The error on ``images``: ``held-out`` or ``training``."""
+        return self.val_err if images == "held-out" else self.train_err
+
+    def on(self, images: str) -> tuple[np.ndarray, np.ndarray]:
+        """The indices and per-image hits on ``images``: ``held-out`` or ``training``."""
+        if images == "held-out":
+            return self.indices, self.hits
+        return self.train_indices, self.train_hits
 
 
 def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
@@ -88,6 +110,14 @@ def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
         found[w.model] = Scored(
             w, np.asarray(selection.indices), np.asarray(res.hits), top1, responses
         )
+        if w.model in TRAINING_SCORED:
+            # the 45,000 images it trained on, in eval mode and without augmentation
+            res, selection = score(lm, data, subset="train", test=TestTime(tta="none"))
+            found[w.model] = replace(
+                found[w.model],
+                train_indices=np.asarray(selection.indices),
+                train_hits=np.asarray(res.hits),
+            )
     return found
 
 
@@ -247,13 +277,19 @@ def curves_section(curves: Mapping[str, Curve], figure: Path | None) -> list[str
     return lines
 
 
-def _test(scored: Mapping[str, Scored], better: str, worse: str) -> McNemar | None:
+def _test(
+    scored: Mapping[str, Scored], better: str, worse: str, images: str = "held-out"
+) -> McNemar | None:
+    """The exact McNemar test of ``better`` against ``worse`` on the same ``images``
+    (``held-out`` or ``training``); None when either net, or its scores there, is missing."""
     if better not in scored or worse not in scored:
         return None
-    a, b = scored[better], scored[worse]
-    if not np.array_equal(a.indices, b.indices):
-        raise ValueError(f"{better} and {worse} were not scored on the same images")
-    return mcnemar_exact(a.hits.tolist(), b.hits.tolist())
+    (index_a, hits_a), (index_b, hits_b) = scored[better].on(images), scored[worse].on(images)
+    if not len(hits_a) or not len(hits_b):
+        return None
+    if not np.array_equal(index_a, index_b):
+        raise ValueError(f"{better} and {worse} were not scored on the same {images} images")
+    return mcnemar_exact(hits_a.tolist(), hits_b.tolist())
 
 
 def _name(model: str) -> str:
@@ -279,28 +315,68 @@ def _tested(test: McNemar, family: Family) -> str:
     return test.text() + (f", {note}" if note else "")
 
 
-def _verdicts(scored: Mapping[str, Scored], family: Family) -> list[Verdict]:
-    out = []
-    for label, better, worse, claim in (
-        ("(a)", "plain20", "plain56", "plain-56 has higher validation error than plain-20"),
-        ("(b)", "resnet56", "resnet20", "ResNet-56 has lower validation error than ResNet-20"),
-        ("(c)", "resnet56", "plain56", "ResNet-56 has lower validation error than plain-56"),
-    ):
-        test = _test(scored, better, worse)
-        label = f"{label[:-1]}, whole schedule)"
+#: claims (a)-(c) at the whole schedule: the paper's better net, the worse one, the claim, and
+#: the images each is tested on (training error is part of (a) only: Fig. 6, left)
+PAIR_CLAIMS = (
+    (
+        "(a, whole schedule)",
+        "plain20",
+        "plain56",
+        "plain-56 has higher training and validation error than plain-20",
+        ("training", "held-out"),
+    ),
+    (
+        "(b, whole schedule)",
+        "resnet56",
+        "resnet20",
+        "ResNet-56 has lower validation error than ResNet-20",
+        ("held-out",),
+    ),
+    (
+        "(c, whole schedule)",
+        "resnet56",
+        "plain56",
+        "ResNet-56 has lower validation error than plain-56",
+        ("held-out",),
+    ),
+)
+
+
+def _pair_verdict(
+    scored: Mapping[str, Scored],
+    family: Family,
+    claim: tuple[str, str, str, str, tuple[str, ...]],
+) -> Verdict:
+    """One of claims (a)-(c): a McNemar test per set of images, the claim holding when each
+    does (a claim whose nets or images are not all scored yet is missing)."""
+    label, better, worse, text, images = claim
+    missing = [m for m in (better, worse) if m not in scored]
+    if missing:
+        return Verdict(label, text, "missing", "needs " + ", ".join(missing))
+    parts, outcomes, unscored = [], [], []
+    for where in images:
+        test = _test(scored, better, worse, where)
         if test is None:
-            missing = [m for m in (better, worse) if m not in scored]
-            out.append(Verdict(label, claim, "missing", "needs " + ", ".join(missing)))
+            unscored.append(where)
             continue
-        out.append(
-            Verdict(
-                label,
-                claim,
-                family.outcome(test),
-                f"{_name(better)} {100 * scored[better].val_err:.2f}% against {_name(worse)} "
-                f"{100 * scored[worse].val_err:.2f}%: {_tested(test, family)}",
-            )
+        outcome = family.outcome(test)
+        outcomes.append(outcome)
+        part = (
+            f"{_name(better)} {100 * scored[better].error(where):.2f}% against {_name(worse)} "
+            f"{100 * scored[worse].error(where):.2f}%: "
+            f"{_tested(test, family)}"
         )
+        n = len(scored[better].on(where)[1])
+        parts.append(f"{where} images ({n:,}): {part} ({outcome})" if len(images) > 1 else part)
+    outcome = combine(outcomes)
+    if unscored:  # a part already contradicted stays so; otherwise the claim waits
+        outcome = "contradicted" if outcome == "contradicted" else "missing"
+        parts.append("not scored on the " + " and ".join(unscored) + " images")
+    return Verdict(label, text, outcome, "; ".join(parts))
+
+
+def _verdicts(scored: Mapping[str, Scored], family: Family) -> list[Verdict]:
+    out = [_pair_verdict(scored, family, claim) for claim in PAIR_CLAIMS]
     present = [d for d in DEPTHS if f"resnet{d}" in scored]
     claim = "the ordering " + " > ".join(str(d) for d in DEPTHS) + " in validation error"
     steps = [
@@ -444,7 +520,9 @@ def table6_section(
         "iterations of batch 128, he2015-cifar), one seed each, all on the same held-out split, "
         "scored again from the files in fp32 when this page was written (`resnets weights info "
         "NAME` prints each record). The paper's column is its CIFAR-10 test error; ours is the "
-        "error on the 5,000 training images held out, JPEG-compressed.",
+        "error on the 5,000 training images held out, JPEG-compressed; the training error is "
+        "the one the record states (the running error over the last epoch's augmented "
+        "batches).",
         "",
         "| model | n | layers | params (paper) | paper error (%) | ours: held-out error (%) | "
         "training error (%) | weights |",
@@ -484,6 +562,9 @@ def table6_section(
         "Verdicts, each by the exact McNemar test on the same held-out images (two-sided): "
         "holds when the images only the paper's better net gets right significantly outnumber "
         "the reverse, contradicted when the reverse is significant, not decided otherwise; "
+        "(a)'s training error by the same test on the images both plain nets trained on, "
+        "scored from the files in eval mode without augmentation, and (a) holds when both of "
+        "its tests do; "
         "(e) by t tests on the per-image differences of the mean response std, paired over "
         "the same images. "
         + (verdicts[0].family + " " if verdicts and verdicts[0].family else "")
