@@ -14,6 +14,12 @@ model=${1:?usage: docs/results/zoo_ship.sh MODEL (a zoo model, e.g. resnet56)}
 data=${DATA:-../shared/data/cifar10-jpeg/train}
 run=.bgtrain/zoo/$model-cifar10
 name=$model.cifar10
+curve=$model
+if [ "${SEED:-0}" != 0 ]; then  # a second training seed (zoo_worker.sh's SEED=N)
+  run=.bgtrain/zoo/$model-seed$SEED-cifar10
+  name=$model.cifar10_seed$SEED
+  curve=$model-seed$SEED
+fi
 weights=src/resnets/weights/$name.safetensors
 # (`weights package` itself refuses a run that has not finished)
 if [ -e "$weights" ]; then
@@ -25,7 +31,7 @@ resnets calibrate --weights "$weights" --data "$data" --no-progress
 resnets weights card "$name" --data "$data" --out "docs/cards/$name" --no-progress
 # the run's recorded metrics, kept beside the page for Fig. 6 (the run folder stays here)
 mkdir -p docs/results/zoo-curves
-cp "$run/metrics.jsonl" "docs/results/zoo-curves/.$model.jsonl.tmp"
-mv "docs/results/zoo-curves/.$model.jsonl.tmp" "docs/results/zoo-curves/$model.jsonl"
+cp "$run/metrics.jsonl" "docs/results/zoo-curves/.$curve.jsonl.tmp"
+mv "docs/results/zoo-curves/.$curve.jsonl.tmp" "docs/results/zoo-curves/$curve.jsonl"
 resnets analyze verdicts --results docs/results --data "$data" --zoo-runs .bgtrain/zoo
 resnets weights list

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -54,6 +55,30 @@ def test_run_directory_contents(digits_run):
     assert "held out of digits" in meta.metrics["split"] and meta.schema_version == 1
     conf = json.loads((digits_run / "config.json").read_text())
     assert meta.command == conf["command"] and meta.source == "resnets"
+
+
+def test_split_seed_holds_out_the_same_images_for_every_training_seed(tmp_path):
+    """Two training seeds on one split_seed: different weights, the same held-out images (so
+    a paired test scores both on them); without split_seed the split follows the seed."""
+    from resnets.data import load_dataset
+    from resnets.eval.predict import recorded_split
+    from resnets.models.weights import read_weights
+
+    data = load_dataset("digits", "train")
+
+    def run(name: str, **kw):
+        train(small(iters=2, epochs=0.0, **kw), tmp_path / name, progress=False, echo=False)
+        weights, meta = read_weights(tmp_path / name / "model.safetensors")
+        return weights, meta, recorded_split(meta.split, data.labels, data.classes).val_idx
+
+    w0, meta0, held0 = run("s0", seed=0)
+    w1, meta1, held1 = run("s1", seed=1, split_seed=0)
+    _, meta2, held2 = run("s1-own", seed=1)
+    assert meta0.split["seed"] == meta1.split["seed"] == 0 and meta2.split["seed"] == 1
+    assert np.array_equal(held0, held1) and not np.array_equal(held0, held2)
+    assert not torch.equal(w0["conv1.weight"], w1["conv1.weight"])  # the init is the seed's
+    with pytest.raises(ConfigError, match="split_seed=-2: must be between -1 and"):
+        small(split_seed=-2).validate()
 
 
 def test_existing_run_directory_is_never_overwritten(digits_run):

@@ -22,6 +22,7 @@ import torch
 
 from ..data import AugmentSpec, BatchStream, channel_stats, load_dataset, stratified_split
 from ..errors import ConfigError, TrainingDiverged
+from ..eval.predict import recorded_split
 from ..inference import model_from_weights
 from ..io import atomic_write_text, first_line
 from ..models import count_macs, count_params, create_model
@@ -219,7 +220,8 @@ def val_batches(run_dir: Path, limit: int | None = None) -> tuple[torch.nn.Modul
     cfg = conf["config"]
     model, meta = model_from_weights(run.weights)
     data = load_dataset(cfg["data"], image_size=cfg["image_size"], progress=False)
-    _, val = stratified_split(data.labels, cfg["val_split"], cfg["seed"])
+    # the split the weights record (its own seed: a run's split_seed may differ from its seed)
+    val = recorded_split(meta.split, data.labels, data.classes).val_idx
     if limit:
         val = val[:limit]
     stream = BatchStream(

@@ -94,10 +94,14 @@ class Scored:
 
 def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
     """Every named weights set trained by resnets at the whole schedule on ``data`` (one split),
-    scored again in fp32 on its held-out images; keyed by model (``resnet56``)."""
+    scored again in fp32 on its held-out images; keyed by model (``resnet56``). One set per
+    model, the seed-0 zoo file (``resnet56.cifar10``): a second training seed
+    (``resnet56.cifar10_seed1``) is not one of this page's McNemar pairs."""
     named = {name: get_pretrained(name).meta for name in list_pretrained()}
     found = {}
     for w in full_schedule_weights(named, fingerprints):
+        if w.name != f"{w.model}.cifar10":
+            continue
         lm = load_weights(w.name)
         res, selection = score(lm, data, subset="val", test=TestTime(tta="none"))
         if len(res.hits) != len(selection.indices):

@@ -219,7 +219,13 @@ class TrainConfig:
     )
 
     seed: int = opt(
-        0, "seeds the weight init, the split, the data order and every augmentation", group="run"
+        0,
+        "seeds the weight init, the data order, every augmentation and (unless split_seed) the split",
+        group="run",
+    )
+    split_seed: int = opt(
+        -1,
+        "seeds the held-out split and the per_class subset; -1: the seed. Runs of several seeds with one split_seed are scored on the same held-out images (paired tests)",
     )
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(
@@ -329,8 +335,9 @@ class TrainConfig:
         )
         for f in fields(self):
             v = getattr(self, f.name)
+            low = -1 if f.name == "split_seed" else 0  # -1: the split follows the seed
             if _hints()[f.name] is int:
-                need(0 <= v <= INT_MAX, f"{f.name}={v}: must be between 0 and {INT_MAX}")
+                need(low <= v <= INT_MAX, f"{f.name}={v}: must be between {low} and {INT_MAX}")
         need(self.log_every >= 1, f"log_every={self.log_every}: must be >= 1")
         need(
             math.isfinite(self.backbone_lr_scale) and self.backbone_lr_scale >= 0,
@@ -346,6 +353,12 @@ class TrainConfig:
             f"warmup_until_err={self.warmup_until_err}: must be in (0, 1]",
         )
         return self
+
+    @property
+    def held_out_seed(self) -> int:
+        """The seed of the held-out split (and the per_class subset): ``split_seed``, or the
+        run's ``seed`` when that is -1."""
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -125,7 +125,7 @@ def load_train_data(
         data.labels,
         data.classes,
         val_split=cfg.val_split,
-        seed=cfg.seed,
+        seed=cfg.held_out_seed,
         classes=cfg.classes,
         per_class=cfg.per_class,
     )
@@ -210,7 +210,7 @@ def weights_meta(
         data_fingerprint=td.data.fingerprint,
         split={
             "val_split": cfg.val_split,
-            "seed": cfg.seed,
+            "seed": cfg.held_out_seed,  # the split's own seed (a scorer recomputes it from this)
             "classes": cfg.classes,
             "per_class": cfg.per_class,
             "n_train": len(td.train_idx),
