@@ -109,8 +109,12 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
         "`analysis/stats.py` (`paired_by_seed`, `mcnemar_exact`, `Family`, `judge_family`, `seeds_needed`); each page's recorded looks are in its `verdicts.json` (`reports.looks_with`)",
     ),
     (
-        "Table 6 at the whole schedule (the zoo's weights scored again, McNemar per pair, each unfinished run's progress)",
+        "Table 6 at the whole schedule (the zoo's weights scored again, Fig. 6 and 7 from them, each unfinished run's progress)",
         "`analysis/whole_schedule.py`",
+    ),
+    (
+        "the claims decided at the whole schedule (McNemar per pair on held-out and training images, a second training seed paired by seed)",
+        "`analysis/zoo_claims.py`",
     ),
     (
         "whether a command may write somewhere (another run's folder, the package, the data being read) and two writers of one target",

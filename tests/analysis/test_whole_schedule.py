@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from resnets.analysis.reports import FullScheduleWeights, RunFinal
-from resnets.analysis.whole_schedule import (
-    BEGIN,
-    END,
-    Scored,
-    run_progress,
-    table6_section,
-    whole_schedule_verdicts,
-)
+from resnets.analysis.whole_schedule import BEGIN, END, run_progress, table6_section
+from resnets.analysis.zoo_claims import Scored, whole_schedule_verdicts
 
 N = 1000
 
@@ -133,6 +127,42 @@ def test_claim_a_needs_the_training_error_and_the_validation_error():
     )
     with pytest.raises(ValueError, match="not scored on the same training images"):
         whole_schedule_verdicts(zoo)
+
+
+def test_second_training_seeds_decide_b_paired_by_seed_as_a_second_look():
+    from resnets.analysis.zoo_claims import seed_paired, training_seed
+
+    assert training_seed("resnet56.cifar10", "resnet56") == 0
+    assert training_seed("resnet56.cifar10_seed2", "resnet56") == 2
+    assert training_seed("resnet56.cifar10_half", "resnet56") is None
+    # seed 0's files: ResNet-56 right on 40 images ResNet-20 misses, wrong on 10 it gets
+    r20 = scored("resnet20", list(range(120)))
+    r56 = scored("resnet56", [*range(80), *range(500, 510)])
+    assert seed_paired({"resnet20": r20, "resnet56": r56}) == []
+    # a second seed each, 2.5 points apart as seed 0's are 3.0 apart: 2 seeds paired, mean 2.75
+    # points and sd 0.35 (p = 0.058): not decided, however strong seed 0's McNemar test was
+    zoo = {
+        "resnet20": replace(r20, seed_errors={1: 0.115}),
+        "resnet56": replace(r56, seed_errors={1: 0.090}),
+    }
+    assert seed_paired(zoo) == ["(b, whole schedule)"]
+    b = by_label(whole_schedule_verdicts(zoo))["(b, whole schedule)"]
+    assert b.outcome == "not decided" and "**not decided**." in b.line()  # no budget to name
+    assert "ResNet-56 9.00% / 9.00% against ResNet-20 12.00% / 11.50%" in b.evidence
+    assert "training seeds 0, 1" in b.evidence and "2 seeds paired" in b.evidence
+    assert "images right only" not in b.evidence  # the seed-paired test replaces McNemar
+    # the page counts the second look (5% / 2) and says what is paired by seed
+    assert "2 looks at the data" in b.family
+    text = "\n".join(table6_section(zoo, None))
+    assert "**(b) paired by training seed**" in text and "One weights file per depth" not in text
+    # three seeds, differences 3.0, 2.5, 2.9 points: holds, at the second look's 2.5%
+    zoo["resnet20"] = replace(r20, seed_errors={1: 0.115, 2: 0.119})
+    zoo["resnet56"] = replace(r56, seed_errors={1: 0.090, 2: 0.090})
+    assert by_label(whole_schedule_verdicts(zoo))["(b, whole schedule)"].outcome == "holds"
+    # seeds the other model lacks are not paired: seed 0 alone is McNemar's again
+    zoo["resnet20"] = replace(r20, seed_errors={3: 0.115})
+    b = by_label(whole_schedule_verdicts(zoo))["(b, whole schedule)"]
+    assert "images right only" in b.evidence and "one look at the data" in b.family
 
 
 def test_the_ordering_over_every_depth():

@@ -92,12 +92,15 @@ class Verdict:
     outcome: str  # "holds", "contradicted", "not decided" or "missing"
     evidence: str  # the numbers behind it and the test's result
     family: str = ""  # how the page's tests were corrected together (stats.Family.describe)
+    whole_schedule: bool = False  # judged at the paper's whole schedule, not a budget
 
     def __post_init__(self) -> None:
         if self.outcome not in WORDS:
             raise ValueError(f"verdict outcome {self.outcome!r}: one of {', '.join(WORDS)}")
 
     def word(self) -> str:
+        if self.whole_schedule and self.outcome == "not decided":
+            return "not decided"  # no budget to blame: the test itself did not decide
         return WORDS[self.outcome]
 
     def line(self) -> str:
@@ -114,6 +117,7 @@ class Verdict:
             record["outcome"],
             record["evidence"],
             str(record.get("family", "")),
+            bool(record.get("whole_schedule", False)),
         )
 
 

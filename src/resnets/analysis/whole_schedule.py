@@ -1,5 +1,6 @@
 """Table 6 at the paper's whole schedule, from the zoo's weights: each set scored again on its
-held-out split, and the paper's claims decided by the exact McNemar test on the same images.
+held-out split (the plain nets on their training images too), Fig. 6's curves, Fig. 7's
+responses, and the paper's claims as :mod:`.zoo_claims` decides them on the same images.
 
 The zoo's CIFAR-10 weights (``resnet20.cifar10`` and its siblings) are trained by resnets on
 this data with the he2015-cifar recipe, all 64k iterations, one seed each and one held-out
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,26 +26,18 @@ from ..rundir import RunDir
 from .figures import plot_responses
 from .layers import response_stds_by_image
 from .paper_numbers import PAPER_ITERS, PAPER_MILESTONES, PAPER_TABLE6
-from .reports import FullScheduleWeights, Verdict, full_schedule_weights
-from .stats import (
-    Family,
-    McNemar,
-    PairedBySeed,
-    combine,
-    judge_family,
-    mcnemar_exact,
-    paired_by_seed,
+from .reports import full_schedule_weights
+from .zoo_claims import (
+    MODELS,
+    RESPONSE_IMAGES,
+    TRAINING_SCORED,
+    Scored,
+    display_name,
+    seeds_sentence,
+    training_seed,
+    whole_schedule_verdicts,
 )
 
-#: the rows of Table 6 as the paper prints them (n, depth 6n+2), then the plain twins of Fig. 6
-DEPTHS = (20, 32, 44, 56, 110)
-PLAIN_DEPTHS = (20, 56)
-MODELS = (*(f"resnet{d}" for d in DEPTHS), *(f"plain{d}" for d in PLAIN_DEPTHS))
-#: Fig. 7's responses are measured on the first this many held-out images (in the split's order)
-RESPONSE_IMAGES = 1000
-#: the nets also scored on the images they trained on: claim (a) is about training error too
-#: (the paper's Fig. 6, left: plain-56 has the higher training error as well)
-TRAINING_SCORED = tuple(f"plain{d}" for d in PLAIN_DEPTHS)
 RESPONSES_FIGURE = "whole-schedule-responses.png"
 #: Fig. 6 at the whole schedule, and the zoo runs' metrics it is drawn from: each shipped run's
 #: metrics.jsonl, kept beside the page by docs/results/zoo_ship.sh (a run folder stays on the
@@ -56,56 +49,24 @@ BEGIN = "<!-- whole-schedule: computed by resnets.analysis.whole_schedule -->"
 END = "<!-- /whole-schedule -->"
 
 
-@dataclass(frozen=True)
-class Scored:
-    """A zoo weights set and its per-image correctness on its held-out split."""
-
-    weights: FullScheduleWeights
-    indices: np.ndarray  # the images scored, in order (indices into the data set)
-    hits: np.ndarray  # bool: the top-1 class was right
-    top1_recorded: float  # the accuracy the weights' record states
-    # Fig. 7: each 3x3 layer's response std to each of the first RESPONSE_IMAGES held-out
-    # images alone, (images, layers)
-    responses: np.ndarray
-    # claim (a)'s training error: the images trained on, in order, and the per-image hits on
-    # them in eval mode, without augmentation (scored for TRAINING_SCORED only; empty else)
-    train_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    train_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-    @property
-    def val_err(self) -> float:
-        return 1.0 - float(self.hits.mean())
-
-    @property
-    def train_err(self) -> float:
-        """The error on the training images in eval mode (nan when they were not scored)."""
-        return 1.0 - float(self.train_hits.mean()) if len(self.train_hits) else math.nan
-
-    def error(self, images: str) -> float:
-        """The error on ``images``: ``held-out`` or ``training``."""
-        return self.val_err if images == "held-out" else self.train_err
-
-    def on(self, images: str) -> tuple[np.ndarray, np.ndarray]:
-        """The indices and per-image hits on ``images``: ``held-out`` or ``training``."""
-        if images == "held-out":
-            return self.indices, self.hits
-        return self.train_indices, self.train_hits
-
-
 def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
     """Every named weights set trained by resnets at the whole schedule on ``data`` (one split),
-    scored again in fp32 on its held-out images; keyed by model (``resnet56``). One set per
-    model, the seed-0 zoo file (``resnet56.cifar10``): a second training seed
-    (``resnet56.cifar10_seed1``) is not one of this page's McNemar pairs."""
+    scored again in fp32 on its held-out images; keyed by model (``resnet56``): seed 0's file
+    (``resnet56.cifar10``), with the held-out error of the model's other training seeds'
+    files (``resnet56.cifar10_seed1``) in its ``seed_errors``."""
     named = {name: get_pretrained(name).meta for name in list_pretrained()}
-    found = {}
+    found, other_seeds = {}, {}
     for w in full_schedule_weights(named, fingerprints):
-        if w.name != f"{w.model}.cifar10":
+        seed = training_seed(w.name, w.model)
+        if seed is None:
             continue
         lm = load_weights(w.name)
         res, selection = score(lm, data, subset="val", test=TestTime(tta="none"))
         if len(res.hits) != len(selection.indices):
             raise RuntimeError(f"{w.name}: {len(res.hits)} results for {len(selection.indices)}")
+        if seed:
+            other_seeds.setdefault(w.model, {})[seed] = 1.0 - float(np.mean(res.hits))
+            continue
         top1 = float((named[w.name].metrics or {}).get("top1", float("nan")))
         first = np.asarray(selection.indices)[:RESPONSE_IMAGES]
         images = selection.data.images[first]
@@ -122,6 +83,9 @@ def score_zoo(data: str, fingerprints: Sequence[str]) -> dict[str, Scored]:
                 train_indices=np.asarray(selection.indices),
                 train_hits=np.asarray(res.hits),
             )
+    for model, errors in other_seeds.items():
+        if model in found:  # a second seed is paired with seed 0's file, never alone
+            found[model] = replace(found[model], seed_errors=errors)
     return found
 
 
@@ -140,7 +104,7 @@ def write_responses_figure(scored: Mapping[str, Scored], folder: Path) -> Path |
     curves = {}
     for model in (m for m in MODELS if m in scored):
         per_layer = [float(v) for v in scored[model].responses.mean(axis=0)]
-        curves[_name(model)] = (per_layer, sorted(per_layer, reverse=True))
+        curves[display_name(model)] = (per_layer, sorted(per_layer, reverse=True))
     return plot_responses(curves, path)
 
 
@@ -219,7 +183,7 @@ def curves_figure(curves: Mapping[str, Curve], folder: Path) -> Path | None:
 
 def _label(curve: Curve) -> str:
     done = "" if curve.shipped else f" (training: to iteration {curve.last_step:,})"
-    return _name(curve.model) + done
+    return display_name(curve.model) + done
 
 
 def write_curves_figure(curves: Mapping[str, Curve], folder: Path) -> Path | None:
@@ -263,14 +227,14 @@ def curves_section(curves: Mapping[str, Curve], figure: Path | None) -> list[str
         paper = f"{paper_err:.2f}" if paper_err is not None else "-"
         curve = curves.get(model)
         if curve is None:
-            lines.append(f"| {_name(model)} | {paper} | - | - | no recorded metrics here |")
+            lines.append(f"| {display_name(model)} | {paper} | - | - | no recorded metrics here |")
             continue
         val, train = curve.last("val_err"), curve.last("train_err")
         ours = f"{100 * val[1]:.2f} (iteration {val[0]:,})" if val else "-"
         trained = f"{100 * train[1]:.2f}" if train else "-"
         where = "shipped run" if curve.shipped else f"training, iteration {curve.last_step:,}"
-        lines.append(f"| {_name(model)} | {paper} | {ours} | {trained} | {where} |")
-    missing = [_name(m) for m in MODELS if m.startswith("resnet") and m not in curves]
+        lines.append(f"| {display_name(model)} | {paper} | {ours} | {trained} | {where} |")
+    missing = [display_name(m) for m in MODELS if m.startswith("resnet") and m not in curves]
     if missing:
         lines += [
             "",
@@ -279,182 +243,6 @@ def curves_section(curves: Mapping[str, Curve], figure: Path | None) -> list[str
             "the machine that trained it); its held-out error is in Table 6 above.",
         ]
     return lines
-
-
-def _test(
-    scored: Mapping[str, Scored], better: str, worse: str, images: str = "held-out"
-) -> McNemar | None:
-    """The exact McNemar test of ``better`` against ``worse`` on the same ``images``
-    (``held-out`` or ``training``); None when either net, or its scores there, is missing."""
-    if better not in scored or worse not in scored:
-        return None
-    (index_a, hits_a), (index_b, hits_b) = scored[better].on(images), scored[worse].on(images)
-    if not len(hits_a) or not len(hits_b):
-        return None
-    if not np.array_equal(index_a, index_b):
-        raise ValueError(f"{better} and {worse} were not scored on the same {images} images")
-    return mcnemar_exact(hits_a.tolist(), hits_b.tolist())
-
-
-def _name(model: str) -> str:
-    return model.replace("resnet", "ResNet-").replace("plain", "plain-")
-
-
-def whole_schedule_verdicts(scored: Mapping[str, Scored]) -> list[Verdict]:
-    """Claims (a)-(d) at the whole schedule, each by the exact McNemar test on the held-out
-    images: (a) plain-56 against plain-20, (b) ResNet-56 against ResNet-20, (c) ResNet-56
-    against plain-56, (d) every neighbouring pair of depths; and (e), Fig. 7's response stds,
-    by t tests paired over the same images. Every test made is one family, corrected by Holm
-    (one look: each test compares two fixed files)."""
-
-    def build(family: Family) -> list[Verdict]:
-        verdicts = _verdicts(scored, family)
-        return [replace(v, family=family.describe()) for v in verdicts]
-
-    return judge_family(build, "whole schedule")
-
-
-def _tested(test: McNemar, family: Family) -> str:
-    note = family.note(test)
-    return test.text() + (f", {note}" if note else "")
-
-
-#: claims (a)-(c) at the whole schedule: the paper's better net, the worse one, the claim, and
-#: the images each is tested on (training error is part of (a) only: Fig. 6, left)
-PAIR_CLAIMS = (
-    (
-        "(a, whole schedule)",
-        "plain20",
-        "plain56",
-        "plain-56 has higher training and validation error than plain-20",
-        ("training", "held-out"),
-    ),
-    (
-        "(b, whole schedule)",
-        "resnet56",
-        "resnet20",
-        "ResNet-56 has lower validation error than ResNet-20",
-        ("held-out",),
-    ),
-    (
-        "(c, whole schedule)",
-        "resnet56",
-        "plain56",
-        "ResNet-56 has lower validation error than plain-56",
-        ("held-out",),
-    ),
-)
-
-
-def _pair_verdict(
-    scored: Mapping[str, Scored],
-    family: Family,
-    claim: tuple[str, str, str, str, tuple[str, ...]],
-) -> Verdict:
-    """One of claims (a)-(c): a McNemar test per set of images, the claim holding when each
-    does (a claim whose nets or images are not all scored yet is missing)."""
-    label, better, worse, text, images = claim
-    missing = [m for m in (better, worse) if m not in scored]
-    if missing:
-        return Verdict(label, text, "missing", "needs " + ", ".join(missing))
-    parts, outcomes, unscored = [], [], []
-    for where in images:
-        test = _test(scored, better, worse, where)
-        if test is None:
-            unscored.append(where)
-            continue
-        outcome = family.outcome(test)
-        outcomes.append(outcome)
-        part = (
-            f"{_name(better)} {100 * scored[better].error(where):.2f}% against {_name(worse)} "
-            f"{100 * scored[worse].error(where):.2f}%: "
-            f"{_tested(test, family)}"
-        )
-        n = len(scored[better].on(where)[1])
-        parts.append(f"{where} images ({n:,}): {part} ({outcome})" if len(images) > 1 else part)
-    outcome = combine(outcomes)
-    if unscored:  # a part already contradicted stays so; otherwise the claim waits
-        outcome = "contradicted" if outcome == "contradicted" else "missing"
-        parts.append("not scored on the " + " and ".join(unscored) + " images")
-    return Verdict(label, text, outcome, "; ".join(parts))
-
-
-def _verdicts(scored: Mapping[str, Scored], family: Family) -> list[Verdict]:
-    out = [_pair_verdict(scored, family, claim) for claim in PAIR_CLAIMS]
-    present = [d for d in DEPTHS if f"resnet{d}" in scored]
-    claim = "the ordering " + " > ".join(str(d) for d in DEPTHS) + " in validation error"
-    steps = [
-        (a, b, test)
-        for a, b in zip(present, present[1:])
-        if (test := _test(scored, f"resnet{b}", f"resnet{a}")) is not None
-    ]
-    outcomes = [family.outcome(test) for _, _, test in steps]
-    evidence = "; ".join(
-        f"{a}->{b}: {100 * scored[f'resnet{a}'].val_err:.2f}% -> "
-        f"{100 * scored[f'resnet{b}'].val_err:.2f}%, {_tested(test, family)} ({outcome})"
-        for (a, b, test), outcome in zip(steps, outcomes)
-    )
-    missing = [f"resnet{d}" for d in DEPTHS if d not in present]
-    outcome = combine(outcomes)
-    if missing:  # a step that is already contradicted stays so; otherwise it waits
-        outcome = "contradicted" if outcome == "contradicted" else "missing"
-        evidence = (evidence + "; " if evidence else "") + "needs " + ", ".join(missing)
-    out.append(Verdict("(d, whole schedule)", claim, outcome, evidence))
-    out.append(_responses_verdict(scored, family))
-    return out
-
-
-def _image_means(scored: Scored) -> dict[int, float]:
-    """Each measured image's response std averaged over the net's 3x3 layers, by image."""
-    first = scored.indices[: len(scored.responses)]
-    return {int(i): float(v) for i, v in zip(first, scored.responses.mean(axis=1))}
-
-
-def _by_image(test: PairedBySeed, family: Family) -> str:
-    if not math.isfinite(test.p_value):
-        return f"{test.mean:+.3f} (no test: no spread over the images)"
-    return (
-        f"{test.mean:+.3f} (95% CI {test.low:+.3f} to {test.high:+.3f}, {test.n} images "
-        f"paired, p {_p(test.p_value)}, Holm-adjusted p {_p(family.adjusted(test))})"
-    )
-
-
-def _p(p: float) -> str:
-    # below double precision's reach the t distribution's tail rounds to 0: say so, not "0"
-    return "< 1e-15" if p < 1e-15 else f"= {p:.3g}"
-
-
-def _responses_verdict(scored: Mapping[str, Scored], family: Family) -> Verdict:
-    """Claim (e) at the whole schedule, Fig. 7: the mean response std of each ResNet against
-    its plain twin, and ResNet-56 against ResNet-20, each paired over the same held-out images
-    (a t test on the per-image differences)."""
-    claim = "residual responses smaller than plain ones, and smaller for deeper ResNets"
-    pairs = [
-        *((f"resnet{d}", f"plain{d}", f"depth {d}: ResNet against plain") for d in PLAIN_DEPTHS),
-        ("resnet56", "resnet20", "ResNet-56 against ResNet-20"),
-    ]
-    parts, outcomes, missing = [], [], []
-    for better, worse, what in pairs:
-        if better not in scored or worse not in scored:
-            missing += [m for m in (better, worse) if m not in scored and m not in missing]
-            continue
-        a, b = _image_means(scored[better]), _image_means(scored[worse])
-        if a.keys() != b.keys():
-            raise ValueError(f"{better} and {worse}: responses measured on different images")
-        test = paired_by_seed(a, b)  # keyed by image: the test is paired over the images
-        outcomes.append(family.outcome(test))
-        mean_a, mean_b = (float(np.mean(list(x.values()))) for x in (a, b))
-        parts.append(f"{what}: {mean_a:.3f} against {mean_b:.3f}, {_by_image(test, family)}")
-    outcome = combine(outcomes)
-    if missing:
-        outcome = "contradicted" if outcome == "contradicted" else "missing"
-        parts.append("needs " + ", ".join(missing))
-    measured = max((len(s.responses) for s in scored.values()), default=0)
-    evidence = (
-        f"mean std of 3x3 responses per image, over the first {measured:,} held-out images: "
-        + "; ".join(parts)
-    )
-    return Verdict("(e, whole schedule)", claim, outcome, evidence)
 
 
 def deviations(scored: Mapping[str, Scored]) -> list[str]:
@@ -547,7 +335,7 @@ def table6_section(
             where = f"`{s.weights.name}`"
             params = f"{s.weights.params:,} ({paper_params})"
         lines.append(
-            f"| {_name(model)} | {(depth - 2) // 6} | {depth} | {params} | {paper} | {ours} | "
+            f"| {display_name(model)} | {(depth - 2) // 6} | {depth} | {params} | {paper} | {ours} | "
             f"{train} | {where} |"
         )
     mismatched = [
@@ -572,9 +360,7 @@ def table6_section(
         "(e) by t tests on the per-image differences of the mean response std, paired over "
         "the same images. "
         + (verdicts[0].family + " " if verdicts and verdicts[0].family else "")
-        + "**One weights file per depth (one training seed)**: each test compares two sets of "
-        "weights on the same images, not two architectures; the seed-to-seed spread of training "
-        "is not in it, and a verdict here says nothing about another training seed.",
+        + seeds_sentence(scored),
         "",
         *(v.line() for v in verdicts),
         "",
@@ -601,11 +387,11 @@ def _responses_table(scored: Mapping[str, Scored], figure: Path | None) -> list[
     for model in MODELS:
         s = scored.get(model)
         if s is None:
-            lines.append(f"| {_name(model)} | - | - | not shipped yet |")
+            lines.append(f"| {display_name(model)} | - | - | not shipped yet |")
         else:
             mean = float(s.responses.mean())
             lines.append(
-                f"| {_name(model)} | {s.responses.shape[1]} | {mean:.3f} | `{s.weights.name}` |"
+                f"| {display_name(model)} | {s.responses.shape[1]} | {mean:.3f} | `{s.weights.name}` |"
             )
     if figure is not None:
         lines += [
