@@ -73,10 +73,12 @@ def test_split_seed_holds_out_the_same_images_for_every_training_seed(tmp_path):
 
     w0, meta0, held0 = run("s0", seed=0)
     w1, meta1, held1 = run("s1", seed=1, split_seed=0)
-    _, meta2, held2 = run("s1-own", seed=1)
-    assert meta0.split["seed"] == meta1.split["seed"] == 0 and meta2.split["seed"] == 1
-    assert np.array_equal(held0, held1) and not np.array_equal(held0, held2)
+    assert meta0.split["seed"] == meta1.split["seed"] == 0 and np.array_equal(held0, held1)
     assert not torch.equal(w0["conv1.weight"], w1["conv1.weight"])  # the init is the seed's
+    # without split_seed the split follows the seed, as before split_seed existed
+    assert small(seed=1).held_out_seed == 1 and small(seed=1, split_seed=3).held_out_seed == 3
+    other = recorded_split({**meta1.split, "seed": 1}, data.labels, data.classes).val_idx
+    assert not np.array_equal(held0, other)
     with pytest.raises(ConfigError, match="split_seed=-2: must be between -1 and"):
         small(split_seed=-2).validate()
 
