@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -31,6 +32,8 @@ RESPONSE_IMAGES = 1000
 #: the nets also scored on the images they trained on: claim (a) is about training error too
 #: (the paper's Fig. 6, left: plain-56 has the higher training error as well)
 TRAINING_SCORED = tuple(f"plain{d}" for d in PLAIN_DEPTHS)
+#: the images a net is scored on: its held-out split, or the images it trained on
+Images = Literal["held-out", "training"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,11 @@ class Scored:
         """The held-out error by training seed, this file's (seed 0) included."""
         return {0: self.val_err, **self.seed_errors}
 
-    def error(self, images: str) -> float:
+    def error(self, images: Images) -> float:
         """The error on ``images``: ``held-out`` or ``training``."""
         return self.val_err if images == "held-out" else self.train_err
 
-    def on(self, images: str) -> tuple[np.ndarray, np.ndarray]:
+    def on(self, images: Images) -> tuple[np.ndarray, np.ndarray]:
         """The indices and per-image hits on ``images``: ``held-out`` or ``training``."""
         if images == "held-out":
             return self.indices, self.hits
@@ -86,7 +89,7 @@ def training_seed(name: str, model: str) -> int | None:
 
 
 def _test(
-    scored: Mapping[str, Scored], better: str, worse: str, images: str = "held-out"
+    scored: Mapping[str, Scored], better: str, worse: str, images: Images = "held-out"
 ) -> McNemar | None:
     """The exact McNemar test of ``better`` against ``worse`` on the same ``images``
     (``held-out`` or ``training``); None when either net, or its scores there, is missing."""
@@ -171,7 +174,7 @@ PAIR_CLAIMS = (
 def _pair_verdict(
     scored: Mapping[str, Scored],
     family: Family,
-    claim: tuple[str, str, str, str, tuple[str, ...]],
+    claim: tuple[str, str, str, str, tuple[Images, ...]],
 ) -> Verdict:
     """One of claims (a)-(c): a McNemar test per set of images, the claim holding when each
     does (a claim whose nets or images are not all scored yet is missing)."""
