@@ -290,3 +290,18 @@ def test_fig6_is_drawn_from_the_runs_recorded_metrics_that_exist(tmp_path):
     assert "| ResNet-20 | 8.75 | - | - | no recorded metrics here |" in text
     assert "No recorded metrics here for ResNet-20, ResNet-32, ResNet-44, ResNet-110" in text
     assert write_curves_figure({}, tmp_path / "none") is None  # no curve, no figure
+
+
+def test_the_gap_to_the_paper_names_each_files_precision_and_the_sampling_error():
+    from resnets.analysis.whole_schedule import deviations
+
+    r20, p20 = scored("resnet20", list(range(120))), scored("plain20", list(range(130)))
+    zoo = {
+        "resnet20": replace(r20, weights=replace(r20.weights, bf16=True)),
+        "plain20": replace(p20, weights=replace(p20.weights, bf16=False)),
+        "resnet56": scored("resnet56", list(range(100))),  # a record without cpu_bf16
+    }
+    text = "\n".join(deviations(zoo))
+    assert "says: bf16 autocast: ResNet-20; not recorded: ResNet-56; fp32: plain-20." in text
+    # binomial standard errors of 10.0% and 13.0% on 1,000 images: 0.95 and 1.06 points
+    assert "0.95-1.06 points (binomial standard error of an error of 10.00-13.00%" in text

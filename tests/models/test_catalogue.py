@@ -276,6 +276,7 @@ SHIPPED_CIFAR10 = [
     ("resnet20.cifar10", "he2015-cifar", 64_000, 269_722),
     ("resnet32.cifar10", "he2015-cifar", 64_000, 464_154),
     ("resnet56.cifar10", "he2015-cifar", 64_000, 853_018),
+    ("plain20.cifar10", "he2015-cifar", 64_000, 269_722),
     ("fast_resnet8.cifar10", "fast-cifar", 870, 1_972_504),
 ]
 HELD_OUT_HITS = json.loads(golden.HITS.read_text())

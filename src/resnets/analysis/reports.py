@@ -107,7 +107,10 @@ class Verdict:
         return f"- {self.label} {self.claim}: **{self.word()}**. {self.evidence}."
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "verdict": self.word()}
+        record = {**asdict(self), "verdict": self.word()}
+        if not self.whole_schedule:  # a budget page's records stay as they were written
+            del record["whole_schedule"]
+        return record
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Verdict:
@@ -312,6 +315,7 @@ class FullScheduleWeights:
     n_val: int  # held-out images scored
     split: str  # the held-out split, e.g. "5,000 images held out, seed 0"
     params: int = 0
+    bf16: bool | None = None  # trained with bf16 autocast (the record's cpu_bf16); None: unrecorded
 
     def sampling_error(self) -> float:
         """The binomial standard error of the held-out error on ``n_val`` images, 0..1."""
@@ -344,8 +348,13 @@ def full_schedule_weights(
         n_val = int(metrics.get("n") or split.get("n_val") or 0)
         where = f"{split.get('n_val', 0):,} images held out, seed {split.get('seed')}"
         result = RunFinal(final["train_err"], 1.0 - metrics["top1"])
+        bf16 = {"True": True, "False": False}.get(
+            str((final.get("versions") or {}).get("cpu_bf16"))
+        )
         found.append(
-            FullScheduleWeights(name, meta.model, result, iters, n_val, where, meta.params or 0)
+            FullScheduleWeights(
+                name, meta.model, result, iters, n_val, where, meta.params or 0, bf16
+            )
         )
     if not found:
         return []

@@ -260,6 +260,12 @@ def deviations(scored: Mapping[str, Scored]) -> list[str]:
         )
     else:
         se = "not computed (no weights scored)"
+    by_precision: dict[str, list[str]] = {}
+    for model in (m for m in MODELS if m in scored):
+        bf16 = scored[model].weights.bf16
+        kind = {True: "bf16 autocast", False: "fp32", None: "not recorded"}[bf16]
+        by_precision.setdefault(kind, []).append(display_name(model))
+    precisions = "; ".join(f"{k}: {', '.join(v)}" for k, v in by_precision.items()) or "no files"
     return [
         "### The gap to the paper, and what is behind it",
         "",
@@ -276,9 +282,10 @@ def deviations(scored: Mapping[str, Scored]) -> list[str]:
         "- **A held-out split in place of the 10,000-image test set.** The 5,000 images come "
         "from the training distribution and were never trained on. Its sampling error alone is "
         f"{se}; *measured* as that binomial figure, not as a bias (the test set is not here).",
-        "- **bf16 autocast.** The ResNets were trained with bf16 autocast on a CPU that has it "
-        "(the paper used fp32 on GPUs); a run on a CPU without bf16 trains in fp32 (its "
-        "record's `cpu_bf16` says which). *Measured once* at a tenth of the schedule: the fp32 "
+        "- **bf16 autocast on the CPUs that have it** (the paper used fp32 on GPUs; a run on "
+        f"a CPU without bf16 trains in fp32). As each file's record (`cpu_bf16`) says: {precisions}"
+        ". A pair trained on different CPUs differs in precision as well. *Measured once* at a "
+        "tenth of the schedule: the fp32 "
         "run of ResNet-56 was not better than the bf16 run of the same seed (BENCHMARKS.md, "
         "'Training, ResNet-56 at budget 0.1'); one seed decides nothing, at the whole schedule "
         "nothing was measured.",
