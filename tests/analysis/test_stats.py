@@ -140,3 +140,6 @@ def test_combine():
     assert combine(["holds", "not decided"]) == "not decided"
     assert combine(["holds", "contradicted", "not decided"]) == "contradicted"
     assert combine([]) == "not decided"
+    # parts still untested (their runs missing): the claim waits, unless one already contradicts
+    assert combine(["holds", "holds"], waiting=True) == "missing"
+    assert combine(["holds", "contradicted"], waiting=True) == "contradicted"

@@ -26,6 +26,8 @@ from fractions import Fraction
 from typing import Literal, Protocol, TypeVar
 
 Outcome = Literal["holds", "contradicted", "not decided"]
+#: a claim's outcome: a test's, or "missing" while some of its runs do not exist yet
+ClaimOutcome = Literal["holds", "contradicted", "not decided", "missing"]
 
 #: the two-sided level of a page's family of tests, before it is split across looks
 ALPHA = 0.05
@@ -48,11 +50,14 @@ def _t_p_value(t_stat: float, df: int) -> float:
     return float(min(1.0, 2 * t.sf(abs(t_stat), df)))
 
 
-def combine(outcomes: Sequence[Outcome]) -> Outcome:
+def combine(outcomes: Sequence[Outcome], waiting: bool = False) -> ClaimOutcome:
     """A claim made of several parts: contradicted when any part is, holds when every part
-    does, not decided otherwise."""
+    does, not decided otherwise. ``waiting``: some parts cannot be tested yet (their runs are
+    missing), so the claim is "missing" unless a part tested already contradicts it."""
     if any(o == "contradicted" for o in outcomes):
         return "contradicted"
+    if waiting:
+        return "missing"
     if outcomes and all(o == "holds" for o in outcomes):
         return "holds"
     return "not decided"

@@ -213,9 +213,8 @@ def _pair_verdict(
         )
         n = len(scored[better].on(where)[1])
         parts.append(f"{where} images ({n:,}): {part} ({outcome})" if len(images) > 1 else part)
-    outcome = combine(outcomes)
-    if unscored:  # a part already contradicted stays so; otherwise the claim waits
-        outcome = "contradicted" if outcome == "contradicted" else "missing"
+    outcome = combine(outcomes, waiting=bool(unscored))
+    if unscored:
         parts.append("not scored on the " + " and ".join(unscored) + " images")
     return Verdict(label, text, outcome, "; ".join(parts))
 
@@ -236,9 +235,8 @@ def _verdicts(scored: Mapping[str, Scored], family: Family) -> list[Verdict]:
         for (a, b, test), outcome in zip(steps, outcomes)
     )
     missing = [f"resnet{d}" for d in DEPTHS if d not in present]
-    outcome = combine(outcomes)
-    if missing:  # a step that is already contradicted stays so; otherwise it waits
-        outcome = "contradicted" if outcome == "contradicted" else "missing"
+    outcome = combine(outcomes, waiting=bool(missing))
+    if missing:
         evidence = (evidence + "; " if evidence else "") + "needs " + ", ".join(missing)
     out.append(Verdict("(d, whole schedule)", claim, outcome, evidence))
     out.append(_responses_verdict(scored, family))
@@ -286,9 +284,8 @@ def _responses_verdict(scored: Mapping[str, Scored], family: Family) -> Verdict:
         outcomes.append(family.outcome(test))
         mean_a, mean_b = (float(np.mean(list(x.values()))) for x in (a, b))
         parts.append(f"{what}: {mean_a:.3f} against {mean_b:.3f}, {_by_image(test, family)}")
-    outcome = combine(outcomes)
+    outcome = combine(outcomes, waiting=bool(missing))
     if missing:
-        outcome = "contradicted" if outcome == "contradicted" else "missing"
         parts.append("needs " + ", ".join(missing))
     measured = max((len(s.responses) for s in scored.values()), default=0)
     evidence = (
