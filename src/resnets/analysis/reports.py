@@ -315,7 +315,9 @@ class FullScheduleWeights:
     n_val: int  # held-out images scored
     split: str  # the held-out split, e.g. "5,000 images held out, seed 0"
     params: int = 0
-    bf16: bool | None = None  # trained with bf16 autocast (the record's cpu_bf16); None: unrecorded
+    # the training CPU had bf16 (the record's cpu_bf16; the zoo's precision=auto then trains
+    # with bf16 autocast); None: not recorded
+    bf16: bool | None = None
 
     def sampling_error(self) -> float:
         """The binomial standard error of the held-out error on ``n_val`` images, 0..1."""

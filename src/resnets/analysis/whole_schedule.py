@@ -342,8 +342,8 @@ def table6_section(
             where = f"`{s.weights.name}`"
             params = f"{s.weights.params:,} ({paper_params})"
         lines.append(
-            f"| {display_name(model)} | {(depth - 2) // 6} | {depth} | {params} | {paper} | {ours} | "
-            f"{train} | {where} |"
+            f"| {display_name(model)} | {(depth - 2) // 6} | {depth} | {params} | {paper} | "
+            f"{ours} | {train} | {where} |"
         )
     mismatched = [
         f"`{s.weights.name}` states {100 * s.top1_recorded:.2f}% top-1, measured "
@@ -398,7 +398,8 @@ def _responses_table(scored: Mapping[str, Scored], figure: Path | None) -> list[
         else:
             mean = float(s.responses.mean())
             lines.append(
-                f"| {display_name(model)} | {s.responses.shape[1]} | {mean:.3f} | `{s.weights.name}` |"
+                f"| {display_name(model)} | {s.responses.shape[1]} | {mean:.3f} | "
+                f"`{s.weights.name}` |"
             )
     if figure is not None:
         lines += [

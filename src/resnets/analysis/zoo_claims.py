@@ -110,10 +110,12 @@ def display_name(model: str) -> str:
 
 def whole_schedule_verdicts(scored: Mapping[str, Scored]) -> list[Verdict]:
     """Claims (a)-(d) at the whole schedule, each by the exact McNemar test on the held-out
-    images: (a) plain-56 against plain-20, (b) ResNet-56 against ResNet-20, (c) ResNet-56
-    against plain-56, (d) every neighbouring pair of depths; and (e), Fig. 7's response stds,
-    by t tests paired over the same images. Every test made is one family, corrected by Holm
-    (one look: each test compares two fixed files)."""
+    images: (a) plain-56 against plain-20 (on their training images too), (b) ResNet-56
+    against ResNet-20, (c) ResNet-56 against plain-56, (d) every neighbouring pair of depths;
+    and (e), Fig. 7's response stds, by t tests paired over the same images. A claim whose
+    two models have files of several training seeds is tested paired by seed instead. Every
+    test made is one family, corrected by Holm: one look while each test compares two fixed
+    files, two once seeds were added (the seed-0 files were judged first)."""
 
     def build(family: Family) -> list[Verdict]:
         verdicts = _verdicts(scored, family)
@@ -133,9 +135,9 @@ def seed_paired(scored: Mapping[str, Scored]) -> list[str]:
     """The labels of claims (a)-(c) decided by a test paired by training seed: those whose two
     models have files of two or more training seeds in common."""
     return [
-        claim[0]
+        claim.label
         for claim in PAIR_CLAIMS
-        if "held-out" in claim[4] and len(_common_seeds(scored, claim[1], claim[2])) >= 2
+        if "held-out" in claim.images and len(_common_seeds(scored, claim.better, claim.worse)) >= 2
     ]
 
 
@@ -144,57 +146,62 @@ def _tested(test: McNemar, family: Family) -> str:
     return test.text() + (f", {note}" if note else "")
 
 
-#: claims (a)-(c) at the whole schedule: the paper's better net, the worse one, the claim, and
-#: the images each is tested on (training error is part of (a) only: Fig. 6, left)
+@dataclass(frozen=True)
+class PairClaim:
+    """One of claims (a)-(c) at the whole schedule: the paper's better net against the worse,
+    tested on each of ``images``."""
+
+    label: str
+    better: str
+    worse: str
+    text: str
+    images: tuple[Images, ...] = ("held-out",)
+
+
+#: training error is part of (a) only (the paper's Fig. 6, left)
 PAIR_CLAIMS = (
-    (
+    PairClaim(
         "(a, whole schedule)",
         "plain20",
         "plain56",
         "plain-56 has higher training and validation error than plain-20",
         ("training", "held-out"),
     ),
-    (
+    PairClaim(
         "(b, whole schedule)",
         "resnet56",
         "resnet20",
         "ResNet-56 has lower validation error than ResNet-20",
-        ("held-out",),
     ),
-    (
+    PairClaim(
         "(c, whole schedule)",
         "resnet56",
         "plain56",
         "ResNet-56 has lower validation error than plain-56",
-        ("held-out",),
     ),
 )
 
 
-def _pair_verdict(
-    scored: Mapping[str, Scored],
-    family: Family,
-    claim: tuple[str, str, str, str, tuple[Images, ...]],
-) -> Verdict:
-    """One of claims (a)-(c): a McNemar test per set of images, the claim holding when each
-    does (a claim whose nets or images are not all scored yet is missing)."""
-    label, better, worse, text, images = claim
+def _pair_verdict(scored: Mapping[str, Scored], family: Family, claim: PairClaim) -> Verdict:
+    """One of claims (a)-(c): a McNemar test per set of images (the held-out images of files
+    of two or more training seeds: a test paired by seed), the claim holding when each does (a
+    claim whose nets or images are not all scored yet is missing)."""
+    better, worse = claim.better, claim.worse
     missing = [m for m in (better, worse) if m not in scored]
     if missing:
-        return Verdict(label, text, "missing", "needs " + ", ".join(missing))
+        return Verdict(claim.label, claim.text, "missing", "needs " + ", ".join(missing))
+    names = {m: display_name(m) for m in (better, worse)}
     parts, outcomes, unscored = [], [], []
-    for where in images:
+    for where in claim.images:
         seeds = _common_seeds(scored, better, worse) if where == "held-out" else []
         if len(seeds) >= 2:  # the seed-to-seed spread of training is in this test
-            by_seed = paired_by_seed(scored[better].by_seed(), scored[worse].by_seed())
+            errors = {m: scored[m].by_seed() for m in (better, worse)}
+            by_seed = paired_by_seed(errors[better], errors[worse])
             outcomes.append(family.outcome(by_seed))
-            errors = {
-                m: " / ".join(f"{100 * scored[m].by_seed()[k]:.2f}%" for k in seeds)
-                for m in (better, worse)
-            }
+            shown = {m: " / ".join(f"{100 * errors[m][k]:.2f}%" for k in seeds) for m in errors}
             note = family.note(by_seed)
             parts.append(
-                f"{display_name(better)} {errors[better]} against {display_name(worse)} {errors[worse]} "
+                f"{names[better]} {shown[better]} against {names[worse]} {shown[worse]} "
                 f"(training seeds {', '.join(map(str, seeds))}, each file scored on the same "
                 f"held-out images), paired by training seed: {by_seed.text()}"
                 + (f", {note}" if note else "")
@@ -207,16 +214,16 @@ def _pair_verdict(
         outcome = family.outcome(test)
         outcomes.append(outcome)
         part = (
-            f"{display_name(better)} {100 * scored[better].error(where):.2f}% against {display_name(worse)} "
-            f"{100 * scored[worse].error(where):.2f}%: "
-            f"{_tested(test, family)}"
+            f"{names[better]} {100 * scored[better].error(where):.2f}% against {names[worse]} "
+            f"{100 * scored[worse].error(where):.2f}%: {_tested(test, family)}"
         )
         n = len(scored[better].on(where)[1])
-        parts.append(f"{where} images ({n:,}): {part} ({outcome})" if len(images) > 1 else part)
+        several = len(claim.images) > 1
+        parts.append(f"{where} images ({n:,}): {part} ({outcome})" if several else part)
     outcome = combine(outcomes, waiting=bool(unscored))
     if unscored:
         parts.append("not scored on the " + " and ".join(unscored) + " images")
-    return Verdict(label, text, outcome, "; ".join(parts))
+    return Verdict(claim.label, claim.text, outcome, "; ".join(parts))
 
 
 def _verdicts(scored: Mapping[str, Scored], family: Family) -> list[Verdict]:
