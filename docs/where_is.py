@@ -162,7 +162,7 @@ LOOK_FOR: tuple[tuple[str, str], ...] = (
     ),
     (
         "long background trainings (outside `src/`)",
-        "`docs/results/paper_worker.sh` (the paper's run set, a shared queue) and `docs/results/zoo_worker.sh MODEL` (a zoo model at the full schedule); both resume from `.bgtrain/`",
+        "`docs/results/paper_worker.sh` (the paper's run set, a shared queue) `docs/results/zoo_worker.sh MODEL` (a zoo model at the full schedule) and `docs/results/zoo_queue.sh` (the zoo models still missing, one after another); all resume from `.bgtrain/`",
     ),
     (
         "box IoU, box coding, NMS, RoIAlign (the detector's operations)",

@@ -295,7 +295,7 @@ def deviations(scored: Mapping[str, Scored]) -> list[str]:
         "used.",
         "- **One training seed per depth** (the paper reports the best of 5 runs for ResNet-110 "
         "and single runs elsewhere). *Not measured yet*: the second seeds of ResNet-20 and -56 "
-        "are queued (`docs/results/zoo_worker.sh`), and until they exist the McNemar tests "
+        "are queued (`docs/results/zoo_queue.sh`), and until they exist the McNemar tests "
         "above compare weights files, not architectures.",
         "",
     ]
