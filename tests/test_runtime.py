@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from resnets import runtime
 from resnets.runtime import LAUNCHER_POLL_SECONDS, StopSignals
@@ -81,3 +82,61 @@ def test_a_live_launcher_stops_nothing():
     # and without a launcher no thread watches at all
     with StopSignals() as signals:
         assert signals._watcher is None
+
+
+# a training step's pattern: a forward's activations allocated, then all freed by the backward;
+# page faults counted over 10 such steps after a first, glibc's defaults first, then held
+_STEPS_FAULTS = """
+import ctypes, os, resource, sys
+sys.path[:0] = [{src!r}]
+os.environ.pop("LD_PRELOAD", None)
+from resnets.runtime import hold_freed_memory
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def step():
+    blocks = [libc.malloc(4 << 20) for _ in range(16)]  # 64 MiB of activations
+    for block in blocks:
+        ctypes.memset(block, 1, 4 << 20)
+    for block in blocks:
+        libc.free(block)
+def faults_over_steps():
+    step()  # the first step may grow the heap
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+default = faults_over_steps()
+choice = hold_freed_memory({{}})
+print(default, faults_over_steps(), choice.held)
+"""
+
+
+def test_freed_memory_is_held_for_the_next_step_without_new_page_faults():
+    """glibc's defaults give the kernel each step's freed blocks back, and every step faults
+    them in again (16,384 pages of 4 KiB a step here); held, each step reuses the last one's."""
+    src = str(Path(runtime.__file__).parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", _STEPS_FAULTS.format(src=src)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")},
+    )
+    assert out.returncode == 0, out.stderr
+    default, held, chose = out.stdout.split()
+    assert chose == "True"
+    assert int(default) > 5 * 16_384  # most steps fault their 64 MiB in afresh
+    assert int(held) < 1_000  # the same pages again: under a 16th of one step's
+
+
+def test_a_users_allocator_choice_is_left_alone():
+    for environ, reason in (
+        ({"MALLOC_TRIM_THRESHOLD_": "0"}, "MALLOC_TRIM_THRESHOLD_ is set"),
+        (
+            {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"},
+            "GLIBC_TUNABLES sets glibc.malloc",
+        ),
+        ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, "LD_PRELOAD preloads an allocator"),
+    ):
+        assert runtime.hold_freed_memory(environ) == runtime.AllocatorChoice(False, reason)

@@ -24,6 +24,12 @@ run=.bgtrain/zoo/$model-cifar10
 mkdir -p .bgtrain/zoo
 [ -d .bgtrain/zoo-src ] || cp -r src .bgtrain/zoo-src
 export PYTHONPATH=$PWD/.bgtrain/zoo-src RESNETS_CACHE=$PWD/.bgtrain/cache
+# glibc's allocator holding freed memory for the next step, as resnets.runtime.hold_freed_memory
+# sets it, also for a code snapshot taken before it (BENCHMARKS.md, 'The CPU allocator':
+# plain-56 at 140-152 img/s, not 118-126); a value the caller sets is kept
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-33554432}
+export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-2147483647}
+export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 if [ -f "$run/last.ckpt" ]; then
   exec nice -n 10 python -m resnets train --resume "$run" --no-progress ${THREADS:+--threads "$THREADS"}
 fi

@@ -40,7 +40,14 @@ from ..models.weights import (
     save_weights,
 )
 from ..rundir import RunDir
-from ..runtime import Dist, autocast_ctx, init_distributed, pick_device, use_bf16
+from ..runtime import (
+    Dist,
+    autocast_ctx,
+    hold_freed_memory,
+    init_distributed,
+    pick_device,
+    use_bf16,
+)
 from . import report, run_files
 from .config import DetectTrainConfig, build_detect_config
 from .report import TrainResult
@@ -270,6 +277,8 @@ def _build(
     if dist.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     bf16 = use_bf16(cfg.precision, device)
+    if device.type == "cpu":
+        hold_freed_memory()  # each step's buffers reused, not faulted in again from the kernel
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_set, val_set = read_coco(cfg.train), read_coco(cfg.val)

@@ -19,7 +19,14 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.weights import WeightsMeta
 from ..rundir import RunDir, RunStatus
-from ..runtime import Dist, choose_threads, init_distributed, pick_device, use_bf16
+from ..runtime import (
+    Dist,
+    choose_threads,
+    hold_freed_memory,
+    init_distributed,
+    pick_device,
+    use_bf16,
+)
 from . import report, run_files, schedule, setup
 from .config import TrainConfig
 from .state import RunState, restore_train_state
@@ -151,6 +158,7 @@ def _build_session(
     metrics = run_files.MetricsLog(run_dir, enabled=dist.main, tensorboard=cfg.tensorboard)
     device = pick_device(cfg.device)
     if device.type == "cpu":  # threads beyond the idle cores collapse throughput (issue 11)
+        hold_freed_memory()  # each step's buffers reused, not faulted in again from the kernel
         from_load = not cfg.threads and not os.environ.get("OMP_NUM_THREADS")
         cfg = dataclasses.replace(cfg, threads=choose_threads(cfg.threads))
         torch.set_num_threads(cfg.threads)
