@@ -112,8 +112,10 @@ def test_benchmark_json_last_line(what, capsys, image_folder, monkeypatch):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["images_per_sec"] > 0
     if what == "train":
-        from resnets.runtime import use_bf16
+        from resnets.runtime import hold_freed_memory, use_bf16
 
+        # its loops ran with the allocator as training sets it here (mallopt again: a no-op)
+        assert ("memory held" in out["allocator"]) == hold_freed_memory().held
         res = out["results"]
         assert len(calls) == 2 + 1  # warm-up steps + one timed round of one step
         assert res["trainer"]["bf16"] == use_bf16("auto", torch.device("cpu"))

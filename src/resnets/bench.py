@@ -29,7 +29,7 @@ from .inference import ExternalModel, available_backends
 from .inference.graph import onnx_bytes
 from .models import count_macs, create_model, get_spec
 from .models.weights import WeightsMeta
-from .runtime import use_bf16
+from .runtime import hold_freed_memory, use_bf16
 from .train.config import TrainConfig, build_config
 from .train.step import TrainStep, build_for_training
 
@@ -108,6 +108,7 @@ class TrainBench:
     flops_per_image: float = 0.0
     peak_memory_mb: float = 0.0
     threads: int = 0
+    allocator: str = ""  # on a CPU, whether every loop ran with freed memory held, as training
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +182,8 @@ def bench_train(
     ``batch_size`` and string ``overrides``, as on the command line; its compile decision
     is the one for the recipe's length) against a plain fp32 eager loop, alternating rounds."""
     dev = torch.device(device)
+    # the allocator as `resnets train` sets it (process-wide, so for the reference loops too)
+    held = hold_freed_memory() if dev.type == "cpu" else None
     spec = get_spec(model)
     size = image_size or spec.default_image_size
     classes = spec.default_num_classes
@@ -207,6 +210,11 @@ def bench_train(
         recipe,
         flops_per_image=flops_img,
         threads=torch.get_num_threads(),
+        allocator=""
+        if held is None
+        else "freed memory held for the next step, in every loop"
+        if held.held
+        else f"glibc's own settings ({held.reason})",
     )
     settings = {
         "fp32-eager": dict(bf16=False, channels_last=False, compile=False, fused_sgd=False),

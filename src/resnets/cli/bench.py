@@ -54,6 +54,8 @@ def _bench_train(args: argparse.Namespace, device: str) -> dict:
     )
     peaks = ", ".join(f"{k} {v:.3f} TFLOP/s" for k, v in r["peak_tflops"].items())
     print(f"peak: {r['peak_yardstick']} ({peaks}); peak memory {r['peak_memory_mb']:.0f} MB")
+    if r["allocator"]:
+        print(f"allocator: {r['allocator']}")
     return r
 
 
