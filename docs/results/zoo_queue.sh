@@ -27,13 +27,16 @@ for entry in $queue; do
   seed=0
   [ "$model" = "$entry" ] || seed=${entry#*:}
   name=$model.cifar10 run=.bgtrain/zoo/$model-cifar10
-  if [ "$seed" != 0 ]; then name=$model.cifar10_seed$seed run=.bgtrain/zoo/$model-seed$seed-cifar10; fi
+  if [ "$seed" != 0 ]; then
+    name=$model.cifar10_seed$seed run=.bgtrain/zoo/$model-seed$seed-cifar10
+  fi
   if [ -e "src/resnets/weights/$name.safetensors" ]; then
     echo "zoo_queue: $name is shipped; next"
     continue
   fi
   if [ -e "$run/summary.json" ]; then
-    echo "zoo_queue: $run has finished; ship it with: SEED=$seed bash docs/results/zoo_ship.sh $model"
+    echo "zoo_queue: $run has finished; ship it with:" \
+      "SEED=$seed bash docs/results/zoo_ship.sh $model"
     continue
   fi
   echo "zoo_queue: $(date -u '+%F %T') training $name in $run on $THREADS threads"

@@ -1,7 +1,7 @@
 """The bottom of the package: where and how tensors run.
 
-Device choice, bf16 autocast where the hardware has it, CPU threads, and this process's place
-in a ``torchrun`` job. Imports nothing of resnets but its error types.
+Device choice, bf16 autocast where the hardware has it, CPU threads and the CPU allocator, and
+this process's place in a ``torchrun`` job. Imports nothing of resnets but its error types.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import platform
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,18 +296,19 @@ class AllocatorChoice:
     reason: str
 
 
-def hold_freed_memory(environ: dict[str, str] | None = None) -> AllocatorChoice:
+def hold_freed_memory(environ: Mapping[str, str] | None = None) -> AllocatorChoice:
     """Keep the memory a CPU training step frees for its next step.
 
     glibc hands blocks above its mmap threshold straight back to the kernel when freed, and
-    trims the heap's free top; a training step frees and allocates the same activation buffers
-    every iteration, so each comes back as new pages the kernel must fault in and zero. On the
-    2-core Zen 3 the plain-56 zoo run spent 12-13% of its CPU time in the kernel this way
-    (74,000-95,000 page faults a second); held, its epochs ran at 140-152 img/s against
-    118-126 (BENCHMARKS.md, 'The CPU allocator'). The same fix PyTorch's CPU launcher makes by preloading jemalloc or tcmalloc,
-    here with glibc's own ``mallopt`` and no dependency. Left alone where the user has chosen:
-    a ``MALLOC_*_`` threshold variable, glibc.malloc tunables or a preloaded allocator; and on any C
-    library but glibc."""
+    trims the heap's free top; a training step frees and allocates the same activation
+    buffers every iteration, so each comes back as new pages the kernel must fault in and
+    zero. On the 2-core Zen 3 the plain-56 zoo run spent 12-13% of its CPU time in the kernel
+    this way (74,000-95,000 page faults a second); held, its epochs ran at 140-152 img/s
+    against 118-126 (BENCHMARKS.md, 'The CPU allocator'). PyTorch's CPU launcher answers the
+    same problem by preloading jemalloc or tcmalloc; this uses glibc's own ``mallopt`` and no
+    dependency. Left alone where the user has chosen (a ``MALLOC_*_`` threshold variable, a
+    glibc.malloc tunable, a preloaded allocator), and on any C library but glibc. The setting
+    is process-wide and stays for the process's life."""
     env = os.environ if environ is None else environ
     chosen = sorted(set(env) & _MALLOC_VARIABLES)
     if chosen:
