@@ -9,6 +9,7 @@
 #   setsid nohup docs/results/zoo_queue.sh >> .bgtrain/zoo-queue.log 2>&1 < /dev/null &
 # Stop it with SIGTERM to the queue or to its training process: the run writes a checkpoint and
 # the queue ends without starting the next; the same command resumes where it stopped.
+# ZOO_QUEUE="resnet44 resnet20:1" in front trains another list (MODEL or MODEL:SEED).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export THREADS=${THREADS:-2}
