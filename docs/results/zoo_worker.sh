@@ -26,7 +26,7 @@ mkdir -p .bgtrain/zoo
 export PYTHONPATH=$PWD/.bgtrain/zoo-src RESNETS_CACHE=$PWD/.bgtrain/cache
 # glibc's allocator holding freed memory for the next step, as resnets.runtime.hold_freed_memory
 # sets it, also for a code snapshot taken before it (BENCHMARKS.md, 'The CPU allocator':
-# plain-56 at 140-152 img/s, not 118-126); a value the caller sets is kept
+# plain-56 at 140-160 img/s, not 118-126); a value the caller sets is kept
 export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-33554432}
 export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-2147483647}
 export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}

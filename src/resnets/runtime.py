@@ -303,7 +303,7 @@ def hold_freed_memory(environ: Mapping[str, str] | None = None) -> AllocatorChoi
     trims the heap's free top; a training step frees and allocates the same activation
     buffers every iteration, so each comes back as new pages the kernel must fault in and
     zero. On the 2-core Zen 3 the plain-56 zoo run spent 12-13% of its CPU time in the kernel
-    this way (74,000-95,000 page faults a second); held, its epochs ran at 140-152 img/s
+    this way (74,000-95,000 page faults a second); held, its epochs ran at 140-160 img/s
     against 118-126 (BENCHMARKS.md, 'The CPU allocator'). PyTorch's CPU launcher answers the
     same problem by preloading jemalloc or tcmalloc; this uses glibc's own ``mallopt`` and no
     dependency. Left alone where the user has chosen (a ``MALLOC_*_`` threshold variable, a
