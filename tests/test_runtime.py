@@ -87,9 +87,8 @@ def test_a_live_launcher_stops_nothing():
 # a training step's pattern: a forward's activations allocated, then all freed by the backward;
 # page faults counted over 10 such steps after a first, glibc's defaults first, then held
 _STEPS_FAULTS = """
-import ctypes, os, resource, sys
+import ctypes, resource, sys
 sys.path[:0] = [{src!r}]
-os.environ.pop("LD_PRELOAD", None)
 from resnets.runtime import hold_freed_memory
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
@@ -121,7 +120,12 @@ def test_freed_memory_is_held_for_the_next_step_without_new_page_faults():
         capture_output=True,
         text=True,
         timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")},
+        # glibc's defaults in the child: no allocator settings of this process's environment
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD")
+        },
     )
     assert out.returncode == 0, out.stderr
     default, held, chose = out.stdout.split()

@@ -12,6 +12,7 @@
 # ZOO_QUEUE="resnet44 resnet20:1" in front trains another list (MODEL or MODEL:SEED).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. docs/results/zoo_names.sh
 export THREADS=${THREADS:-2}
 queue=${ZOO_QUEUE:-plain56 resnet44 resnet110 resnet20:1 resnet56:1}  # MODEL or MODEL:SEED
 child=
@@ -27,10 +28,7 @@ for entry in $queue; do
   model=${entry%%:*}
   seed=0
   [ "$model" = "$entry" ] || seed=${entry#*:}
-  name=$model.cifar10 run=.bgtrain/zoo/$model-cifar10
-  if [ "$seed" != 0 ]; then
-    name=$model.cifar10_seed$seed run=.bgtrain/zoo/$model-seed$seed-cifar10
-  fi
+  zoo_names "$model" "$seed"
   if [ -e "src/resnets/weights/$name.safetensors" ]; then
     echo "zoo_queue: $name is shipped; next"
     continue

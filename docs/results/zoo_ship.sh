@@ -12,14 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 model=${1:?usage: docs/results/zoo_ship.sh MODEL (a zoo model, e.g. resnet56)}
 data=${DATA:-../shared/data/cifar10-jpeg/train}
-run=.bgtrain/zoo/$model-cifar10
-name=$model.cifar10
-curve=$model
-if [ "${SEED:-0}" != 0 ]; then  # a second training seed (zoo_worker.sh's SEED=N)
-  run=.bgtrain/zoo/$model-seed$SEED-cifar10
-  name=$model.cifar10_seed$SEED
-  curve=$model-seed$SEED
-fi
+. docs/results/zoo_names.sh
+zoo_names "$model" "${SEED:-0}"  # SEED=N: a second training seed (zoo_worker.sh's SEED=N)
 weights=src/resnets/weights/$name.safetensors
 # (`weights package` itself refuses a run that has not finished)
 if [ -e "$weights" ]; then

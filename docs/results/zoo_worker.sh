@@ -19,8 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 model=${1:?usage: docs/results/zoo_worker.sh MODEL (a CIFAR model, e.g. resnet32)}
 seed=${SEED:-0}
-run=.bgtrain/zoo/$model-cifar10
-[ "$seed" = 0 ] || run=.bgtrain/zoo/$model-seed$seed-cifar10
+. docs/results/zoo_names.sh
+zoo_names "$model" "$seed"
 mkdir -p .bgtrain/zoo
 [ -d .bgtrain/zoo-src ] || cp -r src .bgtrain/zoo-src
 export PYTHONPATH=$PWD/.bgtrain/zoo-src RESNETS_CACHE=$PWD/.bgtrain/cache

@@ -182,8 +182,14 @@ def bench_train(
     ``batch_size`` and string ``overrides``, as on the command line; its compile decision
     is the one for the recipe's length) against a plain fp32 eager loop, alternating rounds."""
     dev = torch.device(device)
-    # the allocator as `resnets train` sets it (process-wide, so for the reference loops too)
-    held = hold_freed_memory() if dev.type == "cpu" else None
+    allocator = ""
+    if dev.type == "cpu":  # as `resnets train` sets it (process-wide: the reference loops too)
+        held = hold_freed_memory()
+        allocator = (
+            "freed memory held for the next step, in every loop"
+            if held.held
+            else f"glibc's own settings ({held.reason})"
+        )
     spec = get_spec(model)
     size = image_size or spec.default_image_size
     classes = spec.default_num_classes
@@ -210,11 +216,7 @@ def bench_train(
         recipe,
         flops_per_image=flops_img,
         threads=torch.get_num_threads(),
-        allocator=""
-        if held is None
-        else "freed memory held for the next step, in every loop"
-        if held.held
-        else f"glibc's own settings ({held.reason})",
+        allocator=allocator,
     )
     settings = {
         "fp32-eager": dict(bf16=False, channels_last=False, compile=False, fused_sgd=False),
