@@ -31,6 +31,7 @@ class TestTime:
     multi-scale testing over ``scales`` (Table 4). ``tta="auto"`` and ``temperature=None``
     take what the weights' record says."""
 
+    __test__ = False  # a "Test..." name, not a test class: pytest's collector leaves it alone
     ten_crop: bool = False
     scales: tuple[int, ...] = ()
     tta: str = "auto"
@@ -75,6 +76,7 @@ class TestViews:
     ``eval_size`` the centre crop (0: none), ``pad`` the training translation's padding (the
     ten crops of an image no larger than the view are taken from it padded)."""
 
+    __test__ = False  # a "Test..." name, not a test class: pytest's collector leaves it alone
     mean: tuple[float, ...]
     std: tuple[float, ...]
     image_size: int = 0
